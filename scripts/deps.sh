@@ -1,0 +1,53 @@
+#!/bin/sh
+# scripts/deps.sh — find and install the Debian packages dllm needs.
+#   scripts/deps.sh check          print the missing packages (nothing if all present)
+#   scripts/deps.sh install [PKG]  apt-get install them (as root, or through sudo)
+# Detection is by compiling and linking a tiny program against each library
+# (never by dpkg), so a library installed any other way counts as present.
+set -u
+CC=${CC:-cc}
+tmp=${TMPDIR:-/tmp}/dllm-deps.$$
+trap 'rm -f "$tmp" "$tmp.c"' EXIT
+
+# try HEADER FUNCTION-CALL LIBS...  -> 0 when it compiles and links
+try() {
+    hdr=$1; call=$2; shift 2
+    printf '#include <%s>\nint main(void){ %s; return 0; }\n' "$hdr" "$call" > "$tmp.c"
+    $CC "$tmp.c" -o "$tmp" "$@" >/dev/null 2>&1
+}
+
+missing() {
+    out=""
+    command -v pkg-config >/dev/null 2>&1 || out="$out pkg-config"
+    # msgpack-c: libmsgpack-c (>= 6) or libmsgpackc (Debian 12's libmsgpack-dev)
+    try msgpack.h 'msgpack_sbuffer b; msgpack_sbuffer_init(&b)' -lmsgpack-c ||
+        try msgpack.h 'msgpack_sbuffer b; msgpack_sbuffer_init(&b)' -lmsgpackc ||
+        out="$out libmsgpack-dev"
+    try zstd.h 'ZSTD_versionNumber()' -lzstd || out="$out libzstd-dev"
+    try pcre2.h 'pcre2_config_8(0, 0)' -DPCRE2_CODE_UNIT_WIDTH=8 -lpcre2-8 || out="$out libpcre2-dev"
+    try utf8proc.h 'utf8proc_version()' -lutf8proc || out="$out libutf8proc-dev"
+    try jansson.h 'json_object()' -ljansson || out="$out libjansson-dev"
+    try cblas.h 'cblas_sdot(0, 0, 1, 0, 1)' -lopenblas || out="$out libopenblas-dev"
+    command -v zstd >/dev/null 2>&1 || out="$out zstd"
+    command -v python3 >/dev/null 2>&1 || out="$out python3"
+    echo $out
+}
+
+case "${1:-check}" in
+check) missing ;;
+install)
+    shift
+    pkgs="$*"
+    [ -n "$pkgs" ] || pkgs=$(missing)
+    [ -n "$pkgs" ] || { echo "deps: all present"; exit 0; }
+    if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "deps: need root or sudo to install: $pkgs" >&2; exit 3; fi
+    echo "deps: installing Debian packages: $pkgs" >&2
+    $SUDO apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >&2 || {
+        echo "deps: apt-get install failed for: $pkgs" >&2; exit 3; }
+    left=$(missing)
+    [ -z "$left" ] || { echo "deps: still missing after install: $left" >&2; exit 3; }
+    echo "deps: installed $pkgs" >&2 ;;
+*) echo "usage: scripts/deps.sh check|install [PKG...]" >&2; exit 2 ;;
+esac

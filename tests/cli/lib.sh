@@ -1,0 +1,42 @@
+# tests/cli/lib.sh — sourced by every CLI test script.
+#   ok NAME / notok NAME WHY / skip NAME WHY      print one result line
+#   check NAME CMD...          ok when CMD (run by sh -c) exits 0
+#   expect_exit CODE NAME CMD  ok when CMD exits CODE; its stderr is in $ERR
+#   expect_err PATTERN NAME    ok when the last $ERR matches grep -E PATTERN
+#   no_file PATH NAME          ok when PATH does not exist (no half output)
+#   same FILE1 FILE2 NAME      ok when the files are byte-identical
+# Variables: ROOT (repo), BIN (bin/), T (a fresh temp dir, removed at exit),
+# DATA (share/data), SHARED (../shared/data or empty when absent).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$ROOT/bin
+DATA=$ROOT/share/data
+SHARED=""
+[ -d "$ROOT/../shared/data" ] && SHARED=$(cd "$ROOT/../shared/data" && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/dllm-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+ERR=$T/.stderr
+PATH=$BIN:$PATH
+export PATH LC_ALL=C
+
+ok()    { echo "ok - $1"; }
+notok() { echo "not ok - $1${2:+: $2}"; }
+skip()  { echo "skip - $1: $2"; }
+check() {
+    name=$1; shift
+    if sh -c "$*" > "$T/.out" 2> "$ERR"; then ok "$name"; else notok "$name" "exit $? from: $*"; sed 's/^/    # /' "$ERR" | head -n 10; fi
+}
+expect_exit() {
+    code=$1; name=$2; shift 2
+    sh -c "$*" > "$T/.out" 2> "$ERR"; rc=$?
+    if [ "$rc" -eq "$code" ]; then ok "$name"; else notok "$name" "exit $rc, wanted $code: $*"; sed 's/^/    # /' "$ERR" | head -n 10; fi
+}
+expect_err() {
+    if grep -qE "$1" "$ERR"; then ok "$2"; else notok "$2" "stderr lacks /$1/"; sed 's/^/    # /' "$ERR" | head -n 10; fi
+}
+no_file() { if [ -e "$1" ]; then notok "$2" "$1 exists"; else ok "$2"; fi; }
+same() { if cmp -s "$1" "$2"; then ok "$3"; else notok "$3" "$1 and $2 differ"; fi; }
+need_shared() {  # need_shared NAME -> returns 1 (and prints skip) when ../shared is absent
+    [ -n "$SHARED" ] && return 0
+    skip "$1" "../shared/data is absent (large corpora live there)"; return 1
+}
