@@ -8,8 +8,10 @@
  * dl_out: opens a path ("-" or NULL = stdout).  A named file is written to
  * "<path>.tmp.<pid>" (registered for removal on SIGINT/SIGTERM) and renamed
  * to <path> by dl_out_close() only when everything was written and flushed;
- * dl_out_abort() removes it.  Output is zstd-compressed when opts->zstd > 0,
- * or opts->zstd < 0 (auto) and the path ends in ".zst".  Binary output to a
+ * dl_out_abort() removes it.  An existing output that is not a regular file
+ * (/dev/null, a FIFO) is written in place, never replaced.  Output is
+ * zstd-compressed when opts->zstd > 0, or opts->zstd < 0 (auto) and the path
+ * ends in ".zst".  Binary output to a
  * terminal is refused unless opts->force (text outputs pass binary=0).
  * Every write error (EPIPE, ENOSPC) is reported, including at close.
  */
@@ -45,6 +47,10 @@ int dl_out_open(dl_out **out, const char *path, const dl_out_opts *opts, char *e
 int dl_out_write(dl_out *out, const void *buf, size_t n, char *err, size_t errlen);
 /* Finish the zstd frame, flush, fsync-free close, rename temp -> final. Frees out. */
 int dl_out_close(dl_out *out, char *err, size_t errlen);
+/* Finish writing without renaming: end the zstd frame, flush, close the
+ * file.  dl_out_close() afterwards only renames (all-or-nothing multi-file
+ * outputs finish every file first, then rename them all). */
+int dl_out_finish(dl_out *out, char *err, size_t errlen);
 /* Remove the temporary file (stdout: just stop). Frees out. Safe on NULL. */
 void dl_out_abort(dl_out *out);
 const char *dl_out_name(const dl_out *out);  /* final path or "<stdout>" */

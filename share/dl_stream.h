@@ -51,6 +51,15 @@ int dl_header_copy(dl_header *dst, const dl_header *src);   /* deep copy */
 int dl_header_from_obj(dl_header *h, const msgpack_object *o, char *err, size_t errlen);
 /* 0 when compatible (same kind, tokenizer, seq_len); else -DL_EXIT_DATA + why */
 int dl_header_compatible(const dl_header *a, const dl_header *b, char *err, size_t errlen);
+/* Set (add or replace) an unsigned key among the header's extra keys. */
+int dl_header_set_extra_uint(dl_header *h, const char *key, uint64_t v, char *err, size_t errlen);
+/* Read an unsigned extra key: 0 and *v set, or 1 when absent / not unsigned. */
+int dl_header_get_extra_uint(const dl_header *h, const char *key, uint64_t *v);
+/* Randomness namespace of a sliced stream: a program that ran with --shard I/N
+ * on a stage whose output records cannot be numbered globally (dllm-pack
+ * pretrain rows) writes header key "index_base" = I << 40; the next stage keys
+ * its randomness by index_base + record index, so slices never share draws. */
+#define DL_INDEX_BASE_SHIFT 40
 
 /* ------------------------------------------------------------------ reader */
 typedef struct dl_reader dl_reader;
@@ -65,6 +74,9 @@ int dl_reader_next(dl_reader *r, const msgpack_object **rec, char *err, size_t e
 /* The first header (valid after the first successful dl_reader_next, or after
  * dl_reader_peek_header). */
 const dl_header *dl_reader_header(const dl_reader *r);
+/* The first header exactly as received (raw msgpack map, keys in their
+ * original order); same validity as dl_reader_header, NULL before. */
+const msgpack_object *dl_reader_header_obj(const dl_reader *r);
 /* Read up to and including the first header without consuming a record
  * (so programs can validate kind/seq_len before the loop).  0 or <0. */
 int dl_reader_peek_header(dl_reader *r, char *err, size_t errlen);
@@ -81,6 +93,13 @@ uint64_t dl_reader_total_bytes(const dl_reader *r); /* sum of input file sizes, 
 int dl_reader_rewind(dl_reader *r, char *err, size_t errlen);
 /* Count the data records of all inputs (files only; rewinds after). */
 int dl_reader_count(dl_reader *r, uint64_t *n, char *err, size_t errlen);
+/* The --shard I/N slice of the input: the contiguous global record range
+ * [I*n/N, (I+1)*n/N) (*lo, *hi), n counted by dl_reader_count, so slices
+ * concatenated equal one run.  N <= 1: everything (hi = UINT64_MAX).  stdin
+ * cannot be counted: an explicit --shard is a usage error, a slice that only
+ * came from SLURM_ARRAY_* is ignored (the upstream stage already sliced). */
+int dl_reader_slice(dl_reader *r, int is_stdin, long long shard_i, long long shard_n, int explicit_shard,
+                    uint64_t *lo, uint64_t *hi, char *err, size_t errlen);
 void dl_reader_close(dl_reader *r);
 
 /* Validate `n` ids against a header's vocab (no-op when vocab unknown). */
@@ -113,6 +132,8 @@ msgpack_packer *dl_writer_packer(dl_writer *w);
 int dl_writer_header(dl_writer *w, const dl_header *h);
 /* Latched error state of the packer (first write error), 0 if fine. */
 int dl_writer_error(dl_writer *w, char *err, size_t errlen);
+/* Write already-packed msgpack bytes (e.g. a header kept verbatim). 0 or -1. */
+int dl_writer_raw(dl_writer *w, const void *buf, size_t n);
 /* Bump the record counter (for stats); call once per record written. */
 void dl_writer_count(dl_writer *w);
 uint64_t dl_writer_records(const dl_writer *w);
@@ -144,5 +165,9 @@ dl_writer *dl_outset_next(dl_outset *s);
 int dl_outset_close(dl_outset *s, char *err, size_t errlen);  /* all or nothing renamed */
 void dl_outset_abort(dl_outset *s);
 uint64_t dl_outset_records(const dl_outset *s);
+/* Number of writers (1 for a single output) and writer i (e.g. to give every
+ * shard a verbatim header instead of dl_outset_header). */
+int dl_outset_n(const dl_outset *s);
+dl_writer *dl_outset_writer(dl_outset *s, int i);
 
 #endif

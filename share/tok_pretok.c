@@ -1,0 +1,364 @@
+/* tok_pretok.c — tokenizer.json "pre_tokenizer": parse and run.
+ *
+ * Supported: ByteLevel (add_prefix_space, use_regex with the GPT-2
+ * pattern), Split (String or Regex pattern; behavior Removed, Isolated,
+ * MergedWithPrevious, MergedWithNext, Contiguous; invert), Metaspace
+ * (replacement, prepend_scheme always/first/never or legacy
+ * add_prefix_space, split), Digits (individual_digits), Whitespace,
+ * WhitespaceSplit, Punctuation, Sequence (flattened), null.
+ *
+ * Running: stages are applied depth-first — each piece a stage produces goes
+ * through the remaining stages and then straight to the BPE model, so no
+ * list of words is ever materialised.  This equals HF's stage-by-stage
+ * splitting because every stage acts on each piece independently; the one
+ * positional rule (Metaspace prepend_scheme "first": only a piece that
+ * starts at original offset 0) is carried as at_start.  Empty pieces are
+ * dropped, as HF does.  When ByteLevel is the last stage and the vocab has
+ * all 256 byte-level characters, pieces reach the model as raw bytes;
+ * otherwise they are converted to byte-level characters (tok_byte_char).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <utf8proc.h>
+#include "tok_internal.h"
+
+/* GPT-2's bytes_to_unicode(): printable bytes map to themselves, the other
+ * 68 to U+0100.. in byte order. */
+const uint16_t tok_byte_char[256] = {
+    0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x10A, 0x10B, 0x10C, 0x10D, 0x10E, 0x10F,
+    0x110, 0x111, 0x112, 0x113, 0x114, 0x115, 0x116, 0x117, 0x118, 0x119, 0x11A, 0x11B, 0x11C, 0x11D, 0x11E, 0x11F,
+    0x120, 0x021, 0x022, 0x023, 0x024, 0x025, 0x026, 0x027, 0x028, 0x029, 0x02A, 0x02B, 0x02C, 0x02D, 0x02E, 0x02F,
+    0x030, 0x031, 0x032, 0x033, 0x034, 0x035, 0x036, 0x037, 0x038, 0x039, 0x03A, 0x03B, 0x03C, 0x03D, 0x03E, 0x03F,
+    0x040, 0x041, 0x042, 0x043, 0x044, 0x045, 0x046, 0x047, 0x048, 0x049, 0x04A, 0x04B, 0x04C, 0x04D, 0x04E, 0x04F,
+    0x050, 0x051, 0x052, 0x053, 0x054, 0x055, 0x056, 0x057, 0x058, 0x059, 0x05A, 0x05B, 0x05C, 0x05D, 0x05E, 0x05F,
+    0x060, 0x061, 0x062, 0x063, 0x064, 0x065, 0x066, 0x067, 0x068, 0x069, 0x06A, 0x06B, 0x06C, 0x06D, 0x06E, 0x06F,
+    0x070, 0x071, 0x072, 0x073, 0x074, 0x075, 0x076, 0x077, 0x078, 0x079, 0x07A, 0x07B, 0x07C, 0x07D, 0x07E, 0x121,
+    0x122, 0x123, 0x124, 0x125, 0x126, 0x127, 0x128, 0x129, 0x12A, 0x12B, 0x12C, 0x12D, 0x12E, 0x12F, 0x130, 0x131,
+    0x132, 0x133, 0x134, 0x135, 0x136, 0x137, 0x138, 0x139, 0x13A, 0x13B, 0x13C, 0x13D, 0x13E, 0x13F, 0x140, 0x141,
+    0x142, 0x0A1, 0x0A2, 0x0A3, 0x0A4, 0x0A5, 0x0A6, 0x0A7, 0x0A8, 0x0A9, 0x0AA, 0x0AB, 0x0AC, 0x143, 0x0AE, 0x0AF,
+    0x0B0, 0x0B1, 0x0B2, 0x0B3, 0x0B4, 0x0B5, 0x0B6, 0x0B7, 0x0B8, 0x0B9, 0x0BA, 0x0BB, 0x0BC, 0x0BD, 0x0BE, 0x0BF,
+    0x0C0, 0x0C1, 0x0C2, 0x0C3, 0x0C4, 0x0C5, 0x0C6, 0x0C7, 0x0C8, 0x0C9, 0x0CA, 0x0CB, 0x0CC, 0x0CD, 0x0CE, 0x0CF,
+    0x0D0, 0x0D1, 0x0D2, 0x0D3, 0x0D4, 0x0D5, 0x0D6, 0x0D7, 0x0D8, 0x0D9, 0x0DA, 0x0DB, 0x0DC, 0x0DD, 0x0DE, 0x0DF,
+    0x0E0, 0x0E1, 0x0E2, 0x0E3, 0x0E4, 0x0E5, 0x0E6, 0x0E7, 0x0E8, 0x0E9, 0x0EA, 0x0EB, 0x0EC, 0x0ED, 0x0EE, 0x0EF,
+    0x0F0, 0x0F1, 0x0F2, 0x0F3, 0x0F4, 0x0F5, 0x0F6, 0x0F7, 0x0F8, 0x0F9, 0x0FA, 0x0FB, 0x0FC, 0x0FD, 0x0FE, 0x0FF,
+};
+
+int tok_char_byte(uint32_t cp) {
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if (cp < 0x100 || cp > 0x143) return -1;
+    unsigned k = cp - 0x100;
+    if (k <= 32) return (int)k;
+    if (k == 33) return 0x7F;
+    if (k <= 66) return (int)(0x80 + k - 34);
+    return 0xAD;
+}
+
+/* ---------------------------------------------------------------- parse */
+static int push_pre(dl_tok *t, tok_pre **out) {
+    tok_pre *p = realloc(t->pre, (size_t)(t->n_pre + 1) * sizeof *p);
+    if (!p) return -1;
+    t->pre = p;
+    *out = &p[t->n_pre++];
+    memset(*out, 0, sizeof **out);
+    return 0;
+}
+
+static int get_bool(json_t *j, const char *k, int dflt) {
+    json_t *v = json_object_get(j, k);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static int parse_behavior(json_t *j, int dflt) {
+    const char *b = json_string_value(json_object_get(j, "behavior"));
+    if (!b) return dflt;
+    if (!strcmp(b, "Removed")) return TOK_B_REMOVED;
+    if (!strcmp(b, "Isolated")) return TOK_B_ISOLATED;
+    if (!strcmp(b, "MergedWithPrevious")) return TOK_B_MERGED_PREV;
+    if (!strcmp(b, "MergedWithNext")) return TOK_B_MERGED_NEXT;
+    if (!strcmp(b, "Contiguous")) return TOK_B_CONTIGUOUS;
+    return -1;
+}
+
+int tok_parse_prepend(const void *jv, int *scheme) {
+    json_t *j = (json_t *)jv;
+    const char *s = json_string_value(json_object_get(j, "prepend_scheme"));
+    if (!s) { *scheme = get_bool(j, "add_prefix_space", 1) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER; return 0; }
+    if (!strcmp(s, "always")) *scheme = TOK_PREPEND_ALWAYS;
+    else if (!strcmp(s, "first")) *scheme = TOK_PREPEND_FIRST;
+    else if (!strcmp(s, "never")) *scheme = TOK_PREPEND_NEVER;
+    else return -1;
+    return 0;
+}
+
+/* Metaspace replacement char (also used by the Metaspace decoder). */
+int tok_parse_replacement(const void *jv, char repl[8], int *n) {
+    json_t *j = (json_t *)jv, *r = json_object_get(j, "replacement");
+    const char *s = json_is_string(r) ? json_string_value(r) : "\xE2\x96\x81";
+    size_t l = strlen(s);
+    if (l == 0 || l > 4 || (size_t)tok_utf8_len((unsigned char)s[0]) != l) return -1;
+    memcpy(repl, s, l);
+    *n = (int)l;
+    return 0;
+}
+
+static int parse_one(dl_tok *t, json_t *j, char *err, size_t errlen) {
+    if (json_is_null(j)) return 0;
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (!type) return dl_seterr(err, errlen, -DL_EXIT_DATA, "pre_tokenizer without \"type\"");
+    if (!strcmp(type, "Sequence")) {
+        json_t *a = json_object_get(j, "pretokenizers"), *v;
+        size_t i;
+        if (!json_is_array(a)) return dl_seterr(err, errlen, -DL_EXIT_DATA, "pre_tokenizer Sequence without \"pretokenizers\"");
+        json_array_foreach(a, i, v) {
+            int rc = parse_one(t, v, err, errlen);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+    tok_pre *p;
+    if (push_pre(t, &p)) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    int rc = 0;
+    if (!strcmp(type, "ByteLevel")) {
+        static const char gpt2[] =
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+        p->kind = TOK_P_BYTELEVEL;
+        p->add_prefix_space = get_bool(j, "add_prefix_space", 1);
+        if (get_bool(j, "use_regex", 1)) {
+            if ((rc = tok_re_compile(&p->re, gpt2, sizeof gpt2 - 1, err, errlen))) return rc;
+            p->has_re = 1;
+        }
+    } else if (!strcmp(type, "Split")) {
+        json_t *pat = json_object_get(j, "pattern");
+        json_t *ps = json_object_get(pat, "String"), *pr = json_object_get(pat, "Regex");
+        if (!json_is_string(ps) && !json_is_string(pr))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "Split pre_tokenizer without a String or Regex pattern");
+        p->kind = TOK_P_SPLIT;
+        p->behavior = parse_behavior(j, TOK_B_ISOLATED);
+        p->invert = get_bool(j, "invert", 0);
+        if (p->behavior < 0) return dl_seterr(err, errlen, -DL_EXIT_DATA, "Split: unknown behavior");
+        rc = ps ? tok_re_literal(&p->re, json_string_value(ps), json_string_length(ps), err, errlen)
+                : tok_re_compile(&p->re, json_string_value(pr), json_string_length(pr), err, errlen);
+        if (rc) return rc;
+        p->has_re = 1;
+    } else if (!strcmp(type, "Metaspace")) {
+        p->kind = TOK_P_METASPACE;
+        if (tok_parse_replacement(j, p->repl, &p->repl_n) || tok_parse_prepend(j, &p->prepend))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "Metaspace: bad replacement or prepend_scheme");
+        p->split = get_bool(j, "split", 1);
+    } else if (!strcmp(type, "Digits")) {
+        p->kind = TOK_P_DIGITS;
+        p->individual = get_bool(j, "individual_digits", 0);
+    } else if (!strcmp(type, "Whitespace")) {
+        static const char ws[] = "\\w+|[^\\w\\s]+";
+        p->kind = TOK_P_WHITESPACE;
+        if ((rc = tok_re_compile(&p->re, ws, sizeof ws - 1, err, errlen))) return rc;
+        p->has_re = 1;
+        p->behavior = TOK_B_REMOVED;
+        p->invert = 1;
+    } else if (!strcmp(type, "WhitespaceSplit")) {
+        p->kind = TOK_P_WSPLIT;
+    } else if (!strcmp(type, "Punctuation")) {
+        p->kind = TOK_P_PUNCT;
+        p->behavior = parse_behavior(j, TOK_B_ISOLATED);
+        if (p->behavior < 0) return dl_seterr(err, errlen, -DL_EXIT_DATA, "Punctuation: unknown behavior");
+    } else {
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "unsupported pre_tokenizer \"%s\"", type);
+    }
+    return 0;
+}
+
+int tok_pre_parse(dl_tok *t, const void *json, char *err, size_t errlen) {
+    if (!json) return 0;
+    return parse_one(t, (json_t *)json, err, errlen);
+}
+
+void tok_pre_free(dl_tok *t) {
+    for (int i = 0; i < t->n_pre; i++) {
+        tok_pre *p = &t->pre[i];
+        if (p->has_re) tok_re_free(&p->re);
+        dl_strbuf_free(&p->buf);
+        dl_strbuf_free(&p->buf2);
+        free(p->spans.v);
+    }
+    free(t->pre);
+    t->pre = NULL; t->n_pre = 0;
+}
+
+/* ---------------------------------------------------------------- splitting */
+static int is_punct(uint32_t c) {
+    if (c < 128) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS: case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF: case UTF8PROC_CATEGORY_PO: return 1;
+    default: return 0;
+    }
+}
+
+/* HF Pattern::find_matches for a char predicate: each matching char is its
+ * own match, the runs between are non-matches. */
+static int char_matches(const tok_pre *p, const char *s, size_t n, tok_spans *sp) {
+    size_t last = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t l = (size_t)tok_utf8_dec((const unsigned char *)s + i, &c);
+        int m;
+        switch (p->kind) {
+        case TOK_P_METASPACE: m = l == (size_t)p->repl_n && !memcmp(s + i, p->repl, l); break;
+        case TOK_P_DIGITS: m = tok_cp_is_numeric(c); break;
+        case TOK_P_WSPLIT: m = tok_cp_is_space(c); break;
+        default: m = is_punct(c); break;
+        }
+        if (m) {
+            if (last < i && tok_spans_push(sp, last, i, 0)) return -1;
+            if (tok_spans_push(sp, i, i + l, 1)) return -1;
+            last = i + l;
+        }
+        i += l;
+    }
+    if (last < n && tok_spans_push(sp, last, n, 0)) return -1;
+    return 0;
+}
+
+static int regex_matches(tok_pre *p, const char *s, size_t n, tok_spans *sp) {
+    size_t pos = 0, ms, me;
+    while (tok_re_next(&p->re, s, n, pos, &ms, &me)) {
+        if (ms > pos && tok_spans_push(sp, pos, ms, 0)) return -1;
+        if (tok_spans_push(sp, ms, me, 1)) return -1;
+        pos = me;
+    }
+    if (pos < n && tok_spans_push(sp, pos, n, 0)) return -1;
+    return 0;
+}
+
+/* HF NormalizedString::split: rewrite the (span, is_match) list into the kept pieces. */
+static void apply_behavior(tok_spans *sp, int behavior) {
+    size_t w = 0, n = sp->n;
+    tok_span *v = sp->v;
+    int prevm = 0;
+    switch (behavior) {
+    case TOK_B_ISOLATED:
+        return;
+    case TOK_B_REMOVED:
+        for (size_t i = 0; i < n; i++) if (!v[i].m) v[w++] = v[i];
+        break;
+    case TOK_B_CONTIGUOUS:
+        for (size_t i = 0; i < n; i++) {
+            if (w && v[i].m == prevm) v[w - 1].b = v[i].b;
+            else v[w++] = v[i];
+            prevm = v[i].m;
+        }
+        break;
+    case TOK_B_MERGED_PREV:
+        for (size_t i = 0; i < n; i++) {
+            int m = v[i].m;
+            if (w && m && !prevm) v[w - 1].b = v[i].b;
+            else v[w++] = v[i];
+            prevm = m;
+        }
+        break;
+    case TOK_B_MERGED_NEXT: {
+        size_t r = n;                      /* result occupies v[r..n) */
+        for (size_t i = n; i-- > 0;) {
+            int m = v[i].m;
+            if (r < n && m && !prevm) v[r].a = v[i].a;
+            else v[--r] = v[i];
+            prevm = m;
+        }
+        w = n - r;
+        memmove(v, v + r, w * sizeof *v);
+        break;
+    }
+    }
+    sp->n = w;
+}
+
+/* ---------------------------------------------------------------- running */
+static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out);
+
+/* A byte-level piece of stage k: to the model as raw bytes, or converted. */
+static int bytelevel_piece(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out) {
+    if (n == 0) return 0;
+    if (k == t->n_pre - 1 && t->pre_bytelevel_last) return tok_bpe_word(t, s, n, 1, out);
+    dl_strbuf *b = &t->pre[k].buf2;
+    b->n = 0;
+    if (dl_strbuf_reserve(b, 2 * n)) return -DL_EXIT_IO;
+    for (size_t i = 0; i < n; i++) {
+        char c[4];
+        int l = tok_utf8_enc(tok_byte_char[(unsigned char)s[i]], c);
+        memcpy(b->p + b->n, c, (size_t)l);
+        b->n += (size_t)l;
+    }
+    return run(t, k + 1, b->p, b->n, at_start, out);
+}
+
+static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out) {
+    if (n == 0) return 0;
+    if (k == t->n_pre) return tok_bpe_word(t, s, n, 0, out);
+    tok_pre *p = &t->pre[k];
+    int rc;
+    if (p->kind == TOK_P_BYTELEVEL) {
+        if (p->add_prefix_space && s[0] != ' ') {
+            p->buf.n = 0;
+            if (dl_strbuf_append(&p->buf, " ", 1) || dl_strbuf_append(&p->buf, s, n)) return -DL_EXIT_IO;
+            s = p->buf.p; n = p->buf.n;
+        }
+        if (!p->has_re) return bytelevel_piece(t, k, s, n, at_start, out);
+        size_t pos = 0, ms, me;
+        while (tok_re_next(&p->re, s, n, pos, &ms, &me)) {
+            if (ms > pos && (rc = bytelevel_piece(t, k, s + pos, ms - pos, at_start && pos == 0, out))) return rc;
+            if ((rc = bytelevel_piece(t, k, s + ms, me - ms, at_start && ms == 0, out))) return rc;
+            pos = me;
+        }
+        return bytelevel_piece(t, k, s + pos, n - pos, at_start && pos == 0, out);
+    }
+    if (p->kind == TOK_P_SPLIT && (p->behavior == TOK_B_ISOLATED || p->behavior == TOK_B_REMOVED)) {
+        /* streaming: no span list */
+        int keep_m = p->behavior == TOK_B_ISOLATED || p->invert;
+        int keep_g = p->behavior == TOK_B_ISOLATED || !p->invert;
+        size_t pos = 0, ms, me;
+        while (tok_re_next(&p->re, s, n, pos, &ms, &me)) {
+            if (keep_g && ms > pos && (rc = run(t, k + 1, s + pos, ms - pos, at_start && pos == 0, out))) return rc;
+            if (keep_m && (rc = run(t, k + 1, s + ms, me - ms, at_start && ms == 0, out))) return rc;
+            pos = me;
+        }
+        if (keep_g && pos < n) return run(t, k + 1, s + pos, n - pos, at_start && pos == 0, out);
+        return 0;
+    }
+    if (p->kind == TOK_P_METASPACE) {
+        p->buf.n = 0;
+        /* HF replaces spaces first, then tests "starts with the replacement" */
+        int starts = s[0] == ' ' || ((size_t)p->repl_n <= n && !memcmp(s, p->repl, (size_t)p->repl_n));
+        if (!starts && (p->prepend == TOK_PREPEND_ALWAYS || (p->prepend == TOK_PREPEND_FIRST && at_start)))
+            if (dl_strbuf_append(&p->buf, p->repl, (size_t)p->repl_n)) return -DL_EXIT_IO;
+        for (size_t i = 0; i < n;) {
+            const char *sp = memchr(s + i, ' ', n - i);
+            size_t e = sp ? (size_t)(sp - s) : n;
+            if (dl_strbuf_append(&p->buf, s + i, e - i)) return -DL_EXIT_IO;
+            if (!sp) break;
+            if (dl_strbuf_append(&p->buf, p->repl, (size_t)p->repl_n)) return -DL_EXIT_IO;
+            i = e + 1;
+        }
+        s = p->buf.p; n = p->buf.n;
+        if (!p->split) return run(t, k + 1, s, n, at_start, out);
+    }
+    p->spans.n = 0;
+    if (p->has_re ? regex_matches(p, s, n, &p->spans) : char_matches(p, s, n, &p->spans)) return -DL_EXIT_IO;
+    if (p->invert)
+        for (size_t i = 0; i < p->spans.n; i++) p->spans.v[i].m = !p->spans.v[i].m;
+    int beh = p->kind == TOK_P_SPLIT || p->kind == TOK_P_WHITESPACE || p->kind == TOK_P_PUNCT ? p->behavior
+            : p->kind == TOK_P_METASPACE ? TOK_B_MERGED_NEXT
+            : p->kind == TOK_P_DIGITS ? (p->individual ? TOK_B_ISOLATED : TOK_B_CONTIGUOUS)
+            : TOK_B_REMOVED;   /* WhitespaceSplit */
+    apply_behavior(&p->spans, beh);
+    /* the span list of stage k stays valid while later stages run */
+    for (size_t i = 0; i < p->spans.n; i++) {
+        tok_span sp = p->spans.v[i];
+        if ((rc = run(t, k + 1, s + sp.a, sp.b - sp.a, at_start && sp.a == 0, out))) return rc;
+    }
+    return 0;
+}
+
+int tok_pre_run(dl_tok *t, const char *s, size_t n, int at_start, dl_u32buf *out) {
+    return run(t, 0, s, n, at_start, out);
+}
