@@ -86,7 +86,7 @@ int dl_opt_shard_fn(const char *arg, void *dst, char *err, size_t errlen);  /* p
     { "shards", 0, DL_OPT_INT, &(c)->shards, "0", "N", "write N shards PATH-0000i-of-0000N.msgpack.zst (round-robin)", NULL }, \
     { "shard", 0, DL_OPT_FUNC, (c), NULL, "I/N", "process only slice I (0-based) of N of the input (default from SLURM_ARRAY_TASK_ID/COUNT)", dl_opt_shard_fn }, \
     { "zstd", 0, DL_OPT_FLAG, &(c)->zstd, NULL, NULL, "zstd-compress the output even if its name lacks .zst", NULL }, \
-    { "zstd-level", 0, DL_OPT_INT, &(c)->zstd_level, "3", "N", "zstd compression level (1-19)", NULL }, \
+    { "zstd-level", 0, DL_OPT_INT, &(c)->zstd_level, "1", "N", "zstd compression level (1-19; 1 keeps shards at disk speed)", NULL }, \
     { "force", 'f', DL_OPT_FLAG, &(c)->force, NULL, NULL, "write binary output to a terminal", NULL }, \
     { "progress", 0, DL_OPT_FLAG, &(c)->progress, NULL, NULL, "show a progress line even when stderr is not a terminal", NULL }, \
     { "quiet", 'q', DL_OPT_FLAG, &(c)->quiet, NULL, NULL, "errors only", NULL }, \

@@ -67,13 +67,29 @@ int tok_added_build(dl_tok *t) {
         tok_added *a = &t->added[i];
         if (!a->normalized || a->norm) continue;
         dl_strbuf nb = { 0 };
-        if (tok_normalize(t, a->s, a->n, &nb) || (!nb.p && dl_strbuf_append(&nb, "", 0))) {
+        if (tok_normalize(t, a->s, a->n, &nb, NULL) || (!nb.p && dl_strbuf_append(&nb, "", 0))) {
             dl_strbuf_free(&nb);
             return -1;
         }
         a->norm = nb.p; a->normn = nb.n;
+        /* HF maps the id of a normalized added token to its normalized content */
+        if (tok_set_id_token(t, a->id, a->norm, a->normn)) return -1;
     }
     if (build_set(t, &t->raw_set, 0) || build_set(t, &t->norm_set, 1)) return -1;
+    /* decode(skip_special) drops a token when its string is the content of a
+     * special added token (HF compares strings, not ids) */
+    for (size_t i = 0; i < t->n_added; i++) {
+        const tok_added *a = &t->added[i];
+        const char *str = dl_tok_id_token(t, a->id);
+        int64_t j = str ? tok_strmap_get(&t->added_map, str, t->id_len[a->id]) : -1;
+        t->id_flags[a->id] = (unsigned char)((t->id_flags[a->id] & ~TOK_FLAG_SKIP) |
+                                             (j >= 0 && t->added[j].special ? TOK_FLAG_SKIP : 0));
+        if (a->special) {
+            int64_t m = tok_strmap_get(&t->bpe.vocab, a->s, a->n);
+            if (m >= 0 && t->id_len[m] == a->n && !memcmp(dl_tok_id_token(t, (uint32_t)m), a->s, a->n))
+                t->id_flags[m] |= TOK_FLAG_SKIP;
+        }
+    }
     return 0;
 }
 
@@ -160,20 +176,22 @@ static int find_matches(const dl_tok *t, const tok_aset *set, const char *s, siz
 }
 
 /* ---------------------------------------------------------------- encode */
+/* at_start: s begins at offset 0 of the input, so its first character is
+ * aligned to original offset 0 (z, see tok_pre_run). */
 static int encode_text(dl_tok *t, const char *s, size_t n, int at_start, dl_u32buf *out) {
     if (n == 0) return 0;
     const char *ns = s;
-    size_t nn = n;
+    size_t nn = n, z = at_start ? (size_t)tok_utf8_len((unsigned char)s[0]) : 0;
     if (t->n_norm) {
-        if (tok_normalize(t, s, n, &t->normbuf)) return -DL_EXIT_IO;
+        if (tok_normalize(t, s, n, &t->normbuf, &z)) return -DL_EXIT_IO;
         ns = t->normbuf.p; nn = t->normbuf.n;
     }
-    if (!t->norm_set.n) return tok_pre_run(t, ns, nn, at_start, out);
+    if (!t->norm_set.n) return tok_pre_run(t, ns, nn, z, out);
     if (find_matches(t, &t->norm_set, ns, nn, &t->nsegs)) return -DL_EXIT_IO;
     for (size_t i = 0; i < t->nsegs.n; i++) {
         tok_seg g = t->nsegs.v[i];
         int rc = g.id >= 0 ? dl_u32buf_push(out, (uint32_t)g.id)
-                           : tok_pre_run(t, ns + g.a, g.b - g.a, at_start && g.a == 0, out);
+                           : tok_pre_run(t, ns + g.a, g.b - g.a, z > g.a ? z - g.a : 0, out);
         if (rc) return rc;
     }
     return 0;

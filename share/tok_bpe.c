@@ -7,13 +7,18 @@
  * included.  Then the adjacent pair with the lowest merge rank, leftmost
  * among equals, is merged until no pair has a rank (HF Word::merge_all gives
  * exactly this order).  Short words: linear scans over a compact array.
- * Long words (Llama-2's whole-text "word", no pre-tokenizer): a binary heap
- * of (rank, position) over a linked list, O(n log n); stale heap entries are
- * dropped by re-checking the pair's rank when popped.
+ * Long words (no pre-tokenizer: Llama-2's "word" is the whole text): a
+ * binary heap of (rank, position) over a linked list, O(n log n); stale heap
+ * entries are dropped by re-checking the pair's rank when popped.  When the
+ * vocab allows it (tok_bpe_check_meta_split), a long word is first cut
+ * before each U+2581 — same result, and the pieces hit the cache.
  * Byte-level words arrive as raw bytes (raw = 1): symbol i is the id of the
  * byte-level character of byte i (byte_sym), no string is built.
- * Words up to 256 bytes are cached (key = the word's bytes).
+ * Words up to 256 bytes are cached (key = the word's bytes); the cache is
+ * emptied when it holds 2^17 words or 2^22 ids.
  * dropout is ignored (encoding is deterministic).
+ * SMALL_WORD can be set at compile time (e.g. -DSMALL_WORD=1 runs every word
+ * through the heap version, to test it against the fixtures).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +26,9 @@
 #include <jansson.h>
 #include "tok_internal.h"
 
+#ifndef SMALL_WORD
 #define SMALL_WORD 48          /* symbols; above this the heap version runs */
+#endif
 #define CACHE_MAX_WORD 256     /* bytes */
 #define CACHE_MAX_ENTRIES (1u << 17)
 #define CACHE_MAX_IDS (1u << 22)
@@ -293,8 +300,7 @@ static int merge_large(tok_bpe *b, size_t m, size_t *out_m) {
 }
 
 /* ---------------------------------------------------------------- words */
-static int cache_put(tok_bpe *b, const char *s, size_t n, uint64_t h, const uint32_t *ids, size_t k) {
-    (void)h;
+static int cache_put(tok_bpe *b, const char *s, size_t n, const uint32_t *ids, size_t k) {
     if (b->cache.n >= CACHE_MAX_ENTRIES || b->cache_n + k > CACHE_MAX_IDS) {
         tok_strmap_clear(&b->cache);
         b->cache_n = 0; b->cache_en = 0;
@@ -372,7 +378,48 @@ static int initial_syms(dl_tok *t, const char *s, size_t n, size_t *pm) {
     return 0;
 }
 
+static int word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out);
+
+#define META "\xE2\x96\x81"   /* U+2581, SentencePiece's space */
+static inline int is_meta(const char *s) { return !memcmp(s, META, 3); }
+
+/* Can a text be cut before every U+2581 that follows another character
+ * without changing the result?  Yes when no vocab token has U+2581 right
+ * after a different character: then no merge ever joins the two sides (a
+ * merged token's string is the concatenation of its parts).  SentencePiece
+ * vocabs (Llama-2) have this property; it turns a whole-text "word" into
+ * words that the cache serves. */
+int tok_bpe_check_meta_split(tok_bpe *b) {
+    b->meta_split = 0;
+    if (b->prefix || b->suffix || tok_strmap_get(&b->vocab, META, 3) < 0) return 0;
+    for (size_t e = 0; e < b->vocab.n; e++) {
+        const char *s = b->vocab.pool + b->vocab.ent[e].off;
+        size_t n = b->vocab.ent[e].len;
+        for (size_t p = 1; p + 3 <= n; p++)
+            if (is_meta(s + p) && !(p >= 3 && is_meta(s + p - 3))) return 0;
+    }
+    b->meta_split = 1;
+    return 1;
+}
+
 int tok_bpe_word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out) {
+    if (n <= CACHE_MAX_WORD || raw || !t->bpe.meta_split) return word(t, s, n, raw, out);
+    if (t->bpe.ignore_merges) {           /* the whole word as one token comes first */
+        int64_t id = tok_strmap_get(&t->bpe.vocab, s, n);
+        if (id >= 0) return dl_u32buf_push(out, (uint32_t)id);
+    }
+    size_t a = 0;
+    for (size_t p = 1; p + 3 <= n; p++) {
+        if (is_meta(s + p) && !(p >= 3 && is_meta(s + p - 3))) {
+            int rc = word(t, s + a, p - a, raw, out);
+            if (rc) return rc;
+            a = p;
+        }
+    }
+    return word(t, s + a, n - a, raw, out);
+}
+
+static int word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out) {
     tok_bpe *b = &t->bpe;
     if (n == 0) return 0;
     int cached = n <= CACHE_MAX_WORD;
@@ -386,7 +433,7 @@ int tok_bpe_word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out) {
         int64_t id = tok_strmap_get(raw ? &b->raw_vocab : &b->vocab, s, n);
         if (id >= 0) {
             uint32_t u = (uint32_t)id;
-            if (cached && cache_put(b, s, n, h, &u, 1)) return -DL_EXIT_IO;
+            if (cached && cache_put(b, s, n, &u, 1)) return -DL_EXIT_IO;
             return dl_u32buf_push(out, u);
         }
     }
@@ -405,6 +452,6 @@ int tok_bpe_word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out) {
     } else if (merge_large(b, m, &m)) {
         return -DL_EXIT_IO;
     }
-    if (cached && cache_put(b, s, n, h, b->sym, m)) return -DL_EXIT_IO;
+    if (cached && cache_put(b, s, n, b->sym, m)) return -DL_EXIT_IO;
     return dl_u32buf_append(out, b->sym, m);
 }

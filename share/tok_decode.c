@@ -1,7 +1,9 @@
 /* tok_decode.c — tokenizer.json "decoder": parse, and dl_tok_decode.
  *
- * As HF TokenizerImpl::decode: ids -> token strings (added tokens first,
- * then the model; special ones dropped when skip_special), the whole list
+ * As HF TokenizerImpl::decode: ids -> token strings (added tokens first, a
+ * normalized one as its normalized content, then the model; when
+ * skip_special, tokens whose string is a special token's content are
+ * dropped — a string test, as HF does), the whole list
  * through the decoder chain, then concatenated.  No decoder: tokens joined
  * with " ".  Decoders (HF semantics, quirks included):
  *   ByteLevel    all tokens -> bytes via the byte-level alphabet (a token
@@ -14,6 +16,7 @@
  *   Strip        per token, up to `start` leading / `stop` trailing `content`
  *   Metaspace    replacement -> ' '; in the first token (prepend_scheme not
  *                never) every replacement char is dropped
+ *   BPEDecoder   suffix -> ' ' in every token but the last, where it goes
  *   Sequence     flattened
  * Ids >= vocab size, or ids no token has, are an error (HF skips them).
  */
@@ -72,6 +75,13 @@ static int parse_one(dl_tok *t, json_t *j, char *err, size_t errlen) {
                     : tok_re_compile(&d->re, json_string_value(pr), json_string_length(pr), err, errlen);
         if (rc) return rc;
         d->has_re = 1;
+    } else if (!strcmp(type, "BPEDecoder")) {
+        json_t *sfx = json_object_get(j, "suffix");
+        const char *sv = json_is_string(sfx) ? json_string_value(sfx) : "</w>";
+        d->kind = TOK_D_BPE;
+        d->an = json_is_string(sfx) ? json_string_length(sfx) : 4;
+        if (!(d->a = malloc(d->an + 1))) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+        memcpy(d->a, sv, d->an + 1);
     } else if (!strcmp(type, "Metaspace")) {
         d->kind = TOK_D_METASPACE;
         if (tok_parse_replacement(j, d->repl, &d->repl_n) || tok_parse_prepend(j, &d->prepend))
@@ -224,6 +234,20 @@ static int apply(const tok_dec *d, toklist *in, toklist *out, dl_strbuf *tmp) {
             if (tl_push(out, s + a, b - a)) return -1;
         }
         return 0;
+    case TOK_D_BPE:
+        for (size_t i = 0; i < in->n; i++) {
+            const char *s = B + in->off[i];
+            size_t n = in->off[i + 1] - in->off[i], pos = 0;
+            const char *hit;
+            while (d->an && pos < n && (hit = memmem(s + pos, n - pos, d->a, d->an))) {
+                size_t h = (size_t)(hit - s);
+                if (dl_strbuf_append(&out->b, s + pos, h - pos)) return -1;
+                if (i + 1 < in->n && dl_strbuf_append(&out->b, " ", 1)) return -1;
+                pos = h + d->an;
+            }
+            if (dl_strbuf_append(&out->b, s + pos, n - pos) || tl_end(out)) return -1;
+        }
+        return 0;
     case TOK_D_METASPACE:
         for (size_t i = 0; i < in->n; i++) {
             const char *s = B + in->off[i];
@@ -259,7 +283,7 @@ int dl_tok_decode(dl_tok *t, const uint32_t *ids, size_t n, int skip_special, dl
                            id, i, t->vocab_n);
             goto done;
         }
-        if (skip_special && (t->id_flags[id] & TOK_FLAG_SPECIAL)) continue;
+        if (skip_special && (t->id_flags[id] & TOK_FLAG_SKIP)) continue;
         if (!t->has_decoder && l[0].n && dl_strbuf_append(&l[0].b, " ", 1)) goto oom;
         if (dl_strbuf_append(&l[0].b, t->id_pool + t->id_off[id], t->id_len[id])) goto oom;
         if (t->has_decoder && tl_end(&l[0])) goto oom;

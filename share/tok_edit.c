@@ -6,7 +6,9 @@
  * ids as max(model vocab size, last added id + 1)); tests/ref checks that
  * HF encodes identically with the saved file.
  * Saving re-parses the bytes the tokenizer was loaded from, appends the new
- * tokens to "added_tokens" and writes everything else unchanged (key order
+ * tokens to "added_tokens", sets "truncation" and "padding" to null (dllm
+ * ignores them; a leftover truncation would silently cut HF's encodings of
+ * the saved checkpoint) and writes everything else unchanged (key order
  * kept, 2-space indent, UTF-8 unescaped) through dl_out (temp + rename).
  */
 #include <stdlib.h>
@@ -27,7 +29,7 @@ int64_t dl_tok_add_special(dl_tok *t, const char *content, char *err, size_t err
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     t->n_new_added++;
     for (int w = 0; w < 4; w++)
-        if (t->special[w] < 0) t->special[w] = tok_fallback_special(t, w);
+        if (t->special[w] < 0 && tok_is_fallback_name(w, content)) t->special[w] = id;
     return id;
 }
 
@@ -53,6 +55,9 @@ int dl_tok_save(dl_tok *t, const char *path, char *err, size_t errlen) {
             json_object_set_new(o, "special", json_boolean(a->special)))
             goto oom;
     }
+    if ((json_object_get(root, "truncation") && json_object_set_new(root, "truncation", json_null())) ||
+        (json_object_get(root, "padding") && json_object_set_new(root, "padding", json_null())))
+        goto oom;
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");

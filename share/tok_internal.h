@@ -8,6 +8,7 @@
  *   tok_normalize.c  normalizers (NFC.., Lowercase, Prepend, Replace, Strip, Sequence)
  *   tok_regex.c      regex matching: PCRE2 (UTF+UCP+JIT) and hand-written
  *                    matchers for the GPT-2 and Qwen/Llama-3 split patterns
+ *   tok_internal.h   this file
  *   tok_pretok.c     pre-tokenizers (ByteLevel, Split, Metaspace, Digits, ...)
  *   tok_bpe.c        BPE model: merges by rank, byte_fallback, unk, word cache
  *   tok_added.c      added tokens matched before the model; dl_tok_encode
@@ -60,7 +61,7 @@ static inline int tok_cp_class(uint32_t cp) {
 }
 int tok_cp_is_space(uint32_t cp);    /* Unicode White_Space (Rust char::is_whitespace, onig \s) */
 int tok_cp_is_numeric(uint32_t cp);  /* Nd, Nl, No (Rust char::is_numeric) */
-int tok_cp_is_word(uint32_t cp);     /* \w: letters, marks, numbers, connector punctuation */
+int tok_cp_is_word(uint32_t cp);     /* regex-syntax \w: Alphabetic, marks, Nd, Pc, Join_Control */
 
 /* ---------------------------------------------------------------- maps (tok_map.c) */
 uint64_t tok_hash(const void *p, size_t n);
@@ -120,9 +121,9 @@ enum { TOK_N_NFC, TOK_N_NFD, TOK_N_NFKC, TOK_N_NFKD, TOK_N_LOWER, TOK_N_PREPEND,
        TOK_N_REPLACE, TOK_N_STRIP, TOK_N_STRIP_ACCENTS };
 typedef struct {
     int kind;
-    char *a; size_t an;        /* Prepend text / Replace literal pattern */
+    char *a; size_t an;        /* Prepend text */
     char *b; size_t bn;        /* Replace content */
-    tok_re re; int has_re;     /* Replace with a Regex pattern */
+    tok_re re; int has_re;     /* Replace pattern (literal or regex) */
     int left, right;           /* Strip */
 } tok_norm;
 
@@ -132,7 +133,7 @@ enum { TOK_B_REMOVED, TOK_B_ISOLATED, TOK_B_MERGED_PREV, TOK_B_MERGED_NEXT, TOK_
 enum { TOK_PREPEND_ALWAYS, TOK_PREPEND_FIRST, TOK_PREPEND_NEVER };
 typedef struct {
     int kind;
-    tok_re re; int has_re;     /* Split (regex or literal), ByteLevel use_regex, Whitespace */
+    tok_re re; int has_re;     /* Split (regex or literal), ByteLevel use_regex */
     int behavior, invert;      /* Split; also used for Punctuation */
     int add_prefix_space;      /* ByteLevel */
     char repl[8]; int repl_n;  /* Metaspace replacement (UTF-8) */
@@ -144,10 +145,10 @@ typedef struct {
 } tok_pre;
 
 enum { TOK_D_BYTELEVEL, TOK_D_REPLACE, TOK_D_BYTEFALLBACK, TOK_D_FUSE, TOK_D_STRIP,
-       TOK_D_METASPACE };
+       TOK_D_METASPACE, TOK_D_BPE };
 typedef struct {
     int kind;
-    char *a; size_t an;        /* Replace pattern literal */
+    char *a; size_t an;        /* BPEDecoder suffix */
     char *b; size_t bn;        /* Replace content */
     tok_re re; int has_re;
     uint32_t ch; int start, stop;   /* Strip */
@@ -185,6 +186,7 @@ typedef struct {
     int32_t byte_fb[256];      /* id of "<0xXX>" or -1 */
     int32_t byte_sym[256];     /* id of the byte-level char of each byte, or -1 */
     int bytelevel_ok;          /* all 256 byte_sym exist and no prefix/suffix */
+    int meta_split;            /* long words may be cut before U+2581 (tok_bpe_check_meta_split) */
     tok_strmap raw_vocab;      /* raw bytes -> id (byte-level + ignore_merges only) */
     /* word cache: key bytes -> (off, n) in cache_ids */
     tok_strmap cache;
@@ -224,23 +226,29 @@ struct dl_tok {
 
 #define TOK_FLAG_SPECIAL 1
 #define TOK_FLAG_ADDED 2
+#define TOK_FLAG_SKIP 4     /* dropped by decode(skip_special): its string is a special token's content */
 
 /* tok_load.c */
-int64_t tok_fallback_special(const dl_tok *t, int which);   /* by well-known names, -1 */
+int tok_is_fallback_name(int which, const char *s);   /* s is a well-known name for role which (dl_tok.h) */
 int tok_set_id_token(dl_tok *t, uint32_t id, const char *s, size_t n);
 int tok_parse_added(dl_tok *t, const char *s, size_t n, uint32_t id, int special,
                     int single_word, int lstrip, int rstrip, int normalized);
 
 /* tok_normalize.c */
 int tok_norm_parse(dl_tok *t, const void *json, char *err, size_t errlen);  /* json_t * */
-/* Normalize s[0..n) through the whole normalizer chain into out (replaced). */
-int tok_normalize(dl_tok *t, const char *s, size_t n, dl_strbuf *out);
+/* Normalize s[0..n) through the whole normalizer chain into out (replaced).
+ * z (may be NULL): in, the byte length of the leading characters of s whose
+ * original offset is 0; out, the same for the result, following HF's
+ * alignment rules (see tok_pre_run). */
+int tok_normalize(dl_tok *t, const char *s, size_t n, dl_strbuf *out, size_t *z);
 void tok_norm_free(dl_tok *t);
 
 /* tok_pretok.c */
 int tok_pre_parse(dl_tok *t, const void *json, char *err, size_t errlen);
-/* Pre-tokenize one piece and feed the words to the model (appending ids). */
-int tok_pre_run(dl_tok *t, const char *s, size_t n, int at_start, dl_u32buf *out);
+/* Pre-tokenize one piece and feed the words to the model (appending ids).
+ * z: byte length of the piece's leading characters that HF aligns to
+ * original offset 0 (Metaspace prepend_scheme "first" prepends only there). */
+int tok_pre_run(dl_tok *t, const char *s, size_t n, size_t z, dl_u32buf *out);
 void tok_pre_free(dl_tok *t);
 extern const uint16_t tok_byte_char[256];   /* byte -> byte-level code point */
 int tok_char_byte(uint32_t cp);             /* byte-level code point -> byte, or -1 */
@@ -252,6 +260,7 @@ int tok_parse_prepend(const void *json, int *scheme);
 int tok_bpe_parse(dl_tok *t, const void *model_json, char *err, size_t errlen);
 /* Encode one word.  raw: s holds raw bytes to be seen as byte-level chars. */
 int tok_bpe_build_raw_vocab(dl_tok *t);   /* for ignore_merges on byte-level words */
+int tok_bpe_check_meta_split(tok_bpe *b);
 int tok_bpe_word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out);
 void tok_bpe_free(tok_bpe *b);
 

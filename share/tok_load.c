@@ -82,12 +82,18 @@ static const char *const FALLBACK[4][6] = {
 };
 static const char *const CONFIG_KEY[4] = { "bos_token", "eos_token", "pad_token", "mask_token" };
 
-int64_t tok_fallback_special(const dl_tok *t, int which) {
+static int64_t fallback_special(const dl_tok *t, int which) {
     for (int i = 0; FALLBACK[which][i]; i++) {
         int64_t id = dl_tok_token_id(t, FALLBACK[which][i]);
         if (id >= 0) return id;
     }
     return -1;
+}
+
+int tok_is_fallback_name(int which, const char *s) {
+    for (int i = 0; FALLBACK[which][i]; i++)
+        if (!strcmp(FALLBACK[which][i], s)) return 1;
+    return 0;
 }
 
 static void read_config(dl_tok *t, const char *jpath) {
@@ -110,7 +116,7 @@ static void read_config(dl_tok *t, const char *jpath) {
         json_decref(c);
     }
     for (int w = 0; w < 4; w++)
-        if (!from_config[w]) t->special[w] = tok_fallback_special(t, w);
+        if (!from_config[w]) t->special[w] = fallback_special(t, w);
 }
 
 /* ---------------------------------------------------------------- load */
@@ -148,6 +154,7 @@ static int load_json(dl_tok *t, char *err, size_t errlen) {
         rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         goto done;
     }
+    tok_bpe_check_meta_split(&t->bpe);
     if (tok_added_build(t)) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
 done:
     json_decref(root);

@@ -94,19 +94,7 @@ void tok_norm_free(dl_tok *t) {
 }
 
 /* ---------------------------------------------------------------- apply */
-static int is_ascii(const char *s, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull) return 0;
-    }
-    for (; i < n; i++) if ((unsigned char)s[i] >= 0x80) return 0;
-    return 1;
-}
-
-static int unicode_nf(const char *s, size_t n, int opts, dl_strbuf *out) {
-    if (is_ascii(s, n)) return dl_strbuf_append(out, s, n);
+static int nf_map(const char *s, size_t n, int opts, dl_strbuf *out) {
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
                                       (utf8proc_option_t)(UTF8PROC_STABLE | opts));
@@ -116,47 +104,94 @@ static int unicode_nf(const char *s, size_t n, int opts, dl_strbuf *out) {
     return rc;
 }
 
-static int apply_one(const tok_norm *nm, const char *s, size_t n, dl_strbuf *out) {
+/* ASCII is invariant under every normalization form, and an ASCII character
+ * neither composes with nor reorders around its neighbours (it has combining
+ * class 0 and is never the second of a composition), so only the stretches
+ * from the ASCII character before a non-ASCII run to the end of that run go
+ * through utf8proc. */
+static int unicode_nf(const char *s, size_t n, int opts, dl_strbuf *out) {
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + j, 8);
+            if (w & 0x8080808080808080ull) break;
+            j += 8;
+        }
+        while (j < n && !((unsigned char)s[j] & 0x80)) j++;
+        if (j == n) return dl_strbuf_append(out, s + i, n - i);
+        size_t a = j > i ? j - 1 : j, e = j;
+        while (e < n && ((unsigned char)s[e] & 0x80)) e++;
+        if (dl_strbuf_append(out, s + i, a - i) || nf_map(s + a, e - a, opts, out)) return -1;
+        i = e;
+    }
+    return out->p ? 0 : dl_strbuf_append(out, "", 0);
+}
+
+/* Offset-0 tracking (z, see tok_normalize): HF gives a character that
+ * replaces k removed ones the alignment of the last removed one, an inserted
+ * character that of the one before it, and keeps it for 1:1 changes. */
+static int apply_one(const tok_norm *nm, const char *s, size_t n, dl_strbuf *out, size_t *zp) {
+    size_t z = zp ? *zp : 0, nz = 0;
     out->n = 0;
     if (out->p) out->p[0] = 0;
+    int opts = -1, rc = 0;
     switch (nm->kind) {
-    case TOK_N_NFC: return unicode_nf(s, n, UTF8PROC_COMPOSE, out);
-    case TOK_N_NFD: return unicode_nf(s, n, UTF8PROC_DECOMPOSE, out);
-    case TOK_N_NFKC: return unicode_nf(s, n, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out);
-    case TOK_N_NFKD: return unicode_nf(s, n, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out);
+    case TOK_N_NFC: opts = UTF8PROC_COMPOSE; break;
+    case TOK_N_NFD: opts = UTF8PROC_DECOMPOSE; break;
+    case TOK_N_NFKC: opts = UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+    case TOK_N_NFKD: opts = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
     case TOK_N_PREPEND:
         if (n && dl_strbuf_append(out, nm->a, nm->an)) return -1;
-        return dl_strbuf_append(out, s, n);
+        nz = z && n ? z + nm->an : 0;
+        rc = dl_strbuf_append(out, s, n);
+        break;
     case TOK_N_REPLACE: {
         size_t pos = 0, ms, me;
+        int still = z > 0;                /* everything written so far is aligned to 0 */
         tok_re *re = (tok_re *)&nm->re;
         while (tok_re_next(re, s, n, pos, &ms, &me)) {
-            if (dl_strbuf_append(out, s + pos, ms - pos) || dl_strbuf_append(out, nm->b, nm->bn)) return -1;
+            if (dl_strbuf_append(out, s + pos, ms - pos)) return -1;
+            if (still && ms > z) { nz = out->n - (ms - z); still = 0; }
+            else if (still) nz = out->n;
+            if (dl_strbuf_append(out, nm->b, nm->bn)) return -1;
+            if (still) {
+                size_t last = me - 1;          /* start of the last removed character */
+                while (last > ms && ((unsigned char)s[last] & 0xC0) == 0x80) last--;
+                if (last < z) nz = out->n; else still = 0;
+                if (me >= z) still = 0;
+            }
             pos = me;
         }
-        return dl_strbuf_append(out, s + pos, n - pos);
+        if (dl_strbuf_append(out, s + pos, n - pos)) return -1;
+        if (still) nz = out->n - (n > z ? n - z : 0);
+        break;
     }
     case TOK_N_LOWER:
     case TOK_N_STRIP_ACCENTS:
         if (dl_strbuf_reserve(out, n + 8)) return -1;
         for (size_t i = 0; i < n;) {
             uint32_t c;
+            size_t i0 = i;
             int l = tok_utf8_dec((const unsigned char *)s + i, &c);
             i += (size_t)l;
             if (nm->kind == TOK_N_STRIP_ACCENTS) {
                 utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
                 if (cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME)
                     continue;
-            } else if (c == 0x130) {
-                if (dl_strbuf_append(out, "i\xCC\x87", 3)) return -1;
-                continue;
-            } else {
-                c = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
             }
-            char b[4];
-            if (dl_strbuf_append(out, b, (size_t)tok_utf8_enc(c, b))) return -1;
+            if (nm->kind == TOK_N_LOWER && c == 0x130) {
+                if (dl_strbuf_append(out, "i\xCC\x87", 3)) return -1;
+            } else {
+                if (nm->kind == TOK_N_LOWER) c = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
+                char b[4];
+                if (dl_strbuf_append(out, b, (size_t)tok_utf8_enc(c, b))) return -1;
+            }
+            if (i0 < z) nz = out->n;
         }
-        return out->p ? 0 : dl_strbuf_append(out, "", 0);
+        if (!out->p) rc = dl_strbuf_append(out, "", 0);
+        break;
     case TOK_N_STRIP: {
         size_t a = 0, b = n;
         if (nm->left)
@@ -175,13 +210,28 @@ static int apply_one(const tok_norm *nm, const char *s, size_t n, dl_strbuf *out
                 if (!tok_cp_is_space(c)) break;
                 b = k;
             }
-        return dl_strbuf_append(out, s + a, b - a);
+        nz = z > a ? (z < b ? z : b) - a : 0;
+        rc = dl_strbuf_append(out, s + a, b - a);
+        break;
     }
     }
-    return -1;
+    if (opts >= 0) {
+        rc = unicode_nf(s, n, opts, out);
+        if (!rc && z) {                    /* what the leading aligned characters became */
+            if (z >= n) nz = out->n;
+            else {
+                dl_strbuf pre = { 0 };
+                if (unicode_nf(s, z, opts, &pre)) return -1;
+                nz = pre.n < out->n ? pre.n : out->n;
+                dl_strbuf_free(&pre);
+            }
+        }
+    }
+    if (zp) *zp = nz;
+    return rc;
 }
 
-int tok_normalize(dl_tok *t, const char *s, size_t n, dl_strbuf *out) {
+int tok_normalize(dl_tok *t, const char *s, size_t n, dl_strbuf *out, size_t *z) {
     dl_strbuf *tmp = &t->normtmp;
     if (t->n_norm == 0) { out->n = 0; return dl_strbuf_append(out, s, n); }
     /* ping-pong so that the last step lands in out */
@@ -190,7 +240,7 @@ int tok_normalize(dl_tok *t, const char *s, size_t n, dl_strbuf *out) {
     size_t curn = n;
     for (int i = 0; i < t->n_norm; i++) {
         dl_strbuf *dst = bufs[i % 2];
-        if (apply_one(&t->norm[i], cur, curn, dst)) return -1;
+        if (apply_one(&t->norm[i], cur, curn, dst, z)) return -1;
         cur = dst->p; curn = dst->n;
     }
     return 0;

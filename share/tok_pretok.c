@@ -11,8 +11,9 @@
  * through the remaining stages and then straight to the BPE model, so no
  * list of words is ever materialised.  This equals HF's stage-by-stage
  * splitting because every stage acts on each piece independently; the one
- * positional rule (Metaspace prepend_scheme "first": only a piece that
- * starts at original offset 0) is carried as at_start.  Empty pieces are
+ * positional rule (Metaspace prepend_scheme "first": only a piece whose first
+ * character is aligned to original offset 0) is carried as z, the byte
+ * length of the piece's leading characters aligned to offset 0.  Empty pieces are
  * dropped, as HF does.  When ByteLevel is the last stage and the vocab has
  * all 256 byte-level characters, pieces reach the model as raw bytes;
  * otherwise they are converted to byte-level characters (tok_byte_char).
@@ -150,12 +151,7 @@ static int parse_one(dl_tok *t, json_t *j, char *err, size_t errlen) {
         p->kind = TOK_P_DIGITS;
         p->individual = get_bool(j, "individual_digits", 0);
     } else if (!strcmp(type, "Whitespace")) {
-        static const char ws[] = "\\w+|[^\\w\\s]+";
-        p->kind = TOK_P_WHITESPACE;
-        if ((rc = tok_re_compile(&p->re, ws, sizeof ws - 1, err, errlen))) return rc;
-        p->has_re = 1;
-        p->behavior = TOK_B_REMOVED;
-        p->invert = 1;
+        p->kind = TOK_P_WHITESPACE;      /* \w+|[^\w\s]+ with regex-syntax's \w, hand-written as HF's */
     } else if (!strcmp(type, "WhitespaceSplit")) {
         p->kind = TOK_P_WSPLIT;
     } else if (!strcmp(type, "Punctuation")) {
@@ -274,13 +270,14 @@ static void apply_behavior(tok_spans *sp, int behavior) {
 }
 
 /* ---------------------------------------------------------------- running */
-static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out);
+static int run(dl_tok *t, int k, const char *s, size_t n, size_t z, dl_u32buf *out);
 
 /* A byte-level piece of stage k: to the model as raw bytes, or converted. */
-static int bytelevel_piece(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out) {
+static int bytelevel_piece(dl_tok *t, int k, const char *s, size_t n, size_t z, dl_u32buf *out) {
     if (n == 0) return 0;
     if (k == t->n_pre - 1 && t->pre_bytelevel_last) return tok_bpe_word(t, s, n, 1, out);
     dl_strbuf *b = &t->pre[k].buf2;
+    size_t nz = 0;
     b->n = 0;
     if (dl_strbuf_reserve(b, 2 * n)) return -DL_EXIT_IO;
     for (size_t i = 0; i < n; i++) {
@@ -288,11 +285,15 @@ static int bytelevel_piece(dl_tok *t, int k, const char *s, size_t n, int at_sta
         int l = tok_utf8_enc(tok_byte_char[(unsigned char)s[i]], c);
         memcpy(b->p + b->n, c, (size_t)l);
         b->n += (size_t)l;
+        if (i < z) nz = b->n;
     }
-    return run(t, k + 1, b->p, b->n, at_start, out);
+    return run(t, k + 1, b->p, b->n, nz, out);
 }
 
-static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32buf *out) {
+/* z: byte length of the piece's leading characters whose original offset is 0
+ * (HF's alignments; only Metaspace prepend_scheme "first" looks at it). */
+#define ZSUB(z, a) ((z) > (a) ? (z) - (a) : 0)
+static int run(dl_tok *t, int k, const char *s, size_t n, size_t z, dl_u32buf *out) {
     if (n == 0) return 0;
     if (k == t->n_pre) return tok_bpe_word(t, s, n, 0, out);
     tok_pre *p = &t->pre[k];
@@ -302,15 +303,16 @@ static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32bu
             p->buf.n = 0;
             if (dl_strbuf_append(&p->buf, " ", 1) || dl_strbuf_append(&p->buf, s, n)) return -DL_EXIT_IO;
             s = p->buf.p; n = p->buf.n;
+            if (z) z++;
         }
-        if (!p->has_re) return bytelevel_piece(t, k, s, n, at_start, out);
+        if (!p->has_re) return bytelevel_piece(t, k, s, n, z, out);
         size_t pos = 0, ms, me;
         while (tok_re_next(&p->re, s, n, pos, &ms, &me)) {
-            if (ms > pos && (rc = bytelevel_piece(t, k, s + pos, ms - pos, at_start && pos == 0, out))) return rc;
-            if ((rc = bytelevel_piece(t, k, s + ms, me - ms, at_start && ms == 0, out))) return rc;
+            if (ms > pos && (rc = bytelevel_piece(t, k, s + pos, ms - pos, ZSUB(z, pos), out))) return rc;
+            if ((rc = bytelevel_piece(t, k, s + ms, me - ms, ZSUB(z, ms), out))) return rc;
             pos = me;
         }
-        return bytelevel_piece(t, k, s + pos, n - pos, at_start && pos == 0, out);
+        return bytelevel_piece(t, k, s + pos, n - pos, ZSUB(z, pos), out);
     }
     if (p->kind == TOK_P_SPLIT && (p->behavior == TOK_B_ISOLATED || p->behavior == TOK_B_REMOVED)) {
         /* streaming: no span list */
@@ -318,35 +320,60 @@ static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32bu
         int keep_g = p->behavior == TOK_B_ISOLATED || !p->invert;
         size_t pos = 0, ms, me;
         while (tok_re_next(&p->re, s, n, pos, &ms, &me)) {
-            if (keep_g && ms > pos && (rc = run(t, k + 1, s + pos, ms - pos, at_start && pos == 0, out))) return rc;
-            if (keep_m && (rc = run(t, k + 1, s + ms, me - ms, at_start && ms == 0, out))) return rc;
+            if (keep_g && ms > pos && (rc = run(t, k + 1, s + pos, ms - pos, ZSUB(z, pos), out))) return rc;
+            if (keep_m && (rc = run(t, k + 1, s + ms, me - ms, ZSUB(z, ms), out))) return rc;
             pos = me;
         }
-        if (keep_g && pos < n) return run(t, k + 1, s + pos, n - pos, at_start && pos == 0, out);
+        if (keep_g && pos < n) return run(t, k + 1, s + pos, n - pos, ZSUB(z, pos), out);
+        return 0;
+    }
+    if (p->kind == TOK_P_WHITESPACE) {
+        /* runs of word chars and runs of other non-space chars; spaces dropped */
+        size_t a = 0;
+        int cur = -1;                      /* class of the current run: 0 space, 1 word, 2 other */
+        for (size_t i = 0; i <= n;) {
+            int c = 0;
+            size_t l = 1;
+            if (i < n) {
+                uint32_t cp;
+                l = (size_t)tok_utf8_dec((const unsigned char *)s + i, &cp);
+                c = tok_cp_is_space(cp) ? 0 : tok_cp_is_word(cp) ? 1 : 2;
+            }
+            if (i == n || c != cur) {
+                if (cur > 0 && (rc = run(t, k + 1, s + a, i - a, ZSUB(z, a), out))) return rc;
+                cur = c; a = i;
+            }
+            i += l;
+        }
         return 0;
     }
     if (p->kind == TOK_P_METASPACE) {
+        size_t nz = 0;
         p->buf.n = 0;
         /* HF replaces spaces first, then tests "starts with the replacement" */
         int starts = s[0] == ' ' || ((size_t)p->repl_n <= n && !memcmp(s, p->repl, (size_t)p->repl_n));
-        if (!starts && (p->prepend == TOK_PREPEND_ALWAYS || (p->prepend == TOK_PREPEND_FIRST && at_start)))
+        if (!starts && (p->prepend == TOK_PREPEND_ALWAYS || (p->prepend == TOK_PREPEND_FIRST && z > 0))) {
             if (dl_strbuf_append(&p->buf, p->repl, (size_t)p->repl_n)) return -DL_EXIT_IO;
+            if (z) nz = p->buf.n;
+        }
         for (size_t i = 0; i < n;) {
             const char *sp = memchr(s + i, ' ', n - i);
             size_t e = sp ? (size_t)(sp - s) : n;
             if (dl_strbuf_append(&p->buf, s + i, e - i)) return -DL_EXIT_IO;
+            if (i < z) nz = p->buf.n - (e > z ? e - z : 0);
             if (!sp) break;
             if (dl_strbuf_append(&p->buf, p->repl, (size_t)p->repl_n)) return -DL_EXIT_IO;
+            if (e < z) nz = p->buf.n;
             i = e + 1;
         }
-        s = p->buf.p; n = p->buf.n;
-        if (!p->split) return run(t, k + 1, s, n, at_start, out);
+        s = p->buf.p; n = p->buf.n; z = nz;
+        if (!p->split) return run(t, k + 1, s, n, z, out);
     }
     p->spans.n = 0;
     if (p->has_re ? regex_matches(p, s, n, &p->spans) : char_matches(p, s, n, &p->spans)) return -DL_EXIT_IO;
     if (p->invert)
         for (size_t i = 0; i < p->spans.n; i++) p->spans.v[i].m = !p->spans.v[i].m;
-    int beh = p->kind == TOK_P_SPLIT || p->kind == TOK_P_WHITESPACE || p->kind == TOK_P_PUNCT ? p->behavior
+    int beh = p->kind == TOK_P_SPLIT || p->kind == TOK_P_PUNCT ? p->behavior
             : p->kind == TOK_P_METASPACE ? TOK_B_MERGED_NEXT
             : p->kind == TOK_P_DIGITS ? (p->individual ? TOK_B_ISOLATED : TOK_B_CONTIGUOUS)
             : TOK_B_REMOVED;   /* WhitespaceSplit */
@@ -354,11 +381,11 @@ static int run(dl_tok *t, int k, const char *s, size_t n, int at_start, dl_u32bu
     /* the span list of stage k stays valid while later stages run */
     for (size_t i = 0; i < p->spans.n; i++) {
         tok_span sp = p->spans.v[i];
-        if ((rc = run(t, k + 1, s + sp.a, sp.b - sp.a, at_start && sp.a == 0, out))) return rc;
+        if ((rc = run(t, k + 1, s + sp.a, sp.b - sp.a, ZSUB(z, sp.a), out))) return rc;
     }
     return 0;
 }
 
-int tok_pre_run(dl_tok *t, const char *s, size_t n, int at_start, dl_u32buf *out) {
-    return run(t, 0, s, n, at_start, out);
+int tok_pre_run(dl_tok *t, const char *s, size_t n, size_t z, dl_u32buf *out) {
+    return run(t, 0, s, n, z, out);
 }

@@ -1,9 +1,11 @@
 /* tok_regex.c — the regexes of Split / ByteLevel / Replace.
  *
  * HF tokenizers runs its patterns with Oniguruma.  We use PCRE2 (UTF + UCP,
- * JIT) after one translation: PCRE2's \s also matches U+180E, Oniguruma's
- * is exactly White_Space, so \s (and \S outside a class) are rewritten to
- * that explicit set.  The three patterns nearly every byte-level tokenizer
+ * JIT) after translating the escapes whose meaning differs: \s (PCRE2 adds
+ * U+180E; Oniguruma's is exactly White_Space), \w (Oniguruma: Alphabetic,
+ * marks, numbers, connector punctuation; PCRE2 10.42: letters, numbers, _)
+ * and \h (Oniguruma: a hex digit).  The negated forms are translated outside
+ * character classes only.  The three patterns nearly every byte-level tokenizer
  * uses are recognised by their exact text and run by hand-written matchers
  * (same leftmost-first alternation semantics, ~5x faster than JIT):
  *   GPT-2   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -27,8 +29,10 @@ static const char LLAMA3_PAT[] =
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 #define WS_SET "\\t\\n\\x0B\\f\\r\\x{85}\\p{Z}"
+#define W_SET "\\p{Alphabetic}\\p{M}\\p{N}\\p{Pc}"
+#define H_SET "0-9a-fA-F"
 
-/* Rewrite Oniguruma \s / \S for PCRE2 (see top). */
+/* Rewrite Oniguruma \s \w \h (and negations) for PCRE2 (see top). */
 static char *translate(const char *p, size_t n) {
     dl_strbuf b = { 0 };
     int in_class = 0;
@@ -36,10 +40,14 @@ static char *translate(const char *p, size_t n) {
         char c = p[i];
         if (c == '\\' && i + 1 < n) {
             char d = p[i + 1];
-            if (d == 's') {
-                if (dl_strbuf_puts(&b, in_class ? WS_SET : "[" WS_SET "]")) goto oom;
-            } else if (d == 'S' && !in_class) {
-                if (dl_strbuf_puts(&b, "[^" WS_SET "]")) goto oom;
+            const char *set = d == 's' || d == 'S' ? WS_SET : d == 'w' || d == 'W' ? W_SET
+                            : d == 'h' || d == 'H' ? H_SET : NULL;
+            int neg = d == 'S' || d == 'W' || d == 'H';
+            if (set && !neg) {
+                if ((!in_class && dl_strbuf_puts(&b, "[")) || dl_strbuf_puts(&b, set) ||
+                    (!in_class && dl_strbuf_puts(&b, "]"))) goto oom;
+            } else if (set && !in_class) {
+                if (dl_strbuf_puts(&b, "[^") || dl_strbuf_puts(&b, set) || dl_strbuf_puts(&b, "]")) goto oom;
             } else if (dl_strbuf_append(&b, p + i, 2)) goto oom;
             i++;
             continue;

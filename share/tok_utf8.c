@@ -6,7 +6,8 @@
  * bytes.decode("utf-8", "replace"), so the test fixtures made in Python
  * see the same text as the engine.
  * Classes follow Oniguruma's Unicode \s (= White_Space), \p{L}, \p{N}, which
- * is what HF tokenizers' regexes use; categories come from utf8proc.
+ * is what HF tokenizers' regexes use; categories come from utf8proc, patched
+ * by CLASS_FIX for the letters and digits of Unicode 15.1 / 16.0.
  */
 #include <string.h>
 #include <utf8proc.h>
@@ -112,8 +113,79 @@ int tok_cp_is_space(uint32_t cp) {
     }
 }
 
+/* Code points that HF's Oniguruma (Unicode 16) classes as letters / numbers
+ * but utf8proc 2.8 (Unicode 15.0) does not: made by
+ * `tests/ref/gen_tok_fixtures.py --ucd` (regenerate when either side moves). */
+struct cprange { uint32_t lo, hi; unsigned char cl; };
+static const struct cprange CLASS_FIX[] = {
+/* CLASS_FIX: 29 ranges, HF tokenizers 0.23.3 vs utf8proc */
+    { 0x01C89, 0x01C8A, TOK_CL_L },
+    { 0x0A7CB, 0x0A7CD, TOK_CL_L },
+    { 0x0A7DA, 0x0A7DC, TOK_CL_L },
+    { 0x105C0, 0x105F3, TOK_CL_L },
+    { 0x10D40, 0x10D49, TOK_CL_N },
+    { 0x10D4A, 0x10D65, TOK_CL_L },
+    { 0x10D6F, 0x10D85, TOK_CL_L },
+    { 0x10EC2, 0x10EC4, TOK_CL_L },
+    { 0x11380, 0x11389, TOK_CL_L },
+    { 0x1138B, 0x1138B, TOK_CL_L },
+    { 0x1138E, 0x1138E, TOK_CL_L },
+    { 0x11390, 0x113B5, TOK_CL_L },
+    { 0x113B7, 0x113B7, TOK_CL_L },
+    { 0x113D1, 0x113D1, TOK_CL_L },
+    { 0x113D3, 0x113D3, TOK_CL_L },
+    { 0x116D0, 0x116E3, TOK_CL_N },
+    { 0x11BC0, 0x11BE0, TOK_CL_L },
+    { 0x11BF0, 0x11BF9, TOK_CL_N },
+    { 0x13460, 0x143FA, TOK_CL_L },
+    { 0x16100, 0x1611D, TOK_CL_L },
+    { 0x16130, 0x16139, TOK_CL_N },
+    { 0x16D40, 0x16D6C, TOK_CL_L },
+    { 0x16D70, 0x16D79, TOK_CL_N },
+    { 0x18CFF, 0x18CFF, TOK_CL_L },
+    { 0x1CCF0, 0x1CCF9, TOK_CL_N },
+    { 0x1E5D0, 0x1E5ED, TOK_CL_L },
+    { 0x1E5F0, 0x1E5F0, TOK_CL_L },
+    { 0x1E5F1, 0x1E5FA, TOK_CL_N },
+    { 0x2EBF0, 0x2EE5D, TOK_CL_L },
+};
+
+/* Marks of Unicode 16.0 that regex-syntax's \w (HF's Whitespace) knows. */
+static const struct cprange WORD_FIX[] = {
+/* WORD_FIX: 13 ranges */
+    { 0x00897, 0x00897, 1 },
+    { 0x10D69, 0x10D6D, 1 },
+    { 0x10EFC, 0x10EFC, 1 },
+    { 0x113B8, 0x113C0, 1 },
+    { 0x113C2, 0x113C2, 1 },
+    { 0x113C5, 0x113C5, 1 },
+    { 0x113C7, 0x113CA, 1 },
+    { 0x113CC, 0x113D0, 1 },
+    { 0x113D2, 0x113D2, 1 },
+    { 0x113E1, 0x113E2, 1 },
+    { 0x11F5A, 0x11F5A, 1 },
+    { 0x1611E, 0x1612F, 1 },
+    { 0x1E5EE, 0x1E5EF, 1 },
+};
+
+#define FIND(tab, cp) find_range(tab, sizeof tab / sizeof *tab, cp)
+static int find_range(const struct cprange *tab, size_t n, uint32_t cp) {   /* cl or -1 */
+    size_t lo = 0, hi = n;
+    if (cp < tab[0].lo) return -1;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < tab[mid].lo) hi = mid;
+        else if (cp > tab[mid].hi) lo = mid + 1;
+        else return tab[mid].cl;
+    }
+    return -1;
+}
+static int class_fix(uint32_t cp) { return FIND(CLASS_FIX, cp); }
+
 int tok_cp_class_slow(uint32_t cp) {
     if (tok_cp_is_space(cp)) return TOK_CL_S;
+    int f = class_fix(cp);
+    if (f >= 0) return f;
     switch (utf8proc_category((utf8proc_int32_t)cp)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: return TOK_CL_L;
@@ -124,17 +196,26 @@ int tok_cp_class_slow(uint32_t cp) {
 
 int tok_cp_is_numeric(uint32_t cp) {
     if (cp < 128) return cp >= '0' && cp <= '9';
+    if (class_fix(cp) == TOK_CL_N) return 1;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
 }
 
+/* regex-syntax's \w (HF's Whitespace pre-tokenizer, single_word): Alphabetic,
+ * marks, decimal numbers, connector punctuation, Join_Control.  Alphabetic =
+ * letters, Nl and Other_Alphabetic, whose members outside M are the circled /
+ * squared letters listed here. */
 int tok_cp_is_word(uint32_t cp) {
     if (cp < 128) return tok_ascii_class[cp] == TOK_CL_L || tok_ascii_class[cp] == TOK_CL_N || cp == '_';
+    if (cp == 0x200C || cp == 0x200D || (cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) ||
+        (cp >= 0x1F150 && cp <= 0x1F169) || (cp >= 0x1F170 && cp <= 0x1F189) || class_fix(cp) > 0 ||
+        FIND(WORD_FIX, cp) > 0)
+        return 1;
     switch (utf8proc_category((utf8proc_int32_t)cp)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
     case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO: case UTF8PROC_CATEGORY_PC: return 1;
+    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC: return 1;
     default: return 0;
     }
 }

@@ -149,7 +149,9 @@ def gen_vectors(shared, out):
 
 # ---------------------------------------------------------------- synthetic tokenizers
 # Small BPE tokenizers trained here with pipelines the three real ones do not use, so that
-# every supported component is checked against HF.  Stored whole in synth.json.
+# every supported component is checked against HF.  Stored whole in synth.json (each with
+# the ids HF gives with it; HF's trainer breaks some ties by hash order, so a re-run may
+# store a slightly different synth-cont vocab — still self-consistent).
 def synth_tokenizers(train):
     from tokenizers import (AddedToken, Regex, decoders as D, models as M, normalizers as N,
                             pre_tokenizers as P, trainers as T)
@@ -232,11 +234,15 @@ def synth_tokenizers(train):
                          P.ByteLevel(add_prefix_space=False, use_regex=False)]), bytelevel=True)
     t.decoder = D.ByteLevel()
     out["synth-pcre"] = t
-    # WordPiece-style prefix/suffix BPE, no decoder (tokens joined with spaces)
-    t = make(P.Whitespace(), vocab_size=300,
-             model_kw=dict(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"),
-             trainer_kw=dict(continuing_subword_prefix="##", end_of_word_suffix="</w>"))
-    out["synth-cont"] = t
+    # prefix/suffix BPE (CLIP-like): BPEDecoder; and the same without decoder (tokens joined
+    # with spaces)
+    for dec in (True, False):
+        t = make(P.Whitespace(), vocab_size=300,
+                 model_kw=dict(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"),
+                 trainer_kw=dict(continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+        if dec:
+            t.decoder = D.BPEDecoder(suffix="</w>")
+        out["synth-cont" if dec else "synth-cont-nodec"] = t
     return out
 
 
@@ -245,7 +251,7 @@ def gen_synth(shared, out):
         shak = f.read().decode("utf-8")[:20000]
     # no NUL in the vocab: jansson (the C side's JSON parser) cannot hold "\u0000" in object keys
     train = [x.replace("\x00", "") for x in shak.split("\n") + EDGE + random_texts(200, seed=99)]
-    texts = [x for x in EDGE if len(x) <= 100] + random_texts(80, seed=7) + ["HELLO hello Hello <sep> x<sep>y [MASK] a [MASK]  b",
+    texts = [x for x in EDGE if len(x) <= 60] + random_texts(50, seed=7) + ["HELLO hello Hello <sep> x<sep>y [MASK] a [MASK]  b",
                                                 "AB C ab c  ab  c", "``quoted``     spaced", "ÀÉÎõü ﬁ ①"]
     res = {"version": 1, "hf_tokenizers": tokenizers.__version__, "texts": texts, "tokenizers": {}}
     for name, t in synth_tokenizers(train).items():
@@ -256,6 +262,73 @@ def gen_synth(shared, out):
     with open(os.path.join(out, "synth.json"), "w", encoding="utf-8") as f:
         json.dump(res, f, ensure_ascii=True, separators=(",", ":"))
         f.write("\n")
+
+
+# ---------------------------------------------------------------- Unicode class overrides
+def gen_ucd():
+    """Print the C table of code points that HF's regexes (Oniguruma, newer Unicode) class as
+    \p{L} / \p{N} while utf8proc's categories (what share/tok_utf8.c uses) say neither.
+    Paste the output into tok_utf8.c (CLASS_FIX)."""
+    import ctypes
+    import ctypes.util
+    from tokenizers import Regex, pre_tokenizers as P
+    up = ctypes.CDLL(ctypes.util.find_library("utf8proc"))
+    up.utf8proc_category.restype = ctypes.c_int
+    white = {0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, *range(9, 14), 32, *range(0x2000, 0x200B)}
+
+    def mine(c):
+        if c in white:
+            return 4
+        cat = up.utf8proc_category(c)
+        return 1 if 1 <= cat <= 5 else 2 if 9 <= cat <= 11 else 0
+
+    def members(pat):
+        sp = P.Split(Regex(pat), "removed")
+        res = bytearray(0x110000)
+        for base in range(0, 0x110000, 0x1000):
+            cps = [c for c in range(base, base + 0x1000) if not 0xD800 <= c < 0xE000]
+            inside = bytearray([1]) * len(cps)
+            for _, (a, b) in sp.pre_tokenize_str("".join(map(chr, cps))):
+                inside[a:b] = bytes(b - a)
+            for i, c in enumerate(cps):
+                res[c] = inside[i]
+        return res
+    L, N, S = members(r"\p{L}"), members(r"\p{N}"), members(r"\s")
+    ranges = []
+    for c in range(0x110000):
+        if 0xD800 <= c < 0xE000:
+            continue
+        hf = 4 if S[c] else 1 if L[c] else 2 if N[c] else 0
+        if hf != mine(c):
+            if ranges and ranges[-1][1] == c - 1 and ranges[-1][2] == hf:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c, hf])
+    print(f"/* CLASS_FIX: {len(ranges)} ranges, HF tokenizers {tokenizers.__version__} vs utf8proc */")
+    for a, b, hf in ranges:
+        print(f"    {{ 0x{a:05X}, 0x{b:05X}, {['TOK_CL_OTHER', 'TOK_CL_L', 'TOK_CL_N', '', 'TOK_CL_S'][hf]} }},")
+    fixed = {c: hf for a, b, hf in ranges for c in range(a, b + 1)}
+
+    # regex-syntax \w as HF's Whitespace pre-tokenizer sees it, vs tok_cp_is_word
+    def my_word(c):
+        if c in (0x200C, 0x200D) or 0x24B6 <= c <= 0x24E9 or 0x1F130 <= c <= 0x1F149 or \
+                0x1F150 <= c <= 0x1F169 or 0x1F170 <= c <= 0x1F189 or fixed.get(c, 0) in (1, 2):
+            return 1
+        return 1 if up.utf8proc_category(c) in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12) else 0
+    ws = P.Whitespace()
+    wr = []
+    for c in range(0x80, 0x110000):
+        if 0xD800 <= c < 0xE000 or S[c]:
+            continue
+        hf = 1 if len(ws.pre_tokenize_str("a" + chr(c) + "a")) == 1 else 0
+        if hf != my_word(c):
+            if wr and wr[-1][1] == c - 1 and wr[-1][2] == hf:
+                wr[-1][1] = c
+            else:
+                wr.append([c, c, hf])
+    print(f"/* WORD_FIX: {len(wr)} ranges */")
+    for a, b, hf in wr:
+        print(f"    {{ 0x{a:05X}, 0x{b:05X}, {hf} }},")
 
 
 def docs_of(data, mode):
@@ -325,7 +398,24 @@ def main():
     ap.add_argument("--shared", default=os.path.join(root, "..", "shared", "data"))
     ap.add_argument("--out", default=os.path.join(root, "tests", "data", "tok"))
     ap.add_argument("--only", choices=["vectors", "synth", "corpus"], default=None)
+    ap.add_argument("--ucd", action="store_true", help="print tok_utf8.c's CLASS_FIX table and exit")
+    ap.add_argument("--show", nargs=4, metavar=("TOKENIZER", "CORPUS", "MODE", "DOC"),
+                    help="print one corpus document and its expected ids (to debug test_tok), e.g. "
+                         "--show gpt2 eval-mc/copa.jsonl jsonl 17")
     a = ap.parse_args()
+    if a.ucd:
+        gen_ucd()
+        return
+    if a.show:
+        name, rel, mode, k = a.show
+        t, _ = load_tok(a.shared, name)
+        with open(os.path.join(a.shared, rel), "rb") as f:
+            doc = docs_of(f.read(), mode)[int(k)]
+        e = t.encode(doc, add_special_tokens=False)
+        print(f"text: {doc!r}")
+        print(f"ids ({len(e.ids)}): {' '.join(map(str, e.ids))}")
+        print(f"tokens: {e.tokens}")
+        return
     os.makedirs(a.out, exist_ok=True)
     if a.only in (None, "vectors"):
         gen_vectors(a.shared, a.out)

@@ -303,7 +303,7 @@ static void run_doc(corpus_run *r, const char *s, size_t n) {
     dl_u32_to_le(le, &cnt, 1);
     dl_strbuf_append(&r->ids_stream, le, 4);
     dl_strbuf_reserve(&r->ids_stream, r->ids_stream.n + 4 * r->ids.n);
-    dl_u32_to_le(r->ids_stream.p + r->ids_stream.n, r->ids.p, r->ids.n);
+    if (r->ids.n) dl_u32_to_le(r->ids_stream.p + r->ids_stream.n, r->ids.p, r->ids.n);
     r->ids_stream.n += 4 * r->ids.n;
     r->ntokens += r->ids.n;
     r->dec.n = 0;
@@ -465,12 +465,16 @@ static void check_add_save(const char *name, const char *path, const char *outdi
     dl_tok *t;
     if (dl_tok_load(&t, path, err, sizeof err)) { DL_CHECK(0, "load %s: %s", path, err); return; }
     uint32_t v0 = dl_tok_vocab_size(t);
+    int64_t roles[3] = { dl_tok_special_id(t, DL_TOK_BOS), dl_tok_special_id(t, DL_TOK_EOS),
+                         dl_tok_special_id(t, DL_TOK_PAD) };
     int64_t id = dl_tok_add_special(t, "<|mdm_mask|>", err, sizeof err);
     DL_CHECK(id == (int64_t)v0 && dl_tok_vocab_size(t) == v0 + 1 && dl_tok_is_special(t, (uint32_t)id) &&
              dl_tok_token_id(t, "<|mdm_mask|>") == id && !strcmp(dl_tok_id_token(t, (uint32_t)id), "<|mdm_mask|>"),
              "%s: add_special <|mdm_mask|> = %lld (next free id)", name, (long long)id);
     DL_CHECK(dl_tok_add_special(t, "<|mdm_mask|>", err, sizeof err) == id, "%s: adding it again returns its id", name);
-    DL_CHECK(dl_tok_special_id(t, DL_TOK_MASK) == id, "%s: it becomes the mask id", name);
+    DL_CHECK(dl_tok_special_id(t, DL_TOK_MASK) == id && dl_tok_special_id(t, DL_TOK_BOS) == roles[0] &&
+             dl_tok_special_id(t, DL_TOK_EOS) == roles[1] && dl_tok_special_id(t, DL_TOK_PAD) == roles[2],
+             "%s: it becomes the mask id, other roles unchanged", name);
     DL_CHECK(encode_eq_concat(t, id), "%s: text around it encodes as the pieces alone", name);
     dl_strbuf s = { 0 };
     uint32_t ids[2] = { (uint32_t)id, (uint32_t)id };

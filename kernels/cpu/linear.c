@@ -1,0 +1,46 @@
+/* kernels/cpu/linear.c — nn.Linear: out = inp @ w^T + bias, and backward.
+ *
+ *   fwd:  out (N,O) = inp (N,C) @ w (O,C)^T [+ bias]   one cpu_gemm (bias
+ *         rows copied into out first, then beta = 1)
+ *   bwd:  dinp (N,C) = dout (N,O) @ w (O,C)             (overwrite; NULL skips)
+ *         dw (O,C)  += dout^T @ inp                      (accumulate, beta = 1)
+ *         dbias (O) += column sums of dout               (NULL skips)
+ * GEMMs go through cpu_gemm (gemm.c: OpenBLAS sgemm or the plain-C kernel,
+ * panels across OpenMP threads).  dbias is OpenMP over column slices, rows
+ * summed in order (independent of the thread count).
+ * Does not: fuse activations, handle a transposed weight layout.
+ */
+#include <string.h>
+#include "cpu.h"
+
+void dl_k_linear_fwd(dl_dev *d, float *out, const float *inp, const float *w, const float *bias, int N, int C, int O) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)N * O, 32768))
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, bias, sizeof(float) * (size_t)O);
+        beta = 1.0f;
+    }
+    cpu_gemm(d, 0, 1, N, O, C, 1.0f, inp, C, w, C, beta, out, O);
+}
+
+#define SLICE 64
+
+void dl_k_linear_bwd(dl_dev *d, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, int N, int C, int O) {
+    if (dinp) cpu_gemm(d, 0, 0, N, C, O, 1.0f, dout, O, w, C, 0.0f, dinp, C);
+    cpu_gemm(d, 1, 0, O, C, N, 1.0f, dout, O, inp, C, 1.0f, dw, C);
+    if (dbias) {
+        int ns = (O + SLICE - 1) / SLICE;
+#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)N * O, 32768))
+        for (int s = 0; s < ns; s++) {
+            int j0 = s * SLICE, j1 = j0 + SLICE < O ? j0 + SLICE : O;
+            float acc[SLICE] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *g = dout + (size_t)n * O;
+#pragma omp simd
+                for (int j = j0; j < j1; j++) acc[j - j0] += g[j];
+            }
+            for (int j = j0; j < j1; j++) dbias[j] += acc[j - j0];
+        }
+    }
+}

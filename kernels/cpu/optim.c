@@ -1,0 +1,76 @@
+/* kernels/cpu/optim.c — global-norm pieces and AdamW.
+ *
+ *   dl_k_sumsq: sum of x^2 in float64 over fixed 64 Ki-element chunks
+ *     (partials in a stack array, added in chunk order), so the result is
+ *     the same bits whatever the thread count.
+ *   dl_k_adamw: torch.optim.AdamW (single-tensor path), same operation
+ *     order, float32 per element, scalars formed in float64 first:
+ *       g  = grad * grad_scale
+ *       p  = p * (1 - lr wd)                          param.mul_(1 - lr*wd)
+ *       m  = m + (1 - b1) (g - m)                     exp_avg.lerp_(g, 1-b1)
+ *       v  = v b2 + (1 - b2) g g                      mul_(b2).addcmul_(g, g, 1-b2)
+ *       p  = p - (lr / bc1) (m / (sqrt(v) / sqrt(bc2) + eps))
+ *     bc1 = 1 - b1^step, bc2 = 1 - b2^step.
+ *   The hyper-parameters arrive as float, and 1 - b2 magnifies b2's float
+ *   rounding (0.999f = 0.99900001287: 1 - b2 is off by 1.3e-5 relative, and
+ *   so is every v).  So b1, b2 are first widened to the shortest decimal that
+ *   rounds to them (0.999f -> 0.999), which is what PyTorch's Python floats
+ *   hold; v then matches torch to float rounding.
+ * Does not: AMSGrad, maximize, fused multi-tensor launches.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "cpu.h"
+
+#define CHUNK 65536
+#define MAXCHUNKS 4096
+
+double dl_k_sumsq(dl_dev *d, const float *x, size_t n) {
+    if (n == 0) return 0.0;
+    size_t per = CHUNK, nch = (n + per - 1) / per;
+    if (nch > MAXCHUNKS) { per = (n + MAXCHUNKS - 1) / MAXCHUNKS; nch = (n + per - 1) / per; }
+    double part[MAXCHUNKS];
+#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, nch, 1))
+    for (size_t c = 0; c < nch; c++) {
+        size_t i0 = c * per, i1 = i0 + per < n ? i0 + per : n;
+        double s = 0.0;
+#pragma omp simd reduction(+:s)
+        for (size_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double s = 0.0;
+    for (size_t c = 0; c < nch; c++) s += part[c];
+    return s;
+}
+
+/* the shortest decimal (<= 9 digits) that rounds to x, as a double */
+static double widen(float x) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        double v = strtod(buf, NULL);
+        if ((float)v == x) return v;
+    }
+    return x;
+}
+
+void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                float b1, float b2, float eps, float wd, int step, float grad_scale) {
+    const double B1 = widen(b1), B2 = widen(b2);
+    const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
+    const float decay = (float)(1.0 - (double)lr * wd);
+    const float w1 = (float)(1.0 - B1), w2 = (float)(1.0 - B2);
+    const float step_size = (float)((double)lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+#pragma omp parallel for simd schedule(static) num_threads(cpu_nthreads(d, n, 32768))
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale;
+        float p = param[i] * decay;
+        float mi = m[i] + w1 * (g - m[i]);
+        float vi = v[i] * b2 + w2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+    }
+}

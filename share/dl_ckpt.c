@@ -1,0 +1,559 @@
+/* dl_ckpt.c — checkpoint directories: atomic save, validated load, trainer
+ * state, and the weight-file set shared with dl_convert.c (implements the
+ * save/load half of dl_ckpt.h).
+ *
+ * Save: every file is written into DIR.tmp.<pid> (each through dl_out, temp
+ * + rename inside that directory); only when all are complete is the new
+ * directory swapped in: renameat2(RENAME_EXCHANGE) when DIR exists (one
+ * atomic step on Linux; two renames where the filesystem refuses it), rename
+ * otherwise; the previous checkpoint, now under the temporary name, is then
+ * removed file by file.  An error before the swap removes the temporary
+ * directory and leaves DIR untouched.  A SIGINT/SIGTERM during the save
+ * (dl_log's handler) removes the file being written but may leave
+ * DIR.tmp.<pid> behind; DIR itself is never half-written.  No fsync: the
+ * atomicity is against failures of this process, not power loss.
+ *
+ * Files: config.json (dl_config_save, torch_dtype "float32"/"bfloat16"),
+ * model.safetensors (HF names, __metadata__ {"format": "pt"} as transformers
+ * requires; tied models have no lm_head.weight), tokenizer.json copied from
+ * the given path (and tokenizer_config.json from beside it when present),
+ * optimizer.safetensors ("m.<name>", "v.<name>", F32) and trainer_state.json:
+ *   {"format": "dllm-trainer-state", "version": 1, "step": N, "seed": N,
+ *    "data_epoch": N, "data_record": N, "tokens_seen": X, "lr_last": X,
+ *    "args": {...}}
+ * (uint64 values above 2^63-1 are written as decimal strings; reals with 17
+ * significant digits, so a resume sees the same doubles bit for bit; "args"
+ * comes back as compact JSON text in the order written).
+ *
+ * Load: config.json first (dl_config_load), the model is initialised from
+ * it, then every tensor the config implies must be in the weights with its
+ * exact shape; a tensor the config does not imply is refused too (except
+ * rotary caches "*.rotary_emb.inv_freq" and a tied model's lm_head.weight,
+ * which HF sometimes writes), so a config that disagrees with its weights
+ * never loads half-right.  F32, F16 and BF16 weights are accepted.
+ *
+ * Not here: conversion of foreign checkpoints (dl_convert.c), config.json
+ * parsing (dl_config.c).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "dl_ckpt.h"
+#include "dl_io.h"
+
+#define PATHN 4096
+
+static int join(char *dst, const char *dir, const char *name, char *err, size_t errlen) {
+    int n = snprintf(dst, PATHN, "%s/%s", dir, name);
+    if (n < 0 || n >= PATHN) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ================================================================ weights set */
+void dl_ckpt_weights_close(dl_ckpt_weights *w) {
+    for (int i = 0; i < w->n; i++) dl_st_close(&w->f[i]);
+    free(w->f);
+    free(w->where);
+    memset(w, 0, sizeof *w);
+}
+
+const dl_st_tensor *dl_ckpt_weights_find(const dl_ckpt_weights *w, const char *name, const dl_st_file **file) {
+    for (int i = 0; i < w->n; i++) {
+        const dl_st_tensor *t = dl_st_find(&w->f[i], name);
+        if (t) {
+            if (file) *file = &w->f[i];
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static int open_index(dl_ckpt_weights *w, const char *dir, const char *index, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je), *map;
+    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: line %d: %s", index, je.line, je.text);
+    int rc = 0;
+    map = json_object_get(root, "weight_map");
+    if (!json_is_object(map) || json_object_size(map) == 0) {
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no \"weight_map\" object", index);
+        goto out;
+    }
+    w->f = calloc(json_object_size(map), sizeof *w->f);
+    if (!w->f) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); goto out; }
+    const char *name;
+    json_t *v;
+    json_object_foreach(map, name, v) {       /* open each distinct shard once */
+        const char *shard = json_string_value(v);
+        if (!shard || !*shard || strchr(shard, '/') || !strcmp(shard, "..") || !strcmp(shard, ".")) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\": shard must be a file name in %s", index,
+                           name, dir);
+            goto out;
+        }
+        int seen = 0;
+        for (int i = 0; i < w->n && !seen; i++) {
+            const char *b = strrchr(w->f[i].path, '/');
+            seen = !strcmp(b ? b + 1 : w->f[i].path, shard);
+        }
+        if (seen) continue;
+        char p[PATHN];
+        if ((rc = join(p, dir, shard, err, errlen)) || (rc = dl_st_open(&w->f[w->n], p, err, errlen))) goto out;
+        w->n++;
+    }
+    json_object_foreach(map, name, v) {       /* every mapped tensor in its shard */
+        const dl_st_file *in = NULL;
+        if (!dl_ckpt_weights_find(w, name, &in) || strcmp(strrchr(in->path, '/') + 1, json_string_value(v))) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" is not in its shard %s", index, name,
+                           json_string_value(v));
+            goto out;
+        }
+    }
+    for (int i = 0; i < w->n; i++)            /* no name in two shards */
+        for (int j = 0; j < w->f[i].n; j++)
+            for (int k = i + 1; k < w->n; k++)
+                if (dl_st_find(&w->f[k], w->f[i].t[j].name)) {
+                    rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" is in both %s and %s", index,
+                                   w->f[i].t[j].name, w->f[i].path, w->f[k].path);
+                    goto out;
+                }
+out:
+    json_decref(root);
+    return rc;
+}
+
+int dl_ckpt_weights_open(dl_ckpt_weights *w, const char *path, char *err, size_t errlen) {
+    memset(w, 0, sizeof *w);
+    char p[PATHN];
+    int rc = 0;
+    if (!(w->where = strdup(path))) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    if (!is_dir(path)) {
+        if (!(w->f = calloc(1, sizeof *w->f))) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+        else if (!(rc = dl_st_open(&w->f[0], path, err, errlen))) w->n = 1;
+    } else if ((rc = join(p, path, "model.safetensors", err, errlen)) == 0 && is_file(p)) {
+        if (!(w->f = calloc(1, sizeof *w->f))) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+        else if (!(rc = dl_st_open(&w->f[0], p, err, errlen))) w->n = 1;
+    } else if (!rc && (rc = join(p, path, "model.safetensors.index.json", err, errlen)) == 0) {
+        if (is_file(p)) rc = open_index(w, path, p, err, errlen);
+        else rc = dl_seterr(err, errlen, -DL_EXIT_IO, "%s: no model.safetensors or model.safetensors.index.json",
+                            path);
+    }
+    if (rc) dl_ckpt_weights_close(w);
+    return rc;
+}
+
+/* ================================================================ trainer state */
+static json_t *u64_json(uint64_t v) {
+    if (v <= (uint64_t)INT64_MAX) return json_integer((json_int_t)v);
+    char s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)v);
+    return json_string(s);
+}
+
+int dl_train_state_save(const dl_train_state *st, const char *path, char *err, size_t errlen) {
+    json_t *args = NULL;
+    if (st->args_json[0]) {
+        json_error_t je;
+        args = json_loads(st->args_json, 0, &je);
+        if (!json_is_object(args)) {
+            json_decref(args);
+            return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: trainer args are not a JSON object: %s", path,
+                             je.text);
+        }
+    } else args = json_object();
+    json_t *o = json_object();
+    if (!o || !args || json_object_set_new(o, "format", json_string("dllm-trainer-state")) ||
+        json_object_set_new(o, "version", json_integer(1)) || json_object_set_new(o, "step", json_integer(st->step)) ||
+        json_object_set_new(o, "seed", u64_json(st->seed)) ||
+        json_object_set_new(o, "data_epoch", u64_json(st->data_epoch)) ||
+        json_object_set_new(o, "data_record", u64_json(st->data_record)) ||
+        json_object_set_new(o, "tokens_seen", json_real(st->tokens_seen)) ||
+        json_object_set_new(o, "lr_last", json_real(st->lr_last)) || json_object_set(o, "args", args)) {
+        json_decref(o);
+        json_decref(args);
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    }
+    json_decref(args);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    dl_out *out;
+    dl_out_opts opts = { 0, 0, 0, 0 };
+    int rc = dl_out_open(&out, path, &opts, err, errlen);
+    if (!rc) {
+        if ((rc = dl_out_write(out, text, strlen(text), err, errlen)) || (rc = dl_out_write(out, "\n", 1, err, errlen)))
+            dl_out_abort(out);
+        else rc = dl_out_close(out, err, errlen);
+    }
+    free(text);
+    return rc;
+}
+
+static int get_u64(json_t *o, const char *key, uint64_t *v, const char *path, char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    char *end;
+    if (json_is_integer(j) && json_integer_value(j) >= 0) { *v = (uint64_t)json_integer_value(j); return 0; }
+    if (json_is_string(j) && *json_string_value(j)) {
+        errno = 0;
+        *v = strtoull(json_string_value(j), &end, 10);
+        if (!*end && !errno && json_string_value(j)[0] != '-') return 0;
+    }
+    return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: missing or not a non-negative integer", path, key);
+}
+
+int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t errlen) {
+    memset(st, 0, sizeof *st);
+    json_error_t je;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        int code = is_file(path) ? -DL_EXIT_DATA : -DL_EXIT_IO;
+        return dl_seterr(err, errlen, code, "%s: %s", path, code == -DL_EXIT_IO ? "cannot read (no trainer state to resume from)" : je.text);
+    }
+    int rc = 0;
+    uint64_t step = 0;
+    json_t *fmt = json_object_get(o, "format"), *args = json_object_get(o, "args"), *tk = json_object_get(o, "tokens_seen"),
+           *lr = json_object_get(o, "lr_last");
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "dllm-trainer-state"))
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a dllm trainer state (\"format\")", path);
+    else if (json_integer_value(json_object_get(o, "version")) != 1)
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: unsupported version (expected 1)", path);
+    else if ((rc = get_u64(o, "step", &step, path, err, errlen)) || (rc = get_u64(o, "seed", &st->seed, path, err, errlen)) ||
+             (rc = get_u64(o, "data_epoch", &st->data_epoch, path, err, errlen)) ||
+             (rc = get_u64(o, "data_record", &st->data_record, path, err, errlen)))
+        ;
+    else if (!json_is_number(tk) || !json_is_number(lr))
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tokens_seen / lr_last missing or not numbers", path);
+    else if (args && !json_is_object(args))
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: \"args\" is not an object", path);
+    else {
+        st->step = (int64_t)step;
+        st->tokens_seen = json_number_value(tk);
+        st->lr_last = json_number_value(lr);
+        if (args) {
+            char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            if (!text) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+            else if (strlen(text) >= sizeof st->args_json)
+                rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: \"args\" longer than %zu bytes", path,
+                               sizeof st->args_json - 1);
+            else memcpy(st->args_json, text, strlen(text) + 1);
+            free(text);
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* ================================================================ save */
+static const char *const KNOWN[] = {
+    "config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors", "trainer_state.json",
+    "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model",
+    "model.safetensors.index.json", "model-*.safetensors", "README.md",
+};
+
+static int known_name(const char *n) {
+    for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
+        if (!fnmatch(KNOWN[i], n, FNM_PERIOD)) return 1;
+    return 0;
+}
+
+/* 0 when dir may be replaced (empty, or only checkpoint files). */
+static int check_replaceable(const char *dir, char *err, size_t errlen) {
+    DIR *d = opendir(dir);
+    if (!d) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    char p[PATHN];
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        struct stat st;
+        if (!known_name(e->d_name) || join(p, dir, e->d_name, err, errlen) || lstat(p, &st) || !S_ISREG(st.st_mode))
+            rc = dl_seterr(err, errlen, -DL_EXIT_USAGE,
+                           "%s exists and holds \"%s\", which is not a checkpoint file: refusing to replace it", dir,
+                           e->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Remove the plain files of dir, then dir (best effort). */
+static void remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[PATHN];
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < PATHN && !lstat(p, &st) && !S_ISDIR(st.st_mode)) unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
+    char *data;
+    size_t len;
+    int rc = dl_read_file(src, &data, &len, err, errlen);
+    if (rc) return rc;
+    dl_out *out;
+    dl_out_opts opts = { 0, 0, 0, 0 };
+    if (!(rc = dl_out_open(&out, dst, &opts, err, errlen))) {
+        if ((rc = dl_out_write(out, data, len, err, errlen))) dl_out_abort(out);
+        else rc = dl_out_close(out, err, errlen);
+    }
+    free(data);
+    return rc;
+}
+
+static size_t numel(const dl_tensor *t) { return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1); }
+
+static size_t max_numel(const dl_model *m) {
+    size_t mx = 1;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (numel(&m->tensors[i]) > mx) mx = numel(&m->tensors[i]);
+    return mx;
+}
+
+/* Write the tensors of block (params, adam_m or adam_v; device) to w under prefix + name. */
+static int write_block(dl_st_writer *w, const dl_model *m, const float *block, const char *prefix, dl_st_dtype dt,
+                       float *host, char *err, size_t errlen) {
+    char name[128];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const dl_tensor *t = &m->tensors[i];
+        int64_t shape[2] = { t->shape[0], t->shape[1] };
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        dl_dev_d2h(m->dev, host, block + t->offset, numel(t) * sizeof(float));
+        int rc = dl_st_writer_add(w, name, dt, t->ndim, shape, host, err, errlen);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int save_weights(const dl_model *m, const char *path, int bf16, int optimizer, float *host, char *err,
+                        size_t errlen) {
+    dl_st_writer *w;
+    int rc = dl_st_writer_open(&w, path, err, errlen);
+    if (rc) return rc;
+    if (optimizer) {
+        rc = dl_st_writer_set_metadata(w, "format", "dllm-adamw");
+        if (!rc) rc = write_block(w, m, m->adam_m, "m.", DL_ST_F32, host, err, errlen);
+        if (!rc) rc = write_block(w, m, m->adam_v, "v.", DL_ST_F32, host, err, errlen);
+    } else {
+        rc = dl_st_writer_set_metadata(w, "format", "pt");
+        if (!rc) rc = write_block(w, m, m->params, "", bf16 ? DL_ST_BF16 : DL_ST_F32, host, err, errlen);
+    }
+    if (rc) {
+        dl_st_writer_abort(w);
+        return rc;
+    }
+    return dl_st_writer_close(w, err, errlen);
+}
+
+static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_json, const dl_train_state *st, int bf16,
+                     char *err, size_t errlen) {
+    char p[PATHN], q[PATHN];
+    int rc;
+    if ((rc = join(p, tmp, "config.json", err, errlen)) ||
+        (rc = dl_config_save(&m->cfg, p, bf16 ? "bfloat16" : "float32", err, errlen)))
+        return rc;
+    float *host = malloc(max_numel(m) * sizeof(float));
+    if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    rc = join(p, tmp, "model.safetensors", err, errlen);
+    if (!rc) rc = save_weights(m, p, bf16, 0, host, err, errlen);
+    if (!rc && st) {
+        if (!m->adam_m || !m->adam_v)
+            rc = dl_seterr(err, errlen, -DL_EXIT_USAGE, "saving trainer state: the model has no optimizer state");
+        else if (!(rc = join(p, tmp, "optimizer.safetensors", err, errlen)))
+            rc = save_weights(m, p, 0, 1, host, err, errlen);
+        if (!rc && !(rc = join(p, tmp, "trainer_state.json", err, errlen))) rc = dl_train_state_save(st, p, err, errlen);
+    }
+    free(host);
+    if (rc || !tokenizer_json) return rc;
+    /* tokenizer.json (a directory names the one inside it) + tokenizer_config.json beside it */
+    char src[PATHN], srcdir[PATHN];
+    if (is_dir(tokenizer_json)) {
+        if ((rc = join(src, tokenizer_json, "tokenizer.json", err, errlen))) return rc;
+        snprintf(srcdir, sizeof srcdir, "%s", tokenizer_json);
+    } else {
+        snprintf(src, sizeof src, "%s", tokenizer_json);
+        snprintf(srcdir, sizeof srcdir, "%s", tokenizer_json);
+        char *slash = strrchr(srcdir, '/');
+        if (slash) *slash = 0;
+        else snprintf(srcdir, sizeof srcdir, ".");
+    }
+    if ((rc = join(p, tmp, "tokenizer.json", err, errlen)) || (rc = copy_file(src, p, err, errlen))) return rc;
+    if ((rc = join(q, srcdir, "tokenizer_config.json", err, errlen))) return rc;
+    if (is_file(q) && (!(rc = join(p, tmp, "tokenizer_config.json", err, errlen))))
+        rc = copy_file(q, p, err, errlen);
+    return rc;
+}
+
+int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_json, const dl_train_state *st, int bf16,
+                 char *err, size_t errlen) {
+    char dir[PATHN], tmp[PATHN + 32];
+    size_t n = strlen(dir_in);
+    while (n > 1 && dir_in[n - 1] == '/') n--;
+    if (n == 0 || n >= PATHN - 32) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "bad checkpoint directory name \"%s\"", dir_in);
+    memcpy(dir, dir_in, n);
+    dir[n] = 0;
+    if (!strcmp(dir, "/") || !strcmp(dir, ".") || !strcmp(dir, ".."))
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "refusing to use \"%s\" as a checkpoint directory", dir);
+    struct stat sb;
+    int exists = lstat(dir, &sb) == 0, rc;
+    if (exists && !S_ISDIR(sb.st_mode))
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s exists and is not a directory", dir);
+    if (exists && (rc = check_replaceable(dir, err, errlen))) return rc;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    if (is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
+    if (mkdir(tmp, 0755)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if ((rc = write_all(m, tmp, tokenizer_json, st, bf16, err, errlen))) {
+        remove_dir(tmp);
+        return rc;
+    }
+    if (!exists) {
+        if (rename(tmp, dir)) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
+            remove_dir(tmp);
+        }
+        return rc;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        remove_dir(tmp);                  /* now the previous checkpoint */
+        return 0;
+    }
+    /* no RENAME_EXCHANGE here: old aside, new in, old removed */
+    char old[PATHN + 32];
+    snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
+    if (rename(dir, old)) {
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", dir, old, strerror(errno));
+        remove_dir(tmp);
+        return rc;
+    }
+    if (rename(tmp, dir)) {
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
+        rename(old, dir);
+        remove_dir(tmp);
+        return rc;
+    }
+    remove_dir(old);
+    return 0;
+}
+
+/* ================================================================ load */
+static int allowed_extra(const char *name, int tied) {
+    size_t n = strlen(name), k = strlen("rotary_emb.inv_freq");
+    if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
+    return tied && !strcmp(name, "lm_head.weight");
+}
+
+/* Copy the tensors of m (named prefix + name) from w into block (device).
+ * Every expected tensor must be there with its shape. */
+static int load_block(dl_model *m, float *block, const dl_ckpt_weights *w, const char *prefix, char *err, size_t errlen) {
+    float *host = malloc(max_numel(m) * sizeof(float));
+    if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    char name[128];
+    int rc = 0;
+    for (int i = 0; i < m->n_tensors && !rc; i++) {
+        const dl_tensor *t = &m->tensors[i];
+        const dl_st_file *f;
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        const dl_st_tensor *s = dl_ckpt_weights_find(w, name, &f);
+        if (!s) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" missing (the config implies it)", w->where, name);
+            break;
+        }
+        int same = s->ndim == t->ndim;
+        for (int k = 0; k < t->ndim && same; k++) same = s->shape[k] == t->shape[k];
+        if (!same) {
+            char want[48], got[96] = "";
+            if (t->ndim == 2) snprintf(want, sizeof want, "[%d, %d]", t->shape[0], t->shape[1]);
+            else snprintf(want, sizeof want, "[%d]", t->shape[0]);
+            for (int k = 0; k < s->ndim; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? ", " : "", (long long)s->shape[k]);
+            rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\": shape [%s] but the config implies %s",
+                           f->path, name, got, want);
+            break;
+        }
+        if (!(rc = dl_st_read_f32(f, s, host, numel(t), err, errlen)))
+            dl_dev_h2d(m->dev, block + t->offset, host, numel(t) * sizeof(float));
+    }
+    free(host);
+    return rc;
+}
+
+/* Every tensor of w must be prefix + a model tensor (prefixes: n of them). */
+static int check_extras(const dl_model *m, const dl_ckpt_weights *w, const char *const *prefixes, int n, char *err,
+                        size_t errlen) {
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->f[i].n; j++) {
+            const char *nm = w->f[i].t[j].name;
+            int ok = 0;
+            for (int k = 0; k < n && !ok; k++) {
+                size_t pn = strlen(prefixes[k]);
+                ok = !strncmp(nm, prefixes[k], pn) &&
+                     (dl_model_tensor(m, nm + pn) || allowed_extra(nm + pn, m->cfg.tied));
+            }
+            if (!ok)
+                return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                                 "%s: tensor \"%s\" is not part of the model the config describes", w->f[i].path, nm);
+        }
+    return 0;
+}
+
+int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen) {
+    char cfgpath[PATHN];
+    int rc;
+    memset(m, 0, sizeof *m);
+    if (is_dir(dir)) rc = join(cfgpath, dir, "config.json", err, errlen);
+    else {
+        const char *slash = strrchr(dir, '/');
+        int dn = slash ? (int)(slash - dir) : 1;
+        rc = snprintf(cfgpath, sizeof cfgpath, "%.*s/config.json", dn, slash ? dir : ".") >= PATHN
+                 ? dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: path too long", dir) : 0;
+    }
+    if (rc) return rc;
+    dl_config c;
+    if ((rc = dl_config_load(&c, cfgpath, err, errlen))) return rc;
+    dl_ckpt_weights w;
+    if ((rc = dl_ckpt_weights_open(&w, dir, err, errlen))) return rc;
+    if (!(rc = dl_model_init(m, &c, dev, err, errlen))) {
+        static const char *const none[] = { "" };
+        rc = load_block(m, m->params, &w, "", err, errlen);
+        if (!rc) rc = check_extras(m, &w, none, 1, err, errlen);
+        if (rc) dl_model_free(m);
+    } else dl_err_prefix(err, errlen, "%s", cfgpath);
+    dl_ckpt_weights_close(&w);
+    return rc;
+}
+
+int dl_ckpt_load_train_state(dl_model *m, dl_train_state *st, const char *dir, char *err, size_t errlen) {
+    char p[PATHN];
+    int rc;
+    if ((rc = join(p, dir, "trainer_state.json", err, errlen)) || (rc = dl_train_state_load(st, p, err, errlen)))
+        return rc;
+    if ((rc = join(p, dir, "optimizer.safetensors", err, errlen))) return rc;
+    dl_ckpt_weights w;
+    if ((rc = dl_ckpt_weights_open(&w, p, err, errlen))) return rc;
+    static const char *const mv[] = { "m.", "v." };
+    if (!(rc = dl_model_alloc_optimizer(m, err, errlen)) && !(rc = load_block(m, m->adam_m, &w, "m.", err, errlen)) &&
+        !(rc = load_block(m, m->adam_v, &w, "v.", err, errlen)))
+        rc = check_extras(m, &w, mv, 2, err, errlen);
+    dl_ckpt_weights_close(&w);
+    return rc;
+}

@@ -1,0 +1,326 @@
+/* dl_config.c — dl_config defaults, config.json load / save, shape compare.
+ *
+ * Reads the Hugging Face config.json field names of LlamaConfig,
+ * Qwen2Config and MistralConfig:
+ *   model_type (or architectures[0]), hidden_size, num_hidden_layers,
+ *   num_attention_heads, num_key_value_heads, head_dim, intermediate_size,
+ *   vocab_size, max_position_embeddings, rms_norm_eps, rope_theta (or
+ *   rope_parameters.rope_theta), tie_word_embeddings, attention_bias,
+ *   bos/eos/pad_token_id (an id, null, or a list: its first id)
+ * plus the dllm fields, stored at the top level under the same names:
+ *   mask_token_id, shift_logits, objective ("diffusion" | "causal"),
+ *   rope_layout ("half" | "pairs").
+ * Missing optional fields take the transformers class defaults (llama,
+ * qwen2, mistral: rms_norm_eps 1e-6, rope_theta 10000, untied, no bias;
+ * qwen2 always has q/k/v biases).  Refused: hidden_act other than silu,
+ * mlp_bias, rope_scaling other than null/"default" — the model here does
+ * not implement them.  Mistral's sliding_window is ignored (every sequence
+ * we train is shorter than any window used in practice).
+ *
+ * Saving writes what transformers' AutoConfig / AutoModelForCausalLM read
+ * (architectures, model_type, torch_dtype, ...), through dl_out (temp file +
+ * rename).  Reals are written with the shortest decimal that reads back as
+ * the same float ("1e-6", not "9.99999997e-07").
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "dl_io.h"
+#include "dl_model.h"
+
+void dl_config_default(dl_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->arch, sizeof c->arch, "llama");
+    c->max_seq_len = 2048;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->rope_layout = DL_ROPE_HALF;
+    c->tied = 0;
+    c->qkv_bias = 0;
+    c->mask_token_id = -1;
+    c->bos_token_id = c->eos_token_id = c->pad_token_id = -1;
+    c->shift_logits = 0;
+    snprintf(c->objective, sizeof c->objective, "diffusion");
+}
+
+/* ---------------------------------------------------------------- load */
+static const struct { const char *arch, *cls; } ARCHS[] = {
+    { "llama", "LlamaForCausalLM" },
+    { "qwen2", "Qwen2ForCausalLM" },
+    { "mistral", "MistralForCausalLM" },
+};
+#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+static int get_int(json_t *o, const char *key, int required, int64_t *v, const char *path,
+                   char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j || json_is_null(j)) {
+        if (required) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: missing field %s", path, key);
+        return 1;
+    }
+    if (json_is_integer(j)) { *v = json_integer_value(j); return 0; }
+    if (json_is_real(j) && json_real_value(j) == floor(json_real_value(j))) {
+        *v = (int64_t)json_real_value(j);
+        return 0;
+    }
+    return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected an integer", path, key);
+}
+
+/* A positive int field; 1 when absent and not required. */
+static int get_pos(json_t *o, const char *key, int required, int *v, const char *path, char *err, size_t errlen) {
+    int64_t x = 0;
+    int rc = get_int(o, key, required, &x, path, err, errlen);
+    if (rc) return rc;
+    if (x <= 0 || x > 1 << 30)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s = %lld: must be a positive int", path, key,
+                         (long long)x);
+    *v = (int)x;
+    return 0;
+}
+
+static int get_real(json_t *o, const char *key, float *v, const char *path, char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j || json_is_null(j)) return 1;
+    if (!json_is_number(j))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected a number", path, key);
+    *v = (float)json_number_value(j);
+    return 0;
+}
+
+static int get_bool(json_t *o, const char *key, int *v, const char *path, char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j || json_is_null(j)) return 1;
+    if (json_is_boolean(j)) { *v = json_is_true(j); return 0; }
+    if (json_is_integer(j)) { *v = json_integer_value(j) != 0; return 0; }
+    return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected true or false", path, key);
+}
+
+/* A token id: integer, null (-1), or a list (its first id). */
+static int get_token_id(json_t *o, const char *key, int64_t *v, const char *path, char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (j && json_is_array(j)) j = json_array_size(j) ? json_array_get(j, 0) : NULL;
+    if (!j || json_is_null(j)) { *v = -1; return 0; }
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected a token id or null", path, key);
+    *v = json_integer_value(j);
+    return 0;
+}
+
+static int get_string(json_t *o, const char *key, char *dst, size_t n, const char *path, char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j || json_is_null(j)) return 1;
+    if (!json_is_string(j) || strlen(json_string_value(j)) >= n)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected a short string", path, key);
+    snprintf(dst, n, "%s", json_string_value(j));
+    return 0;
+}
+
+static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
+    char mt[32] = "";
+    int rc = get_string(root, "model_type", mt, sizeof mt, path, err, errlen);
+    if (rc < 0) return rc;
+    if (!mt[0]) {   /* no model_type: take it from architectures[0] */
+        json_t *a = json_object_get(root, "architectures");
+        const char *cls = json_is_array(a) ? json_string_value(json_array_get(a, 0)) : NULL;
+        for (size_t i = 0; cls && i < N_ARCHS; i++)
+            if (!strcmp(cls, ARCHS[i].cls)) snprintf(mt, sizeof mt, "%s", ARCHS[i].arch);
+        if (!mt[0])
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no model_type (and architectures names none of "
+                             "LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)", path);
+    }
+    size_t k = 0;
+    while (k < N_ARCHS && strcmp(mt, ARCHS[k].arch)) k++;
+    if (k == N_ARCHS)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                         "%s: model_type \"%s\" not supported (llama, qwen2, mistral)", path, mt);
+    dl_config_default(c);
+    snprintf(c->arch, sizeof c->arch, "%s", mt);
+    c->norm_eps = 1e-6f;   /* transformers' default for all three */
+
+    if ((rc = get_pos(root, "hidden_size", 1, &c->dim, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "num_hidden_layers", 1, &c->n_layers, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "num_attention_heads", 1, &c->n_heads, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "intermediate_size", 1, &c->hidden_dim, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "vocab_size", 1, &c->vocab_size, path, err, errlen)) < 0) return rc;
+    c->n_kv_heads = c->n_heads;
+    if ((rc = get_pos(root, "num_key_value_heads", 0, &c->n_kv_heads, path, err, errlen)) < 0) return rc;
+    int has_head_dim = 0;
+    if ((rc = get_pos(root, "head_dim", 0, &c->head_dim, path, err, errlen)) < 0) return rc;
+    has_head_dim = rc == 0;
+    if ((rc = get_pos(root, "max_position_embeddings", 0, &c->max_seq_len, path, err, errlen)) < 0) return rc;
+    if ((rc = get_real(root, "rms_norm_eps", &c->norm_eps, path, err, errlen)) < 0) return rc;
+    if ((rc = get_real(root, "rope_theta", &c->rope_theta, path, err, errlen)) < 0) return rc;
+    json_t *rp = json_object_get(root, "rope_parameters");   /* transformers >= 5 */
+    if (json_is_object(rp) && (rc = get_real(rp, "rope_theta", &c->rope_theta, path, err, errlen)) < 0) return rc;
+    json_t *scalings[2] = { json_object_get(root, "rope_scaling"), rp };
+    for (int i = 0; i < 2; i++) {
+        json_t *s = scalings[i];
+        if (!s || json_is_null(s)) continue;
+        const char *ty = json_string_value(json_object_get(s, "rope_type"));
+        if (!ty) ty = json_string_value(json_object_get(s, "type"));
+        if (!json_is_object(s) || (ty && strcmp(ty, "default")) || (!ty && i == 0))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rope_scaling \"%s\" not supported (only default RoPE)",
+                             path, ty ? ty : "?");
+    }
+    if (!(c->norm_eps > 0) || !(c->rope_theta > 0) || !isfinite(c->norm_eps) || !isfinite(c->rope_theta))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rms_norm_eps and rope_theta must be positive", path);
+    if ((rc = get_bool(root, "tie_word_embeddings", &c->tied, path, err, errlen)) < 0) return rc;
+    if (!strcmp(mt, "qwen2")) c->qkv_bias = 1;
+    else if (!strcmp(mt, "llama") && (rc = get_bool(root, "attention_bias", &c->qkv_bias, path, err, errlen)) < 0)
+        return rc;
+    int mlp_bias = 0;
+    if ((rc = get_bool(root, "mlp_bias", &mlp_bias, path, err, errlen)) < 0) return rc;
+    if (mlp_bias) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mlp_bias = true not supported", path);
+    char act[32] = "silu";
+    if ((rc = get_string(root, "hidden_act", act, sizeof act, path, err, errlen)) < 0) return rc;
+    if (strcmp(act, "silu"))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: hidden_act \"%s\" not supported (silu only)", path, act);
+    if ((rc = get_token_id(root, "bos_token_id", &c->bos_token_id, path, err, errlen)) < 0) return rc;
+    if ((rc = get_token_id(root, "eos_token_id", &c->eos_token_id, path, err, errlen)) < 0) return rc;
+    if ((rc = get_token_id(root, "pad_token_id", &c->pad_token_id, path, err, errlen)) < 0) return rc;
+    if ((rc = get_token_id(root, "mask_token_id", &c->mask_token_id, path, err, errlen)) < 0) return rc;
+    if ((rc = get_bool(root, "shift_logits", &c->shift_logits, path, err, errlen)) < 0) return rc;
+    if ((rc = get_string(root, "objective", c->objective, sizeof c->objective, path, err, errlen)) < 0) return rc;
+    if (strcmp(c->objective, "diffusion") && strcmp(c->objective, "causal"))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: objective \"%s\": expected diffusion or causal", path,
+                         c->objective);
+    char rl[16] = "half";
+    if ((rc = get_string(root, "rope_layout", rl, sizeof rl, path, err, errlen)) < 0) return rc;
+    if (!strcmp(rl, "half")) c->rope_layout = DL_ROPE_HALF;
+    else if (!strcmp(rl, "pairs")) c->rope_layout = DL_ROPE_PAIRS;
+    else return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rope_layout \"%s\": expected half or pairs", path, rl);
+
+    /* consistency */
+    if (!has_head_dim) {
+        if (c->dim % c->n_heads)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                             "%s: hidden_size %d not divisible by num_attention_heads %d", path, c->dim, c->n_heads);
+        c->head_dim = c->dim / c->n_heads;
+    }
+    if (c->n_heads % c->n_kv_heads)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                         "%s: num_attention_heads %d not divisible by num_key_value_heads %d", path, c->n_heads,
+                         c->n_kv_heads);
+    if (c->head_dim % 2)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: head_dim %d must be even (RoPE)", path, c->head_dim);
+    int64_t ids[4] = { c->bos_token_id, c->eos_token_id, c->pad_token_id, c->mask_token_id };
+    static const char *idn[4] = { "bos_token_id", "eos_token_id", "pad_token_id", "mask_token_id" };
+    for (int i = 0; i < 4; i++)
+        if (ids[i] >= c->vocab_size)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: %s %lld >= vocab_size %d", path, idn[i],
+                             (long long)ids[i], c->vocab_size);
+    return 0;
+}
+
+int dl_config_load(dl_config *c, const char *path, char *err, size_t errlen) {
+    char *text = NULL;
+    size_t len = 0;
+    int rc = dl_read_file(path, &text, &len, err, errlen);
+    if (rc) return rc;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    free(text);
+    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", path, je.line, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", path);
+    }
+    rc = parse(c, root, path, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- save */
+/* The shortest %g that reads back as the same float, as a double. */
+static json_t *short_real(float f) {
+    char buf[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+static json_t *token_id(int64_t v) { return v < 0 ? json_null() : json_integer(v); }
+
+int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype, char *err, size_t errlen) {
+    size_t k = 0;
+    while (k < N_ARCHS && strcmp(c->arch, ARCHS[k].arch)) k++;
+    if (k == N_ARCHS)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: model_type \"%s\" not supported", path, c->arch);
+    if (!strcmp(c->arch, "qwen2") && !c->qkv_bias)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: qwen2 always has q/k/v biases", path);
+    if (!strcmp(c->arch, "mistral") && c->qkv_bias)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mistral has no q/k/v biases (use llama)", path);
+    json_t *o = json_object();
+    json_t *arch = json_array();
+    json_array_append_new(arch, json_string(ARCHS[k].cls));
+    json_object_set_new(o, "architectures", arch);
+    json_object_set_new(o, "model_type", json_string(c->arch));
+    json_object_set_new(o, "hidden_size", json_integer(c->dim));
+    json_object_set_new(o, "intermediate_size", json_integer(c->hidden_dim));
+    json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
+    json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(o, "num_key_value_heads", json_integer(c->n_kv_heads));
+    json_object_set_new(o, "head_dim", json_integer(c->head_dim));
+    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(o, "max_position_embeddings", json_integer(c->max_seq_len));
+    json_object_set_new(o, "rms_norm_eps", short_real(c->norm_eps));
+    json_object_set_new(o, "rope_theta", short_real(c->rope_theta));
+    json_object_set_new(o, "rope_scaling", json_null());
+    json_object_set_new(o, "hidden_act", json_string("silu"));
+    json_object_set_new(o, "initializer_range", json_real(0.02));
+    json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tied));
+    if (!strcmp(c->arch, "llama")) {
+        json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
+        json_object_set_new(o, "mlp_bias", json_false());
+    }
+    if (!strcmp(c->arch, "qwen2")) json_object_set_new(o, "use_sliding_window", json_false());
+    if (!strcmp(c->arch, "mistral")) json_object_set_new(o, "sliding_window", json_null());
+    json_object_set_new(o, "attention_dropout", json_real(0.0));
+    json_object_set_new(o, "bos_token_id", token_id(c->bos_token_id));
+    json_object_set_new(o, "eos_token_id", token_id(c->eos_token_id));
+    json_object_set_new(o, "pad_token_id", token_id(c->pad_token_id));
+    json_object_set_new(o, "torch_dtype", json_string(torch_dtype ? torch_dtype : "float32"));
+    json_object_set_new(o, "use_cache", json_true());
+    /* dllm fields */
+    json_object_set_new(o, "mask_token_id", token_id(c->mask_token_id));
+    json_object_set_new(o, "shift_logits", json_boolean(c->shift_logits));
+    json_object_set_new(o, "objective", json_string(c->objective));
+    json_object_set_new(o, "rope_layout", json_string(c->rope_layout == DL_ROPE_PAIRS ? "pairs" : "half"));
+
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: out of memory", path);
+    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
+    oo.zstd = 0;
+    oo.binary = 0;
+    dl_out *out = NULL;
+    int rc = dl_out_open(&out, path, &oo, err, errlen);
+    if (!rc) rc = dl_out_write(out, text, strlen(text), err, errlen);
+    if (!rc) rc = dl_out_write(out, "\n", 1, err, errlen);
+    if (!rc) rc = dl_out_close(out, err, errlen);
+    else dl_out_abort(out);
+    free(text);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- compare */
+int dl_config_same_shapes(const dl_config *a, const dl_config *b, char *err, size_t errlen) {
+#define SAME(f, name) \
+    if (a->f != b->f) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s differs: %lld vs %lld", name, \
+                                       (long long)a->f, (long long)b->f)
+    SAME(dim, "hidden_size");
+    SAME(n_layers, "num_hidden_layers");
+    SAME(n_heads, "num_attention_heads");
+    SAME(n_kv_heads, "num_key_value_heads");
+    SAME(head_dim, "head_dim");
+    SAME(hidden_dim, "intermediate_size");
+    SAME(vocab_size, "vocab_size");
+    SAME(tied, "tie_word_embeddings");
+    SAME(qkv_bias, "attention_bias");
+#undef SAME
+    return 0;
+}

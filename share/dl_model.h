@@ -1,0 +1,134 @@
+/* dl_model.h — the LLaMA-style transformer of DESIGN.md "Model", its config,
+ * and its forward/backward over the kernels of kernels/kernels.h.
+ *
+ *   x = embed[ids]
+ *   per layer: h = rmsnorm(x)·w_attn_norm → q,k,v (+bias if qkv_bias) → RoPE(q,k)
+ *              → attention (bidirectional | causal | block; GQA) → o_proj → x += ·
+ *              h = rmsnorm(x)·w_mlp_norm → down(silu(gate(h)) * up(h)) → x += ·
+ *   final rmsnorm → output head (tied to embed or lm_head) ONLY at the M
+ *   selected positions (the ones that carry loss, or that a sampler needs).
+ *
+ * Memory: parameters, gradients, AdamW m and v are each ONE device allocation
+ * carved into named tensors (HF names, dl_model_tensors); activations are one
+ * allocation sized by dl_model_reserve(B, T, M_max).  fp32 master weights
+ * (params) are what the optimizer updates; a CUDA backend keeps its bf16
+ * compute copy apart (issue 5/6).
+ *
+ * Ownership: dl_model_init allocates, dl_model_free releases (safe on a
+ * zeroed struct).
+ */
+#ifndef DL_MODEL_H
+#define DL_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "dl_base.h"
+#include "kernels.h"
+
+typedef struct {
+    char arch[32];          /* "llama" | "qwen2" | "mistral" (HF model_type) */
+    int dim;                /* hidden_size */
+    int n_layers;           /* num_hidden_layers */
+    int n_heads;            /* num_attention_heads */
+    int n_kv_heads;         /* num_key_value_heads (default n_heads) */
+    int head_dim;           /* head_dim (default dim / n_heads) */
+    int hidden_dim;         /* intermediate_size */
+    int vocab_size;
+    int max_seq_len;        /* max_position_embeddings */
+    float norm_eps;         /* rms_norm_eps */
+    float rope_theta;
+    dl_rope_layout rope_layout;  /* HF checkpoints: HALF (weights permuted at llama2.c import) */
+    int tied;               /* tie_word_embeddings */
+    int qkv_bias;           /* attention_bias (llama) / always for qwen2 */
+    /* dllm fields (kept in config.json under the same names) */
+    int64_t mask_token_id;  /* -1 = none */
+    int64_t bos_token_id, eos_token_id, pad_token_id;   /* -1 = none */
+    int shift_logits;       /* position i predicted from hidden i-1 (Dream) */
+    char objective[16];     /* "diffusion" | "causal" */
+} dl_config;
+
+/* Fill defaults (llama, untied, eps 1e-5, theta 10000, diffusion). */
+void dl_config_default(dl_config *c);
+/* Parse an HF config.json (llama / qwen2 / mistral names) + dllm fields.
+ * Missing required fields or inconsistent ones (dim % heads, heads % kv) are
+ * data errors naming the file and field. */
+int dl_config_load(dl_config *c, const char *path, char *err, size_t errlen);
+/* Write config.json (HF-loadable: architectures, model_type, torch_dtype ...). */
+int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype, char *err, size_t errlen);
+/* 0 when a and b describe the same parameter shapes; else -DL_EXIT_DATA + why */
+int dl_config_same_shapes(const dl_config *a, const dl_config *b, char *err, size_t errlen);
+
+/* A named tensor carved from the parameter block (same offsets in grads, m, v). */
+typedef struct {
+    char name[96];          /* HF name: "model.layers.3.self_attn.q_proj.weight" */
+    size_t offset;          /* in floats from the block start */
+    int ndim;
+    int shape[2];
+    int decay;              /* 1: weight decay applies (matrices), 0: norms, biases */
+} dl_tensor;
+
+typedef struct {
+    float *attn_norm;   /* (D) */
+    float *wq, *wk, *wv;/* (Hq*E, D), (Hk*E, D), (Hk*E, D) */
+    float *bq, *bk, *bv;/* (Hq*E), (Hk*E), (Hk*E) or NULL */
+    float *wo;          /* (D, Hq*E) */
+    float *mlp_norm;    /* (D) */
+    float *w_gate, *w_up; /* (F, D) */
+    float *w_down;      /* (D, F) */
+} dl_layer_params;
+
+typedef struct {
+    dl_config cfg;
+    dl_dev *dev;
+    size_t n_params;          /* floats */
+    /* Block layout: every matrix (decay = 1) lies in [0, n_decay_params),
+     * every norm / bias (decay = 0) in [n_decay_params, n_params), each
+     * tensor starting on a 64-float boundary (padding stays zero), so the
+     * optimizer is two dl_k_adamw calls over contiguous ranges. */
+    size_t n_decay_params;
+    dl_tensor *tensors; int n_tensors;
+    float *params;            /* (n_params) master fp32, device */
+    float *grads;             /* (n_params) or NULL until dl_model_alloc_grads */
+    float *adam_m, *adam_v;   /* (n_params) or NULL until dl_model_alloc_optimizer */
+    /* views into params (and the same offsets into grads) */
+    float *embed;             /* (V, D) */
+    dl_layer_params *layers;  /* (n_layers) */
+    float *final_norm;        /* (D) */
+    float *lm_head;           /* (V, D); == embed when tied */
+    struct dl_acts *acts;     /* activation block, see dl_model.c */
+} dl_model;
+
+int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);
+void dl_model_free(dl_model *m);
+int dl_model_alloc_grads(dl_model *m, char *err, size_t errlen);
+int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen);
+const dl_tensor *dl_model_tensor(const dl_model *m, const char *name);
+/* Deterministic init from dl_rng (seed, purpose DL_RNG_INIT): normal(0, 0.02)
+ * for matrices, 1 for norms, 0 for biases (as HF LlamaPreTrainedModel).
+ * Each tensor's stream is keyed by index = FNV-1a-64 of its HF name, so a
+ * tensor's values do not depend on which other tensors exist (tied, bias). */
+void dl_model_init_weights(dl_model *m, uint64_t seed);
+/* Activations for up to B rows of T tokens and M_max selected positions. */
+int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t errlen);
+
+/* One forward pass.  All arrays are DEVICE pointers:
+ *   ids (B*T)      input ids (xt for diffusion, x0 for causal)
+ *   lens (B)       attention length per row (random-length cut), NULL = T
+ *   sel (M)        hidden-row indices b*T + i whose output the head computes
+ *                  (with shift_logits the caller passes i-1 for target i)
+ *   targets (M)    target ids, or NULL (then no ce; logits kept for the caller)
+ * Outputs: ce (M) per selected position (device) when targets != NULL; the
+ * probs / logits stay in the activation block (dl_model_logits).
+ * mask: DL_ATTN_BIDIR / CAUSAL / BLOCK (block size `block`). */
+int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
+                     const int32_t *sel, const uint32_t *targets, int M, float *ce,
+                     dl_attn_mask mask, int block, char *err, size_t errlen);
+/* Logits (M,V) of the last forward (before softmax), device pointer; valid
+ * only when that forward had targets == NULL. */
+const float *dl_model_logits(const dl_model *m);
+/* Backward of the last forward (which needed targets): dce (M) = d loss /
+ * d ce_m (device).  Gradients ACCUMULATE into m->grads (zero them with
+ * dl_model_zero_grads once per optimizer step). */
+int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen);
+void dl_model_zero_grads(dl_model *m);
+
+#endif
