@@ -134,4 +134,5 @@ clean:
 help:
 	@echo "make [all|test|test-cuda|demo|bench|clean]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1"
 
--include $(LIB_OBJ:.o=.d) $(TESTS:%=%.d)
+PROG_OBJ := $(foreach d,$(PROG_DIRS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(d)/*.c)))
+-include $(LIB_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(TESTS:%=%.d)

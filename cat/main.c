@@ -50,10 +50,8 @@ static const char DESCRIPTION[] =
     "--from-json reverses it: JSON Lines in, msgpack stream out (-o, --zstd, --shards).";
 
 static dl_out_opts out_opts(int binary) {
-    dl_out_opts o = DL_OUT_OPTS_DEFAULT;
-    o.zstd = common.zstd ? 1 : -1;
-    o.level = (int)common.zstd_level;
-    o.force = common.force;
+    dl_out_opts o;
+    dl_common_out_opts(&common, &o);
     o.binary = binary;
     return o;
 }

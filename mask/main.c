@@ -213,10 +213,8 @@ int main(int argc, char **argv) {
     oh.tok.mask_id = cfg.mask_id;
     if (cfg.block && dl_header_set_extra_uint(&oh, "block", cfg.block, err, sizeof err)) dl_die(DL_EXIT_DATA, "%s", err);
 
-    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
-    oo.zstd = common.zstd ? 1 : -1;
-    oo.level = (int)common.zstd_level;
-    oo.force = common.force;
+    dl_out_opts oo;
+    dl_common_out_opts(&common, &oo);
     dl_outset *os = NULL;
     if ((rc = dl_outset_open(&os, common.output, (int)common.shards, &oo, err, sizeof err))) {
         mask_input_close(&in);

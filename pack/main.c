@@ -167,10 +167,8 @@ int main(int argc, char **argv) {
     if (!sft && common.shard_n > 1 && hi != UINT64_MAX &&
         dl_header_set_extra_uint(&oh, "index_base", (uint64_t)common.shard_i << DL_INDEX_BASE_SHIFT, err, sizeof err))
         dl_die(DL_EXIT_IO, "%s", err);
-    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
-    oo.zstd = common.zstd ? 1 : -1;
-    oo.level = (int)common.zstd_level;
-    oo.force = common.force;
+    dl_out_opts oo;
+    dl_common_out_opts(&common, &oo);
     dl_outset *train = NULL, *valid = NULL;
     char *vpath = NULL;
     if ((rc = dl_outset_open(&train, common.output, (int)common.shards, &oo, err, sizeof err))) dl_die(-rc, "%s", err);

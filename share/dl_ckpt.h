@@ -7,9 +7,11 @@
  *   DIR/optimizer.safetensors  AdamW m and v ("m.<name>", "v.<name>")   [resume]
  *   DIR/trainer_state.json     dl_train_state                           [resume]
  *
- * Saves are atomic: everything is written into DIR.tmp.<pid>, then an
- * existing DIR is renamed aside, the new one renamed into place, and the old
- * one removed — a crash leaves either the old or the new checkpoint.
+ * Saves are atomic: everything is written into DIR.tmp.<pid>; then the new
+ * directory and an existing DIR swap names in one step (renameat2
+ * RENAME_EXCHANGE; where a filesystem refuses it: old renamed aside to
+ * DIR.old.<pid>, new renamed into place) and the old one is removed — a
+ * failure leaves either the old or the new checkpoint, never a mix.
  * Loading checks config against tensors (every expected tensor present with
  * its shape, no unknown ones except rotary caches) and refuses mismatches.
  */

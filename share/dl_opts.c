@@ -214,3 +214,11 @@ int dl_common_finish(dl_common *c, char *err, size_t errlen) {
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "--zstd-level %lld out of range [1, 22]", c->zstd_level);
     return 0;
 }
+
+void dl_common_out_opts(const dl_common *c, dl_out_opts *o) {
+    const dl_out_opts def = DL_OUT_OPTS_DEFAULT;
+    *o = def;
+    o->zstd = c->zstd ? 1 : -1;
+    o->level = (int)c->zstd_level;
+    o->force = c->force;
+}

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "dl_base.h"
+#include "dl_io.h"
 
 typedef enum {
     DL_OPT_FLAG,     /* int*: set to 1 (no value) */
@@ -97,6 +98,9 @@ int dl_opt_shard_fn(const char *arg, void *dst, char *err, size_t errlen);  /* p
 /* After parsing: apply -q/-v to dl_verbosity, SLURM defaults for --shard,
  * validate ranges.  Returns 0 or -DL_EXIT_USAGE. */
 int dl_common_finish(dl_common *c, char *err, size_t errlen);
+/* The output options the common flags ask for: zstd by --zstd or by a .zst
+ * name, --zstd-level, --force (binary output, refused on a terminal otherwise). */
+void dl_common_out_opts(const dl_common *c, dl_out_opts *o);
 
 #define DL_VERSION "0.1.0"
 

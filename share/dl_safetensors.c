@@ -153,28 +153,28 @@ static int parse_tensor(dl_st_file *f, dl_st_tensor *t, const char *name, json_t
 #undef BAD
 }
 
-static const dl_st_file *sort_file;
+typedef struct { uint64_t begin, end; int i; } span;
+
 static int by_begin(const void *a, const void *b) {
-    const dl_st_tensor *x = &sort_file->t[*(const int *)a], *y = &sort_file->t[*(const int *)b];
+    const span *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
 /* Sorted by begin, the tensors must tile [0, data_size) exactly. */
 static int check_tiling(dl_st_file *f, uint64_t data_size, char *err, size_t errlen) {
-    int *ix = malloc(sizeof *ix * (size_t)(f->n ? f->n : 1));
-    if (!ix) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: out of memory", f->path);
-    for (int i = 0; i < f->n; i++) ix[i] = i;
-    sort_file = f;   /* qsort has no context argument; the reader is not called concurrently */
-    qsort(ix, (size_t)f->n, sizeof *ix, by_begin);
+    span *sp = malloc(sizeof *sp * (size_t)(f->n ? f->n : 1));
+    if (!sp) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: out of memory", f->path);
+    for (int i = 0; i < f->n; i++) sp[i] = (span){ f->t[i].begin, f->t[i].end, i };
+    qsort(sp, (size_t)f->n, sizeof *sp, by_begin);
     uint64_t pos = 0;
     int rc = 0;
     for (int k = 0; k < f->n && !rc; k++) {
-        const dl_st_tensor *t = &f->t[ix[k]];
+        const dl_st_tensor *t = &f->t[sp[k].i];
         if (t->begin < pos)
             rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\": bytes [%llu, %llu) overlap tensor \"%s\"",
                            f->path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                           f->t[ix[k - 1]].name);
+                           f->t[sp[k - 1].i].name);
         else if (t->begin > pos)
             rc = dl_seterr(err, errlen, -DL_EXIT_DATA,
                            "%s: tensor \"%s\": starts at byte %llu, leaving bytes [%llu, %llu) of the data section unused",
@@ -186,7 +186,7 @@ static int check_tiling(dl_st_file *f, uint64_t data_size, char *err, size_t err
         rc = dl_seterr(err, errlen, -DL_EXIT_DATA,
                        "%s: tensors end at byte %llu of a %llu-byte data section (trailing bytes or a truncated header)",
                        f->path, (unsigned long long)pos, (unsigned long long)data_size);
-    free(ix);
+    free(sp);
     return rc;
 }
 

@@ -144,10 +144,8 @@ static int run(dec *d, char **paths, int npaths, char *err, size_t errlen) {
     if (!rc) rc = check_tokenizer(d, err, errlen);
     if (rc) return rc;
     const char *key = cfg->key ? cfg->key : dl_reader_header(d->r)->kind == DL_KIND_MASKED ? "x0" : "ids";
-    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
-    oo.zstd = cfg->common.zstd ? 1 : -1;
-    oo.level = (int)cfg->common.zstd_level;
-    oo.force = cfg->common.force;
+    dl_out_opts oo;
+    dl_common_out_opts(&cfg->common, &oo);
     oo.binary = 0;
     if ((rc = dl_out_open(&d->out, cfg->common.output, &oo, err, errlen))) return rc;
     dl_progress prog;

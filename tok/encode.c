@@ -180,10 +180,8 @@ int tk_encode_run(const tk_cfg *cfg, dl_tok **toks, int ntok, char **paths, int 
     e.hdr.tok.pad_id = dl_tok_special_id(tok, DL_TOK_PAD);
     e.hdr.tok.bos_id = dl_tok_special_id(tok, DL_TOK_BOS);
 
-    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
-    oo.zstd = cfg->common.zstd ? 1 : -1;
-    oo.level = (int)cfg->common.zstd_level;
-    oo.force = cfg->common.force;
+    dl_out_opts oo;
+    dl_common_out_opts(&cfg->common, &oo);
     double t0 = dl_now();
     int rc = dl_outset_open(&e.out, cfg->common.output, (int)cfg->common.shards, &oo, err, sizeof err);
     if (!rc) rc = run(&e, paths, npaths, err, sizeof err);

@@ -1,6 +1,18 @@
-/* train/ckpt.c — dllm-train's bookkeeping around the steps: SIGINT/SIGTERM,
- * the options recorded for --resume, metrics JSON Lines, the progress line.
- * (Checkpoint files themselves are share/dl_ckpt.c's: atomic dir saves.)
+/* train/ckpt.c — dllm-train's model sources and bookkeeping around the
+ * steps: where the model comes from (--config / --init / --resume), saves,
+ * the options recorded for --resume, SIGINT/SIGTERM, metrics JSON Lines, the
+ * progress line, a scratch directory.  (Checkpoint files themselves are
+ * share/dl_ckpt.c's: atomic directory saves; conversion is dl_convert_load.)
+ *
+ * Model sources: --resume DIR loads weights, AdamW moments and
+ * trainer_state.json (a checkpoint without it — --steps 0, a conversion — is
+ * refused: start from it with --init); --init SRC loads a dllm checkpoint
+ * (a dir whose config.json has the dllm field "objective") or converts
+ * anything else (HF dir, llama2.c .bin); --config FILE builds a fresh model
+ * (dl_model_init_weights with --seed), taking vocab_size and the token ids
+ * the file leaves out from the training data's header.  The tokenizer.json
+ * to store with every save is copied to the scratch dir first, so -o may
+ * name the directory it came from.
  *
  * Signals: dl_prog_init installed dl_log's handler (remove temporary files,
  * exit 130 at once).  train_signals_install replaces it for SIGINT/SIGTERM

@@ -292,8 +292,9 @@ int main(int argc, char **argv) {
     if (o_valid) {
         char *vp[1] = { (char *)o_valid };
         dc.what = "--valid stream";
-        if ((rc = train_data_open(&R.valid, vp, 1, &dc, err, sizeof err)) ||
-            (rc = train_data_check(&R.valid, mc, tsha, L ? L : o_seq_len, err, sizeof err)))
+        if ((rc = train_data_open(&R.valid, vp, 1, &dc, err, sizeof err))) dl_die(-rc, "--valid: %s", err);
+        R.valid.c.otf = o_otf && R.valid.kind == DL_KIND_ROWS;   /* a masked --valid is used as it is */
+        if ((rc = train_data_check(&R.valid, mc, tsha, L ? L : o_seq_len, err, sizeof err)))
             dl_die(-rc, "--valid: %s", err);
         L = (int)R.valid.L;
         R.has_valid = 1;
@@ -384,6 +385,10 @@ int main(int argc, char **argv) {
     if (R.has_valid && step != last_eval) eval_print(&R, step);
     save_or_die(&R, step, o_steps > 0 || o_resume, 0);
     if ((rc = train_metrics_close(&R.mt, err, sizeof err))) dl_die(-rc, "%s", err);
+    if (train_signal_pending()) {   /* e.g. stdin ended because the pipeline was interrupted */
+        dl_error("interrupted: stopped after step %lld, checkpoint saved in %s", (long long)step, o_out);
+        return DL_EXIT_INTERRUPTED;
+    }
     double el = dl_now() - R.t0;
     if (R.has_data && step > R.step0)
         dl_info("%lld steps in %.1fs (%.0f tokens/s); saved %s", (long long)(step - R.step0), el,

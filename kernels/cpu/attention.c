@@ -13,12 +13,14 @@
  *   dP = dO V^T ;  dS = P * (dP - rowsum(P * dP)) ;  dQ = s dS K
  *   dK = s sum_{h in g} dS_h^T Q_h ;  dV = sum_{h in g} P_h^T dO_h
  *
- * Work is cut into tasks of QC = 64 query rows (forward, backward phase 1:
- * dP, dS, dQ) or 64 key rows (phase 2: dK, dV, summed over the heads of a
- * group in head order — deterministic), OpenMP dynamic over all (b, head,
- * chunk) tasks; each task calls single-threaded sgemm (cpu_gemm_serial).
- * A task only multiplies the key columns some of its rows can see
- * (causal/block/len cut ~halve the FLOPs).  The backward has no mask
+ * Forward: OpenMP (dynamic) over (b, h, chunk of QC = 64 query rows) tasks.
+ * Backward: OpenMP over (b, kv head g) tasks; each does the heads of its
+ * group in order (dK, dV summed in head order: deterministic, no atomics):
+ * query chunks give dS (written to the (b, h) slice of `scratch`, which
+ * stays in cache) and dQ, then key chunks give dK and dV.  Every task calls
+ * single-threaded sgemm (cpu_gemm_serial), and multiplies only the key
+ * columns (or query rows) that can be non-zero: causal / block / len cuts
+ * ~halve the FLOPs.  The backward has no mask
  * argument: it recovers each row's jmax as one past the last non-zero of P,
  * which is exact for the GEMM bounds (a zero of P contributes nothing).
  * Does not: flash/tiled attention without the (T, T) matrix, dropout,
@@ -104,54 +106,51 @@ void dl_k_attention_bwd(dl_dev *d, float *dq, float *dk, float *dv, float *scrat
     const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
     const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     const float scale = 1.0f / sqrtf((float)E);
-    /* phase 1: per (b, h, query chunk): dP -> dS in scratch, dQ */
-    const long ntask1 = (long)B * Hq * nc;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, (size_t)ntask1, 1))
-    for (long t = 0; t < ntask1; t++) {
-        int c = (int)(t % nc), h = (int)(t / nc % Hq), b = (int)(t / nc / Hq), g = h / rep;
-        int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
-        const float *dO = dout + ((size_t)b * T * Hq + h) * E;
+    const long ntask = (long)B * Hk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, (size_t)ntask, 1))
+    for (long t = 0; t < ntask; t++) {
+        int g = (int)(t % Hk), b = (int)(t / Hk);
         const float *K = k + ((size_t)b * T * Hk + g) * E;
         const float *V = v + ((size_t)b * T * Hk + g) * E;
-        const float *P = att + ((size_t)b * Hq + h) * T * T;
-        float *S = scratch + ((size_t)b * Hq + h) * T * T;
-        int jm[QC], kmax = 0;
-        for (int i = i0; i < i1; i++) {
-            jm[i - i0] = jmax_scan(P + (size_t)i * T, T);
-            if (jm[i - i0] > kmax) kmax = jm[i - i0];
-        }
-        cpu_gemm_serial(d, 0, 1, n, kmax, E, 1.0f, dO + i0 * ldq, (int)ldq, V, (int)ldk, 0.0f,
-                        S + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++) dsoftmax_row(S + (size_t)i * T, P + (size_t)i * T, jm[i - i0], T);
-        cpu_gemm_serial(d, 0, 0, n, E, kmax, scale, S + (size_t)i0 * T, T, K, (int)ldk, 0.0f,
-                        dq + ((size_t)b * T * Hq + h) * E + i0 * ldq, (int)ldq);
-    }
-    /* phase 2: per (b, kv head, key chunk): dK, dV summed over the group's heads */
-    const long ntask2 = (long)B * Hk * nc;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, (size_t)ntask2, 1))
-    for (long t = 0; t < ntask2; t++) {
-        int c = (int)(t % nc), g = (int)(t / nc % Hk), b = (int)(t / nc / Hk);
-        int j0 = c * QC, j1 = j0 + QC < T ? j0 + QC : T, n = j1 - j0;
-        float *dK = dk + ((size_t)b * T * Hk + g) * E + j0 * ldk;
-        float *dV = dv + ((size_t)b * T * Hk + g) * E + j0 * ldk;
+        float *dK = dk + ((size_t)b * T * Hk + g) * E;
+        float *dV = dv + ((size_t)b * T * Hk + g) * E;
         for (int r = 0; r < rep; r++) {
             int h = g * rep + r;
-            const float *P = att + ((size_t)b * Hq + h) * T * T;
-            const float *S = scratch + ((size_t)b * Hq + h) * T * T;
-            const float *Q = q + ((size_t)b * T * Hq + h) * E;
             const float *dO = dout + ((size_t)b * T * Hq + h) * E;
-            int imin = 0;   /* rows before imin see none of keys j0..j1 */
-            for (; imin < T; imin++) {
-                const float *p = P + (size_t)imin * T + j0;
-                int any = 0;
-                for (int j = 0; j < n; j++) any |= p[j] != 0.0f;
-                if (any) break;
+            const float *Q = q + ((size_t)b * T * Hq + h) * E;
+            const float *P = att + ((size_t)b * Hq + h) * T * T;
+            float *S = scratch + ((size_t)b * Hq + h) * T * T;   /* dS of (b, h): cache-resident */
+            float *dQ = dq + ((size_t)b * T * Hq + h) * E;
+            /* query chunks: dP -> dS, dQ = s dS K */
+            for (int c = 0; c < nc; c++) {
+                int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
+                int jm[QC], kmax = 0;
+                for (int i = i0; i < i1; i++) {
+                    jm[i - i0] = jmax_scan(P + (size_t)i * T, T);
+                    if (jm[i - i0] > kmax) kmax = jm[i - i0];
+                }
+                cpu_gemm_serial(d, 0, 1, n, kmax, E, 1.0f, dO + i0 * ldq, (int)ldq, V, (int)ldk, 0.0f,
+                                S + (size_t)i0 * T, T);
+                for (int i = i0; i < i1; i++) dsoftmax_row(S + (size_t)i * T, P + (size_t)i * T, jm[i - i0], T);
+                cpu_gemm_serial(d, 0, 0, n, E, kmax, scale, S + (size_t)i0 * T, T, K, (int)ldk, 0.0f,
+                                dQ + i0 * ldq, (int)ldq);
             }
+            /* key chunks: dV (+)= P^T dO, dK (+)= s dS^T Q over the queries that see them */
             float beta = r == 0 ? 0.0f : 1.0f;
-            cpu_gemm_serial(d, 1, 0, n, E, T - imin, 1.0f, P + (size_t)imin * T + j0, T,
-                            dO + imin * ldq, (int)ldq, beta, dV, (int)ldk);
-            cpu_gemm_serial(d, 1, 0, n, E, T - imin, scale, S + (size_t)imin * T + j0, T,
-                            Q + imin * ldq, (int)ldq, beta, dK, (int)ldk);
+            for (int c = 0; c < nc; c++) {
+                int j0 = c * QC, j1 = j0 + QC < T ? j0 + QC : T, n = j1 - j0;
+                int imin = 0;   /* rows before imin see none of keys j0..j1 */
+                for (; imin < T; imin++) {
+                    const float *p = P + (size_t)imin * T + j0;
+                    int any = 0;
+                    for (int j = 0; j < n; j++) any |= p[j] != 0.0f;
+                    if (any) break;
+                }
+                cpu_gemm_serial(d, 1, 0, n, E, T - imin, 1.0f, P + (size_t)imin * T + j0, T,
+                                dO + imin * ldq, (int)ldq, beta, dV + j0 * ldk, (int)ldk);
+                cpu_gemm_serial(d, 1, 0, n, E, T - imin, scale, S + (size_t)imin * T + j0, T,
+                                Q + imin * ldq, (int)ldq, beta, dK + j0 * ldk, (int)ldk);
+            }
         }
     }
 }

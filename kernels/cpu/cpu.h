@@ -25,6 +25,14 @@ struct dl_dev {
     int threads;          /* OpenMP threads every op uses (>= 1) */
     int use_blas;         /* 1: cblas_sgemm (only when built with OpenBLAS); 0: plain C */
     char desc[160];       /* dl_dev_describe */
+    /* RoPE cos/sin table (rope.c), the one scratch an op allocates itself:
+     * rope_tab[(p * E/2 + j) * 2 + {0: cos, 1: sin}] for positions
+     * p < rope_npos, built for (rope_theta, rope_E); rebuilt when those change
+     * or a larger position shows up; freed by dl_dev_close.  Ops on one
+     * dl_dev are called from one host thread at a time. */
+    float *rope_tab;
+    int rope_npos, rope_E;
+    float rope_theta;
 };
 
 /* Parallel GEMM: splits C into panels across d->threads OpenMP threads (small

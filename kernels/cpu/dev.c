@@ -58,7 +58,7 @@ int dl_dev_open(dl_dev **dp, dl_dev_kind kind, int index, char *err, size_t errl
     return 0;
 }
 
-void dl_dev_close(dl_dev *d) { free(d); }
+void dl_dev_close(dl_dev *d) { if (d) free(d->rope_tab); free(d); }
 dl_dev_kind dl_dev_kind_of(const dl_dev *d) { return d->kind; }
 const char *dl_dev_describe(const dl_dev *d) { return d->desc; }
 int dl_dev_threads(const dl_dev *d) { return d->threads; }

@@ -8,14 +8,44 @@
  *   is R^T, i.e. the backward of the forward rotation.
  * f_j and the angle are float32 as in HF and llama2.c (powf, pos * f_j);
  * cos/sin of that float angle are taken in float64 and rounded.
- * OpenMP over rows; the E/2 cos/sin of a row live on the stack (E <= 1024).
+ * cos/sin come from a per-device table over positions (cpu.h: rope_tab,
+ * built on first use for (theta, E), 4096 positions or more); rows with a
+ * negative or huge position compute their own.  OpenMP over rows; E <= 1024.
  * Does not: scaled / NTK / YaRN RoPE variants, partial rotary dims.
  */
 #include <math.h>
+#include <stdlib.h>
 #include "dl_base.h"
 #include "cpu.h"
 
 #define EMAX 1024
+
+/* cos and sin of pos * f_j, j < E/2, into cs[2j], cs[2j+1] */
+static void angles(float *cs, int32_t pos, const float *freq, int half) {
+    for (int j = 0; j < half; j++) {
+        float a = (float)pos * freq[j];
+        cs[2 * j] = (float)cos((double)a);
+        cs[2 * j + 1] = (float)sin((double)a);
+    }
+}
+
+/* the table of d->rope_tab for positions 0..maxpos, or NULL (then rows
+ * compute their own angles: same values, slower) */
+static const float *table(dl_dev *d, int32_t maxpos, const float *freq, int E, float theta) {
+    if (d->rope_tab && d->rope_E == E && d->rope_theta == theta && maxpos < d->rope_npos) return d->rope_tab;
+    int npos = maxpos + 1 < 4096 ? 4096 : maxpos + 1;
+    if (d->rope_E == E && d->rope_theta == theta && npos < 2 * d->rope_npos) npos = 2 * d->rope_npos;
+    free(d->rope_tab);
+    d->rope_tab = malloc(sizeof(float) * (size_t)npos * E);
+    d->rope_npos = d->rope_tab ? npos : 0;
+    d->rope_E = E;
+    d->rope_theta = theta;
+    if (!d->rope_tab) return NULL;
+    float *tab = d->rope_tab;
+#pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)npos * E, 8192)) schedule(static)
+    for (int p = 0; p < npos; p++) angles(tab + (size_t)p * E, p, freq, E / 2);
+    return tab;
+}
 
 void dl_k_rope(dl_dev *d, float *x, const int32_t *pos, int N, int H, int E, float theta,
                dl_rope_layout layout, int inverse) {
@@ -23,15 +53,20 @@ void dl_k_rope(dl_dev *d, float *x, const int32_t *pos, int N, int H, int E, flo
     int half = E / 2;
     float freq[EMAX / 2];
     for (int j = 0; j < half; j++) freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)E);
+    int32_t minpos = 0, maxpos = 0;
+    for (int n = 0; n < N; n++) {
+        if (pos[n] < minpos) minpos = pos[n];
+        if (pos[n] > maxpos) maxpos = pos[n];
+    }
+    const float *tab = minpos >= 0 && maxpos < (1 << 20) ? table(d, maxpos, freq, E, theta) : NULL;
+    const float sgn = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * H * E, 16384)) schedule(static)
     for (int n = 0; n < N; n++) {
+        float own[EMAX];
+        const float *cs = tab ? tab + (size_t)pos[n] * E : own;
+        if (!tab) angles(own, pos[n], freq, half);
         float c[EMAX / 2], s[EMAX / 2];
-        for (int j = 0; j < half; j++) {
-            float a = (float)pos[n] * freq[j];
-            c[j] = (float)cos((double)a);
-            s[j] = (float)sin((double)a);
-            if (inverse) s[j] = -s[j];
-        }
+        for (int j = 0; j < half; j++) { c[j] = cs[2 * j]; s[j] = sgn * cs[2 * j + 1]; }
         for (int h = 0; h < H; h++) {
             float *v = x + ((size_t)n * H + h) * E;
             if (layout == DL_ROPE_HALF) {

@@ -18,6 +18,18 @@ recompute it: for tensor `name`, element i (row-major),
     v = ((7*i + 13*k) % 255 - 127) / 64
 dim 8, 2 layers, 2 heads (head_dim 4), 1 kv head, intermediate 12.
 Run from the repository root:  /work/venv/bin/python tests/ref/gen_ckpt_fixture.py
+
+Independent check of the llama2.c conversion (needs torch and tokenizers,
+writes nothing):
+    bin/dllm-train --init share/data/stories260K/stories260K.bin -o DIR --steps 0
+    /work/venv/bin/python tests/ref/gen_ckpt_fixture.py --check-stories260k DIR
+  1. HF `tokenizers` (Rust) on DIR/tokenizer.json encodes every line of
+     share/data/tinystories/tinystories_val.txt exactly as llama2.c's run.c
+     encode does on tok512.bin, and decodes the golden ids to the golden text;
+  2. a plain PyTorch LLaMA forward with HF's rotate_half RoPE (what
+     transformers' LlamaForCausalLM computes) on DIR/model.safetensors,
+     greedy from BOS, reproduces expected_greedy_t0_ids.txt: the permuted
+     wq/wk make the checkpoint a plain HF Llama.
 """
 import json, os, struct
 import numpy as np
@@ -150,5 +162,104 @@ def main():
     make("mistral_sharded", "mistral", 21, False, False, "F32", "float32", mask="[MASK]", shards=2)
 
 
+S260 = "share/data/stories260K/"
+
+
+def read_safetensors(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__":
+            continue
+        assert v["dtype"] == "F32"
+        a, z = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + a:8 + n + z], dtype="<f4").reshape(v["shape"]).copy()
+    return out
+
+
+def llama2c_encode(vocab, scores, lookup, text):
+    toks = [lookup[" "]] if text else []
+    for ch in text:
+        toks += [lookup[ch]] if ch in lookup else [x + 3 for x in ch.encode()]
+    while True:
+        best, bi, bid = -1e10, -1, -1
+        for i in range(len(toks) - 1):
+            j = lookup.get(vocab[toks[i]] + vocab[toks[i + 1]], -1)
+            if j != -1 and scores[j] > best:
+                best, bi, bid = scores[j], i, j
+        if bi < 0:
+            return toks
+        toks[bi:bi + 2] = [bid]
+
+
+def check_stories260k(d):
+    import torch
+    from tokenizers import Tokenizer
+    b = open(S260 + "tok512.bin", "rb").read()
+    o, vocab, scores = 4, [], []
+    for _ in range(512):
+        s, n = struct.unpack_from("<fi", b, o)
+        vocab.append(b[o + 8:o + 8 + n].decode())
+        scores.append(s)
+        o += 8 + n
+    lookup = {p: i for i, p in enumerate(vocab)}
+    tk = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    lines = [l for l in open("share/data/tinystories/tinystories_val.txt").read().split("\n") if l.strip()]
+    bad = sum(llama2c_encode(vocab, scores, lookup, l) != tk.encode(l, add_special_tokens=False).ids for l in lines)
+    print(f"tokenizer: {len(lines)} lines, {bad} differ from llama2.c encode")
+    want = [int(x) for x in open(S260 + "expected_greedy_t0_ids.txt").read().split()]
+    text_ok = tk.decode(want) == open(S260 + "expected_greedy_t0.txt").read().rstrip("\n")
+    print("tokenizer: golden ids decode to the golden text:", text_ok)
+
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    W = {k: torch.from_numpy(v) for k, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
+    Dm, H, KVh = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    E, eps = Dm // H, cfg["rms_norm_eps"]
+    head = W.get("lm_head.weight", W["model.embed_tokens.weight"])
+
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def rotate_half(x):
+        return torch.cat((-x[..., E // 2:], x[..., :E // 2]), -1)
+
+    def last_logits(ids):
+        T = len(ids)
+        x = W["model.embed_tokens.weight"][ids]
+        inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, E, 2).float() / E))
+        f = torch.outer(torch.arange(T).float(), inv)
+        cos, sin = torch.cat((f, f), -1).cos(), torch.cat((f, f), -1).sin()
+        for l in range(cfg["num_hidden_layers"]):
+            p = f"model.layers.{l}."
+            h = rms(x, W[p + "input_layernorm.weight"])
+            q = (h @ W[p + "self_attn.q_proj.weight"].T).view(T, H, E).transpose(0, 1)
+            k = (h @ W[p + "self_attn.k_proj.weight"].T).view(T, KVh, E).transpose(0, 1)
+            v = (h @ W[p + "self_attn.v_proj.weight"].T).view(T, KVh, E).transpose(0, 1)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(H // KVh, 0), v.repeat_interleave(H // KVh, 0)
+            a = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
+            x = x + a.transpose(0, 1).reshape(T, Dm) @ W[p + "self_attn.o_proj.weight"].T
+            h = rms(x, W[p + "post_attention_layernorm.weight"])
+            g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)
+            x = x + g @ W[p + "mlp.down_proj.weight"].T
+        return rms(x, W["model.norm.weight"])[-1] @ head.T
+
+    ids, out = [1], []
+    with torch.no_grad():
+        while len(out) < 400:
+            t = int(last_logits(ids)[:512].argmax())   # the 512 llama2.c ids (not the appended mask)
+            if t == 1:
+                break
+            ids.append(t)
+            out.append(t)
+    print(f"model: torch rotate_half greedy == expected_greedy_t0_ids.txt: {out == want} ({len(out)} ids)")
+    return 0 if bad == 0 and text_ok and out == want else 1
+
+
 if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-stories260k":
+        sys.exit(check_stories260k(sys.argv[2]))
     main()

@@ -331,6 +331,16 @@ static void test_rope(void) {
                 }
         snprintf(nm, sizeof nm, "rope %s fwd vs float64 formula", ln);
         dl_tcheck(nm, c.y, ref, n, 1e-4f, 1e-4f, 1e-9);
+        /* a negative position bypasses the device's cos/sin table: same values */
+        {
+            int32_t pneg[N + 1] = { -2, 0, 1, 7, 100, 255 };
+            float *xx = fzero(n + H * E);
+            memcpy(xx + H * E, c.x, sizeof(float) * n);
+            dl_k_rope(D, xx, pneg, N + 1, H, E, 10000.0f, (dl_rope_layout)lay, 0);
+            snprintf(nm, sizeof nm, "rope %s without the table (negative position) = with it", ln);
+            DL_CHECK(same_bits(xx + H * E, c.y, n), "%s", nm);
+            free(xx);
+        }
         /* norms preserved per head */
         int okn = 1;
         for (size_t v = 0; v < (size_t)N * H; v++) {

@@ -227,7 +227,10 @@ int main(void) {
     char err[512], scratch[] = "/tmp/dllm-s260k-XXXXXX", tj[4096], ck[4200];
     if (!mkdtemp(scratch)) { printf("not ok - mkdtemp\n"); return 1; }
     dl_dev *dev;
-    int rc = dl_dev_open(&dev, DL_DEV_CPU, 0, err, sizeof err);
+    /* one thread: ~350 forwards of a dim-64 model are dozens of tiny kernels
+     * each, where OpenMP fork/join costs more than the work (10x slower on a
+     * loaded 2-core machine) */
+    int rc = dl_dev_open(&dev, DL_DEV_CPU, 1, err, sizeof err);
     DL_CHECK(rc == 0, "cpu device (%s)", rc ? err : "");
     if (rc) return dl_test_end();
     dl_model m;
