@@ -73,7 +73,8 @@ typedef enum {
     DL_ROPE_PAIRS = 1   /* Meta / llama2.c: adjacent pairs (2i, 2i+1) */
 } dl_rope_layout;
 /* In place on x (N, H, E); pos (N) is each row's position.  freq_j = theta^(-2j/E).
- * inverse = 1 rotates by -angle (that is the backward: dx = R^T dy). */
+ * inverse = 1 rotates by -angle (that is the backward: dx = R^T dy).
+ * CPU: cos/sin come from a table the device keeps per (theta, E). */
 void dl_k_rope(dl_dev *d, float *x, const int32_t *pos, int N, int H, int E, float theta,
                dl_rope_layout layout, int inverse);
 
@@ -86,10 +87,13 @@ typedef enum {
 /* q (B,T,Hq,E), k/v (B,T,Hk,E), Hq % Hk == 0 (GQA: query head h uses kv head h/(Hq/Hk)).
  * lens (B): keys at positions >= lens[b] are invisible (random-length cut,
  * padding); NULL = all T.  out (B,T,Hq,E); att (B,Hq,T,T) softmax probs saved
- * for backward.  scale = 1/sqrt(E). */
+ * for backward, invisible entries exactly 0 (a query with no visible key,
+ * lens[b] = 0, gets all-zero probs and out = 0).  scale = 1/sqrt(E).
+ * block: block size of DL_ATTN_BLOCK (> 0), ignored otherwise. */
 void dl_k_attention_fwd(dl_dev *d, float *out, float *att, const float *q, const float *k, const float *v,
                         const int32_t *lens, int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int block);
-/* dq (B,T,Hq,E), dk/dv (B,T,Hk,E) overwritten.  scratch: (B,Hq,T,T) floats. */
+/* dq (B,T,Hq,E), dk/dv (B,T,Hk,E) overwritten.  scratch: (B,Hq,T,T) floats.
+ * No mask argument: the visible keys are read off the zeros of att. */
 void dl_k_attention_bwd(dl_dev *d, float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
                         int B, int T, int Hq, int Hk, int E);

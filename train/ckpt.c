@@ -308,13 +308,27 @@ static int load_config(dl_config *c, const char *path, const dl_header *h, char 
     return rc;
 }
 
+/* Copy DIR/tokenizer.json (and tokenizer_config.json, which names the special
+ * tokens, when present) into the scratch dir; tok_path = the scratch copy, or
+ * "" when DIR has no tokenizer.json. */
+static int copy_tokenizer_of(const char *dir, const char *scr, char *tok_path, size_t tl, char *err, size_t errlen) {
+    char p[1024], q[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (!is_file(p)) return 0;
+    snprintf(tok_path, tl, "%s/tokenizer.json", scr);
+    int rc = copy_file(p, tok_path, err, errlen);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    snprintf(q, sizeof q, "%s/tokenizer_config.json", scr);
+    if (!rc && is_file(p)) rc = copy_file(p, q, err, errlen);
+    return rc;
+}
+
 int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen) {
     int rc;
     tok_path[0] = 0;
     const char *scr = train_scratch(err, errlen);
     if (!scr) return -DL_EXIT_IO;
-    const char *tok_from = NULL;
     if (src->resume) {
         if (!is_dllm_dir(src->resume))
             return dl_seterr(err, errlen, access(src->resume, F_OK) ? -DL_EXIT_IO : -DL_EXIT_DATA,
@@ -336,22 +350,11 @@ int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char 
                 return rc;
             }
         }
-        snprintf(p, sizeof p, "%s/tokenizer.json", src->resume);
-        if (is_file(p)) tok_from = p;
-        if (tok_from) {
-            snprintf(tok_path, tl, "%s/tokenizer.json", scr);
-            if ((rc = copy_file(tok_from, tok_path, err, errlen))) return rc;
-        }
-        return 0;
+        return copy_tokenizer_of(src->resume, scr, tok_path, tl, err, errlen);
     }
     if (src->init && is_dllm_dir(src->init)) {
         if ((rc = dl_ckpt_load(m, src->init, dev, err, errlen))) return rc;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/tokenizer.json", src->init);
-        if (is_file(p)) {
-            snprintf(tok_path, tl, "%s/tokenizer.json", scr);
-            if ((rc = copy_file(p, tok_path, err, errlen))) return rc;
-        }
+        if ((rc = copy_tokenizer_of(src->init, scr, tok_path, tl, err, errlen))) return rc;
     } else if (src->init) {
         if (access(src->init, F_OK))
             return dl_seterr(err, errlen, -DL_EXIT_IO, "--init %s: %s", src->init, strerror(errno));

@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
 
     /* objective flags live in config.json too */
     dl_config *mc = &R.m.cfg;
-    if (!strcmp(mc->objective, "causal") && !o_causal && !o_resume && o_init) {
+    if (!strcmp(mc->objective, "causal") && !o_causal && !o_resume) {   /* a causal --init or --config */
         o_causal = 1;
         check_values(&lc, &sk);
     }

@@ -14,15 +14,17 @@
  *   dK = s sum_{h in g} dS_h^T Q_h ;  dV = sum_{h in g} P_h^T dO_h
  *
  * Forward: OpenMP (dynamic) over (b, h, chunk of QC = 64 query rows) tasks.
- * Backward: OpenMP over (b, kv head g) tasks; each does the heads of its
- * group in order (dK, dV summed in head order: deterministic, no atomics):
+ * Backward: OpenMP over the B*Hk (b, kv head g) tasks (fewer tasks than
+ * threads leave threads idle: B = 1 with 2 kv heads uses 2); each does the
+ * heads of its group in order (dK, dV summed in head order: deterministic):
  * query chunks give dS (written to the (b, h) slice of `scratch`, which
  * stays in cache) and dQ, then key chunks give dK and dV.  Every task calls
  * single-threaded sgemm (cpu_gemm_serial), and multiplies only the key
  * columns (or query rows) that can be non-zero: causal / block / len cuts
- * ~halve the FLOPs.  The backward has no mask
- * argument: it recovers each row's jmax as one past the last non-zero of P,
- * which is exact for the GEMM bounds (a zero of P contributes nothing).
+ * ~halve the FLOPs.  The backward has no mask argument: it recovers each
+ * row's jmax as one past the last non-zero of P, which is exact for the
+ * GEMM bounds (a zero of P contributes nothing).  NaN or inf in q, k, v
+ * propagate to out (they are not masked away).
  * Does not: flash/tiled attention without the (T, T) matrix, dropout,
  * sliding windows, ALiBi, or a sink.
  */
