@@ -61,10 +61,10 @@ $B/dllm-mask -q --seed 2 "$OUT/s-rows.valid.msgpack.zst" -o "$OUT/s-valid.msgpac
 
 step "6. fine-tune $STEPS steps as a masked-diffusion model (MDLM/LLaDA loss, AdamW, cosine LR),\n   held-out ELBO before, every 100 steps and after"
 echo "\$ dllm-train --init $OUT/stories260K $OUT/s-train.msgpack.zst --valid $OUT/s-valid.msgpack.zst --eval-every 100 \\"
-echo "      -o $OUT/stories260K-mdlm --steps $STEPS --batch 8 --lr 2e-3 --warmup 20 --metrics $OUT/train-metrics.jsonl --progress"
+echo "      -o $OUT/stories260K-mdlm --steps $STEPS --batch 8 --lr 2e-3 --warmup 20 --metrics $OUT/train-metrics.jsonl"
 $B/dllm-train --init "$OUT/stories260K" "$OUT/s-train.msgpack.zst" --valid "$OUT/s-valid.msgpack.zst" --eval-every 100 \
     -o "$OUT/stories260K-mdlm" --steps "$STEPS" --batch 8 --lr 2e-3 --warmup 20 \
-    --metrics "$OUT/train-metrics.jsonl" --progress
+    --metrics "$OUT/train-metrics.jsonl"
 echo
 echo "held-out ELBO (nats/token; exp(ELBO) bounds the perplexity), from $OUT/train-metrics.jsonl:"
 grep '"valid_elbo"' "$OUT/train-metrics.jsonl" | awk -v n="$STEPS" '
