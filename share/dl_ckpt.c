@@ -49,23 +49,6 @@
 #include "dl_ckpt.h"
 #include "dl_io.h"
 
-#define PATHN 4096
-
-static int join(char *dst, const char *dir, const char *name, char *err, size_t errlen) {
-    int n = snprintf(dst, PATHN, "%s/%s", dir, name);
-    if (n < 0 || n >= PATHN) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s/%s: path too long", dir, name);
-    return 0;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 /* ================================================================ weights set */
 void dl_ckpt_weights_close(dl_ckpt_weights *w) {
@@ -113,8 +96,8 @@ static int open_index(dl_ckpt_weights *w, const char *dir, const char *index, ch
             seen = !strcmp(b ? b + 1 : w->f[i].path, shard);
         }
         if (seen) continue;
-        char p[PATHN];
-        if ((rc = join(p, dir, shard, err, errlen)) || (rc = dl_st_open(&w->f[w->n], p, err, errlen))) goto out;
+        char p[DL_PATH_MAX];
+        if ((rc = dl_path_join(p, dir, shard, err, errlen)) || (rc = dl_st_open(&w->f[w->n], p, err, errlen))) goto out;
         w->n++;
     }
     json_object_foreach(map, name, v) {       /* every mapped tensor in its shard */
@@ -140,17 +123,17 @@ out:
 
 int dl_ckpt_weights_open(dl_ckpt_weights *w, const char *path, char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
-    char p[PATHN];
+    char p[DL_PATH_MAX];
     int rc = 0;
     if (!(w->where = strdup(path))) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
-    if (!is_dir(path)) {
+    if (!dl_is_dir(path)) {
         if (!(w->f = calloc(1, sizeof *w->f))) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         else if (!(rc = dl_st_open(&w->f[0], path, err, errlen))) w->n = 1;
-    } else if ((rc = join(p, path, "model.safetensors", err, errlen)) == 0 && is_file(p)) {
+    } else if ((rc = dl_path_join(p, path, "model.safetensors", err, errlen)) == 0 && dl_is_file(p)) {
         if (!(w->f = calloc(1, sizeof *w->f))) rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         else if (!(rc = dl_st_open(&w->f[0], p, err, errlen))) w->n = 1;
-    } else if (!rc && (rc = join(p, path, "model.safetensors.index.json", err, errlen)) == 0) {
-        if (is_file(p)) rc = open_index(w, path, p, err, errlen);
+    } else if (!rc && (rc = dl_path_join(p, path, "model.safetensors.index.json", err, errlen)) == 0) {
+        if (dl_is_file(p)) rc = open_index(w, path, p, err, errlen);
         else rc = dl_seterr(err, errlen, -DL_EXIT_IO, "%s: no model.safetensors or model.safetensors.index.json",
                             path);
     }
@@ -222,7 +205,7 @@ int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t 
     json_error_t je;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
-        int code = is_file(path) ? -DL_EXIT_DATA : -DL_EXIT_IO;
+        int code = dl_is_file(path) ? -DL_EXIT_DATA : -DL_EXIT_IO;
         return dl_seterr(err, errlen, code, "%s: %s", path, code == -DL_EXIT_IO ? "cannot read (no trainer state to resume from)" : je.text);
     }
     int rc = 0;
@@ -278,11 +261,11 @@ static int check_replaceable(const char *dir, char *err, size_t errlen) {
     if (!d) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: %s", dir, strerror(errno));
     struct dirent *e;
     int rc = 0;
-    char p[PATHN];
+    char p[DL_PATH_MAX];
     while (!rc && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         struct stat st;
-        if (!known_name(e->d_name) || join(p, dir, e->d_name, err, errlen) || lstat(p, &st) || !S_ISREG(st.st_mode))
+        if (!known_name(e->d_name) || dl_path_join(p, dir, e->d_name, err, errlen) || lstat(p, &st) || !S_ISREG(st.st_mode))
             rc = dl_seterr(err, errlen, -DL_EXIT_USAGE,
                            "%s exists and holds \"%s\", which is not a checkpoint file: refusing to replace it", dir,
                            e->d_name);
@@ -296,29 +279,14 @@ static void remove_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
-    char p[PATHN];
+    char p[DL_PATH_MAX];
     while ((e = readdir(d))) {
         struct stat st;
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < PATHN && !lstat(p, &st) && !S_ISDIR(st.st_mode)) unlink(p);
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < DL_PATH_MAX && !lstat(p, &st) && !S_ISDIR(st.st_mode)) unlink(p);
     }
     closedir(d);
     rmdir(dir);
-}
-
-static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
-    char *data;
-    size_t len;
-    int rc = dl_read_file(src, &data, &len, err, errlen);
-    if (rc) return rc;
-    dl_out *out;
-    dl_out_opts opts = { 0, 0, 0, 0 };
-    if (!(rc = dl_out_open(&out, dst, &opts, err, errlen))) {
-        if ((rc = dl_out_write(out, data, len, err, errlen))) dl_out_abort(out);
-        else rc = dl_out_close(out, err, errlen);
-    }
-    free(data);
-    return rc;
 }
 
 static size_t numel(const dl_tensor *t) { return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1); }
@@ -367,28 +335,28 @@ static int save_weights(const dl_model *m, const char *path, int bf16, int optim
 
 static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_json, const dl_train_state *st, int bf16,
                      char *err, size_t errlen) {
-    char p[PATHN], q[PATHN];
+    char p[DL_PATH_MAX], q[DL_PATH_MAX];
     int rc;
-    if ((rc = join(p, tmp, "config.json", err, errlen)) ||
+    if ((rc = dl_path_join(p, tmp, "config.json", err, errlen)) ||
         (rc = dl_config_save(&m->cfg, p, bf16 ? "bfloat16" : "float32", err, errlen)))
         return rc;
     float *host = malloc(max_numel(m) * sizeof(float));
     if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
-    rc = join(p, tmp, "model.safetensors", err, errlen);
+    rc = dl_path_join(p, tmp, "model.safetensors", err, errlen);
     if (!rc) rc = save_weights(m, p, bf16, 0, host, err, errlen);
     if (!rc && st) {
         if (!m->adam_m || !m->adam_v)
             rc = dl_seterr(err, errlen, -DL_EXIT_USAGE, "saving trainer state: the model has no optimizer state");
-        else if (!(rc = join(p, tmp, "optimizer.safetensors", err, errlen)))
+        else if (!(rc = dl_path_join(p, tmp, "optimizer.safetensors", err, errlen)))
             rc = save_weights(m, p, 0, 1, host, err, errlen);
-        if (!rc && !(rc = join(p, tmp, "trainer_state.json", err, errlen))) rc = dl_train_state_save(st, p, err, errlen);
+        if (!rc && !(rc = dl_path_join(p, tmp, "trainer_state.json", err, errlen))) rc = dl_train_state_save(st, p, err, errlen);
     }
     free(host);
     if (rc || !tokenizer_json) return rc;
     /* tokenizer.json (a directory names the one inside it) + tokenizer_config.json beside it */
-    char src[PATHN], srcdir[PATHN];
-    if (is_dir(tokenizer_json)) {
-        if ((rc = join(src, tokenizer_json, "tokenizer.json", err, errlen))) return rc;
+    char src[DL_PATH_MAX], srcdir[DL_PATH_MAX];
+    if (dl_is_dir(tokenizer_json)) {
+        if ((rc = dl_path_join(src, tokenizer_json, "tokenizer.json", err, errlen))) return rc;
         snprintf(srcdir, sizeof srcdir, "%s", tokenizer_json);
     } else {
         snprintf(src, sizeof src, "%s", tokenizer_json);
@@ -397,19 +365,19 @@ static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_j
         if (slash) *slash = 0;
         else snprintf(srcdir, sizeof srcdir, ".");
     }
-    if ((rc = join(p, tmp, "tokenizer.json", err, errlen)) || (rc = copy_file(src, p, err, errlen))) return rc;
-    if ((rc = join(q, srcdir, "tokenizer_config.json", err, errlen))) return rc;
-    if (is_file(q) && (!(rc = join(p, tmp, "tokenizer_config.json", err, errlen))))
-        rc = copy_file(q, p, err, errlen);
+    if ((rc = dl_path_join(p, tmp, "tokenizer.json", err, errlen)) || (rc = dl_copy_file(src, p, err, errlen))) return rc;
+    if ((rc = dl_path_join(q, srcdir, "tokenizer_config.json", err, errlen))) return rc;
+    if (dl_is_file(q) && (!(rc = dl_path_join(p, tmp, "tokenizer_config.json", err, errlen))))
+        rc = dl_copy_file(q, p, err, errlen);
     return rc;
 }
 
 int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_json, const dl_train_state *st, int bf16,
                  char *err, size_t errlen) {
-    char dir[PATHN], tmp[PATHN + 32];
+    char dir[DL_PATH_MAX], tmp[DL_PATH_MAX + 32];
     size_t n = strlen(dir_in);
     while (n > 1 && dir_in[n - 1] == '/') n--;
-    if (n == 0 || n >= PATHN - 32) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "bad checkpoint directory name \"%s\"", dir_in);
+    if (n == 0 || n >= DL_PATH_MAX - 32) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "bad checkpoint directory name \"%s\"", dir_in);
     memcpy(dir, dir_in, n);
     dir[n] = 0;
     if (!strcmp(dir, "/") || !strcmp(dir, ".") || !strcmp(dir, ".."))
@@ -420,7 +388,7 @@ int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_js
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s exists and is not a directory", dir);
     if (exists && (rc = check_replaceable(dir, err, errlen))) return rc;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
-    if (is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
+    if (dl_is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
     if (mkdir(tmp, 0755)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
     if ((rc = write_all(m, tmp, tokenizer_json, st, bf16, err, errlen))) {
         remove_dir(tmp);
@@ -438,7 +406,7 @@ int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_js
         return 0;
     }
     /* no RENAME_EXCHANGE here: old aside, new in, old removed */
-    char old[PATHN + 32];
+    char old[DL_PATH_MAX + 32];
     snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
     if (rename(dir, old)) {
         rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", dir, old, strerror(errno));
@@ -517,14 +485,14 @@ static int check_extras(const dl_model *m, const dl_ckpt_weights *w, const char 
 }
 
 int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen) {
-    char cfgpath[PATHN];
+    char cfgpath[DL_PATH_MAX];
     int rc;
     memset(m, 0, sizeof *m);
-    if (is_dir(dir)) rc = join(cfgpath, dir, "config.json", err, errlen);
+    if (dl_is_dir(dir)) rc = dl_path_join(cfgpath, dir, "config.json", err, errlen);
     else {
         const char *slash = strrchr(dir, '/');
         int dn = slash ? (int)(slash - dir) : 1;
-        rc = snprintf(cfgpath, sizeof cfgpath, "%.*s/config.json", dn, slash ? dir : ".") >= PATHN
+        rc = snprintf(cfgpath, sizeof cfgpath, "%.*s/config.json", dn, slash ? dir : ".") >= DL_PATH_MAX
                  ? dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: path too long", dir) : 0;
     }
     if (rc) return rc;
@@ -543,11 +511,11 @@ int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t er
 }
 
 int dl_ckpt_load_train_state(dl_model *m, dl_train_state *st, const char *dir, char *err, size_t errlen) {
-    char p[PATHN];
+    char p[DL_PATH_MAX];
     int rc;
-    if ((rc = join(p, dir, "trainer_state.json", err, errlen)) || (rc = dl_train_state_load(st, p, err, errlen)))
+    if ((rc = dl_path_join(p, dir, "trainer_state.json", err, errlen)) || (rc = dl_train_state_load(st, p, err, errlen)))
         return rc;
-    if ((rc = join(p, dir, "optimizer.safetensors", err, errlen))) return rc;
+    if ((rc = dl_path_join(p, dir, "optimizer.safetensors", err, errlen))) return rc;
     dl_ckpt_weights w;
     if ((rc = dl_ckpt_weights_open(&w, p, err, errlen))) return rc;
     static const char *const mv[] = { "m.", "v." };

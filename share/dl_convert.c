@@ -48,24 +48,7 @@
 #include "dl_io.h"
 #include "dl_tok.h"
 
-#define PATHN 4096
 #define MASK_TOKEN "<|mdm_mask|>"
-
-static int join(char *dst, const char *dir, const char *name, char *err, size_t errlen) {
-    int n = snprintf(dst, PATHN, "%s/%s", dir, name);
-    if (n < 0 || n >= PATHN) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s/%s: path too long", dir, name);
-    return 0;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 static int write_json(json_t *o, const char *path, char *err, size_t errlen) {
     char *text = json_dumps(o, JSON_INDENT(2));
@@ -136,10 +119,10 @@ static int check_extras(const source *s, const dl_model *m, char *err, size_t er
 /* llama2.c: the tokenizer .bin named, or tok<V>.bin / tokenizer.bin beside the model. */
 static int find_tok_bin(char *dst, const char *model, const char *given, int vocab, char *err, size_t errlen) {
     if (given) {
-        if (snprintf(dst, PATHN, "%s", given) >= PATHN) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "path too long");
+        if (snprintf(dst, DL_PATH_MAX, "%s", given) >= DL_PATH_MAX) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "path too long");
         return 0;
     }
-    char dir[PATHN], name[32];
+    char dir[DL_PATH_MAX], name[32];
     snprintf(dir, sizeof dir, "%s", model);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
@@ -147,7 +130,7 @@ static int find_tok_bin(char *dst, const char *model, const char *given, int voc
     snprintf(name, sizeof name, "tok%d.bin", vocab);
     const char *cands[] = { name, "tokenizer.bin" };
     for (int i = 0; i < 2; i++)
-        if (!join(dst, dir, cands[i], err, errlen) && is_file(dst)) return 0;
+        if (!dl_path_join(dst, dir, cands[i], err, errlen) && dl_is_file(dst)) return 0;
     return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: no tokenizer given and neither %s nor tokenizer.bin beside it",
                      model, name);
 }
@@ -165,9 +148,9 @@ static int l2c_tok_config(const char *path, int seq_len, char *err, size_t errle
 
 /* HF: copy SRC/tokenizer_config.json to dst, naming the appended mask token. */
 static int hf_tok_config(const char *src_dir, const char *dst, int64_t mask, int added, char *err, size_t errlen) {
-    char p[PATHN];
-    int rc = join(p, src_dir, "tokenizer_config.json", err, errlen);
-    if (rc || !is_file(p)) return rc;
+    char p[DL_PATH_MAX];
+    int rc = dl_path_join(p, src_dir, "tokenizer_config.json", err, errlen);
+    if (rc || !dl_is_file(p)) return rc;
     json_error_t je;
     json_t *o = json_load_file(p, 0, &je);
     if (!json_is_object(o)) {
@@ -231,19 +214,19 @@ int dl_convert_load(dl_model *m, const char *src, const char *tokenizer_bin, con
     s.path = src;
     dl_tok *tok = NULL;
     dl_config c0, c;
-    char tj[PATHN], tc[PATHN], p[PATHN];
+    char tj[DL_PATH_MAX], tc[DL_PATH_MAX], p[DL_PATH_MAX];
     int rc;
-    if ((rc = join(tj, scratch_dir, "tokenizer.json", err, errlen)) ||
-        (rc = join(tc, scratch_dir, "tokenizer_config.json", err, errlen)))
+    if ((rc = dl_path_join(tj, scratch_dir, "tokenizer.json", err, errlen)) ||
+        (rc = dl_path_join(tc, scratch_dir, "tokenizer_config.json", err, errlen)))
         return rc;
-    if (!is_dir(scratch_dir)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: not a directory", scratch_dir);
-    if (is_dir(src)) {
+    if (!dl_is_dir(scratch_dir)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: not a directory", scratch_dir);
+    if (dl_is_dir(src)) {
         char rs[PATH_MAX], rd[PATH_MAX];
         if (realpath(src, rs) && realpath(scratch_dir, rd) && !strcmp(rs, rd))
             return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: the scratch directory must not be the source", scratch_dir);
-        if ((rc = join(p, src, "config.json", err, errlen)) || (rc = dl_config_load(&c0, p, err, errlen))) return rc;
-        if ((rc = join(p, src, "tokenizer.json", err, errlen))) return rc;
-        if (!is_file(p))
+        if ((rc = dl_path_join(p, src, "config.json", err, errlen)) || (rc = dl_config_load(&c0, p, err, errlen))) return rc;
+        if ((rc = dl_path_join(p, src, "tokenizer.json", err, errlen))) return rc;
+        if (!dl_is_file(p))
             return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no tokenizer.json (a converted checkpoint needs its tokenizer)",
                              src);
         if ((rc = dl_ckpt_weights_open(&s.w, src, err, errlen))) return rc;

@@ -462,3 +462,35 @@ void dl_shard_name(char *dst, size_t dstlen, const char *prefix, int i, int n) {
         if (ends_with(prefix, sufs[k]) && pl > strlen(sufs[k])) { pl -= strlen(sufs[k]); break; }
     snprintf(dst, dstlen, "%.*s-%05d-of-%05d.msgpack.zst", (int)pl, prefix, i, n);
 }
+
+/* ------------------------------------------------------------ paths */
+int dl_path_join(char *dst, const char *dir, const char *name, char *err, size_t errlen) {
+    int n = snprintf(dst, DL_PATH_MAX, "%s/%s", dir, name);
+    if (n < 0 || n >= DL_PATH_MAX) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+int dl_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int dl_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int dl_copy_file(const char *src, const char *dst, char *err, size_t errlen) {
+    char *data;
+    size_t len;
+    int rc = dl_read_file(src, &data, &len, err, errlen);
+    if (rc) return rc;
+    dl_out *out;
+    dl_out_opts opts = { 0, 0, 0, 0 };   /* plain bytes, no terminal check */
+    if (!(rc = dl_out_open(&out, dst, &opts, err, errlen))) {
+        if ((rc = dl_out_write(out, data, len, err, errlen))) dl_out_abort(out);
+        else rc = dl_out_close(out, err, errlen);
+    }
+    free(data);
+    return rc;
+}

@@ -59,6 +59,14 @@ uint64_t dl_out_bytes(const dl_out *out);    /* uncompressed bytes written */
 /* "PREFIX-00003-of-00016.msgpack.zst" (i 0-based); n <= 99999 */
 void dl_shard_name(char *dst, size_t dstlen, const char *prefix, int i, int n);
 
+/* Paths: dst holds DL_PATH_MAX bytes; a result that does not fit is a usage error. */
+#define DL_PATH_MAX 4096
+int dl_path_join(char *dst, const char *dir, const char *name, char *err, size_t errlen);
+int dl_is_dir(const char *path);
+int dl_is_file(const char *path);   /* a regular file (after symlinks) */
+/* Copy a small file (tokenizer.json, config.json) through dl_out: temp + rename. */
+int dl_copy_file(const char *src, const char *dst, char *err, size_t errlen);
+
 /* Read a whole file (zstd handled) into a NUL-terminated malloc'ed buffer. */
 int dl_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
 

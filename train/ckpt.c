@@ -241,30 +241,13 @@ const char *train_scratch(char *err, size_t errlen) {
     return scratch_dir;
 }
 
-/* Copy src to dst (small files: tokenizer.json, config.json). */
-static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = dl_read_file(src, &text, &len, err, errlen);
-    if (rc) return rc;
-    FILE *f = fopen(dst, "wb");
-    if (!f) { free(text); return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: %s", dst, strerror(errno)); }
-    size_t w = fwrite(text, 1, len, f);
-    free(text);
-    if (fclose(f) || w != len) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: write error", dst);
-    dl_tmp_register(dst);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- model */
-static int is_file(const char *p) { struct stat sb; return stat(p, &sb) == 0 && S_ISREG(sb.st_mode); }
-
 /* A dllm checkpoint: a directory whose config.json carries the dllm field
  * "objective" (dl_config_save writes it); any other HF dir is converted. */
 static int is_dllm_dir(const char *dir) {
     char p[1024];
     snprintf(p, sizeof p, "%s/config.json", dir);
-    if (!is_file(p)) return 0;
+    if (!dl_is_file(p)) return 0;
     json_t *o = json_load_file(p, 0, NULL);
     int yes = o && json_object_get(o, "objective") != NULL;
     json_decref(o);
@@ -278,7 +261,7 @@ static int load_config(dl_config *c, const char *path, const dl_header *h, char 
     json_error_t je;
     json_t *o = json_load_file(path, 0, &je);
     if (!o) {
-        if (!is_file(path)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: %s", path, strerror(ENOENT));
+        if (!dl_is_file(path)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: %s", path, strerror(ENOENT));
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", path, je.line, je.text);
     }
     if (!json_is_object(o)) { json_decref(o); return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", path); }
@@ -314,12 +297,12 @@ static int load_config(dl_config *c, const char *path, const dl_header *h, char 
 static int copy_tokenizer_of(const char *dir, const char *scr, char *tok_path, size_t tl, char *err, size_t errlen) {
     char p[1024], q[1024];
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
-    if (!is_file(p)) return 0;
+    if (!dl_is_file(p)) return 0;
     snprintf(tok_path, tl, "%s/tokenizer.json", scr);
-    int rc = copy_file(p, tok_path, err, errlen);
+    int rc = dl_copy_file(p, tok_path, err, errlen);
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     snprintf(q, sizeof q, "%s/tokenizer_config.json", scr);
-    if (!rc && is_file(p)) rc = copy_file(p, q, err, errlen);
+    if (!rc && dl_is_file(p)) rc = dl_copy_file(p, q, err, errlen);
     return rc;
 }
 
@@ -337,7 +320,7 @@ int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char 
         if ((rc = dl_model_alloc_grads(m, err, errlen)) || (rc = dl_model_alloc_optimizer(m, err, errlen))) return rc;
         char p[1024];
         snprintf(p, sizeof p, "%s/trainer_state.json", src->resume);
-        if (!is_file(p))
+        if (!dl_is_file(p))
             return dl_seterr(err, errlen, -DL_EXIT_DATA, "--resume %s: no trainer_state.json (a --steps 0 or "
                              "converted checkpoint: start from it with --init)", src->resume);
         if ((rc = dl_ckpt_load_train_state(m, st, src->resume, err, errlen))) return rc;
@@ -367,7 +350,7 @@ int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char 
     }
     if (src->tokenizer) {
         snprintf(tok_path, tl, "%s/tokenizer.json", scr);
-        if ((rc = copy_file(src->tokenizer, tok_path, err, errlen))) return rc;
+        if ((rc = dl_copy_file(src->tokenizer, tok_path, err, errlen))) return rc;
     }
     return 0;
 }
