@@ -137,4 +137,15 @@ void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, 
                 float b1, float b2, float eps, float wd, int step, float grad_scale);
 void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
 
+/* ------------------------------------------------------------ KV-cache attention */
+/* Incremental causal decoding (dl_model_forward_kv).  q, out (B,n,Hq,E): the
+ * n new queries of each row; kcache, vcache (B,Tmax,Hk,E) already hold the
+ * new tokens' keys / values at positions n_past[b] .. n_past[b]+n-1.
+ * n_past (B, device): tokens of row b before this call.  Query j of row b
+ * sees keys [0, n_past[b] + j] (clamped to Tmax); GQA as above; scale
+ * 1/sqrt(E).  Equals dl_k_attention_fwd DL_ATTN_CAUSAL on the whole prefix up
+ * to fp32 rounding.  No probabilities are kept (inference only). */
+void dl_k_attention_kv_fwd(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
+                           const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
+
 #endif

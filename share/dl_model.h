@@ -131,4 +131,32 @@ const float *dl_model_logits(const dl_model *m);
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen);
 void dl_model_zero_grads(dl_model *m);
 
+/* ---------------------------------------------------------------- KV cache
+ * Incremental causal (autoregressive) inference, dl_model_kv.c: a cache of
+ * every layer's keys / values after RoPE, for B rows of up to T_max
+ * positions, plus the activations of up to n_max new tokens per row per
+ * call.  The caller owns it (dl_model_kv_init / dl_model_kv_free); the
+ * model is not changed.  One forward at a time per cache. */
+typedef struct dl_kv dl_kv;
+int dl_model_kv_init(dl_kv **kv, const dl_model *m, int B, int T_max, int n_max, char *err, size_t errlen);
+void dl_model_kv_free(dl_kv *kv);   /* NULL is fine */
+/* Append n_new tokens to each of the first B rows and return the logits of
+ * each row's last new token.
+ *   ids (B*n_new, DEVICE)   row b's new tokens: ids[b*n_new + j], j < n_valid[b]
+ *   pos0 (B, HOST)          tokens already cached in row b (its next position)
+ *   n_valid (B, HOST)       new tokens of row b, 0..n_new (the rest of its
+ *                           n_new slots is padding: computed, never cached;
+ *                           padding ids must still be < vocab_size);
+ *                           NULL = n_new for every row
+ *   logits (B*V, DEVICE)    out: row b's logits at position pos0[b]+n_valid[b]-1
+ *                           (rows with n_valid 0: meaningless values)
+ * Row b afterwards holds pos0[b] + n_valid[b] tokens.  Requires B <= the
+ * cache's B, n_new <= n_max, 0 <= pos0[b], pos0[b] + n_valid[b] <= T_max.
+ * Row b's token at position p gets RoPE position p; a row's cache is simply
+ * overwritten from pos0[b] on (start a new prompt with pos0 = 0).  Logits
+ * equal dl_model_forward DL_ATTN_CAUSAL over the whole prefix up to fp32
+ * rounding (tests/unit/test_kv.c). */
+int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int n_new, const int32_t *pos0,
+                        const int32_t *n_valid, float *logits, char *err, size_t errlen);
+
 #endif

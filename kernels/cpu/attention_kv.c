@@ -1,0 +1,87 @@
+/* kernels/cpu/attention_kv.c — causal attention of n new queries per row
+ * against a KV cache (incremental autoregressive decoding, dl_model_kv.c).
+ *
+ * Shapes: q, out (B, n, Hq, E); kcache, vcache (B, Tmax, Hk, E), already
+ * holding the keys / values of the n new tokens at positions
+ * n_past[b] .. n_past[b] + n - 1 (the caller writes them first).
+ * Query j of row b (position n_past[b] + j) sees keys [0, n_past[b] + j],
+ * clamped to Tmax; GQA: query head h reads kv head h / (Hq / Hk);
+ * scale = 1/sqrt(E).  Same result as dl_k_attention_fwd DL_ATTN_CAUSAL over
+ * the whole prefix, up to fp32 rounding (no (T, T) matrix is kept: nothing
+ * here has a backward).
+ *
+ * One query at a time, online softmax (running max m, running sum l,
+ * unnormalised accumulator acc of E floats, rescaled by exp(m_old - m_new)
+ * when a chunk of KC keys raises the max), so the op needs no scratch:
+ * scores of one chunk live on the stack.  exp is cpu_expf (cpu.h), as in
+ * the full attention.  OpenMP over the B*Hq*n (row, head, query) tasks
+ * when there is enough work.  A query with no visible key (n_past[b] + j
+ * < 0, which callers never pass) gets out = 0.
+ * Does not: paged / ring caches, sliding windows, bf16 caches.
+ */
+#include <math.h>
+#include <string.h>
+#include "dl_base.h"
+#include "cpu.h"
+
+#define KC 128          /* keys per online-softmax chunk */
+#define EMAX 1024       /* head dim bound of the on-stack accumulator */
+
+DL_CLONES static void one_query(float *o, const float *q, const float *K, const float *V, size_t ldk, int nk,
+                                int E, float scale) {
+    float acc[EMAX], s[KC];
+    float m = -INFINITY, l = 0.0f;
+    memset(acc, 0, sizeof(float) * (size_t)E);
+    for (int t0 = 0; t0 < nk; t0 += KC) {
+        int c = nk - t0 < KC ? nk - t0 : KC;
+        for (int t = 0; t < c; t++) {
+            const float *k = K + (size_t)(t0 + t) * ldk;
+            float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+            for (int e = 0; e < E; e++) a += q[e] * k[e];
+            s[t] = scale * a;
+        }
+        float cm = cpu_row_max(s, c);
+        if (cm > m) {   /* rescale what was accumulated under the old max */
+            float r = cpu_expf(m - cm);   /* m = -inf on the first chunk: r = 0, acc and l are 0 anyway */
+            l *= r;
+#pragma omp simd
+            for (int e = 0; e < E; e++) acc[e] *= r;
+            m = cm;
+        }
+        l += cpu_row_exp_sum(s, c, m);
+        for (int t = 0; t < c; t++) {
+            const float *v = V + (size_t)(t0 + t) * ldk;
+            float p = s[t];
+#pragma omp simd
+            for (int e = 0; e < E; e++) acc[e] += p * v[e];
+        }
+    }
+    float inv = nk > 0 ? 1.0f / l : 0.0f;
+#pragma omp simd
+    for (int e = 0; e < E; e++) o[e] = acc[e] * inv;
+}
+
+void dl_k_attention_kv_fwd(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
+                           const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
+    DL_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
+    const int rep = Hq / Hk;
+    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
+    const float scale = 1.0f / sqrtf((float)E);
+    const long ntask = (long)B * Hq * n;
+    size_t work = 0;   /* multiply-adds, to decide whether threads pay off */
+    for (int b = 0; b < B; b++) work += (size_t)(n_past[b] > 0 ? n_past[b] : 0) + (size_t)n;
+    work *= (size_t)Hq * n * E * 2;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, work, 65536))
+    for (long t = 0; t < ntask; t++) {
+        int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / rep;
+        int nk = n_past[b] + j + 1;
+        if (nk > Tmax) nk = Tmax;
+        if (nk < 0) nk = 0;
+        const float *Q = q + ((size_t)b * n + j) * ldq + (size_t)h * E;
+        const float *K = kcache + (size_t)b * Tmax * ldk + (size_t)g * E;
+        const float *V = vcache + (size_t)b * Tmax * ldk + (size_t)g * E;
+        float *O = out + ((size_t)b * n + j) * ldq + (size_t)h * E;
+        one_query(O, Q, K, V, ldk, nk, E, scale);
+    }
+}

@@ -1,0 +1,409 @@
+/* diffusion.c — the masked-diffusion sampler of ALGORITHMS.md §3 (LLaDA's
+ * generate(), Fast-dLLM's threshold rule, Dream's origin algorithm) over a
+ * batch of rows, each with its own canvas, prompt length and schedule.
+ *
+ * Per row:
+ *   canvas   [prompt | G x mask], L = n_prompt + G.
+ *   region   [n_prompt, L); when the prompt holds mask ids (infilling) the
+ *            whole canvas [0, L): blocks tile it from position 0.
+ *   blocks   of block_length Bk (0 = the whole region), nb = ceil(region/Bk);
+ *            steps per block spb = S / nb (generation: main checks that G %
+ *            Bk == 0 and S % nb == 0 as LLaDA asserts; infilling rounds up).
+ *            S = --steps, or when 0: G (generation) / the canvas' mask count
+ *            (infilling).  A block without masks at its start is skipped
+ *            (no steps, no noise).
+ *   llada    (default): at a block's start n = its mask count; step i of
+ *            the block commits k_i = n / spb (+1 for i < n % spb) positions
+ *            (LLaDA get_num_transfer_tokens).  A step with k_i = 0 is not
+ *            run (no forward, no noise).  Candidates and confidences
+ *            (sample.h) at the block's masked positions only; the k_i most
+ *            confident are committed (ties: lower position first, where
+ *            torch.topk leaves the order unspecified); with --alg-temp a > 0
+ *            the k_i largest conf/a - log(-log u) instead (sampling without
+ *            replacement from softmax(conf/a), Dream's alg_temp).
+ *   threshold (--threshold tau, Fast-dLLM): every step commits each masked
+ *            position of the block with confidence >= tau, and at least the
+ *            most confident; the block ends when it has no mask left.
+ *   origin   (Dream): step i of a block (i < spb) with t = 1 - i(1-eps)/spb,
+ *            s = 1 - (i+1)(1-eps)/spb reveals each masked position of the
+ *            block with probability 1 - s/t (1 at the block's last step):
+ *            u[pos] < p.  A step revealing nothing runs no forward.  The
+ *            revealed positions get their candidate (confidence reported:
+ *            p(candidate)).
+ *   CFG      (--cfg w): a second set of rows with every non-mask prompt
+ *            position replaced by the mask; logits = un + (w+1)(cond - un).
+ *   shift    (checkpoint shift_logits): position i reads hidden i-1
+ *            (position 0 reads hidden 0, as Dream).
+ * Steps of all rows run in lockstep: each iteration gives every unfinished
+ * row its next step, and one forward serves all rows that run one.
+ * Trace "step" = the step's index in the row's schedule (blocks x spb; for
+ * --threshold the count of steps run so far); "nfe" = forwards of the row.
+ *
+ * Speed: the head is computed only at the positions that can change this
+ * step; logits are used in place in the model's buffer on CPU (one d2h copy
+ * on other devices); all buffers are allocated once per batch.
+ *
+ * Does not: trim at EOS before the end (the schedule always completes, then
+ * smp_trim_eos), read or write streams (main.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "sample.h"
+
+typedef struct {
+    int L, r0, bk, nb, spb;   /* canvas, region start, block length, blocks, steps per block */
+    int blk, i;               /* current block, step within it (next to run) */
+    int blk_lo, blk_hi;       /* current block's positions */
+    int started;              /* current block's schedule computed */
+    int done, taken;          /* finished; threshold: steps run */
+    int *sched;               /* (spb) llada transfer counts */
+    int run;                  /* runs a step this iteration */
+    int step;                 /* that step's trace index */
+    int fb;                   /* its row in the forward batch */
+    int npos;                 /* positions computed */
+    int *pos;                 /* (L) those positions */
+    uint64_t gum, rnd, atu;   /* noise indices of this step's Gumbel / random / alg-temp uniforms */
+    int has_gum, has_rnd, has_atu;
+} rowst;
+
+static int is_infill(const smp_row *r, uint32_t mask_id) {
+    for (int i = 0; i < r->n_prompt; i++)
+        if (r->ids[i] == mask_id) return 1;
+    return 0;
+}
+
+static int count_masks(const uint32_t *ids, int lo, int hi, uint32_t mask_id) {
+    int n = 0;
+    for (int i = lo; i < hi; i++) n += ids[i] == mask_id;
+    return n;
+}
+
+void smp_trace_line(FILE *f, uint64_t row, int step, int nfe, int block, const int32_t *pos,
+                    const uint32_t *tok, const double *conf, int n) {
+    fprintf(f, "{\"row\":%llu,\"step\":%d,\"nfe\":%d,\"block\":%d,\"committed\":[", (unsigned long long)row,
+            step, nfe, block);
+    for (int j = 0; j < n; j++) {
+        double c = conf[j];
+        if (isfinite(c)) fprintf(f, "%s[%d,%u,%.9g]", j ? "," : "", pos[j], tok[j], c);
+        else fprintf(f, "%s[%d,%u,null]", j ? "," : "", pos[j], tok[j]);
+    }
+    fputs("]}\n", f);
+}
+
+void smp_trim_eos(const smp_opts *o, smp_row *r) {
+    if (o->keep_eos || o->eos_id < 0) return;
+    for (int i = r->n_prompt; i < r->len; i++)
+        if (r->ids[i] == (uint32_t)o->eos_id) { r->len = i + 1; return; }
+}
+
+/* Per-step noise of the llada / threshold rules for one row (sample.h order). */
+static void take_step_noise(const smp_opts *o, smp_row *r, rowst *s, int V) {
+    s->has_gum = o->temperature > 0;
+    s->has_rnd = o->remask == SMP_REMASK_RANDOM;
+    s->has_atu = o->alg_temp > 0 && o->threshold <= 0;
+    if (s->has_gum) s->gum = smp_noise_take(r->noise, (uint64_t)s->L * V);
+    if (s->has_rnd) s->rnd = smp_noise_take(r->noise, (uint64_t)s->L);
+    if (s->has_atu) s->atu = smp_noise_take(r->noise, (uint64_t)s->L);
+}
+
+/* Move to block s->blk (or the next one with masks); 0 = finished. */
+static int enter_block(const smp_opts *o, smp_row *r, rowst *s) {
+    for (; s->blk < s->nb; s->blk++) {
+        s->blk_lo = s->r0 + s->blk * s->bk;
+        s->blk_hi = s->blk_lo + s->bk < s->L ? s->blk_lo + s->bk : s->L;
+        int n = count_masks(r->ids, s->blk_lo, s->blk_hi, o->mask_id);
+        if (!n) continue;
+        s->i = 0;
+        s->started = 1;
+        if (o->alg == SMP_ALG_LLADA && o->threshold <= 0)
+            for (int j = 0; j < s->spb; j++) s->sched[j] = n / s->spb + (j < n % s->spb);
+        return 1;
+    }
+    s->done = 1;
+    return 0;
+}
+
+/* Find this row's next step to run; sets s->run, s->pos / npos, the noise.
+ * Origin steps that reveal nothing are passed over here. */
+static void advance(const smp_opts *o, smp_row *r, rowst *s, int V, double *ubuf) {
+    s->run = 0;
+    while (!s->done) {
+        if (!s->started && !enter_block(o, r, s)) return;
+        if (o->threshold > 0 && o->alg == SMP_ALG_LLADA) {
+            if (!count_masks(r->ids, s->blk_lo, s->blk_hi, o->mask_id)) { s->started = 0; s->blk++; continue; }
+            s->npos = 0;
+            for (int p = s->blk_lo; p < s->blk_hi; p++)
+                if (r->ids[p] == o->mask_id) s->pos[s->npos++] = p;
+            take_step_noise(o, r, s, V);
+            s->step = s->taken;
+            s->run = 1;
+            return;
+        }
+        if (s->i >= s->spb) { s->started = 0; s->blk++; continue; }
+        int i = s->i++;
+        s->step = s->blk * s->spb + i;
+        if (o->alg == SMP_ALG_LLADA) {
+            if (s->sched[i] == 0) continue;
+            s->npos = 0;
+            for (int p = s->blk_lo; p < s->blk_hi; p++)
+                if (r->ids[p] == o->mask_id) s->pos[s->npos++] = p;
+            take_step_noise(o, r, s, V);
+            s->run = 1;
+            return;
+        }
+        /* origin */
+        double t = 1.0 - (double)i * (1.0 - o->eps) / s->spb;
+        double sn = 1.0 - (double)(i + 1) * (1.0 - o->eps) / s->spb;
+        double pt = i < s->spb - 1 ? 1.0 - sn / t : 1.0;
+        uint64_t d0 = smp_noise_take(r->noise, (uint64_t)s->L);
+        smp_noise_fill(r->noise, d0 + s->blk_lo, (size_t)(s->blk_hi - s->blk_lo), ubuf);
+        s->npos = 0;
+        for (int p = s->blk_lo; p < s->blk_hi; p++)
+            if (r->ids[p] == o->mask_id && ubuf[p - s->blk_lo] < pt) s->pos[s->npos++] = p;
+        if (!s->npos) continue;
+        s->has_gum = o->temperature > 0;
+        s->has_rnd = s->has_atu = 0;
+        if (s->has_gum) s->gum = smp_noise_take(r->noise, (uint64_t)s->L * V);
+        s->run = 1;
+        return;
+    }
+}
+
+typedef struct { double key; int pos; } cand_t;
+static int cand_cmp(const void *a, const void *b) {
+    const cand_t *x = a, *y = b;
+    if (x->key > y->key) return -1;
+    if (x->key < y->key) return 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *err, size_t errlen) {
+    const int V = m->cfg.vocab_size;
+    const int cfg_on = o->cfg != 0;
+    const int nf = cfg_on ? 2 : 1;
+    dl_dev *dev = m->dev;
+    int rc = 0;
+    int Tmax = 0;
+    rowst *st = calloc((size_t)n, sizeof *st);
+    if (!st) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    int Mmax = 0;
+    for (int b = 0; b < n; b++) {
+        smp_row *r = &rows[b];
+        rowst *s = &st[b];
+        s->L = r->n_prompt + o->gen_length;
+        int infill = is_infill(r, o->mask_id);
+        for (int i = r->n_prompt; i < s->L; i++) r->ids[i] = o->mask_id;
+        r->len = s->L;
+        r->nfe = r->steps = 0;
+        s->r0 = infill ? 0 : r->n_prompt;
+        int region = s->L - s->r0;
+        s->bk = o->block_length > 0 && o->block_length < region ? o->block_length : region;
+        s->nb = region > 0 ? (region + s->bk - 1) / s->bk : 0;
+        int S = o->steps > 0 ? o->steps : infill ? count_masks(r->ids, 0, s->L, o->mask_id) : o->gen_length;
+        s->spb = s->nb ? (S + s->nb - 1) / s->nb : 1;
+        if (s->spb < 1) s->spb = 1;
+        if (!s->nb) s->done = 1;
+        if (s->L > Tmax) Tmax = s->L;
+        Mmax += s->bk;
+        s->sched = malloc((size_t)s->spb * sizeof *s->sched);
+        s->pos = malloc((size_t)s->L * sizeof *s->pos);
+        if (!s->sched || !s->pos) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); goto out; }
+    }
+    if (Tmax == 0) goto out;
+
+    int nthr = 1;
+#ifdef _OPENMP
+    nthr = omp_get_max_threads();
+#endif
+    size_t NB = (size_t)nf * n * Tmax;
+    uint32_t *h_ids = malloc(NB * sizeof *h_ids);
+    int32_t *h_lens = malloc((size_t)nf * n * sizeof *h_lens);
+    int32_t *h_sel = malloc((size_t)nf * Mmax * sizeof *h_sel);
+    uint32_t *d_ids = dl_dev_alloc(dev, NB * sizeof *d_ids);
+    int32_t *d_lens = dl_dev_alloc(dev, (size_t)nf * n * sizeof *d_lens);
+    int32_t *d_sel = dl_dev_alloc(dev, (size_t)nf * Mmax * sizeof *d_sel);
+    int on_cpu = dl_dev_kind_of(dev) == DL_DEV_CPU;
+    float *h_logits = on_cpu ? NULL : malloc((size_t)nf * Mmax * V * sizeof *h_logits);
+    uint32_t *cand = malloc((size_t)Mmax * sizeof *cand);
+    double *conf = malloc((size_t)Mmax * sizeof *conf);
+    cand_t *ck = malloc((size_t)Tmax * sizeof *ck);
+    int32_t *cpos = malloc((size_t)Tmax * sizeof *cpos);
+    uint32_t *ctok = malloc((size_t)Tmax * sizeof *ctok);
+    double *cconf = malloc((size_t)Tmax * sizeof *cconf);
+    double *ubuf = malloc((size_t)Tmax * sizeof *ubuf);
+    uint8_t *newm = calloc((size_t)Tmax, 1);
+    int *moff = malloc((size_t)n * sizeof *moff);
+    int *mrow = malloc((size_t)Mmax * sizeof *mrow);
+    smp_scratch *scr = calloc((size_t)nthr, sizeof *scr);
+    int ok = h_ids && h_lens && h_sel && d_ids && d_lens && d_sel && (on_cpu || h_logits) && cand && conf &&
+             ck && cpos && ctok && cconf && ubuf && newm && moff && mrow && scr;
+    for (int t = 0; ok && t < nthr; t++) ok = !smp_scratch_init(&scr[t], V);
+    if (!ok) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for a batch of %d rows", n); goto free_all; }
+    if ((rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, err, errlen))) goto free_all;
+
+    for (;;) {
+        /* 1. every unfinished row picks its next step */
+        int B = 0, M = 0, T = 0;
+        for (int b = 0; b < n; b++) {
+            advance(o, &rows[b], &st[b], V, ubuf);
+            if (!st[b].run) continue;
+            st[b].fb = B++;
+            if (st[b].L > T) T = st[b].L;
+        }
+        for (int b = 0; b < n; b++)
+            if (rows[b].noise && (rc = smp_noise_check(rows[b].noise, err, errlen))) goto free_all;
+        if (!B) break;
+
+        /* 2. forward input: cond rows then (CFG) uncond rows, right-padded */
+        for (int b = 0; b < n; b++) {
+            rowst *s = &st[b];
+            if (!s->run) continue;
+            const smp_row *r = &rows[b];
+            for (int f = 0; f < nf; f++) {
+                uint32_t *dst = h_ids + (size_t)(f * B + s->fb) * T;
+                memcpy(dst, r->ids, (size_t)s->L * sizeof *dst);
+                for (int i = s->L; i < T; i++) dst[i] = o->mask_id;
+                if (f == 1)
+                    for (int i = 0; i < r->n_prompt; i++) dst[i] = o->mask_id;
+                h_lens[f * B + s->fb] = s->L;
+            }
+        }
+        for (int b = 0; b < n; b++) {
+            rowst *s = &st[b];
+            if (!s->run) continue;
+            moff[b] = M;
+            for (int j = 0; j < s->npos; j++) {
+                mrow[M + j] = b;
+                int p = s->pos[j], h = o->shift_logits ? (p > 0 ? p - 1 : 0) : p;
+                h_sel[M + j] = s->fb * T + h;
+            }
+            M += s->npos;
+        }
+        if (cfg_on)
+            for (int j = 0; j < M; j++) h_sel[M + j] = h_sel[j] + B * T;
+        dl_dev_h2d(dev, d_ids, h_ids, (size_t)nf * B * T * sizeof *d_ids);
+        dl_dev_h2d(dev, d_lens, h_lens, (size_t)nf * B * sizeof *d_lens);
+        dl_dev_h2d(dev, d_sel, h_sel, (size_t)nf * M * sizeof *d_sel);
+        if ((rc = dl_model_forward(m, d_ids, d_lens, nf * B, T, d_sel, NULL, nf * M, NULL, DL_ATTN_BIDIR, 0,
+                                   err, errlen)))
+            goto free_all;
+        float *lg;
+        if (on_cpu) {
+            lg = (float *)dl_model_logits(m);
+        } else {
+            dl_dev_d2h(dev, h_logits, dl_model_logits(m), (size_t)nf * M * V * sizeof *h_logits);
+            lg = h_logits;
+        }
+
+        /* 3. candidates and confidences, one selected position per task */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int q = 0; q < M; q++) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            int b = mrow[q], j = q - moff[b];
+            const rowst *s = &st[b];
+            smp_row *r = &rows[b];
+            smp_scratch *sc = &scr[t];
+            float *l = lg + (size_t)q * V;
+            if (cfg_on) {
+                const float *un = lg + (size_t)(M + q) * V;
+                float w1 = (float)(o->cfg + 1.0);
+                for (int v = 0; v < V; v++) l[v] = un[v] + w1 * (l[v] - un[v]);
+            }
+            smp_suppress(o, l, V);
+            int p = s->pos[j];
+            const double *u = NULL;
+            if (s->has_gum) {
+                smp_noise_fill(r->noise, s->gum + (uint64_t)p * V, (size_t)V, sc->u);
+                u = sc->u;
+            }
+            uint32_t tok = smp_pick(o, l, V, u, sc);
+            double c, p1, p2, ne;
+            if (o->alg == SMP_ALG_ORIGIN || o->remask == SMP_REMASK_LOWCONF) {
+                smp_softmax_stats(l, V, tok, &c, NULL, NULL, NULL);
+            } else if (o->remask == SMP_REMASK_RANDOM) {
+                smp_noise_fill(r->noise, s->rnd + (uint64_t)p, 1, &c);
+            } else if (o->remask == SMP_REMASK_MARGIN) {
+                smp_softmax_stats(l, V, tok, NULL, &p1, &p2, NULL);
+                c = p1 - p2;
+            } else {
+                smp_softmax_stats(l, V, tok, NULL, NULL, NULL, &ne);
+                c = ne;
+            }
+            cand[q] = tok;
+            conf[q] = c;
+        }
+
+        /* 4. commit, trace, show */
+        for (int b = 0; b < n; b++) {
+            rowst *s = &st[b];
+            if (!s->run) continue;
+            smp_row *r = &rows[b];
+            int base = moff[b], nc = 0;
+            for (int j = 0; j < s->npos; j++) {
+                ck[j].pos = j;
+                ck[j].key = conf[base + j];
+                if (s->has_atu) {
+                    double u;
+                    smp_noise_fill(r->noise, s->atu + (uint64_t)s->pos[j], 1, &u);
+                    ck[j].key = conf[base + j] / o->alg_temp - log(-log(u));
+                }
+                if (isnan(ck[j].key)) ck[j].key = -INFINITY;
+            }
+            if (o->alg == SMP_ALG_ORIGIN) {
+                nc = s->npos;   /* all revealed, in position order */
+            } else {
+                qsort(ck, (size_t)s->npos, sizeof *ck, cand_cmp);   /* key desc, position asc */
+                if (o->threshold > 0) {
+                    nc = 1;
+                    while (nc < s->npos && ck[nc].key >= o->threshold) nc++;
+                } else {
+                    nc = s->sched[s->step - s->blk * s->spb];
+                    if (nc > s->npos) nc = s->npos;
+                }
+                /* trace in position order */
+                for (int a = 1; a < nc; a++) {
+                    cand_t v = ck[a];
+                    int q = a - 1;
+                    while (q >= 0 && ck[q].pos > v.pos) { ck[q + 1] = ck[q]; q--; }
+                    ck[q + 1] = v;
+                }
+            }
+            for (int a = 0; a < nc; a++) {
+                int j = ck[a].pos;
+                cpos[a] = s->pos[j];
+                ctok[a] = cand[base + j];
+                cconf[a] = conf[base + j];
+                r->ids[cpos[a]] = ctok[a];
+            }
+            r->nfe += nf;
+            r->steps++;
+            s->taken++;
+            if (o->trace) smp_trace_line(o->trace, r->index, s->step, r->nfe, s->blk, cpos, ctok, cconf, nc);
+            if (o->show && b == 0) {
+                memset(newm, 0, (size_t)s->L);
+                for (int a = 0; a < nc; a++) newm[cpos[a]] = 1;
+                show_canvas(o->show, r->ids, s->L, r->n_prompt, newm, r->steps, r->nfe);
+            }
+        }
+    }
+    for (int b = 0; b < n; b++) smp_trim_eos(o, &rows[b]);
+
+free_all:
+    for (int t = 0; scr && t < nthr; t++) smp_scratch_free(&scr[t]);
+    free(scr); free(mrow); free(moff); free(newm); free(ubuf); free(cconf); free(ctok); free(cpos); free(ck);
+    free(conf); free(cand); free(h_logits); free(h_sel); free(h_lens); free(h_ids);
+    if (d_ids) dl_dev_free(dev, d_ids);
+    if (d_lens) dl_dev_free(dev, d_lens);
+    if (d_sel) dl_dev_free(dev, d_sel);
+out:
+    for (int b = 0; b < n; b++) { free(st[b].sched); free(st[b].pos); }
+    free(st);
+    return rc;
+}

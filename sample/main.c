@@ -1,0 +1,414 @@
+/* sample/main.c — dllm-sample: prompts -> a `samples` stream.
+ *
+ *   dllm-sample -m CKPT -p 'Once upon a time' --gen-length 64 | dllm-tok -d -t CKPT
+ *   dllm-tok -t CKPT prompts.jsonl | dllm-sample -m CKPT --batch 16 -o samples.msgpack.zst
+ *
+ * main = options -> device, checkpoint, tokenizer -> prompts (a `tokens`
+ * stream, or -p TEXT...) in batches of --batch -> the diffusion sampler
+ * (diffusion.c) or, for causal models, the AR sampler (ar.c) -> records
+ * {ids, n_prompt, nfe, steps, carried keys} -> stats on stderr.
+ *
+ * A record's prompt is ids[0..n_prompt) when it carries n_prompt (the rest,
+ * e.g. a reference response, is dropped), else all of ids.  Prompt i (global
+ * index over the inputs, or the i-th -p) gets Philox noise keyed by (--seed,
+ * i), so its sample does not depend on --batch, --shard or the device
+ * scheduling; --noise FILE replaces that by the file's uniforms (test hook).
+ *
+ * Output header: kind samples, seed, the checkpoint's tokenizer
+ * (tokenizer.json sha256 and vocab when the checkpoint has one; mask, eos,
+ * pad, bos ids from config.json), the input header's history and extra keys.
+ *
+ * Does not: decode (dllm-tok -d), score (dllm-score).
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "ar.h"
+#include "dl_ckpt.h"
+#include "dl_log.h"
+#include "dl_opts.h"
+#include "dl_stream.h"
+#include "dl_tok.h"
+#include "sample.h"
+
+static dl_common common;
+static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace;
+static dl_strlist o_prompts;
+static long long o_gen, o_steps, o_block, o_topk, o_seed, o_batch, o_threads;
+static double o_temp, o_topp, o_cfg, o_alg_temp, o_eps, o_threshold;
+static int o_keep_eos, o_causal, o_show, o_bos, o_shift;
+
+static const dl_opt OPTS[] = {
+    { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
+    { "prompt", 'p', DL_OPT_STRLIST, &o_prompts, NULL, "TEXT", "a prompt, tokenised with CKPT/tokenizer.json (instead of input streams)", NULL },
+    { "bos", 0, DL_OPT_FLAG, &o_bos, NULL, NULL, "-p: start every prompt with the checkpoint's BOS token", NULL },
+    { "batch", 'b', DL_OPT_INT, &o_batch, "8", "N", "prompts sampled together (each row its own prompt length)", NULL },
+    { "Sampling (ALGORITHMS.md 3)", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
+    { "gen-length", 'n', DL_OPT_INT, &o_gen, "128", "G", "tokens generated after each prompt (0: pure infilling)", NULL },
+    { "steps", 's', DL_OPT_INT, &o_steps, "0", "S", "diffusion steps over the whole canvas (0: G, or the mask count when infilling)", NULL },
+    { "block-length", 0, DL_OPT_INT, &o_block, "0", "B", "semi-autoregressive block length; G % B == 0, S % (G/B) == 0 (0: G)", NULL },
+    { "temperature", 't', DL_OPT_FLOAT, &o_temp, "0", "T", "0: argmax; > 0: Gumbel-max in float64", NULL },
+    { "top-k", 0, DL_OPT_INT, &o_topk, "0", "K", "sample among the K most likely tokens (0: off)", NULL },
+    { "top-p", 0, DL_OPT_FLOAT, &o_topp, "1", "P", "sample among the smallest set of tokens with mass >= P (1: off)", NULL },
+    { "cfg", 0, DL_OPT_FLOAT, &o_cfg, "0", "W", "classifier-free guidance: un + (W+1)(cond - un), un = prompt masked (0: off)", NULL },
+    { "remask", 0, DL_OPT_STR, &o_remask, "low-confidence", "R", "which positions to commit: low-confidence, random, margin, entropy", NULL },
+    { "alg", 0, DL_OPT_STR, &o_alg, "llada", "A", "llada (schedule + --remask) or origin (Dream: reveal with probability 1 - s/t)", NULL },
+    { "alg-temp", 0, DL_OPT_FLOAT, &o_alg_temp, "0", "X", "> 0: sample the committed positions from softmax(confidence / X) (Dream)", NULL },
+    { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "--alg origin: time grid t_j = 1 - j(1-E)/steps", NULL },
+    { "threshold", 0, DL_OPT_FLOAT, &o_threshold, "0", "TAU", "Fast-dLLM: commit every position with confidence >= TAU (at least one); adaptive steps", NULL },
+    { "suppress", 0, DL_OPT_STR, &o_suppress, NULL, "IDS", "comma-separated token ids never generated (the mask token never is)", NULL },
+    { "seed", 0, DL_OPT_INT, &o_seed, "0", "S", "noise seed (per prompt: keyed by seed and prompt index)", NULL },
+    { "keep-eos", 0, DL_OPT_FLAG, &o_keep_eos, NULL, NULL, "keep the whole canvas (default: cut after the first EOS after the prompt)", NULL },
+    { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "sample left to right with a KV cache (default for checkpoints with objective causal)", NULL },
+    { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
+    { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
+    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
+    { "threads", 'j', DL_OPT_INT, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
+    { "show", 0, DL_OPT_FLAG, &o_show, NULL, NULL, "redraw the first row's canvas on the terminal as it unmasks (never on stdout)", NULL },
+    { "noise", 0, DL_OPT_STR, &o_noise, NULL, "FILE", "test hook: take the uniforms from FILE (raw little-endian float64, order in sample/sample.h)", NULL },
+    DL_COMMON_OPTS(&common),
+    DL_OPTS_END
+};
+
+static const char SYNOPSIS[] =
+    "dllm-sample -m CKPT [options] [TOKENS...]   (no file or '-': stdin)\n"
+    "       dllm-sample -m CKPT -p TEXT [-p TEXT...] [options]";
+static const char DESCRIPTION[] =
+    "Generates a continuation of every prompt with a masked-diffusion model (LLaDA's\n"
+    "generate(): canvas [prompt | G masks], blocks, a per-step commit schedule, CFG,\n"
+    "Fast-dLLM --threshold, Dream --alg origin), or left to right for causal models.\n"
+    "A prompt holding mask tokens (dllm-tok keeps the mask token's text) is infilled:\n"
+    "exactly its masks (and the G appended ones) are filled; blocks tile the whole canvas.\n"
+    "Input: a `tokens` stream; a record's prompt is ids[0..n_prompt) when it has n_prompt.\n"
+    "Output: a `samples` stream, records {ids = prompt + generated, n_prompt, nfe, steps,\n"
+    "carried keys}; the ids end at the first EOS after the prompt (kept) unless --keep-eos.\n"
+    "Decode with dllm-tok -d -t CKPT.  Stats on stderr: NFE, tokens/s, ms per step.";
+
+typedef struct {
+    dl_u32buf ids;         /* prompt */
+    char *extra; size_t extra_len; uint32_t n_extra;   /* carried keys, packed */
+    uint64_t index;
+} prompt;
+
+static const char *const KNOWN[] = { "ids", "n_prompt", "nfe", "steps", NULL };
+
+static int parse_ids(const char *s, uint32_t **out, int *n, int64_t V) {
+    *n = 0;
+    *out = NULL;
+    if (!s || !*s) return 0;
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    *out = malloc(cap * sizeof **out);
+    if (!*out) return -1;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || v >= V || (*end && *end != ',')) return -1;
+        (*out)[(*n)++] = (uint32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* Copy a record into a prompt: ids (cut at n_prompt), carried keys packed. */
+static int take_record(const msgpack_object *rec, int64_t V, prompt *pr, char *err, size_t errlen) {
+    int rc = dl_rec_ids(rec, "ids", &pr->ids, 0, V, err, errlen);
+    if (rc < 0) return rc;
+    uint64_t np = 0;
+    if ((rc = dl_rec_uint(rec, "n_prompt", &np, 1, err, errlen)) < 0) return rc;
+    if (rc == 0) {
+        if (np > pr->ids.n)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "n_prompt %llu > %zu ids", (unsigned long long)np, pr->ids.n);
+        pr->ids.n = np;
+    }
+    pr->n_extra = dl_rec_n_extra(rec, KNOWN);
+    free(pr->extra);
+    pr->extra = NULL;
+    pr->extra_len = 0;
+    if (pr->n_extra) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if (dl_pack_extra(&pk, rec, KNOWN)) {
+            msgpack_sbuffer_destroy(&sb);
+            return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+        }
+        pr->extra = sb.data;   /* ownership moves to pr (malloc'ed by msgpack) */
+        pr->extra_len = sb.size;
+    }
+    return 0;
+}
+
+static int write_sample(dl_writer *w, const prompt *pr, const smp_row *r) {
+    msgpack_packer *pk = dl_writer_packer(w);
+    int e = msgpack_pack_map(pk, 4 + pr->n_extra);
+    e |= dl_pack_str(pk, "ids");
+    e |= dl_pack_ids(pk, r->ids, (size_t)r->len);
+    e |= dl_pack_str(pk, "n_prompt");
+    e |= msgpack_pack_uint32(pk, (uint32_t)r->n_prompt);
+    e |= dl_pack_str(pk, "nfe");
+    e |= msgpack_pack_uint32(pk, (uint32_t)r->nfe);
+    e |= dl_pack_str(pk, "steps");
+    e |= msgpack_pack_uint32(pk, (uint32_t)r->steps);
+    if (pr->n_extra) e |= dl_writer_raw(w, pr->extra, pr->extra_len);
+    if (!e) dl_writer_count(w);
+    return e;
+}
+
+int main(int argc, char **argv) {
+    char err[1024];
+    char **paths = NULL;
+    int npaths = 0;
+    dl_prog_init("dllm-sample", argc, argv);
+    int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
+    if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.version) { printf("dllm-sample %s\n", DL_VERSION); return 0; }
+    if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (!o_model) dl_die(DL_EXIT_USAGE, "-m CKPT is required (see --help)");
+    if (common.shards) dl_die(DL_EXIT_USAGE, "--shards is not supported by dllm-sample (use -o FILE)");
+    if (o_prompts.n && npaths) dl_die(DL_EXIT_USAGE, "give either -p TEXT or input streams, not both");
+
+    /* ---- option checks that need no model */
+    smp_opts o;
+    memset(&o, 0, sizeof o);
+    if (o_gen < 0 || o_gen > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--gen-length must be >= 0");
+    if (o_steps < 0 || o_steps > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--steps must be >= 0");
+    if (o_block < 0 || o_block > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--block-length must be >= 0");
+    if (o_batch < 1 || o_batch > 1 << 20) dl_die(DL_EXIT_USAGE, "--batch must be >= 1");
+    if (!(o_temp >= 0)) dl_die(DL_EXIT_USAGE, "--temperature must be >= 0");
+    if (o_topk < 0 || o_topk > INT_MAX) dl_die(DL_EXIT_USAGE, "--top-k must be >= 0");
+    if (!(o_topp > 0 && o_topp <= 1)) dl_die(DL_EXIT_USAGE, "--top-p must be in (0, 1]");
+    if (!(o_alg_temp >= 0)) dl_die(DL_EXIT_USAGE, "--alg-temp must be >= 0");
+    if (!(o_eps > 0 && o_eps < 1)) dl_die(DL_EXIT_USAGE, "--eps must be in (0, 1)");
+    if (!(o_threshold >= 0 && o_threshold <= 1))
+        dl_die(DL_EXIT_USAGE, "--threshold must be in [0, 1]");
+    if (o_seed < 0) dl_die(DL_EXIT_USAGE, "--seed must be >= 0");
+    if (!isfinite(o_cfg) || o_cfg < 0) dl_die(DL_EXIT_USAGE, "--cfg must be >= 0");
+    /* LLaDA's asserts, for generation (a block longer than G is one block;
+     * infilling canvases tile their own blocks, see diffusion.c) */
+    int G = (int)o_gen;
+    int B = o_block && o_block < G ? (int)o_block : G;
+    if (G > 0 && G % B) dl_die(DL_EXIT_USAGE, "--gen-length %d is not a multiple of --block-length %d", G, B);
+    if (G > 0 && o_steps && o_steps % (G / B))
+        dl_die(DL_EXIT_USAGE, "--steps %lld is not a multiple of the %d blocks (gen-length / block-length)", o_steps, G / B);
+    if (!strcmp(o_remask, "low-confidence") || !strcmp(o_remask, "low_confidence")) o.remask = SMP_REMASK_LOWCONF;
+    else if (!strcmp(o_remask, "random")) o.remask = SMP_REMASK_RANDOM;
+    else if (!strcmp(o_remask, "margin")) o.remask = SMP_REMASK_MARGIN;
+    else if (!strcmp(o_remask, "entropy")) o.remask = SMP_REMASK_ENTROPY;
+    else dl_die(DL_EXIT_USAGE, "--remask '%s': expected low-confidence, random, margin or entropy", o_remask);
+    if (!strcmp(o_alg, "llada")) o.alg = SMP_ALG_LLADA;
+    else if (!strcmp(o_alg, "origin")) o.alg = SMP_ALG_ORIGIN;
+    else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada or origin", o_alg);
+    if (o.alg == SMP_ALG_ORIGIN && (o_threshold > 0 || o_alg_temp > 0))
+        dl_die(DL_EXIT_USAGE, "--alg origin takes neither --threshold nor --alg-temp");
+    if (o_threshold > 0 && o_alg_temp > 0) dl_die(DL_EXIT_USAGE, "--threshold and --alg-temp exclude each other");
+
+    /* ---- device, checkpoint, tokenizer */
+    dl_dev *dev = NULL;
+    if ((rc = dl_dev_open(&dev, strcmp(o_device, "cuda") ? DL_DEV_CPU : DL_DEV_CUDA, (int)o_threads, err, sizeof err)))
+        dl_die(-rc, "%s", err);
+    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
+    dl_model m;
+    memset(&m, 0, sizeof m);
+    if ((rc = dl_ckpt_load(&m, o_model, dev, err, sizeof err))) dl_die(-rc, "%s", err);
+    const dl_config *c = &m.cfg;
+    char tpath[4096];
+    struct stat sb;
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o_model);
+    dl_tok *tok = NULL;
+    if (stat(tpath, &sb) == 0 && (rc = dl_tok_load(&tok, tpath, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((o_prompts.n || o_show) && !tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
+    int causal = o_causal || !strcmp(c->objective, "causal");
+    if (!causal && c->mask_token_id < 0) dl_die(DL_EXIT_DATA, "%s: config.json has no mask_token_id (needed for diffusion sampling)", o_model);
+    o.gen_length = G;
+    o.steps = (int)o_steps;
+    o.block_length = (int)o_block;
+    o.temperature = o_temp;
+    o.top_k = (int)o_topk;
+    o.top_p = o_topp;
+    o.cfg = o_cfg;
+    o.alg_temp = o_alg_temp;
+    o.eps = o_eps;
+    o.threshold = o_threshold;
+    o.keep_eos = o_keep_eos;
+    o.mask_id = c->mask_token_id >= 0 ? (uint32_t)c->mask_token_id : UINT32_MAX;
+    o.eos_id = c->eos_token_id;
+    o.shift_logits = o_shift || c->shift_logits;
+    uint32_t *sup = NULL;
+    int nsup = 0;
+    if (parse_ids(o_suppress, &sup, &nsup, c->vocab_size))
+        dl_die(DL_EXIT_USAGE, "--suppress '%s': expected comma-separated ids < %d", o_suppress, c->vocab_size);
+    o.suppress = sup;
+    o.n_suppress = nsup;
+    if (causal && (o_cfg > 0 || o_threshold > 0 || o.alg != SMP_ALG_LLADA || o.remask != SMP_REMASK_LOWCONF))
+        dl_warn("causal sampling ignores --cfg, --threshold, --alg and --remask");
+
+    /* ---- input */
+    dl_reader *rd = NULL;
+    uint64_t lo = 0, hi = UINT64_MAX;
+    dl_header oh;
+    int is_stdin = !npaths || (npaths == 1 && !strcmp(paths[0], "-"));
+    if (!o_prompts.n) {
+        if ((rc = dl_reader_open(&rd, paths, npaths, err, sizeof err)) ||
+            (rc = dl_reader_peek_header(rd, err, sizeof err)) ||
+            (rc = dl_reader_expect(rd, 1u << DL_KIND_TOKENS, err, sizeof err)) ||
+            (rc = dl_reader_slice(rd, is_stdin, common.shard_i, common.shard_n, common.shard_given, &lo, &hi, err, sizeof err)))
+            dl_die(-rc, "%s", err);
+        const dl_header *ih = dl_reader_header(rd);
+        if (ih->has_tok && ih->tok.vocab_size > c->vocab_size)
+            dl_die(DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size, c->vocab_size);
+        if (tok && ih->has_tok && ih->tok.sha256[0] && strcmp(ih->tok.sha256, dl_tok_sha256(tok)))
+            dl_warn("the input was tokenised with another tokenizer than %s", tpath);
+        if (dl_header_copy(&oh, ih)) dl_die(DL_EXIT_IO, "out of memory");
+        oh.kind = DL_KIND_SAMPLES;
+    } else {
+        dl_header_init(&oh, DL_KIND_SAMPLES);
+    }
+    oh.has_tok = 1;
+    dl_tokinfo_clear(&oh.tok);
+    if (tok) {
+        snprintf(oh.tok.sha256, sizeof oh.tok.sha256, "%s", dl_tok_sha256(tok));
+        oh.tok.vocab_size = dl_tok_vocab_size(tok);
+    } else {
+        oh.tok.vocab_size = c->vocab_size;
+    }
+    oh.tok.mask_id = c->mask_token_id;
+    oh.tok.eos_id = c->eos_token_id;
+    oh.tok.pad_id = c->pad_token_id;
+    oh.tok.bos_id = c->bos_token_id;
+    oh.seq_len = -1;
+    oh.has_seed = 1;
+    oh.seed = (uint64_t)o_seed;
+
+    /* ---- output, trace, show, noise */
+    dl_out_opts oo;
+    dl_common_out_opts(&common, &oo);
+    dl_writer *w = NULL;
+    if ((rc = dl_writer_open(&w, common.output, &oo, err, sizeof err))) dl_die(-rc, "%s", err);
+    if (dl_writer_header(w, &oh)) { dl_writer_error(w, err, sizeof err); dl_writer_abort(w); dl_die(DL_EXIT_IO, "%s", err); }
+    dl_header_free(&oh);
+    FILE *trace = NULL;
+    if (o_trace && !(trace = fopen(o_trace, "w"))) { dl_writer_abort(w); dl_die(DL_EXIT_IO, "%s: cannot open for writing", o_trace); }
+    o.trace = trace;
+    show *sh = NULL;
+    if (o_show) {
+        if (show_open(&sh, tok, o.mask_id, stderr)) { dl_writer_abort(w); dl_die(DL_EXIT_IO, "out of memory"); }
+    }
+    o.show = sh;
+    int nb = (int)o_batch;
+    smp_noise *file_noise = NULL;
+    if (o_noise && (rc = smp_noise_file(&file_noise, o_noise, err, sizeof err))) { dl_writer_abort(w); dl_die(-rc, "%s", err); }
+    prompt *pr = calloc((size_t)nb, sizeof *pr);
+    smp_row *rows = calloc((size_t)nb, sizeof *rows);
+    smp_noise **nz = calloc((size_t)nb, sizeof *nz);
+    dl_u32buf *canv = calloc((size_t)nb, sizeof *canv);
+    if (!pr || !rows || !nz || !canv) dl_die(DL_EXIT_IO, "out of memory");
+    for (int b = 0; b < nb; b++)
+        if (!file_noise && smp_noise_philox(&nz[b], (uint64_t)o_seed, 0)) dl_die(DL_EXIT_IO, "out of memory");
+
+    /* ---- loop over batches */
+    uint64_t n_prompts = 0, n_gen = 0, n_nfe = 0, n_iters = 0, next_p = 0;
+    double t_sample = 0;
+    dl_progress prog;
+    dl_progress_init(&prog, common.progress, rd ? dl_reader_total_bytes(rd) : 0);
+    int code = 0, eof = 0, warned_len = 0;
+    while (!eof && !code) {
+        int n = 0;
+        while (n < nb) {
+            prompt *p = &pr[n];
+            if (o_prompts.n) {
+                if (next_p == o_prompts.n) { eof = 1; break; }
+                const char *text = o_prompts.v[next_p];
+                p->ids.n = 0;
+                if (o_bos) {
+                    if (c->bos_token_id < 0) { code = DL_EXIT_USAGE; snprintf(err, sizeof err, "--bos: %s has no bos_token_id", o_model); break; }
+                    dl_u32buf_push(&p->ids, (uint32_t)c->bos_token_id);
+                }
+                if ((rc = dl_tok_encode(tok, text, strlen(text), &p->ids, err, sizeof err))) { code = -rc; break; }
+                p->n_extra = 0;
+                p->index = next_p++;
+            } else {
+                const msgpack_object *rec;
+                rc = dl_reader_next(rd, &rec, err, sizeof err);
+                if (rc == 0) { eof = 1; break; }
+                if (rc < 0) { code = -rc; break; }
+                uint64_t idx = dl_reader_index(rd);
+                if (idx < lo) continue;
+                if (idx >= hi) { eof = 1; break; }
+                if ((rc = take_record(rec, c->vocab_size, p, err, sizeof err)) < 0) {
+                    dl_err_prefix(err, sizeof err, "%s", dl_reader_where(rd));
+                    code = -rc;
+                    break;
+                }
+                p->index = idx;
+            }
+            if (causal) {
+                for (size_t i = 0; i < p->ids.n; i++)
+                    if (p->ids.p[i] == o.mask_id) { code = DL_EXIT_DATA; snprintf(err, sizeof err, "prompt %llu holds the mask token: infilling needs a diffusion model", (unsigned long long)p->index); break; }
+                if (code) break;
+            }
+            smp_row *r = &rows[n];
+            if (dl_u32buf_reserve(&canv[n], p->ids.n + (size_t)G + 1)) { code = DL_EXIT_IO; snprintf(err, sizeof err, "out of memory"); break; }
+            if (p->ids.n) memcpy(canv[n].p, p->ids.p, p->ids.n * sizeof *p->ids.p);
+            if (!warned_len && (int64_t)p->ids.n + G > c->max_seq_len) {
+                dl_warn("prompt %llu: %zu + %d tokens exceed the model's max_position_embeddings %d "
+                        "(sampled anyway; RoPE extrapolates)", (unsigned long long)p->index, p->ids.n, G, c->max_seq_len);
+                warned_len = 1;
+            }
+            r->ids = canv[n].p;
+            r->n_prompt = (int)p->ids.n;
+            r->index = p->index;
+            if (file_noise) r->noise = file_noise;
+            else { smp_noise_rekey(nz[n], (uint64_t)o_seed, p->index); r->noise = nz[n]; }
+            n++;
+        }
+        if (code || !n) break;
+        double t0 = dl_now();
+        rc = causal ? ar_sample_batch(&m, &o, rows, n, err, sizeof err)
+                    : smp_diffusion_batch(&m, &o, rows, n, err, sizeof err);
+        t_sample += dl_now() - t0;
+        if (rc) { code = -rc; break; }
+        for (int b = 0; b < n; b++) {
+            if (write_sample(w, &pr[b], &rows[b])) {
+                code = -dl_writer_error(w, err, sizeof err);
+                if (!code) code = DL_EXIT_IO;
+                break;
+            }
+            n_prompts++;
+            n_gen += (uint64_t)(rows[b].len - rows[b].n_prompt);
+            n_nfe += (uint64_t)rows[b].nfe;
+        }
+        int it = 0;   /* rows step in lockstep: the batch ran as many iterations as its longest row */
+        for (int b = 0; b < n; b++) if (rows[b].steps > it) it = rows[b].steps;
+        n_iters += (uint64_t)it;
+        dl_progress_update(&prog, n_prompts, n_gen, rd ? dl_reader_raw_bytes(rd) : 0);
+    }
+    dl_progress_end(&prog);
+    if (sh) show_close(sh);
+    if (trace && fclose(trace) && !code) { code = DL_EXIT_IO; snprintf(err, sizeof err, "%s: write error", o_trace); }
+    if (!code && (rc = dl_writer_close(w, err, sizeof err))) code = -rc;
+    else if (code) dl_writer_abort(w);
+    if (code) dl_die(code, "%s", err);
+    if (!n_prompts) dl_warn("no prompts in the input");
+    dl_info("%llu prompts, %llu tokens generated, NFE %llu (%.1f per prompt), %.1f tokens/s, %.2f ms/step",
+            (unsigned long long)n_prompts, (unsigned long long)n_gen, (unsigned long long)n_nfe,
+            n_prompts ? (double)n_nfe / n_prompts : 0.0, t_sample > 0 ? n_gen / t_sample : 0.0,
+            n_iters ? 1000.0 * t_sample / (double)n_iters : 0.0);
+
+    for (int b = 0; b < nb; b++) { dl_u32buf_free(&pr[b].ids); free(pr[b].extra); dl_u32buf_free(&canv[b]); smp_noise_free(nz[b]); }
+    smp_noise_free(file_noise);
+    free(pr); free(rows); free(nz); free(canv); free(sup); free(paths);
+    dl_strlist_free(&o_prompts);
+    if (rd) dl_reader_close(rd);
+    if (tok) dl_tok_free(tok);
+    dl_model_free(&m);
+    dl_dev_close(dev);
+    return 0;
+}
