@@ -23,7 +23,7 @@
 #     tokens/s, fraction of generated tokens identical (the "equal output"
 #     condition), and the reference with the same threshold as a cross-check;
 #     then the same for lower thresholds (DLLM_BENCH_TAUS, default "0.7 0.5
-#     0.3": the demo model is small and rarely 90% sure of a token).
+#     0.3"; empty = none: the demo model is small and rarely 90% sure of a token).
 cd "$(dirname "$0")/.." || exit 3
 REPS=${DLLM_BENCH_REPS:-3}
 TH=${DLLM_BENCH_THREADS:-2}
@@ -48,6 +48,8 @@ if [ ! -f "$CK/model.safetensors" ]; then
     CK=$W/stories260K-mdlm
 fi
 MODEL=$(basename "$CK")
+ST=$(sed -n 's/^ *"step": *\([0-9]*\).*/\1/p' "$CK/trainer_state.json" 2>/dev/null | head -n 1)
+[ -n "$ST" ] && MODEL="$MODEL at step $ST"
 
 # ---------------------------------------------------------------- prompts
 cat > "$W/prompts.txt" <<'EOF'
@@ -137,21 +139,25 @@ if [ $have_ref = 1 ]; then
     nfe_r=$(mean_nfe "$W/ref.jsonl"); nfe_rt=$(mean_nfe "$W/reft.jsonl")
     echo "reference (PyTorch CPU, LLaDA generate) $rt, ratio $(ratio "$ours" "$rt")"
     echo "sample NFE per row: ours $nfe_o, reference $nfe_r, ratio $(ratio "$nfe_o" "$nfe_r")"
+    # shellcheck disable=SC2046  # split into four numbers on purpose
     set -- $(same_ids "$W/ref.jsonl" "$W/ours.jsonl")
     echo "sample cross-check at temperature 0: $(pct "$1" "$2") of generated tokens identical to the reference ($1/$2; rows identical $3/$4)"
     echo "sample --threshold $TAU tokens/s: ours $ourt, reference $rtt, ratio $(ratio "$ourt" "$rtt")"
+    # shellcheck disable=SC2046  # split into four numbers on purpose
     set -- $(same_ids "$W/reft.jsonl" "$W/ourt.jsonl")
     echo "sample --threshold $TAU NFE per row: ours $nfe_t, reference $nfe_rt; cross-check: $(pct "$1" "$2") of generated tokens identical ($1/$2; rows $3/$4)"
 else
-    echo "reference skipped (no torch in $DLLM_VENV)"
+    echo "reference skipped (no torch at $PY)"
     echo "sample NFE per row: ours $nfe_o, reference skipped"
     echo "sample --threshold $TAU tokens/s: ours $ourt, reference skipped"
 fi
+# shellcheck disable=SC2046  # split into four numbers on purpose
 set -- $(same_ids "$W/ours.jsonl" "$W/ourt.jsonl")
 echo "sample NFE per row, --threshold $TAU vs fixed schedule (ours): threshold $nfe_t, fixed $nfe_o, ratio $(ratio "$nfe_t" "$nfe_o") ($(awk -v a="$nfe_t" -v b="$nfe_o" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * (1 - a / b); else print "n/a" }') fewer forwards); output: $(pct "$1" "$2") of generated tokens identical to the fixed schedule ($1/$2; rows $3/$4)"
-for tau in ${DLLM_BENCH_TAUS:-0.7 0.5 0.3}; do
+for tau in ${DLLM_BENCH_TAUS-0.7 0.5 0.3}; do   # empty: no sweep
     o=$(ours_once oursw --threshold "$tau") || { echo "sample: dllm-sample --threshold $tau failed"; exit 1; }
     n=$(mean_nfe "$W/oursw.jsonl")
+    # shellcheck disable=SC2046  # split into four numbers on purpose
     set -- $(same_ids "$W/ours.jsonl" "$W/oursw.jsonl")
     echo "sample --threshold $tau (ours): NFE per row $n vs fixed $nfe_o ($(awk -v a="$n" -v b="$nfe_o" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * (1 - a / b); else print "n/a" }') fewer), tokens/s $o; $(pct "$1" "$2") of generated tokens identical to the fixed schedule (rows $3/$4)"
 done
