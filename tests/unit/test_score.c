@@ -34,36 +34,12 @@
 #include <unistd.h>
 #include "dl_log.h"
 #include "dl_test.h"
+#include "dl_fixture_weights.h"
 #include "../../score/estimate.c"
 
 static char tmpdir[256];
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
-    return h;
-}
-/* weight() of tests/ref/gen_model_fixture.py */
-static void gen_weights(dl_model *m) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const dl_tensor *t = &m->tensors[i];
-        size_t n = t->ndim == 2 ? (size_t)t->shape[0] * t->shape[1] : (size_t)t->shape[0];
-        float *w = malloc(n * sizeof *w);
-        uint64_t key = fnv1a(t->name);
-        int is_norm = strstr(t->name, "norm") != NULL, is_bias = strstr(t->name, ".bias") != NULL;
-        double a = t->ndim == 2 ? sqrt(3.0 / t->shape[1]) : 0;
-        for (size_t j = 0; j < n; j++) {
-            uint64_t z = key + j + 0x9E3779B97F4A7C15ull;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            z ^= z >> 31;
-            double s = 2.0 * ((double)(z >> 40) / 16777216.0) - 1.0;
-            w[j] = (float)(is_norm ? 1.0 + 0.2 * s : is_bias ? 0.1 * s : s * a);
-        }
-        dl_dev_h2d(m->dev, m->params + t->offset, w, n * sizeof *w);
-        free(w);
-    }
-}
+/* gen_weights(): the reference model's weights, tests/unit/dl_fixture_weights.h */
 
 /* Write a checkpoint of cfg with hash weights into tmpdir/name. */
 static int make_ckpt(const dl_config *cfg, const char *name, char *dir, size_t dlen) {
