@@ -48,6 +48,7 @@
 #include <jansson.h>
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "dl_json.h"
 
 
 /* ================================================================ weights set */
@@ -173,18 +174,8 @@ int dl_train_state_save(const dl_train_state *st, const char *path, char *err, s
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     }
     json_decref(args);
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    int rc = dl_json_write(path, o, JSON_INDENT(2) | JSON_REAL_PRECISION(17), err, errlen);
     json_decref(o);
-    if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
-    dl_out *out;
-    dl_out_opts opts = { 0, 0, 0, 0 };
-    int rc = dl_out_open(&out, path, &opts, err, errlen);
-    if (!rc) {
-        if ((rc = dl_out_write(out, text, strlen(text), err, errlen)) || (rc = dl_out_write(out, "\n", 1, err, errlen)))
-            dl_out_abort(out);
-        else rc = dl_out_close(out, err, errlen);
-    }
-    free(text);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include "dl_io.h"
 #include "dl_model.h"
+#include "dl_json.h"
 
 void dl_config_default(dl_config *c) {
     memset(c, 0, sizeof *c);
@@ -291,19 +292,8 @@ int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype
     json_object_set_new(o, "objective", json_string(c->objective));
     json_object_set_new(o, "rope_layout", json_string(c->rope_layout == DL_ROPE_PAIRS ? "pairs" : "half"));
 
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    int rc = dl_json_write(path, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9), err, errlen);
     json_decref(o);
-    if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: out of memory", path);
-    dl_out_opts oo = DL_OUT_OPTS_DEFAULT;
-    oo.zstd = 0;
-    oo.binary = 0;
-    dl_out *out = NULL;
-    int rc = dl_out_open(&out, path, &oo, err, errlen);
-    if (!rc) rc = dl_out_write(out, text, strlen(text), err, errlen);
-    if (!rc) rc = dl_out_write(out, "\n", 1, err, errlen);
-    if (!rc) rc = dl_out_close(out, err, errlen);
-    else dl_out_abort(out);
-    free(text);
     return rc;
 }
 

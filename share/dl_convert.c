@@ -46,23 +46,13 @@
 #include <jansson.h>
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "dl_json.h"
 #include "dl_tok.h"
 
 #define MASK_TOKEN "<|mdm_mask|>"
 
 static int write_json(json_t *o, const char *path, char *err, size_t errlen) {
-    char *text = json_dumps(o, JSON_INDENT(2));
-    if (!text) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
-    dl_out *out;
-    dl_out_opts opts = { 0, 0, 0, 0 };
-    int rc = dl_out_open(&out, path, &opts, err, errlen);
-    if (!rc) {
-        if ((rc = dl_out_write(out, text, strlen(text), err, errlen)) || (rc = dl_out_write(out, "\n", 1, err, errlen)))
-            dl_out_abort(out);
-        else rc = dl_out_close(out, err, errlen);
-    }
-    free(text);
-    return rc;
+    return dl_json_write(path, o, JSON_INDENT(2), err, errlen);
 }
 
 /* ================================================================ sources */
