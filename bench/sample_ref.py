@@ -2,10 +2,10 @@
 """bench/sample_ref.py — reference sampler for `make bench` (bench/40-sample.sh):
 LLaDA's generate() in plain PyTorch on the CPU over a dllm checkpoint.
 
-The model: a LLaMA forward written here (embedding, per layer RMSNorm ->
+The model: bench/ref_llama.py's LLaMA forward (embedding, per layer RMSNorm ->
 q/k/v (+bias) -> RoPE rotate-half -> bidirectional GQA attention -> o_proj,
 RMSNorm -> SwiGLU MLP; final RMSNorm -> head, tied or lm_head), fp32, read
-from CKPT/config.json + CKPT/model.safetensors (HF Llama names; parsed here:
+from CKPT/config.json + CKPT/model.safetensors (HF Llama names; parsed by hand:
 8-byte header length, JSON header, raw little-endian data).  As LLaDA's
 reference it computes the logits of every canvas position at every step.
 
@@ -34,9 +34,7 @@ cross-check at temperature 0, not the fixture generator of tests/ref/).
 """
 import argparse
 import json
-import math
 import os
-import struct
 import sys
 import time
 
@@ -44,103 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64}
-
-
-def read_safetensors(path):
-    """{name: float32 torch tensor} from a .safetensors file (parsed by hand)."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        raw = data[a:b]
-        dt = info["dtype"]
-        if dt == "BF16":
-            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            arr = u.view(np.float32)
-        elif dt in DTYPES:
-            arr = np.frombuffer(raw, dtype=np.dtype(DTYPES[dt]).newbyteorder("<")).astype(np.float32)
-        else:
-            sys.exit(f"sample_ref: {path}: tensor {name}: dtype {dt} not supported")
-        out[name] = torch.from_numpy(arr.copy()).reshape(info["shape"])
-    return out
-
-
-class Llama:
-    def __init__(self, ckpt):
-        with open(os.path.join(ckpt, "config.json")) as f:
-            c = json.load(f)
-        self.c = c
-        self.D = c["hidden_size"]
-        self.L = c["num_hidden_layers"]
-        self.H = c["num_attention_heads"]
-        self.K = c.get("num_key_value_heads") or self.H
-        self.E = c.get("head_dim") or self.D // self.H
-        self.eps = c.get("rms_norm_eps", 1e-5)
-        self.theta = c.get("rope_theta", 10000.0)
-        if c.get("rope_layout", "half") != "half":
-            sys.exit("sample_ref: only rope_layout 'half' (HF rotate-half) is implemented")
-        if c.get("shift_logits"):
-            sys.exit("sample_ref: shift_logits models are not implemented")
-        w = read_safetensors(os.path.join(ckpt, "model.safetensors"))
-        self.w = w
-        self.embed = w["model.embed_tokens.weight"]
-        self.head = self.embed if c.get("tie_word_embeddings") or "lm_head.weight" not in w else w["lm_head.weight"]
-        self.norm = w["model.norm.weight"]
-        self.layers = []
-        for i in range(self.L):
-            p = f"model.layers.{i}."
-            g = lambda n: w.get(p + n)  # noqa: E731
-            self.layers.append(dict(
-                an=g("input_layernorm.weight"), mn=g("post_attention_layernorm.weight"),
-                wq=g("self_attn.q_proj.weight"), wk=g("self_attn.k_proj.weight"),
-                wv=g("self_attn.v_proj.weight"), wo=g("self_attn.o_proj.weight"),
-                bq=g("self_attn.q_proj.bias"), bk=g("self_attn.k_proj.bias"), bv=g("self_attn.v_proj.bias"),
-                wg=g("mlp.gate_proj.weight"), wu=g("mlp.up_proj.weight"), wd=g("mlp.down_proj.weight")))
-        self.rope_T = 0
-
-    def rmsnorm(self, x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
-
-    def rope_tables(self, T):
-        if T != self.rope_T:
-            inv = 1.0 / (self.theta ** (torch.arange(0, self.E, 2, dtype=torch.float64) / self.E))
-            ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-            ang = torch.cat([ang, ang], dim=-1)
-            self.cos, self.sin = ang.cos().float(), ang.sin().float()
-            self.rope_T = T
-        return self.cos, self.sin
-
-    def rope(self, x, cos, sin):  # x (B, h, T, E)
-        h = self.E // 2
-        rot = torch.cat([-x[..., h:], x[..., :h]], dim=-1)
-        return x * cos + rot * sin
-
-    @torch.no_grad()
-    def forward(self, ids):  # ids (B, T) long -> logits (B, T, V)
-        B, T = ids.shape
-        cos, sin = self.rope_tables(T)
-        x = F.embedding(ids, self.embed)
-        for ly in self.layers:
-            h = self.rmsnorm(x, ly["an"])
-            q = F.linear(h, ly["wq"], ly["bq"]).view(B, T, self.H, self.E).transpose(1, 2)
-            k = F.linear(h, ly["wk"], ly["bk"]).view(B, T, self.K, self.E).transpose(1, 2)
-            v = F.linear(h, ly["wv"], ly["bv"]).view(B, T, self.K, self.E).transpose(1, 2)
-            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
-            if self.K != self.H:
-                k = k.repeat_interleave(self.H // self.K, dim=1)
-                v = v.repeat_interleave(self.H // self.K, dim=1)
-            att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(self.E), dim=-1)  # bidirectional
-            o = (att @ v).transpose(1, 2).reshape(B, T, self.H * self.E)
-            x = x + F.linear(o, ly["wo"])
-            h = self.rmsnorm(x, ly["mn"])
-            x = x + F.linear(F.silu(F.linear(h, ly["wg"])) * F.linear(h, ly["wu"]), ly["wd"])
-        return F.linear(self.rmsnorm(x, self.norm), self.head)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_llama import Llama  # noqa: E402  (bench/ref_llama.py)
 
 
 def num_transfer_tokens(n_masked, steps):  # LLaDA's get_num_transfer_tokens, one row
@@ -206,7 +109,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = Llama(a.ckpt)
-    mask_id = model.c.get("mask_token_id")
+    mask_id = model.mask_id
     if mask_id is None:
         sys.exit("sample_ref: config.json has no mask_token_id")
     with open(a.prompts) as f:

@@ -3,11 +3,11 @@
 (bench/50-score.sh): the MDLM / LLaDA perplexity bound in plain PyTorch on the
 CPU over a dllm checkpoint.
 
-Model: a LLaMA forward written here (embedding, per layer RMSNorm -> q/k/v
+Model: bench/ref_llama.py's LLaMA forward with sdpa=True (embedding, per layer RMSNorm -> q/k/v
 (+bias) -> RoPE rotate-half -> bidirectional GQA attention
 (F.scaled_dot_product_attention) -> o_proj, RMSNorm -> SwiGLU MLP; final
 RMSNorm -> head, tied or lm_head), fp32, from CKPT/config.json +
-CKPT/model.safetensors (parsed here: 8-byte header length, JSON header, raw
+CKPT/model.safetensors (parsed by hand: 8-byte header length, JSON header, raw
 little-endian F32/BF16/F16 data).
 
 Estimator (docs/ALGORITHMS.md §4, as dllm-score's default): per record of L
@@ -29,96 +29,14 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        raw, dt = data[a:b], info["dtype"]
-        if dt == "BF16":
-            arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        elif dt == "F16":
-            arr = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-        elif dt == "F32":
-            arr = np.frombuffer(raw, dtype="<f4")
-        else:
-            sys.exit(f"score_ref: {path}: tensor {name}: dtype {dt} not supported")
-        out[name] = torch.from_numpy(arr.copy()).reshape(info["shape"])
-    return out
-
-
-class Llama:
-    def __init__(self, ckpt):
-        with open(os.path.join(ckpt, "config.json")) as f:
-            c = json.load(f)
-        self.c = c
-        self.D, self.L, self.H = c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"]
-        self.K = c.get("num_key_value_heads") or self.H
-        self.E = c.get("head_dim") or self.D // self.H
-        self.eps = c.get("rms_norm_eps", 1e-5)
-        self.theta = c.get("rope_theta", 10000.0)
-        if c.get("rope_layout", "half") != "half" or c.get("shift_logits"):
-            sys.exit("score_ref: only rope_layout 'half' without shift_logits is implemented")
-        w = read_safetensors(os.path.join(ckpt, "model.safetensors"))
-        self.embed = w["model.embed_tokens.weight"]
-        self.head = w.get("lm_head.weight", self.embed) if not c.get("tie_word_embeddings") else self.embed
-        self.norm = w["model.norm.weight"]
-        self.layers = []
-        for i in range(self.L):
-            p = f"model.layers.{i}."
-            g = lambda n: w.get(p + n)  # noqa: E731
-            self.layers.append(dict(
-                an=g("input_layernorm.weight"), mn=g("post_attention_layernorm.weight"),
-                wq=g("self_attn.q_proj.weight"), wk=g("self_attn.k_proj.weight"),
-                wv=g("self_attn.v_proj.weight"), wo=g("self_attn.o_proj.weight"),
-                bq=g("self_attn.q_proj.bias"), bk=g("self_attn.k_proj.bias"), bv=g("self_attn.v_proj.bias"),
-                wg=g("mlp.gate_proj.weight"), wu=g("mlp.up_proj.weight"), wd=g("mlp.down_proj.weight")))
-        self.rope_T = 0
-
-    def rmsnorm(self, x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
-
-    def rope(self, x, T):
-        if T != self.rope_T:
-            inv = 1.0 / (self.theta ** (torch.arange(0, self.E, 2, dtype=torch.float64) / self.E))
-            ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-            ang = torch.cat([ang, ang], dim=-1)
-            self.cos, self.sin, self.rope_T = ang.cos().float(), ang.sin().float(), T
-        h = self.E // 2
-        return x * self.cos + torch.cat([-x[..., h:], x[..., :h]], dim=-1) * self.sin
-
-    @torch.no_grad()
-    def forward(self, ids):  # (B, T) -> logits (B, T, V)
-        B, T = ids.shape
-        x = F.embedding(ids, self.embed)
-        for ly in self.layers:
-            h = self.rmsnorm(x, ly["an"])
-            q = F.linear(h, ly["wq"], ly["bq"]).view(B, T, self.H, self.E).transpose(1, 2)
-            k = F.linear(h, ly["wk"], ly["bk"]).view(B, T, self.K, self.E).transpose(1, 2)
-            v = F.linear(h, ly["wv"], ly["bv"]).view(B, T, self.K, self.E).transpose(1, 2)
-            q, k = self.rope(q, T), self.rope(k, T)
-            if self.K != self.H:
-                k = k.repeat_interleave(self.H // self.K, dim=1)
-                v = v.repeat_interleave(self.H // self.K, dim=1)
-            o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, self.H * self.E)
-            x = x + F.linear(o, ly["wo"])
-            h = self.rmsnorm(x, ly["mn"])
-            x = x + F.linear(F.silu(F.linear(h, ly["wg"])) * F.linear(h, ly["wu"]), ly["wd"])
-        return F.linear(self.rmsnorm(x, self.norm), self.head)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_llama import Llama  # noqa: E402  (bench/ref_llama.py)
 
 
 @torch.no_grad()
@@ -147,8 +65,8 @@ def main():
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = Llama(a.ckpt)
-    mask_id = model.c.get("mask_token_id")
+    model = Llama(a.ckpt, sdpa=True)
+    mask_id = model.mask_id
     if mask_id is None:
         sys.exit("score_ref: the checkpoint has no mask_token_id")
     recs = []

@@ -25,7 +25,7 @@ acc = mean(argmax_j ll_j == gold); acc_norm with ll_j / len(choice_j)
 dllm's Philox: diffusion estimates agree with dllm-score in distribution
 only; causal ones agree to float rounding.
 
-The model: a LLaMA forward written here (embedding; per layer RMSNorm ->
+The model: bench/ref_llama.py's LLaMA forward (embedding; per layer RMSNorm ->
 q/k/v (+bias) -> RoPE rotate-half -> GQA attention (bidirectional or causal)
 -> o_proj; RMSNorm -> SwiGLU MLP; final RMSNorm -> head, tied or lm_head),
 fp32, from CKPT/config.json + CKPT/model.safetensors parsed by hand.
@@ -40,9 +40,7 @@ shift_logits models.
 """
 import argparse
 import json
-import math
 import os
-import struct
 import sys
 import time
 
@@ -51,99 +49,10 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_llama import Llama  # noqa: E402  (bench/ref_llama.py)
+
 WS = " \t\n\r\v\f"
-
-
-def read_safetensors(path):
-    """{name: float32 tensor} from a .safetensors file (8-byte header length, JSON header, raw LE data)."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        raw, dt = data[a:b], info["dtype"]
-        if dt == "F32":
-            arr = np.frombuffer(raw, dtype="<f4")
-        elif dt == "F16":
-            arr = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-        elif dt == "BF16":
-            arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            sys.exit(f"score_task_ref: {path}: tensor {name}: dtype {dt} not supported")
-        out[name] = torch.from_numpy(np.array(arr, dtype=np.float32)).reshape(info["shape"])
-    return out
-
-
-class Model:
-    def __init__(self, ckpt):
-        with open(os.path.join(ckpt, "config.json")) as f:
-            c = json.load(f)
-        self.H = c["num_attention_heads"]
-        self.K = c.get("num_key_value_heads") or self.H
-        self.E = c.get("head_dim") or c["hidden_size"] // self.H
-        self.eps = c.get("rms_norm_eps", 1e-5)
-        self.theta = c.get("rope_theta", 10000.0)
-        self.mask_id = c.get("mask_token_id")
-        self.causal_ckpt = c.get("objective") == "causal"
-        if c.get("rope_layout", "half") != "half" or c.get("shift_logits"):
-            sys.exit("score_task_ref: only rope_layout 'half' without shift_logits is implemented")
-        w = read_safetensors(os.path.join(ckpt, "model.safetensors"))
-        self.embed = w["model.embed_tokens.weight"]
-        self.head = w.get("lm_head.weight", self.embed) if not c.get("tie_word_embeddings") else self.embed
-        self.norm = w["model.norm.weight"]
-        self.layers = []
-        for i in range(c["num_hidden_layers"]):
-            p = f"model.layers.{i}."
-            g = w.get
-            self.layers.append([g(p + n) for n in (
-                "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.q_proj.bias",
-                "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight",
-                "self_attn.v_proj.bias", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight")])
-        self.cache = {}
-
-    def rms(self, x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
-
-    def tables(self, T):
-        if T not in self.cache:
-            inv = 1.0 / (self.theta ** (torch.arange(0, self.E, 2, dtype=torch.float64) / self.E))
-            ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-            ang = torch.cat([ang, ang], dim=-1)
-            causal = torch.full((T, T), float("-inf")).triu(1)
-            self.cache[T] = (ang.cos().float(), ang.sin().float(), causal)
-        return self.cache[T]
-
-    @torch.no_grad()
-    def logits(self, ids, causal):  # ids (B, T) -> (B, T, V)
-        B, T = ids.shape
-        cos, sin, cmask = self.tables(T)
-        h2 = self.E // 2
-
-        def rope(x):
-            return x * cos + torch.cat([-x[..., h2:], x[..., :h2]], dim=-1) * sin
-
-        x = F.embedding(ids, self.embed)
-        for an, wq, bq, wk, bk, wv, bv, wo, mn, wg, wu, wd in self.layers:
-            h = self.rms(x, an)
-            q = rope(F.linear(h, wq, bq).view(B, T, self.H, self.E).transpose(1, 2))
-            k = rope(F.linear(h, wk, bk).view(B, T, self.K, self.E).transpose(1, 2))
-            v = F.linear(h, wv, bv).view(B, T, self.K, self.E).transpose(1, 2)
-            if self.K != self.H:
-                k = k.repeat_interleave(self.H // self.K, dim=1)
-                v = v.repeat_interleave(self.H // self.K, dim=1)
-            s = (q @ k.transpose(-1, -2)) / math.sqrt(self.E)
-            if causal:
-                s = s + cmask
-            o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, self.H * self.E)
-            x = x + F.linear(o, wo)
-            h = self.rms(x, mn)
-            x = x + F.linear(F.silu(F.linear(h, wg)) * F.linear(h, wu), wd)
-        return F.linear(self.rms(x, self.norm), self.head)
 
 
 @torch.no_grad()
@@ -159,7 +68,7 @@ def loglik_diffusion(model, prompt, answer, mc, gen):
         is_mask[i] = is_mask[i][torch.randperm(T, generator=gen)]
     is_mask = torch.cat([torch.zeros(b, P, dtype=torch.bool), is_mask], dim=1)
     noisy = torch.where(is_mask, torch.full_like(seq, model.mask_id), seq)
-    logits = model.logits(noisy, causal=False)
+    logits = model.forward(noisy)
     ce = F.cross_entropy(logits[is_mask].double(), seq[is_mask], reduction="none")
     p = (x.double() / T)[:, None].expand(b, P + T)[is_mask]
     return -float((ce / p).sum()) / b
@@ -168,7 +77,7 @@ def loglik_diffusion(model, prompt, answer, mc, gen):
 @torch.no_grad()
 def loglik_causal(model, prompt, answer):
     seq = torch.tensor([prompt + answer], dtype=torch.long)
-    lp = torch.log_softmax(model.logits(seq, causal=True)[0].double(), dim=-1)
+    lp = torch.log_softmax(model.forward(seq, causal=True)[0].double(), dim=-1)
     P = len(prompt)
     return float(sum(lp[P - 1 + i, t] for i, t in enumerate(answer)))
 
@@ -228,7 +137,7 @@ def main():
         items = [json.loads(line) for line in f if line.strip()]
     if a.limit:
         items = items[:a.limit]
-    model = Model(a.ckpt)
+    model = Llama(a.ckpt)
     tok = Tokenizer.from_file(os.path.join(a.ckpt, "tokenizer.json"))
     causal = a.causal or model.causal_ckpt
     if not causal and model.mask_id is None:
