@@ -64,9 +64,9 @@ Conventions and limits:
     This is not lm-eval's HF rule (encode context + continuation whole, then
     split), so numbers can differ from an HF run of the same model where the
     two tokenisations differ.
-  * is_greedy: from the scores stream's "greedy" field when dllm-score writes
-    one (sc_greedy_match: causal argmax at every position; diffusion one
-    forward with the whole continuation masked); False when it does not.
+  * is_greedy: the scores stream's "greedy" field (dllm-score --greedy,
+    sc_greedy_match: causal argmax at every position given the true prefix;
+    diffusion one forward with the whole continuation masked).
   * No rolling windows: a request longer than the model's context is an error
     from dllm-score (exit 1), reported as RuntimeError with its stderr.
   * generate_until decodes the generated ids alone (as lm-eval's HF model
@@ -392,12 +392,13 @@ class DllmLM(LM):
             cmd += ["--mc", str(self.mc)]
         return cmd + self._runtime()
 
-    def _scores(self, rows, what):
-        """rows: JSONL records for dllm-tok (each with "req") -> score records."""
+    def _scores(self, rows, what, greedy=False):
+        """rows: JSONL records for dllm-tok (each with "req") -> score records;
+        greedy: ask dllm-score for the "greedy" field (is_greedy)."""
         path = _write_jsonl(rows)
         try:
             out = _run_pipeline([[self.tok, "-t", self.ckpt, "--jsonl", "-q"],
-                                 self._score_cmd() + ["-"]], path, what)
+                                 self._score_cmd() + (["--greedy"] if greedy else []) + ["-"]], path, what)
         finally:
             os.unlink(path)
         return _by_req(records(out), len(rows), what)
@@ -429,7 +430,7 @@ class DllmLM(LM):
             if drop and cont[0] == " " and len(cont) > 1:
                 cont = cont[1:]
             rows.append({"prompt": ctx if ctx else self.prefix, "response": cont, "req": len(rows)})
-        recs = self._scores(rows, "loglikelihood") if rows else []
+        recs = self._scores(rows, "loglikelihood", greedy=True) if rows else []
         res, j = [], 0
         for ctx, cont in args:
             if not cont:

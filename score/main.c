@@ -18,7 +18,8 @@
  * Output: a `scores` stream: {nll (float64 nats), n_tokens, se (float64, the
  * standard error of nll; 0 when exact, NaN with --mc 1), n_prompt (when
  * conditional), every other key of the input record except ids / docs /
- * n_pad}.  Summary (stderr, and --summary FILE as JSON): records, tokens,
+ * n_pad; with --greedy also `greedy` (bool, sc_greedy_match) on conditional
+ * records}.  Summary (stderr, and --summary FILE as JSON): records, tokens,
  * nll, nats/token = sum nll / sum tokens, bits/token, perplexity (bound for
  * diffusion) = exp(nats/token), its standard error sqrt(sum se^2) / tokens
  * (records independent), sequences/s.
@@ -41,7 +42,7 @@ static dl_common common;
 static const char *o_model, *o_device = "cpu", *o_summary, *o_task, *o_delim, *o_format;
 static long long o_mc, o_batch, o_seed, o_threads, o_mask_id = -1, o_limit;
 static double o_cfg, o_eps;
-static int o_causal, o_shift, o_bos, o_no_strip;
+static int o_causal, o_shift, o_bos, o_no_strip, o_greedy;
 
 static const dl_opt OPTS[] = {
     { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
@@ -55,6 +56,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "diffusion: token i is read at hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "mask-id", 0, DL_OPT_INT, &o_mask_id, NULL, "ID", "mask token id (default: the checkpoint's mask_token_id)", NULL },
     { "summary", 0, DL_OPT_STR, &o_summary, NULL, "FILE", "write the summary (or the task results) as JSON to FILE", NULL },
+    { "greedy", 0, DL_OPT_FLAG, &o_greedy, NULL, NULL, "records with n_prompt: also write `greedy` (the response is the model's greedy prediction; lm-eval's is_greedy)", NULL },
     { "Tasks", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "task", 0, DL_OPT_STR, &o_task, NULL, "FILE", "score a JSONL multiple-choice / LAMBADA task file instead of streams", NULL },
     { "delimiter", 0, DL_OPT_STR, &o_delim, NULL, "STR", "between query and choice (escapes \\n \\t; ARC/PIQA: '\\nAnswer: '; default ' ')", NULL },
@@ -84,7 +86,7 @@ static const char DESCRIPTION[] =
     "perplexity (bound), standard error, records, tokens.\n"
     "--task FILE.jsonl: multiple choice (acc, acc_norm) or LAMBADA (greedy match, ll).";
 
-static const char *const KNOWN[] = { "ids", "docs", "n_pad", "n_prompt", "nll", "n_tokens", "se", NULL };
+static const char *const KNOWN[] = { "ids", "docs", "n_pad", "n_prompt", "nll", "n_tokens", "se", "greedy", NULL };
 
 typedef struct {
     uint64_t records, tokens, cond;
@@ -123,7 +125,7 @@ static int score_one(sc_ctx *c, const msgpack_object *rec, uint64_t index, int64
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%zu ids: longer than the model's max_position_embeddings %d",
                          n, sc_max_len(c));
     double nll, se;
-    int nt;
+    int nt, greedy = -1;   /* -1: not computed */
     if (np > 0) {
         if (np == n) return dl_seterr(err, errlen, -DL_EXIT_DATA, "n_prompt %llu leaves no response to score", (unsigned long long)np);
         double ll;
@@ -132,6 +134,9 @@ static int score_one(sc_ctx *c, const msgpack_object *rec, uint64_t index, int64
         nll = -ll;
         nt = (int)(n - np);
         tot->cond++;
+        if (o_greedy &&
+            (rc = sc_greedy_match(c, ids->p, (int)np, ids->p + np, (int)(n - np), &greedy, err, errlen)))
+            return rc;
     } else if ((rc = sc_elbo(c, ids->p, (int)n, index, &nll, &se, &nt, err, errlen))) {
         return rc;
     }
@@ -141,7 +146,7 @@ static int score_one(sc_ctx *c, const msgpack_object *rec, uint64_t index, int64
     if (isnan(se)) tot->se_unknown = 1;
     else tot->var += se * se;
 
-    int e = msgpack_pack_map(pk, 3 + (np > 0) + dl_rec_n_extra(rec, KNOWN));
+    int e = msgpack_pack_map(pk, 3 + (np > 0) + (greedy >= 0) + dl_rec_n_extra(rec, KNOWN));
     e |= dl_pack_str(pk, "nll");
     e |= msgpack_pack_double(pk, nll);
     e |= dl_pack_str(pk, "n_tokens");
@@ -149,6 +154,7 @@ static int score_one(sc_ctx *c, const msgpack_object *rec, uint64_t index, int64
     e |= dl_pack_str(pk, "se");
     e |= msgpack_pack_double(pk, se);
     if (np > 0) { e |= dl_pack_str(pk, "n_prompt"); e |= msgpack_pack_uint64(pk, np); }
+    if (greedy >= 0) { e |= dl_pack_str(pk, "greedy"); e |= greedy ? msgpack_pack_true(pk) : msgpack_pack_false(pk); }
     e |= dl_pack_extra(pk, rec, KNOWN);
     return e ? 1 : 0;
 }

@@ -108,3 +108,15 @@ expect_exit 1 "a record longer than max_position_embeddings: data error" \
     "dllm-cat --from-json '$T/long.jsonl' | dllm-score -m '$S' --causal -o '$T/x.msgpack'"
 expect_err "record 0.*512" "the message names the record and the limit"
 no_file "$T/x.msgpack" "no output left after an error"
+
+# ------------------------------------------------ --greedy (lm-eval's is_greedy)
+# the greedy story's own continuation is greedy; a changed token is not
+G=$(tr -s ' \n' ' ' < "$DATA/stories260K/expected_greedy_t0_ids.txt" | sed 's/^ //')
+P=$(echo "$G" | cut -d' ' -f1-10 | tr ' ' ','); R=$(echo "$G" | cut -d' ' -f11-15 | tr ' ' ',')
+printf '%s\n' '{"dllm":1,"kind":"tokens"}' "{\"ids\":[1,$P,$R],\"n_prompt\":11}" "{\"ids\":[1,$P,300,$R],\"n_prompt\":11}" \
+    > "$T/greedy.jsonl"
+dllm-cat --from-json "$T/greedy.jsonl" | dllm-score -q -m "$S" --causal --greedy | dllm-cat -n > "$T/greedy.out"
+is "--greedy: the model's own greedy continuation is greedy, a changed one is not" \
+   "$(sed -n 's/.*"greedy":\([a-z]*\).*/\1/p' "$T/greedy.out" | tr '\n' ' ')" "true false "
+is "without --greedy no greedy key" \
+   "$(dllm-cat --from-json "$T/greedy.jsonl" | dllm-score -q -m "$S" --causal | dllm-cat -n | grep -c greedy)" 0
