@@ -40,46 +40,53 @@ $(info dllm build checklist:)
 $(info [x] msgpack-c ($(MSGPACK_LIB)), zstd, PCRE2, utf8proc, jansson, OpenMP)
 
 # ---------------------------------------------------------------- OpenBLAS
-ifeq ($(HAVE_OPENBLAS),)
-  HAVE_OPENBLAS := $(shell printf '$(HASH)include <cblas.h>\nint main(void){float a=1; return (int)cblas_sdot(1,&a,1,&a,1)-1;}\n' \
-    | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo 1 || echo 0)
-  HAVE_OPENBLAS_AUTO := 1
+OPENBLAS_FOUND := $(if $(filter 0,$(HAVE_OPENBLAS)),0,$(shell printf '$(HASH)include <cblas.h>\nint main(void){float a=1; return (int)cblas_sdot(1,&a,1,&a,1)-1;}\n' \
+    | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo 1 || echo 0))
+ifeq ($(HAVE_OPENBLAS)$(OPENBLAS_FOUND),10)
+  $(error dllm: HAVE_OPENBLAS=1 but cblas.h / -lopenblas do not compile and link (apt-get install libopenblas-dev))
 endif
+HAVE_OPENBLAS := $(if $(HAVE_OPENBLAS),$(HAVE_OPENBLAS),$(OPENBLAS_FOUND))
 ifeq ($(HAVE_OPENBLAS),1)
   DL_CFLAGS += -DDL_HAVE_OPENBLAS
   LDLIBS    += -lopenblas
   $(info [x] OpenBLAS: CBLAS sgemm for CPU kernels)
 else
-  $(info [ ] OpenBLAS: not used (HAVE_OPENBLAS=1 to require); plain-C GEMM fallback)
+  $(info [ ] OpenBLAS: not used (HAVE_OPENBLAS=0 or not found; HAVE_OPENBLAS=1 to require); plain-C GEMM fallback)
 endif
 
 # ---------------------------------------------------------------- CUDA / NCCL
-ifeq ($(HAVE_CUDA),)
-  HAVE_CUDA := $(shell printf 'int main(void){return 0;}\n' > $(BUILD)-cuda-probe.cu 2>/dev/null; \
-    $(NVCC) -c $(BUILD)-cuda-probe.cu -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0; rm -f $(BUILD)-cuda-probe.cu)
+CUDA_FOUND := $(if $(filter 0,$(HAVE_CUDA)),0,$(shell printf 'int main(void){return 0;}\n' > $(BUILD)-cuda-probe.cu 2>/dev/null; \
+    $(NVCC) -c $(BUILD)-cuda-probe.cu -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0; rm -f $(BUILD)-cuda-probe.cu))
+ifeq ($(HAVE_CUDA)$(CUDA_FOUND),10)
+  $(error dllm: HAVE_CUDA=1 but $(NVCC) cannot compile a .cu file (set CUDA_HOME or NVCC))
 endif
+HAVE_CUDA := $(if $(HAVE_CUDA),$(HAVE_CUDA),$(CUDA_FOUND))
 ifeq ($(HAVE_CUDA),1)
   $(info [x] CUDA: $(NVCC), sm_$(NVCC_ARCH) (GPU code builds; GPU tests need a visible GPU))
 else
-  $(info [ ] CUDA: nvcc not found at $(NVCC) (HAVE_CUDA=1 to require))
+  $(info [ ] CUDA: not used (HAVE_CUDA=0, or no working nvcc at $(NVCC); HAVE_CUDA=1 to require))
 endif
-ifeq ($(HAVE_NCCL),)
-  HAVE_NCCL := $(shell printf '$(HASH)include <nccl.h>\nint main(void){int v; return ncclGetVersion(&v)!=ncclSuccess;}\n' \
-    | $(CC) -x c - -I$(CUDA_HOME)/include -L$(CUDA_HOME)/lib64 -lnccl -o /dev/null 2>/dev/null && echo 1 || echo 0)
+NCCL_FOUND := $(if $(filter 0,$(HAVE_NCCL)),0,$(shell printf '$(HASH)include <nccl.h>\nint main(void){int v; return ncclGetVersion(&v)!=ncclSuccess;}\n' \
+    | $(CC) -x c - -I$(CUDA_HOME)/include -L$(CUDA_HOME)/lib64 -lnccl -o /dev/null 2>/dev/null && echo 1 || echo 0))
+ifeq ($(HAVE_NCCL)$(NCCL_FOUND),10)
+  $(error dllm: HAVE_NCCL=1 but nccl.h / -lnccl are not found under CUDA_HOME=$(CUDA_HOME))
 endif
+HAVE_NCCL := $(if $(HAVE_NCCL),$(HAVE_NCCL),$(NCCL_FOUND))
 ifeq ($(HAVE_NCCL),1)
   $(info [x] NCCL: multi-GPU all-reduce available)
 else
-  $(info [ ] NCCL: not found (HAVE_NCCL=1 to require))
+  $(info [ ] NCCL: not used (HAVE_NCCL=0 or not found; HAVE_NCCL=1 to require))
 endif
-ifeq ($(HAVE_MPI),)
-  HAVE_MPI := $(shell command -v mpicc >/dev/null 2>&1 && printf '$(HASH)include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' \
-    | mpicc -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+MPI_FOUND := $(if $(filter 0,$(HAVE_MPI)),0,$(shell command -v mpicc >/dev/null 2>&1 && printf '$(HASH)include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' \
+    | mpicc -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0))
+ifeq ($(HAVE_MPI)$(MPI_FOUND),10)
+  $(error dllm: HAVE_MPI=1 but mpicc cannot build an MPI program (apt-get install libopenmpi-dev))
 endif
+HAVE_MPI := $(if $(HAVE_MPI),$(HAVE_MPI),$(MPI_FOUND))
 ifeq ($(HAVE_MPI),1)
   $(info [x] MPI: multi-process CPU runs)
 else
-  $(info [ ] MPI: mpicc not found (HAVE_MPI=1 to require))
+  $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc; HAVE_MPI=1 to require))
 endif
 endif # SKIP_DETECT
 
