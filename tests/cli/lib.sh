@@ -5,6 +5,7 @@
 #   expect_err PATTERN NAME    ok when the last $ERR matches grep -E PATTERN
 #   no_file PATH NAME          ok when PATH does not exist (no half output)
 #   same FILE1 FILE2 NAME      ok when the files are byte-identical
+#   is NAME GOT WANT           ok when the strings GOT and WANT are equal
 # Variables: ROOT (repo), BIN (bin/), T (a fresh temp dir, removed at exit),
 # DATA (share/data), SHARED (../shared/data or empty when absent).
 set -u
@@ -35,6 +36,7 @@ expect_err() {
     if grep -qE "$1" "$ERR"; then ok "$2"; else notok "$2" "stderr lacks /$1/"; sed 's/^/    # /' "$ERR" | head -n 10; fi
 }
 no_file() { if [ -e "$1" ]; then notok "$2" "$1 exists"; else ok "$2"; fi; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 same() { if cmp -s "$1" "$2"; then ok "$3"; else notok "$3" "$1 and $2 differ"; fi; }
 need_shared() {  # need_shared NAME -> returns 1 (and prints skip) when ../shared is absent
     [ -n "$SHARED" ] && return 0

@@ -5,8 +5,6 @@
 # Inputs are made with `dllm-cat --from-json`; small (a few 10k tokens).
 . "$(dirname "$0")/lib.sh"
 
-# is NAME GOT WANT: string equality
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 # awk_ok NAME FILE PROGRAM: ok when the awk program (over FILE) prints "ok"; else prints its output
 awk_ok() {
     name=$1; file=$2; shift 2

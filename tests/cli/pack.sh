@@ -5,7 +5,6 @@
 # --shards / --shard, bad inputs.  Inputs made with `dllm-cat --from-json`.
 . "$(dirname "$0")/lib.sh"
 
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 awk_ok() {
     name=$1; file=$2; shift 2
     got=$(awk "$*" "$file" 2>&1)

@@ -16,7 +16,6 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -x "$BIN/dllm-sample" ]; then skip "sample --causal" "bin/dllm-sample is not built"; exit 0; fi
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 # gen FILE: the generated ids of every record, one record per line
 gen() { dllm-tok -q -d -t "$S" --ids "$1" | sed 's/.*| *//'; }
 # f64 V...: raw little-endian float64 uniforms (values with a 2-byte pattern)

@@ -13,7 +13,6 @@
 if [ ! -x "$BIN/dllm-score" ]; then skip "score" "bin/dllm-score is not built"; exit 0; fi
 # one thread: the model is tiny, and OpenMP barriers on a busy 2-core CI box cost more than they give
 OMP_NUM_THREADS=1; export OMP_NUM_THREADS
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 S=$T/s
 check "convert stories260K (dllm-train --steps 0)" \
     "dllm-train -q --init '$DATA/stories260K/stories260K.bin' -o '$S' --steps 0"

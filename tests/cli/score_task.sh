@@ -27,7 +27,6 @@ check "convert stories260K (dllm-train --steps 0)" "dllm-train -q --init '$DATA/
 
 # jnum KEY FILE: a number from a summary JSON file (one key per line)
 jnum() { sed -n "s/^ *\"$1\": \\([-0-9.eE+]*\\),*\$/\\1/p" "$2" | head -n 1; }
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 near() {  # near NAME GOT WANT: |got - want| <= 1e-9 (1 + |want|)
     if awk -v a="$2" -v b="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && d <= 1e-9 * (1 + m)) }'; then
         ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi

@@ -14,8 +14,6 @@ STORIES=$DATA/tinystories/tinystories_sample.txt
 
 enc() { dllm-tok -q -t "$TOKJ" "$@"; }
 ids() { dllm-tok -q -d -t "$TOKJ" --ids "$@"; }
-# is NAME GOT WANT: string equality
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 
 # ---------------------------------------------------------------- plain text
 is "encode one document" "$(printf 'Hello world' | enc | ids)" "15496 995"

@@ -9,8 +9,6 @@
 FIX=$ROOT/tests/data/bpe_train
 CORPUS=$DATA/tinystories/tinystories_sample.txt
 if [ ! -f "$CORPUS" ]; then skip "dllm-tok train" "no $CORPUS"; exit 0; fi
-# is NAME GOT WANT: string equality
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 train() { dllm-tok train -q "$@"; }
 
 # ---------------------------------------------------------------- the fixture

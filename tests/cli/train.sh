@@ -7,7 +7,6 @@
 # Models: share/configs/tiny.json once, a dim-32 2-layer config elsewhere.
 . "$(dirname "$0")/lib.sh"
 
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
 # losses FILE: "step loss" per training line of a metrics file (exact text)
 losses() { sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
 # field FILE KEY: values of KEY, one per line
