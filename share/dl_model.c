@@ -340,8 +340,8 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
                          "B=%d T=%d M=%d", B, T, M, a ? a->B : 0, a ? a->T : 0, a ? a->M : 0);
     if (mask == DL_ATTN_BLOCK && block <= 0)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: block attention needs a block size > 0");
-    int N = B * T, D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, F = c->hidden_dim,
-        V = c->vocab_size, QD = Hq * E, KD = Hk * E;
+    int N = B * T, D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, V = c->vocab_size,
+        QD = Hq * E;
     a->f_valid = 0;
     if (a->pos_T != T || a->pos_N != N) {   /* RoPE positions: b*T + i -> i */
         int32_t *pos = malloc((size_t)N * sizeof *pos);
@@ -357,21 +357,11 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         float *out = l + 1 < c->n_layers ? a->L[l + 1].res_in : a->res_out;
-        dl_k_rmsnorm_fwd(d, x->h1, x->rstd1, x->res_in, p->attn_norm, N, D, c->norm_eps);
-        dl_k_linear_fwd(d, x->q, x->h1, p->wq, p->bq, N, D, QD);
-        dl_k_linear_fwd(d, x->k, x->h1, p->wk, p->bk, N, D, KD);
-        dl_k_linear_fwd(d, x->v, x->h1, p->wv, p->bv, N, D, KD);
-        dl_k_rope(d, x->q, a->pos, N, Hq, E, c->rope_theta, c->rope_layout, 0);
-        dl_k_rope(d, x->k, a->pos, N, Hk, E, c->rope_theta, c->rope_layout, 0);
+        dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, x->res_in, a->pos, N);
         dl_k_attention_fwd(d, x->ao, x->att, x->q, x->k, x->v, lens, B, T, Hq, Hk, E, mask, block);
         dl_k_linear_fwd(d, a->tmp, x->ao, p->wo, NULL, N, QD, D);
         dl_k_add(d, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
-        dl_k_rmsnorm_fwd(d, x->h2, x->rstd2, x->res_mid, p->mlp_norm, N, D, c->norm_eps);
-        dl_k_linear_fwd(d, x->gate, x->h2, p->w_gate, NULL, N, D, F);
-        dl_k_linear_fwd(d, x->up, x->h2, p->w_up, NULL, N, D, F);
-        dl_k_swiglu_fwd(d, x->act, x->gate, x->up, N, F);
-        dl_k_linear_fwd(d, a->tmp, x->act, p->w_down, NULL, N, F, D);
-        dl_k_add(d, out, x->res_mid, a->tmp, (size_t)N * D);
+        dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
     }
     if (M > 0) {   /* head at the selected rows only */
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
@@ -439,4 +429,29 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     }
     dl_k_embedding_bwd(d, G(m->embed), a->dx, a->ids, N, D);
     return 0;
+}
+
+/* ------------------------------------------------ blocks shared with the KV path */
+void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
+                      const float *x, const int32_t *pos, int N) {
+    const dl_config *c = &m->cfg;
+    int D = c->dim, E = c->head_dim, QD = c->n_heads * E, KD = c->n_kv_heads * E;
+    dl_k_rmsnorm_fwd(m->dev, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
+    dl_k_linear_fwd(m->dev, q, h, p->wq, p->bq, N, D, QD);
+    dl_k_linear_fwd(m->dev, k, h, p->wk, p->bk, N, D, KD);
+    dl_k_linear_fwd(m->dev, v, h, p->wv, p->bv, N, D, KD);
+    dl_k_rope(m->dev, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
+    dl_k_rope(m->dev, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
+}
+
+void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
+                      float *gate, float *up, float *act, float *tmp, int N) {
+    const dl_config *c = &m->cfg;
+    int D = c->dim, F = c->hidden_dim;
+    dl_k_rmsnorm_fwd(m->dev, h, rstd, res, p->mlp_norm, N, D, c->norm_eps);
+    dl_k_linear_fwd(m->dev, gate, h, p->w_gate, NULL, N, D, F);
+    dl_k_linear_fwd(m->dev, up, h, p->w_up, NULL, N, D, F);
+    dl_k_swiglu_fwd(m->dev, act, gate, up, N, F);
+    dl_k_linear_fwd(m->dev, tmp, act, p->w_down, NULL, N, F, D);
+    dl_k_add(m->dev, out, res, tmp, (size_t)N * D);
 }

@@ -131,6 +131,17 @@ const float *dl_model_logits(const dl_model *m);
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen);
 void dl_model_zero_grads(dl_model *m);
 
+/* Layer blocks shared by dl_model_forward and dl_model_forward_kv (same
+ * kernels, same order, so cached and full forwards agree):
+ * qkv:  h = rmsnorm(x)·attn_norm (rstd saved); q, k, v = linear(h) (+bias);
+ *       RoPE on q and k at positions pos (N).
+ * mlp:  h = rmsnorm(res)·mlp_norm; out = res + down(silu(gate(h)) * up(h));
+ *       out may alias res; tmp (N, D) scratch. */
+void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
+                      const float *x, const int32_t *pos, int N);
+void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
+                      float *gate, float *up, float *act, float *tmp, int N);
+
 /* ---------------------------------------------------------------- KV cache
  * Incremental causal (autoregressive) inference, dl_model_kv.c: a cache of
  * every layer's keys / values after RoPE, for B rows of up to T_max

@@ -132,12 +132,7 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_k_embedding_fwd(d, kv->x, ids, m->embed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
-        dl_k_rmsnorm_fwd(d, kv->h, kv->rstd, kv->x, p->attn_norm, N, D, c->norm_eps);
-        dl_k_linear_fwd(d, kv->q, kv->h, p->wq, p->bq, N, D, QD);
-        dl_k_linear_fwd(d, kv->k, kv->h, p->wk, p->bk, N, D, KD);
-        dl_k_linear_fwd(d, kv->v, kv->h, p->wv, p->bv, N, D, KD);
-        dl_k_rope(d, kv->q, kv->pos, N, Hq, E, c->rope_theta, c->rope_layout, 0);
-        dl_k_rope(d, kv->k, kv->pos, N, Hk, E, c->rope_theta, c->rope_layout, 0);
+        dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, kv->x, kv->pos, N);
         for (int b = 0; b < B; b++) {   /* a row's valid new tokens are contiguous in the cache too */
             int nv = n_valid ? n_valid[b] : n_new;
             if (!nv) continue;
@@ -148,12 +143,7 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
         dl_k_attention_kv_fwd(d, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->past, B, n_new, Tm, Hq, Hk, E);
         dl_k_linear_fwd(d, kv->tmp, kv->ao, p->wo, NULL, N, QD, D);
         dl_k_add(d, kv->x, kv->x, kv->tmp, (size_t)N * D);
-        dl_k_rmsnorm_fwd(d, kv->h, kv->rstd, kv->x, p->mlp_norm, N, D, c->norm_eps);
-        dl_k_linear_fwd(d, kv->gate, kv->h, p->w_gate, NULL, N, D, F);
-        dl_k_linear_fwd(d, kv->up, kv->h, p->w_up, NULL, N, D, F);
-        dl_k_swiglu_fwd(d, kv->act, kv->gate, kv->up, N, F);
-        dl_k_linear_fwd(d, kv->tmp, kv->act, p->w_down, NULL, N, F, D);
-        dl_k_add(d, kv->x, kv->x, kv->tmp, (size_t)N * D);
+        dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
     dl_k_gather_rows(d, kv->xg, kv->x, kv->sel, B, D);
     dl_k_rmsnorm_fwd(d, kv->hs, kv->rstd_h, kv->xg, m->final_norm, B, D, c->norm_eps);
