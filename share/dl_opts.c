@@ -164,15 +164,13 @@ void dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char
         if (o->type == DL_OPT_HEADING) { fprintf(f, "\n%s:\n", o->name); first = 0; continue; }
         if (first) { fprintf(f, "\noptions:\n"); first = 0; }
         char left[96];
-        int n = snprintf(left, sizeof left, "  %s%c%s--%s%s%s", o->short_name ? "-" : "",
-                         o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
-                         takes_value(o) ? " " : "", takes_value(o) ? metavar(o) : "");
-        (void)n;
+        snprintf(left, sizeof left, "  %s%c%s--%s%s%s", o->short_name ? "-" : "",
+                 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
+                 takes_value(o) ? " " : "", takes_value(o) ? metavar(o) : "");
         fprintf(f, "%-30s %s", left, o->help ? o->help : "");
         if (o->def && o->type != DL_OPT_FLAG) fprintf(f, " [%s]", o->def);
         if (o->type == DL_OPT_STRLIST) fprintf(f, " (repeatable)");
         fputc('\n', f);
-        if (strlen(left) > 30) { /* long option names already pushed the help right */ }
     }
     fprintf(f, "\n%s", DL_EXIT_HELP);
 }
