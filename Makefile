@@ -14,7 +14,7 @@ HASH      := \#
 BUILD     := build
 
 DL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow \
-             -fopenmp -MMD -MP -Ishare -Ikernels -march=x86-64-v2
+             -fopenmp -MMD -MP -Ishare/io -Ishare/tok -Ishare/model -Ikernels -march=x86-64-v2
 LDLIBS    :=
 
 NODEPS_GOALS := clean help
@@ -91,7 +91,7 @@ endif
 endif # SKIP_DETECT
 
 # ---------------------------------------------------------------- sources
-LIB_SRC  := $(wildcard share/*.c) $(wildcard kernels/cpu/*.c)
+LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libdllm.a
 PROG_DIRS := tok pack mask cat train sample score

@@ -7,7 +7,7 @@ TOK=share/data/gpt2-tokenizer
 TXT=share/data/tinyshakespeare/input.txt; [ -f "$TXT" ] || TXT=../shared/data/tinyshakespeare/input.txt
 if [ ! -f "$TXT" ]; then echo "tok: no tinyshakespeare (../shared absent): skipped"; exit 0; fi
 for lib in -lmsgpackc -lmsgpack-c; do
-    ${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -Ishare bench/tok_bench.c build/libdllm.a -o build/tok_bench \
+    ${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -Ishare/io -Ishare/tok bench/tok_bench.c build/libdllm.a -o build/tok_bench \
         -lpcre2-8 -lutf8proc -ljansson -lzstd $lib -lm -lpthread -fopenmp 2>/dev/null && break
 done
 [ -x build/tok_bench ] || { echo "tok: cannot build bench/tok_bench.c"; exit 1; }

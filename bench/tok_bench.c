@@ -7,7 +7,7 @@
  *   "<MB/s> MB/s <tokens> tokens <seconds> s"
  * on stdout.  Single thread; the BPE word cache starts empty for every run
  * (a fresh dl_tok), as HF's does for a fresh Tokenizer.  Build:
- *   cc -O2 -std=c11 -D_GNU_SOURCE -Ishare bench/tok_bench.c build/libdllm.a \
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -Ishare/io -Ishare/tok bench/tok_bench.c build/libdllm.a \
  *      -o build/tok_bench -lpcre2-8 -lutf8proc -ljansson -lzstd -lm -fopenmp
  */
 #include <stdio.h>

@@ -9,7 +9,7 @@
  *   excluded from attention and loss), and n_prompt, n_pad, docs when the row
  *   had them; other keys are carried through unchanged.
  * Header: kind masked, seed, tokenizer.mask_id (from --mask-id or the input),
- * block (when --block).  The masking rules are share/dl_mask.h's.
+ * block (when --block).  The masking rules are share/model/dl_mask.h's.
  *
  * Determinism: record i (global index over all inputs, 0-based) and copy c
  * get randomness keyed by (seed, i, c) only, so --shard I/N runs (contiguous

@@ -1,6 +1,6 @@
 /* noise.c — dllm-sample's noise source: uniforms in (0,1) by index.
  *
- * Philox mode: u[i] comes from Philox4x32-10 (share/dl_rng.h) with key =
+ * Philox mode: u[i] comes from Philox4x32-10 (share/io/dl_rng.h) with key =
  * seed and counter = {prompt index lo, hi, (copy << 8) | DL_RNG_SAMPLE,
  * block}, block = i / 2 (low 32 bits; the higher bits go into `copy`, so a
  * stream holds 2^56 uniforms), the 64-bit word (w[2h] | w[2h+1] << 32) for

@@ -2,7 +2,7 @@
  * steps: where the model comes from (--config / --init / --resume), saves,
  * the options recorded for --resume, SIGINT/SIGTERM, metrics JSON Lines, the
  * progress line, a scratch directory.  (Checkpoint files themselves are
- * share/dl_ckpt.c's: atomic directory saves; conversion is dl_convert_load.)
+ * share/model/dl_ckpt.c's: atomic directory saves; conversion is dl_convert_load.)
  *
  * Model sources: --resume DIR loads weights, AdamW moments and
  * trainer_state.json (a checkpoint without it — --steps 0, a conversion — is

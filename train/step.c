@@ -8,7 +8,7 @@
  *     causal     hidden row i predicts x0[i+1], i in [max(0, n_prompt-1), len-1)
  *                (SFT rows: only response tokens are targets)
  *   forward (dl_model_forward, head on the loss positions only) -> ce (d2h)
- *   -> dl_loss_eval (share/dl_loss.h: totals over the WHOLE step, so
+ *   -> dl_loss_eval (share/model/dl_loss.h: totals over the WHOLE step, so
  *   accumulation equals one big batch) -> dce (h2d) -> dl_model_backward
  *   (gradients accumulate).  Then the global gradient norm (dl_k_sumsq),
  *   the clip factor min(1, clip / (norm + 1e-6)) (torch clip_grad_norm_),

@@ -13,7 +13,7 @@ the venv; part 2 runs bin/dllm-train to convert stories260K):
    model A of tests/ref/gen_model_fixture.py (weights from its integer-hash
    weight(), forward in float64 by its plain-PyTorch LLaMA).  The two
    random draws of forward_process are replaced by dllm's (score/estimate.c),
-   reproduced here bit for bit from Philox4x32-10 (share/dl_rng.c):
+   reproduced here bit for bit from Philox4x32-10 (share/io/dl_rng.c):
      group g of the record (copy g, purpose DL_RNG_SCORE = 8):
        k = 1 + below(T); then per row a Fisher-Yates permutation
        (for j = T-1 .. 1: swap(perm[j], perm[below(j + 1)]))
@@ -59,7 +59,7 @@ M32 = 0xFFFFFFFF
 DL_RNG_SCORE = 8
 
 
-# ------------------------------------------------------------------ Philox (share/dl_rng.c)
+# ------------------------------------------------------------------ Philox (share/io/dl_rng.c)
 def philox(key, ctr):
     c0, c1, c2, c3 = ctr
     k0, k1 = key

@@ -267,7 +267,7 @@ def gen_synth(shared, out):
 # ---------------------------------------------------------------- Unicode class overrides
 def gen_ucd():
     """Print the C table of code points that HF's regexes (Oniguruma, newer Unicode) class as
-    \p{L} / \p{N} while utf8proc's categories (what share/tok_utf8.c uses) say neither.
+    \p{L} / \p{N} while utf8proc's categories (what share/tok/tok_utf8.c uses) say neither.
     Paste the output into tok_utf8.c (CLASS_FIX)."""
     import ctypes
     import ctypes.util

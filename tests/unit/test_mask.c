@@ -1,4 +1,4 @@
-/* test_mask.c — statistics and invariants of dl_mask_row (share/dl_mask.h).
+/* test_mask.c — statistics and invariants of dl_mask_row (share/model/dl_mask.h).
  * Statistical checks use 3 standard errors over thousands of rows with fixed
  * seeds, so they are deterministic (they either always pass or always fail). */
 #include <math.h>

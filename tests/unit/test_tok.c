@@ -1,4 +1,4 @@
-/* test_tok.c — the tokenizer.json engine (share/dl_tok.h) against HF tokenizers.
+/* test_tok.c — the tokenizer.json engine (share/tok/dl_tok.h) against HF tokenizers.
  *
  * Fixtures in tests/data/tok/, made by tests/ref/gen_tok_fixtures.py with HF
  * `tokenizers` (encode(text, add_special_tokens=False)):

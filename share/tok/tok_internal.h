@@ -1,6 +1,6 @@
 /* tok_internal.h — private structures of the tokenizer.json engine.
  *
- * Only share/tok_*.c include this; the API is dl_tok.h.  Layout of the
+ * Only share/tok/tok_*.c include this; the API is dl_tok.h.  Layout of the
  * engine (one file per purpose):
  *   tok_utf8.c       UTF-8 validation / lossy repair, code point classes
  *   tok_map.c        hash maps: string -> u32 (vocab, word cache), id pair -> merge
