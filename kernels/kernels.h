@@ -148,4 +148,59 @@ void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
 void dl_k_attention_kv_fwd(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
                            const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
 
+/* ------------------------------------------------------------ token selection */
+/* One candidate token (and its confidence) per selected position of a
+ * sampler step, from that position's logits (M,V), on the device: only the
+ * (token, confidence) pairs go back to the host.  Per position q, in order:
+ *   0. l = logits row row[q] (row == NULL: q);
+ *   1. cfg: l = un + cfg_w1 * (l - un), un = logits[M + q] (the unconditional
+ *      rows follow the M conditional ones; cfg needs row == NULL), float32 as
+ *      the samplers did;
+ *   2. suppress: l[suppress[i]] = -inf (ids >= V ignored), l[mask_id] = -inf
+ *      (mask_id >= V: none).  Steps 1-2 write the logits IN PLACE.
+ *   3. the token (draw):
+ *      DL_SEL_ARGMAX  argmax l, lowest id on ties (also when temperature <= 0);
+ *      DL_SEL_GUMBEL  (diffusion) z = l / T; top-k keeps the k best (ties: lower
+ *                     id), top-p (0 < p < 1) the smallest best-first prefix of
+ *                     what is left whose softmax mass reaches p (the crossing id
+ *                     kept, mass as c += exp(z - max) / sum, c < p continues);
+ *                     then argmax over kept finite ids of l - T log(-log u[v])
+ *                     in float64, lowest id on ties; V uniforms per position;
+ *      DL_SEL_INVCDF  (autoregressive) the finite ids sorted best first; top-k
+ *                     keeps k; top-p (< 1, when more than one is left) keeps the
+ *                     first prefix with cum >= p * total; then ONE uniform u: the
+ *                     first kept id in increasing id order whose running sum of
+ *                     exp(z - zmax) exceeds u * W (else the last with weight > 0;
+ *                     no weight at all: the argmax).
+ *   4. conf (float64): DL_CONF_NONE 0; DL_CONF_PROB p(token) under softmax(l)
+ *      (after 2, untempered, unfiltered); DL_CONF_PROB0 the same but 0 when every
+ *      logit is -inf; DL_CONF_MARGIN p1 - p2 (two largest); DL_CONF_NEGENT
+ *      sum p log p.
+ * Uniforms: u of position q are uniform[noise_base[q] + j], j < V (GUMBEL) or
+ * j = 0 (INVCDF), where uniform[i] = noise[i] when noise != NULL (a device
+ * copy, e.g. of a test file), else kphilox_uniform(key, noise_stream[q],
+ * purpose, i) (kernels/kphilox.h).  All pointers are device pointers.
+ * Returns 0, or -1 when scratch memory could not be had. */
+typedef enum { DL_SEL_ARGMAX = 0, DL_SEL_GUMBEL = 1, DL_SEL_INVCDF = 2 } dl_sel_draw;
+typedef enum { DL_CONF_NONE = 0, DL_CONF_PROB = 1, DL_CONF_PROB0 = 2, DL_CONF_MARGIN = 3,
+               DL_CONF_NEGENT = 4 } dl_sel_conf;
+typedef struct {
+    int M, V;
+    float *logits;                /* (M,V), or (2M,V) with cfg; modified in place */
+    const int32_t *row;           /* (M) logits row of position q, or NULL: row q */
+    int cfg; float cfg_w1;        /* cfg != 0: combine with the unconditional rows, weight w + 1 */
+    const uint32_t *suppress; int n_suppress;   /* (n_suppress) */
+    uint32_t mask_id;
+    dl_sel_draw draw;
+    double temperature; int top_k; double top_p;
+    dl_sel_conf conf;
+    uint32_t key[2], purpose;     /* Philox key (seed) and purpose byte */
+    const uint64_t *noise_stream; /* (M) Philox stream (prompt index) of each position */
+    const uint64_t *noise_base;   /* (M) index of each position's first uniform */
+    const double *noise;          /* explicit uniforms, or NULL for Philox */
+    uint32_t *tok;                /* out (M) */
+    double *confidence;           /* out (M) */
+} dl_select_args;
+int dl_k_select_tokens(dl_dev *d, const dl_select_args *a);
+
 #endif

@@ -36,8 +36,12 @@
  * documents are separated by BOS (llama2.c's run.c stops when the model
  * emits 1), this reproduces run.c's greedy story.
  *
- * Buffers (KV cache, logits, scratch) are allocated once per call and
- * sized for the batch.  Does not: speculative decoding, beam search,
+ * Steps 1-4 run on the device (share/model/dl_select.h, DL_SEL_INVCDF with
+ * DL_CONF_PROB0): the running rows' logits stay there and only (token,
+ * confidence) pairs come back; the uniforms are drawn there from (seed,
+ * prompt index, uniform index) (with --noise FILE, the step's reserved
+ * values are uploaded).  Buffers (KV cache, logits, ids) are allocated once
+ * per call and sized for the batch.  Does not: speculative decoding, beam search,
  * repetition penalties, min-p, infilling (a mask token in a prompt is a data
  * error: use a diffusion model), a check of prompt + gen_length against
  * max_position_embeddings (RoPE extrapolates; the caller may warn).
@@ -46,90 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ar.h"
-
-typedef struct {
-    int V;
-    float *l;            /* (V) this row's logits, suppressed in place */
-    int32_t *idx;        /* (V) ids sorted for top-k / top-p */
-    uint8_t *kept;       /* (V) 1 = kept by the filters */
-} ar_scratch;
-
-/* qsort_r order: logits descending, then id ascending */
-static int by_logit(const void *a, const void *b, void *arg) {
-    const float *l = arg;
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    if (l[i] > l[j]) return -1;
-    if (l[i] < l[j]) return 1;
-    return (i > j) - (i < j);
-}
-
-static uint32_t argmax(const float *l, int V) {
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (l[i] > l[best]) best = i;
-    return (uint32_t)best;
-}
-
-/* p(tok) under softmax(l), float64 */
-static double prob_of(const float *l, int V, uint32_t tok) {
-    float mx = l[argmax(l, V)];
-    if (!(mx > -INFINITY)) return 0.0;
-    double s = 0.0;
-    for (int i = 0; i < V; i++) s += exp((double)l[i] - mx);
-    return exp((double)l[tok] - mx) / s;
-}
-
-/* step 3 of the header: temperature > 0 */
-static uint32_t sample(const smp_opts *o, const float *l, int V, smp_noise *nz, ar_scratch *s) {
-    double T = o->temperature;
-    uint32_t top = argmax(l, V);
-    double zmax = (double)l[top] / T;
-    int filter = (o->top_k > 0 && o->top_k < V) || o->top_p < 1.0;
-    if (filter) {
-        int n = 0;
-        for (int i = 0; i < V; i++)
-            if (l[i] > -INFINITY) s->idx[n++] = i;
-        qsort_r(s->idx, (size_t)n, sizeof *s->idx, by_logit, (void *)l);
-        if (o->top_k > 0 && o->top_k < n) n = o->top_k;
-        if (o->top_p < 1.0 && n > 1) {
-            double tot = 0.0, cum = 0.0;
-            for (int i = 0; i < n; i++) tot += exp((double)l[s->idx[i]] / T - zmax);
-            int keep = n;
-            for (int i = 0; i < n; i++) {
-                cum += exp((double)l[s->idx[i]] / T - zmax);
-                if (cum >= o->top_p * tot) { keep = i + 1; break; }
-            }
-            n = keep;
-        }
-        memset(s->kept, 0, (unsigned)V);
-        for (int i = 0; i < n; i++) s->kept[s->idx[i]] = 1;
-    }
-    double W = 0.0;
-    for (int i = 0; i < V; i++)
-        if (!filter || s->kept[i]) W += exp((double)l[i] / T - zmax);
-    double u = smp_noise_u(nz);   /* drawn even if W is 0: one uniform per token, always */
-    if (!(W > 0.0)) return top;   /* everything suppressed */
-    double target = u * W, cum = 0.0;
-    int last = (int)top;
-    for (int i = 0; i < V; i++) {
-        if (filter && !s->kept[i]) continue;
-        double w = exp((double)l[i] / T - zmax);
-        if (w > 0.0) last = i;
-        cum += w;
-        if (cum > target) return (uint32_t)i;
-    }
-    return (uint32_t)last;
-}
-
-static uint32_t pick(const smp_opts *o, const float *logits, int V, smp_noise *nz, ar_scratch *s, double *conf) {
-    memcpy(s->l, logits, sizeof(float) * (size_t)V);
-    for (int i = 0; i < o->n_suppress; i++)
-        if (o->suppress[i] < (uint32_t)V) s->l[o->suppress[i]] = -INFINITY;
-    if (o->mask_id < (uint32_t)V) s->l[o->mask_id] = -INFINITY;
-    uint32_t tok = o->temperature > 0.0 ? sample(o, s->l, V, nz, s) : argmax(s->l, V);
-    *conf = prob_of(s->l, V, tok);
-    return tok;
-}
+#include "dl_batch.h"
+#include "dl_rng.h"
+#include "dl_select.h"
 
 /* --show: row 0's canvas with the positions not generated yet as masks */
 static void draw(const smp_opts *o, const smp_row *r, int n_gen, int total, int new_pos, uint32_t *canvas,
@@ -165,33 +88,32 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
         if (r->n_prompt + G > Tmax) Tmax = r->n_prompt + G;
     }
     int rc = 0;
-    dl_dev *dev = m->dev;
     dl_kv *kv = NULL;
-    ar_scratch s = { .V = V };
-    uint32_t *h_ids = malloc(sizeof *h_ids * (size_t)n * P), *d_ids = NULL, *canvas = NULL;
+    dl_batch bt = { 0 };
+    dl_selector sel = { 0 };
+    dl_select_cfg scfg = {
+        .draw = o->temperature > 0.0 ? DL_SEL_INVCDF : DL_SEL_ARGMAX, .conf = DL_CONF_PROB0,
+        .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p,
+        .suppress = o->suppress, .n_suppress = o->n_suppress, .mask_id = o->mask_id, .purpose = DL_RNG_SAMPLE,
+    };
+    uint32_t *canvas = NULL;
     int32_t *pos0 = calloc((size_t)n, sizeof *pos0), *nv = calloc((size_t)n, sizeof *nv);
     int *gen = calloc((size_t)n, sizeof *gen), *done = calloc((size_t)n, sizeof *done);
-    float *d_logits = NULL, *logits = malloc(sizeof *logits * (size_t)n * V);
+    double *fnoise = malloc(sizeof *fnoise * (size_t)n);   /* --noise FILE: one step's uniforms */
     uint8_t *new_mask = NULL;
-    s.l = malloc(sizeof *s.l * (size_t)V);
-    s.idx = malloc(sizeof *s.idx * (size_t)V);
-    s.kept = malloc((size_t)V);
     if (o->show) {
         canvas = malloc(sizeof *canvas * (size_t)(rows[0].n_prompt + G));
         new_mask = malloc((size_t)(rows[0].n_prompt + G));
     }
-    if (!h_ids || !pos0 || !nv || !gen || !done || !logits || !s.l || !s.idx || !s.kept ||
-        (o->show && (!canvas || !new_mask))) {
+    if (!pos0 || !nv || !gen || !done || !fnoise || (o->show && (!canvas || !new_mask))) {
         rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         goto out;
     }
-    if ((rc = dl_model_kv_init(&kv, m, n, Tmax, P, err, errlen))) goto out;
-    d_ids = dl_dev_alloc(dev, sizeof *d_ids * (size_t)n * P);
-    d_logits = dl_dev_alloc(dev, sizeof *d_logits * (size_t)n * V);
-    if (!d_ids || !d_logits) {
-        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "cannot allocate device buffers for %d rows", n);
+    if ((rc = dl_model_kv_init(&kv, m, n, Tmax, P, err, errlen)) ||
+        (rc = dl_batch_reserve(&bt, m, 1, (size_t)n * P, 1, err, errlen)) ||
+        (rc = dl_select_init(&sel, m, &scfg, n, n, err, errlen)))
         goto out;
-    }
+    uint32_t *h_ids = bt.ids;
     /* prefill: row b's prompt in slots [b*P, b*P + n_prompt), padding id 0 */
     memset(h_ids, 0, sizeof *h_ids * (size_t)n * P);
     int running = 0;
@@ -208,17 +130,39 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
     for (int step = 0; running > 0; step++) {
         int nb = n;   /* rows past the last running one are left out of the forward */
         while (done[nb - 1]) nb--;
-        dl_dev_h2d(dev, d_ids, h_ids, sizeof *h_ids * (size_t)nb * n_new);
-        if ((rc = dl_model_forward_kv(m, kv, d_ids, nb, n_new, pos0, nv, d_logits, err, errlen))) goto out;
-        dl_dev_d2h(dev, logits, d_logits, sizeof *logits * (size_t)nb * V);
+        dl_batch_upload_ids(&bt, (size_t)nb * n_new);
+        if ((rc = dl_model_forward_kv(m, kv, bt.d_ids, nb, n_new, pos0, nv, dl_select_logits(&sel), err, errlen)))
+            goto out;
+        /* the running rows' tokens: uniforms taken in row order (one each when T > 0) */
+        int M = 0, file = 0;
+        uint64_t seed = 0;
         for (int b = 0; b < nb; b++) {
+            if (done[b]) continue;
+            smp_row *r = &rows[b];
+            sel.row[M] = b;
+            sel.stream[M] = 0;
+            sel.base[M] = 0;
+            if (o->temperature > 0.0) {
+                smp_noise_key(r->noise, &seed, &sel.stream[M]);
+                sel.base[M] = smp_noise_take(r->noise, 1);
+                if (smp_noise_is_file(r->noise)) {
+                    file = 1;
+                    smp_noise_fill(r->noise, sel.base[M], 1, &fnoise[M]);
+                    sel.base[M] = (uint64_t)M;
+                }
+            }
+            M++;
+        }
+        if (file && (rc = dl_select_set_noise(&sel, fnoise, (size_t)M, err, errlen))) goto out;
+        if ((rc = dl_select_run_rows(&sel, M, seed, err, errlen))) goto out;
+        for (int b = 0, q = 0; b < nb; b++) {
             smp_row *r = &rows[b];
             pos0[b] += nv[b];
             nv[b] = 0;
             if (done[b]) continue;
             r->nfe++;
-            double conf;
-            uint32_t tok = pick(o, logits + (size_t)b * V, V, r->noise, &s, &conf);
+            double conf = sel.conf[q];
+            uint32_t tok = sel.tok[q++];
             r->steps++;
             if (!o->keep_eos && bos >= 0 && tok == (uint64_t)bos) {   /* next document: stop, not kept */
                 done[b] = 1;
@@ -243,9 +187,8 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
     }
 out:
     dl_model_kv_free(kv);
-    if (d_ids) dl_dev_free(dev, d_ids);
-    if (d_logits) dl_dev_free(dev, d_logits);
-    free(h_ids); free(pos0); free(nv); free(gen); free(done); free(logits);
-    free(s.l); free(s.idx); free(s.kept); free(canvas); free(new_mask);
+    dl_select_free(&sel);
+    dl_batch_free(&bt);
+    free(pos0); free(nv); free(gen); free(done); free(fnoise); free(canvas); free(new_mask);
     return rc;
 }

@@ -40,8 +40,12 @@
  * --threshold the count of steps run so far); "nfe" = forwards of the row.
  *
  * Speed: the head is computed only at the positions that can change this
- * step; logits are used in place in the model's buffer on CPU (one d2h copy
- * on other devices); all buffers are allocated once per batch.
+ * step; candidates and confidences come from one token-selection call on
+ * the device (share/model/dl_select.h, with the device's threads), so only
+ * (token, confidence) pairs reach the host, never the logits; the noise is
+ * drawn there from (seed, prompt index, uniform index), and only --noise
+ * FILE uploads uniforms (the step's reserved range).  All buffers are
+ * allocated once per batch.
  *
  * Does not: trim at EOS before the end (the schedule always completes, then
  * smp_trim_eos), read or write streams (main.c).
@@ -49,9 +53,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "dl_batch.h"
+#include "dl_rng.h"
+#include "dl_select.h"
 #include "sample.h"
 
 typedef struct {
@@ -185,7 +189,6 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     const int V = m->cfg.vocab_size;
     const int cfg_on = o->cfg != 0;
     const int nf = cfg_on ? 2 : 1;
-    dl_dev *dev = m->dev;
     int rc = 0;
     int Tmax = 0;
     rowst *st = calloc((size_t)n, sizeof *st);
@@ -215,19 +218,17 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     }
     if (Tmax == 0) goto out;
 
-    int nthr = 1;
-#ifdef _OPENMP
-    nthr = omp_get_max_threads();
-#endif
     size_t NB = (size_t)nf * n * Tmax;
-    uint32_t *h_ids = malloc(NB * sizeof *h_ids);
-    int32_t *h_lens = malloc((size_t)nf * n * sizeof *h_lens);
-    int32_t *h_sel = malloc((size_t)nf * Mmax * sizeof *h_sel);
-    uint32_t *d_ids = dl_dev_alloc(dev, NB * sizeof *d_ids);
-    int32_t *d_lens = dl_dev_alloc(dev, (size_t)nf * n * sizeof *d_lens);
-    int32_t *d_sel = dl_dev_alloc(dev, (size_t)nf * Mmax * sizeof *d_sel);
-    int on_cpu = dl_dev_kind_of(dev) == DL_DEV_CPU;
-    float *h_logits = on_cpu ? NULL : malloc((size_t)nf * Mmax * V * sizeof *h_logits);
+    dl_batch bt = { 0 };
+    dl_selector sel = { 0 };
+    dl_select_cfg scfg = {
+        .draw = o->temperature > 0 ? DL_SEL_GUMBEL : DL_SEL_ARGMAX,
+        .conf = o->alg == SMP_ALG_ORIGIN || o->remask == SMP_REMASK_LOWCONF ? DL_CONF_PROB
+                : o->remask == SMP_REMASK_RANDOM ? DL_CONF_NONE
+                : o->remask == SMP_REMASK_MARGIN ? DL_CONF_MARGIN : DL_CONF_NEGENT,
+        .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p, .cfg = o->cfg,
+        .suppress = o->suppress, .n_suppress = o->n_suppress, .mask_id = o->mask_id, .purpose = DL_RNG_SAMPLE,
+    };
     uint32_t *cand = malloc((size_t)Mmax * sizeof *cand);
     double *conf = malloc((size_t)Mmax * sizeof *conf);
     cand_t *ck = malloc((size_t)Tmax * sizeof *ck);
@@ -238,12 +239,13 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     uint8_t *newm = calloc((size_t)Tmax, 1);
     int *moff = malloc((size_t)n * sizeof *moff);
     int *mrow = malloc((size_t)Mmax * sizeof *mrow);
-    smp_scratch *scr = calloc((size_t)nthr, sizeof *scr);
-    int ok = h_ids && h_lens && h_sel && d_ids && d_lens && d_sel && (on_cpu || h_logits) && cand && conf &&
-             ck && cpos && ctok && cconf && ubuf && newm && moff && mrow && scr;
-    for (int t = 0; ok && t < nthr; t++) ok = !smp_scratch_init(&scr[t], V);
+    double *fnoise = NULL;   /* --noise FILE: the step's reserved uniforms, uploaded */
+    int ok = cand && conf && ck && cpos && ctok && cconf && ubuf && newm && moff && mrow;
     if (!ok) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for a batch of %d rows", n); goto free_all; }
-    if ((rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, err, errlen))) goto free_all;
+    if ((rc = dl_batch_reserve(&bt, m, nf * n, NB, nf * Mmax, err, errlen)) ||
+        (rc = dl_select_init(&sel, m, &scfg, Mmax, 0, err, errlen)) ||
+        (rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, err, errlen)))
+        goto free_all;
 
     for (;;) {
         /* 1. every unfinished row picks its next step */
@@ -264,80 +266,57 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
             if (!s->run) continue;
             const smp_row *r = &rows[b];
             for (int f = 0; f < nf; f++) {
-                uint32_t *dst = h_ids + (size_t)(f * B + s->fb) * T;
+                uint32_t *dst = bt.ids + (size_t)(f * B + s->fb) * T;
                 memcpy(dst, r->ids, (size_t)s->L * sizeof *dst);
                 for (int i = s->L; i < T; i++) dst[i] = o->mask_id;
                 if (f == 1)
                     for (int i = 0; i < r->n_prompt; i++) dst[i] = o->mask_id;
-                h_lens[f * B + s->fb] = s->L;
+                bt.lens[f * B + s->fb] = s->L;
             }
         }
+        uint64_t seed = 0, lo = UINT64_MAX, hi = 0;
+        const smp_noise *fnz = NULL;
         for (int b = 0; b < n; b++) {
             rowst *s = &st[b];
             if (!s->run) continue;
             moff[b] = M;
+            uint64_t stream = 0;
+            if (rows[b].noise) {
+                smp_noise_key(rows[b].noise, &seed, &stream);
+                if (smp_noise_is_file(rows[b].noise)) fnz = rows[b].noise;
+            }
             for (int j = 0; j < s->npos; j++) {
                 mrow[M + j] = b;
                 int p = s->pos[j], h = o->shift_logits ? (p > 0 ? p - 1 : 0) : p;
-                h_sel[M + j] = s->fb * T + h;
+                bt.sel[M + j] = s->fb * T + h;
+                sel.stream[M + j] = stream;
+                sel.base[M + j] = s->has_gum ? s->gum + (uint64_t)p * V : 0;
+                if (s->has_gum && sel.base[M + j] < lo) lo = sel.base[M + j];
+                if (s->has_gum && sel.base[M + j] + V > hi) hi = sel.base[M + j] + V;
             }
             M += s->npos;
         }
         if (cfg_on)
-            for (int j = 0; j < M; j++) h_sel[M + j] = h_sel[j] + B * T;
-        dl_dev_h2d(dev, d_ids, h_ids, (size_t)nf * B * T * sizeof *d_ids);
-        dl_dev_h2d(dev, d_lens, h_lens, (size_t)nf * B * sizeof *d_lens);
-        dl_dev_h2d(dev, d_sel, h_sel, (size_t)nf * M * sizeof *d_sel);
-        if ((rc = dl_model_forward(m, d_ids, d_lens, nf * B, T, d_sel, NULL, nf * M, NULL, DL_ATTN_BIDIR, 0,
-                                   err, errlen)))
-            goto free_all;
-        float *lg;
-        if (on_cpu) {
-            lg = (float *)dl_model_logits(m);
-        } else {
-            dl_dev_d2h(dev, h_logits, dl_model_logits(m), (size_t)nf * M * V * sizeof *h_logits);
-            lg = h_logits;
-        }
+            for (int j = 0; j < M; j++) bt.sel[M + j] = bt.sel[j] + B * T;
+        if ((rc = dl_batch_forward(&bt, nf * B, T, nf * M, 1, 0, DL_ATTN_BIDIR, 0, err, errlen))) goto free_all;
 
-        /* 3. candidates and confidences, one selected position per task */
-#pragma omp parallel for schedule(dynamic, 1)
+        /* 3. candidates and confidences of the M positions, on the device */
+        if (fnz && hi > lo) {   /* --noise FILE: upload the uniforms this step reserved */
+            free(fnoise);
+            fnoise = malloc((size_t)(hi - lo) * sizeof *fnoise);
+            if (!fnoise) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for the noise"); goto free_all; }
+            smp_noise_fill(fnz, lo, (size_t)(hi - lo), fnoise);
+            if ((rc = dl_select_set_noise(&sel, fnoise, (size_t)(hi - lo), err, errlen))) goto free_all;
+            for (int q = 0; q < M; q++)
+                if (st[mrow[q]].has_gum) sel.base[q] -= lo;
+        }
+        if ((rc = dl_select_run(&sel, M, seed, err, errlen))) goto free_all;
         for (int q = 0; q < M; q++) {
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            int b = mrow[q], j = q - moff[b];
-            const rowst *s = &st[b];
-            smp_row *r = &rows[b];
-            smp_scratch *sc = &scr[t];
-            float *l = lg + (size_t)q * V;
-            if (cfg_on) {
-                const float *un = lg + (size_t)(M + q) * V;
-                float w1 = (float)(o->cfg + 1.0);
-                for (int v = 0; v < V; v++) l[v] = un[v] + w1 * (l[v] - un[v]);
-            }
-            smp_suppress(o, l, V);
-            int p = s->pos[j];
-            const double *u = NULL;
-            if (s->has_gum) {
-                smp_noise_fill(r->noise, s->gum + (uint64_t)p * V, (size_t)V, sc->u);
-                u = sc->u;
-            }
-            uint32_t tok = smp_pick(o, l, V, u, sc);
-            double c, p1, p2, ne;
-            if (o->alg == SMP_ALG_ORIGIN || o->remask == SMP_REMASK_LOWCONF) {
-                smp_softmax_stats(l, V, tok, &c, NULL, NULL, NULL);
-            } else if (o->remask == SMP_REMASK_RANDOM) {
-                smp_noise_fill(r->noise, s->rnd + (uint64_t)p, 1, &c);
-            } else if (o->remask == SMP_REMASK_MARGIN) {
-                smp_softmax_stats(l, V, tok, NULL, &p1, &p2, NULL);
-                c = p1 - p2;
-            } else {
-                smp_softmax_stats(l, V, tok, NULL, NULL, NULL, &ne);
-                c = ne;
-            }
-            cand[q] = tok;
-            conf[q] = c;
+            int b = mrow[q];
+            cand[q] = sel.tok[q];
+            conf[q] = sel.conf[q];
+            if (o->alg != SMP_ALG_ORIGIN && o->remask == SMP_REMASK_RANDOM)
+                smp_noise_fill(rows[b].noise, st[b].rnd + (uint64_t)st[b].pos[q - moff[b]], 1, &conf[q]);
         }
 
         /* 4. commit, trace, show */
@@ -396,12 +375,10 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     for (int b = 0; b < n; b++) smp_trim_eos(o, &rows[b]);
 
 free_all:
-    for (int t = 0; scr && t < nthr; t++) smp_scratch_free(&scr[t]);
-    free(scr); free(mrow); free(moff); free(newm); free(ubuf); free(cconf); free(ctok); free(cpos); free(ck);
-    free(conf); free(cand); free(h_logits); free(h_sel); free(h_lens); free(h_ids);
-    if (d_ids) dl_dev_free(dev, d_ids);
-    if (d_lens) dl_dev_free(dev, d_lens);
-    if (d_sel) dl_dev_free(dev, d_sel);
+    free(fnoise); free(mrow); free(moff); free(newm); free(ubuf); free(cconf); free(ctok); free(cpos); free(ck);
+    free(conf); free(cand);
+    dl_select_free(&sel);
+    dl_batch_free(&bt);
 out:
     for (int b = 0; b < n; b++) { free(st[b].sched); free(st[b].pos); }
     free(st);

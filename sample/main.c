@@ -31,6 +31,7 @@
 #include "dl_log.h"
 #include "dl_opts.h"
 #include "dl_stream.h"
+#include "dl_model_open.h"
 #include "dl_tok.h"
 #include "sample.h"
 
@@ -211,22 +212,17 @@ int main(int argc, char **argv) {
     if (o_threshold > 0 && o_alg_temp > 0) dl_die(DL_EXIT_USAGE, "--threshold and --alg-temp exclude each other");
 
     /* ---- device, checkpoint, tokenizer */
-    dl_dev *dev = NULL;
-    if ((rc = dl_dev_open(&dev, strcmp(o_device, "cuda") ? DL_DEV_CPU : DL_DEV_CUDA, (int)o_threads, err, sizeof err)))
-        dl_die(-rc, "%s", err);
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
     dl_model m;
-    memset(&m, 0, sizeof m);
-    if ((rc = dl_ckpt_load(&m, o_model, dev, err, sizeof err))) dl_die(-rc, "%s", err);
+    dl_infer_info mi;
+    dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
+                         .mask_id = -1, .what = "sampling" };
+    if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
     const dl_config *c = &m.cfg;
-    char tpath[4096];
-    struct stat sb;
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o_model);
-    dl_tok *tok = NULL;
-    if (stat(tpath, &sb) == 0 && (rc = dl_tok_load(&tok, tpath, err, sizeof err))) dl_die(-rc, "%s", err);
+    const char *tpath = mi.tok_path;
+    dl_tok *tok = mi.tok;
     if ((o_prompts.n || o_show) && !tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
-    int causal = o_causal || !strcmp(c->objective, "causal");
-    if (!causal && c->mask_token_id < 0) dl_die(DL_EXIT_DATA, "%s: config.json has no mask_token_id (needed for diffusion sampling)", o_model);
+    int causal = mi.causal;
     o.gen_length = G;
     o.steps = (int)o_steps;
     o.block_length = (int)o_block;
@@ -408,7 +404,6 @@ int main(int argc, char **argv) {
     dl_strlist_free(&o_prompts);
     if (rd) dl_reader_close(rd);
     if (tok) dl_tok_free(tok);
-    dl_model_free(&m);
-    dl_dev_close(dev);
+    dl_model_close(&m);
     return 0;
 }

@@ -22,6 +22,7 @@
 struct smp_noise {
     int is_file;
     uint32_t key[2];
+    uint64_t seed;         /* Philox: key as one number */
     uint64_t index;        /* Philox: prompt index */
     double *vals;          /* file: n_vals values */
     uint64_t n_vals;
@@ -41,6 +42,7 @@ int smp_noise_philox(smp_noise **n, uint64_t seed, uint64_t index) {
 void smp_noise_rekey(smp_noise *n, uint64_t seed, uint64_t index) {
     n->key[0] = (uint32_t)seed;
     n->key[1] = (uint32_t)(seed >> 32);
+    n->seed = seed;
     n->index = index;
     n->cursor = 0;
 }
@@ -139,6 +141,11 @@ int smp_noise_check(const smp_noise *n, char *err, size_t errlen) {
 }
 
 int smp_noise_is_file(const smp_noise *n) { return n->is_file; }
+
+void smp_noise_key(const smp_noise *n, uint64_t *seed, uint64_t *stream) {
+    *seed = n->is_file ? 0 : n->seed;
+    *stream = n->is_file ? 0 : n->index;
+}
 
 void smp_noise_free(smp_noise *n) {
     if (!n) return;

@@ -1,6 +1,5 @@
 /* sample.h — dllm-sample internals: options, rows and the noise source
- * (shared by the diffusion (diffusion.c) and AR (ar.c) paths), the
- * diffusion sampler's candidate picker (pick.c; ar.c has its own).
+ * (shared by the diffusion (diffusion.c) and AR (ar.c) paths).
  *
  * A row is one prompt's canvas: ids[0..n_prompt) the prompt (it may hold
  * mask ids: infilling), then gen_length generated positions.  Rows of one
@@ -37,7 +36,8 @@
  * block) still count: they are reserved (smp_noise_take) but never
  * generated or read.  Rows that have finished draw nothing.
  *
- * Candidate token at one position (smp_pick): logits of --suppress ids and
+ * Candidate token at one position (computed on the device: kernels.h "token
+ * selection", DL_SEL_GUMBEL, via share/model/dl_select.h): logits of --suppress ids and
  * of the mask token (committing a mask would make no progress) -> -inf;
  * temperature 0: argmax (lowest id on ties); else with
  * z = logits / T: --top-k keeps the k largest z (ties: lower id first),
@@ -86,6 +86,9 @@ void smp_noise_skip(smp_noise *n, uint64_t count);
 /* 0, or -DL_EXIT_DATA with the reason once the stream failed. */
 int smp_noise_check(const smp_noise *n, char *err, size_t errlen);
 int smp_noise_is_file(const smp_noise *n);
+/* Philox mode: the key (seed) and counter stream (prompt index) that a
+ * device kernel needs to draw u[i] itself (kernels/kphilox.h); file mode: 0, 0. */
+void smp_noise_key(const smp_noise *n, uint64_t *seed, uint64_t *stream);
 void smp_noise_free(smp_noise *n);   /* NULL is fine */
 
 /* ---- options -------------------------------------------------------------- */
@@ -123,27 +126,6 @@ typedef struct {
     uint64_t index;          /* global prompt index (trace "row", noise key) */
     smp_noise *noise;        /* this row's noise (file mode: shared by all rows) */
 } smp_row;
-
-/* ---- the candidate picker (pick.c) ---------------------------------------- */
-typedef struct {
-    int V;
-    int32_t *idx;            /* (V) scratch for top-k / top-p */
-    double *z;               /* (V) scratch for top-p */
-    double *u;               /* (V) for the caller: the uniforms of one position */
-} smp_scratch;
-int smp_scratch_init(smp_scratch *s, int V);   /* 0 or -DL_EXIT_IO */
-void smp_scratch_free(smp_scratch *s);
-
-/* Suppress o->suppress ids in logits (V) in place (-> -inf). */
-void smp_suppress(const smp_opts *o, float *logits, int V);
-/* Candidate token at one position from its (already suppressed) logits, see
- * the header comment; u: that position's V uniforms when temperature > 0
- * (e.g. smp_noise_fill(nz, smp_noise_take(nz, V), V, s->u)), NULL at 0. */
-uint32_t smp_pick(const smp_opts *o, const float *logits, int V, const double *u, smp_scratch *s);
-/* Noise-free softmax statistics of logits (V): p(tok), and with p1/p2 the
- * two largest probabilities, and negent = sum p log p (any pointer may be NULL). */
-void smp_softmax_stats(const float *logits, int V, uint32_t tok, double *p_tok, double *p1, double *p2,
-                       double *negent);
 
 /* ---- the diffusion sampler (diffusion.c) ---------------------------------- */
 /* Sample n rows in place: rows[i].ids filled, len / nfe / steps set.  Trace

@@ -45,26 +45,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dl_batch.h"
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "dl_model_open.h"
 #include "dl_rng.h"
 #include "score.h"
 
 struct sc_ctx {
     sc_opts o;
-    dl_dev *dev;
-    dl_model m;
+    dl_model m;                  /* owns its device (dl_model_open.h) */
     dl_tok *tok;
     int causal, shift, V;
     uint32_t mask_id;
     int rB, rT, rM;              /* reserved activation shape */
-    int capN, capM;              /* buffer capacities: rows*T ids, selected positions */
-    uint32_t *d_ids, *d_tgt;     /* device */
-    int32_t *d_sel;
-    float *d_ce;
-    uint32_t *h_ids, *h_tgt;     /* host */
-    int32_t *h_sel, *h_row;      /* h_row: MC row of each selected position */
-    float *h_ce;
+    dl_batch b;                  /* ids / sel / targets / ce, host and device */
+    int32_t *h_row; int cap_row; /* MC row of each selected position */
     float *h_logits; size_t cap_logits;
     double *term, *tr; int *xi; int cap_term;   /* per MC row: term, t, masked count */
     int *perm; int cap_T;
@@ -75,7 +71,7 @@ void sc_opts_default(sc_opts *o) {
     memset(o, 0, sizeof *o);
     o->mc = SC_MC_DEFAULT;
     o->eps = SC_EPS_DEFAULT;
-    o->device = DL_DEV_CPU;
+    o->device = "cpu";
     o->mask_id = -1;
 }
 
@@ -96,29 +92,18 @@ int sc_open(sc_ctx **out, const char *ckpt, const sc_opts *o, char *err, size_t 
     c->o = *o;
     if (c->o.eps == 0) c->o.eps = SC_EPS_DEFAULT;
     if (c->o.batch == 0 || c->o.batch > c->o.mc) c->o.batch = c->o.mc;
-    int rc = dl_dev_open(&c->dev, o->device, o->threads, err, errlen);
-    if (!rc) rc = dl_ckpt_load(&c->m, ckpt, c->dev, err, errlen);
+    dl_infer_opts io = { .dir = ckpt, .device = o->device, .threads = o->threads, .force_causal = o->causal,
+                         .mask_id = o->mask_id, .what = "scoring" };
+    dl_infer_info info;
+    int rc = dl_model_open_infer(&c->m, &info, &io, err, errlen);
     if (rc) { sc_close(c); return rc; }
     const dl_config *cf = &c->m.cfg;
     c->V = cf->vocab_size;
-    c->causal = o->causal || !strcmp(cf->objective, "causal");
+    c->causal = info.causal;
     c->shift = !c->causal && (o->shift_logits || cf->shift_logits);
-    int64_t mid = o->mask_id >= 0 ? o->mask_id : cf->mask_token_id;
-    if (!c->causal && mid < 0) {
-        sc_close(c);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: config.json has no mask_token_id: diffusion scoring needs "
-                         "a mask token (give --mask-id, or --causal for an autoregressive model)", ckpt);
-    }
-    if (mid >= c->V) {
-        sc_close(c);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mask id %lld >= vocab size %d", ckpt, (long long)mid, c->V);
-    }
-    c->mask_id = mid >= 0 ? (uint32_t)mid : UINT32_MAX;
-    char tp[4096];
-    snprintf(tp, sizeof tp, "%s/tokenizer.json", ckpt);
-    if (dl_is_file(tp)) {
-        if ((rc = dl_tok_load(&c->tok, tp, err, errlen))) { sc_close(c); return rc; }
-    } else if (o->need_tok) {
+    c->mask_id = info.mask_id;
+    c->tok = info.tok;
+    if (!c->tok && o->need_tok) {
         sc_close(c);
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no tokenizer.json", ckpt);
     }
@@ -126,24 +111,13 @@ int sc_open(sc_ctx **out, const char *ckpt, const sc_opts *o, char *err, size_t 
     return 0;
 }
 
-static void free_bufs(sc_ctx *c) {
-    if (c->dev) {
-        dl_dev_free(c->dev, c->d_ids); dl_dev_free(c->dev, c->d_tgt);
-        dl_dev_free(c->dev, c->d_sel); dl_dev_free(c->dev, c->d_ce);
-    }
-    c->d_ids = c->d_tgt = NULL; c->d_sel = NULL; c->d_ce = NULL;
-    free(c->h_ids); free(c->h_tgt); free(c->h_sel); free(c->h_row); free(c->h_ce);
-    c->h_ids = c->h_tgt = NULL; c->h_sel = c->h_row = NULL; c->h_ce = NULL;
-    c->capN = c->capM = 0;
-}
-
 void sc_close(sc_ctx *c) {
     if (!c) return;
-    free_bufs(c);
+    dl_batch_free(&c->b);
+    free(c->h_row);
     free(c->h_logits); free(c->term); free(c->tr); free(c->xi); free(c->perm); free(c->ans);
-    dl_model_free(&c->m);
+    dl_model_close(&c->m);
     if (c->tok) dl_tok_free(c->tok);
-    if (c->dev) dl_dev_close(c->dev);
     free(c);
 }
 
@@ -160,24 +134,13 @@ static int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
         if (rc) return rc;
         c->rB = nB; c->rT = nT; c->rM = nM;
     }
-    if ((size_t)B * T > (size_t)c->capN || M > c->capM) {
-        int N = (size_t)B * T > (size_t)c->capN ? B * T : c->capN, MM = M > c->capM ? M : c->capM;
-        free_bufs(c);
-        c->d_ids = dl_dev_alloc(c->dev, (size_t)N * sizeof *c->d_ids);
-        c->d_tgt = dl_dev_alloc(c->dev, (size_t)MM * sizeof *c->d_tgt);
-        c->d_sel = dl_dev_alloc(c->dev, (size_t)MM * sizeof *c->d_sel);
-        c->d_ce = dl_dev_alloc(c->dev, (size_t)MM * sizeof *c->d_ce);
-        c->h_ids = malloc((size_t)N * sizeof *c->h_ids);
-        c->h_tgt = malloc((size_t)MM * sizeof *c->h_tgt);
-        c->h_sel = malloc((size_t)MM * sizeof *c->h_sel);
-        c->h_row = malloc((size_t)MM * sizeof *c->h_row);
-        c->h_ce = malloc((size_t)MM * sizeof *c->h_ce);
-        if (!c->d_ids || !c->d_tgt || !c->d_sel || !c->d_ce || !c->h_ids || !c->h_tgt || !c->h_sel ||
-            !c->h_row || !c->h_ce) {
-            free_bufs(c);
-            return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (%d rows x %d tokens)", B, T);
-        }
-        c->capN = N; c->capM = MM;
+    int rc = dl_batch_reserve(&c->b, &c->m, B, (size_t)B * T, M, err, errlen);
+    if (rc) return rc;
+    if (M > c->cap_row) {
+        free(c->h_row);
+        c->h_row = malloc((size_t)M * sizeof *c->h_row);
+        if (!c->h_row) { c->cap_row = 0; return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); }
+        c->cap_row = M;
     }
     if (T > c->cap_T) {
         free(c->perm);
@@ -199,14 +162,10 @@ static int ensure_terms(sc_ctx *c, int n, char *err, size_t errlen) {
     return 0;
 }
 
-/* Activation bytes of one row of T tokens in dl_model_reserve's block
- * (forward and backward scratch: attention probs and their gradient
- * dominate for long rows), and the rows a forward may hold. */
+/* Activation bytes of one row of T tokens (every position selected) in
+ * dl_model_reserve's block, and the rows a forward may hold. */
 static double row_bytes(const sc_ctx *c, int T) {
-    const dl_config *f = &c->m.cfg;
-    double QD = (double)f->n_heads * f->head_dim, KD = (double)f->n_kv_heads * f->head_dim;
-    return 4.0 * ((double)f->n_layers * (2.0 * f->n_heads * T * T + T * (3.0 * f->dim + 2 * QD + 2 * KD + 3.0 * f->hidden_dim))
-                  + (double)T * (5.0 * f->dim + 4 * QD + 2 * KD + f->vocab_size));
+    return (double)dl_model_acts_bytes(&c->m.cfg, 1, T, T, DL_ACTS_INFER);
 }
 static int rows_cap(const sc_ctx *c, int T) {
     double r = (double)(c->o.mem_budget ? c->o.mem_budget : SC_MEM_DEFAULT) / row_bytes(c, T);
@@ -242,24 +201,14 @@ static int check_ids(const sc_ctx *c, const uint32_t *ids, int n, const char *wh
 /* Forward of B rows x T ids (h_ids) with M selected positions (h_sel) and
  * targets (h_tgt); ce to h_ce. */
 static int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *err, size_t errlen) {
-    dl_dev_h2d(c->dev, c->d_ids, c->h_ids, (size_t)B * T * sizeof *c->h_ids);
-    if (M > 0) {
-        dl_dev_h2d(c->dev, c->d_sel, c->h_sel, (size_t)M * sizeof *c->h_sel);
-        dl_dev_h2d(c->dev, c->d_tgt, c->h_tgt, (size_t)M * sizeof *c->h_tgt);
-    }
-    int rc = dl_model_forward(&c->m, c->d_ids, NULL, B, T, c->d_sel, c->d_tgt, M, c->d_ce, mask, 0, err, errlen);
-    if (rc) return rc;
-    if (M > 0) dl_dev_d2h(c->dev, c->h_ce, c->d_ce, (size_t)M * sizeof *c->h_ce);
-    return 0;
+    return dl_batch_forward(&c->b, B, T, M, 0, 1, mask, 0, err, errlen);
 }
 
 /* Forward without targets; logits (M,V) to c->h_logits + off*V. */
 static int forward_logits(sc_ctx *c, int B, int T, int M, size_t off, dl_attn_mask mask, char *err, size_t errlen) {
-    dl_dev_h2d(c->dev, c->d_ids, c->h_ids, (size_t)B * T * sizeof *c->h_ids);
-    dl_dev_h2d(c->dev, c->d_sel, c->h_sel, (size_t)M * sizeof *c->h_sel);
-    int rc = dl_model_forward(&c->m, c->d_ids, NULL, B, T, c->d_sel, NULL, M, NULL, mask, 0, err, errlen);
+    int rc = dl_batch_forward(&c->b, B, T, M, 0, 0, mask, 0, err, errlen);
     if (rc) return rc;
-    dl_dev_d2h(c->dev, c->h_logits + off * c->V, dl_model_logits(&c->m), (size_t)M * c->V * sizeof *c->h_logits);
+    dl_batch_download_logits(&c->b, M, c->h_logits + off * c->V);
     return 0;
 }
 
@@ -277,8 +226,8 @@ static int causal_ce(sc_ctx *c, const uint32_t *ids, int n, int first, char *err
     /* ce of targets ids[first..n) read at hidden j-1, into h_ce[0..n-first) */
     int M = n - first, rc;
     if ((rc = ensure(c, 1, n, M, err, errlen))) return rc;
-    memcpy(c->h_ids, ids, (size_t)n * sizeof *ids);
-    for (int j = first; j < n; j++) { c->h_sel[j - first] = j - 1; c->h_tgt[j - first] = ids[j]; }
+    memcpy(c->b.ids, ids, (size_t)n * sizeof *ids);
+    for (int j = first; j < n; j++) { c->b.sel[j - first] = j - 1; c->b.tgt[j - first] = ids[j]; }
     return forward_ce(c, 1, n, M, DL_ATTN_CAUSAL, err, errlen);
 }
 
@@ -287,7 +236,7 @@ int sc_causal_logprobs(sc_ctx *c, const uint32_t *ids, int n, double *lp, char *
     if ((rc = check_ids(c, ids, n, "input", err, errlen))) return rc;
     if (n < 2) return 0;
     if ((rc = causal_ce(c, ids, n, 1, err, errlen))) return rc;
-    for (int j = 0; j < n - 1; j++) lp[j] = -(double)c->h_ce[j];
+    for (int j = 0; j < n - 1; j++) lp[j] = -(double)c->b.ce[j];
     return 0;
 }
 
@@ -301,7 +250,7 @@ int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, 
         if (n < 2) return 0;
         if ((rc = causal_ce(c, ids, n, 1, err, errlen))) return rc;
         double s = 0;
-        for (int j = 0; j < n - 1; j++) s += c->h_ce[j];
+        for (int j = 0; j < n - 1; j++) s += c->b.ce[j];
         *nll = s;
         *n_tokens = n - 1;
         return 0;
@@ -321,13 +270,13 @@ int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, 
             dl_rng_init(&r, c->o.seed, index, (uint32_t)(s0 + b), DL_RNG_SCORE);
             double t = eps + (1.0 - eps) * dl_rng_double(&r);
             tr[b] = t;
-            uint32_t *row = c->h_ids + (size_t)b * n;
+            uint32_t *row = c->b.ids + (size_t)b * n;
             for (int j = 0; j < n; j++) {
                 row[j] = ids[j];
                 if (j >= first && dl_rng_double(&r) < t) {
                     row[j] = c->mask_id;
-                    c->h_sel[M] = b * n + j - first;
-                    c->h_tgt[M] = ids[j];
+                    c->b.sel[M] = b * n + j - first;
+                    c->b.tgt[M] = ids[j];
                     c->h_row[M] = b;
                     M++;
                 }
@@ -335,7 +284,7 @@ int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, 
         }
         if (M > 0 && (rc = forward_ce(c, B, n, M, DL_ATTN_BIDIR, err, errlen))) return rc;
         for (int b = 0; b < B; b++) c->term[s0 + b] = 0;
-        for (int k = 0; k < M; k++) c->term[s0 + c->h_row[k]] += c->h_ce[k];
+        for (int k = 0; k < M; k++) c->term[s0 + c->h_row[k]] += c->b.ce[k];
         for (int b = 0; b < B; b++) c->term[s0 + b] /= tr[b];
     }
     mean_se(c->term, mc, nll, se);
@@ -371,12 +320,12 @@ int sc_cond_loglik(sc_ctx *c, const uint32_t *prompt, int np, const uint32_t *re
                          "(the first response token has no context)", c->causal ? "causal" : "shift_logits");
     if (c->causal) {
         if ((rc = ensure(c, 1, n, nr, err, errlen))) return rc;
-        memcpy(c->h_ids, prompt, (size_t)np * sizeof *prompt);
-        memcpy(c->h_ids + np, resp, (size_t)nr * sizeof *resp);
-        for (int j = 0; j < nr; j++) { c->h_sel[j] = np + j - 1; c->h_tgt[j] = resp[j]; }
+        memcpy(c->b.ids, prompt, (size_t)np * sizeof *prompt);
+        memcpy(c->b.ids + np, resp, (size_t)nr * sizeof *resp);
+        for (int j = 0; j < nr; j++) { c->b.sel[j] = np + j - 1; c->b.tgt[j] = resp[j]; }
         if ((rc = forward_ce(c, 1, n, nr, DL_ATTN_CAUSAL, err, errlen))) return rc;
         double s = 0;
-        for (int j = 0; j < nr; j++) s += c->h_ce[j];
+        for (int j = 0; j < nr; j++) s += c->b.ce[j];
         *ll = -s;
         return 0;
     }
@@ -411,30 +360,30 @@ int sc_cond_loglik(sc_ctx *c, const uint32_t *prompt, int np, const uint32_t *re
         for (int c0 = 0; c0 < B; c0 += R) {
             int Bc = B - c0 < R ? B - c0 : R, M = 0;
             for (int b = 0; b < Bc; b++) {
-                uint32_t *row = c->h_ids + (size_t)b * n;
+                uint32_t *row = c->b.ids + (size_t)b * n;
                 const uint32_t *a = c->ans + (size_t)(c0 + b) * T;
                 memcpy(row, prompt, (size_t)np * sizeof *prompt);
                 memcpy(row + np, a, (size_t)T * sizeof *a);
                 for (int j = 0; j < T; j++)
                     if (a[j] == c->mask_id) {   /* LLaDA: mask_index = (noisy == mask_id) */
-                        c->h_sel[M] = b * n + np + j - c->shift;
-                        c->h_tgt[M] = resp[j];
+                        c->b.sel[M] = b * n + np + j - c->shift;
+                        c->b.tgt[M] = resp[j];
                         c->h_row[M] = c0 + b;
                         M++;
                     }
             }
             if (!cfg) {
                 if ((rc = forward_ce(c, Bc, n, M, DL_ATTN_BIDIR, err, errlen))) return rc;
-                for (int m = 0; m < M; m++) c->term[s0 + c->h_row[m]] += c->h_ce[m];
+                for (int m = 0; m < M; m++) c->term[s0 + c->h_row[m]] += c->b.ce[m];
                 continue;
             }
             /* rows Bc..2Bc-1: the same noisy answers with the prompt masked */
             for (int b = 0; b < Bc; b++) {
-                uint32_t *src = c->h_ids + (size_t)b * n, *dst = c->h_ids + (size_t)(Bc + b) * n;
+                uint32_t *src = c->b.ids + (size_t)b * n, *dst = c->b.ids + (size_t)(Bc + b) * n;
                 for (int j = 0; j < np; j++) dst[j] = c->mask_id;
                 memcpy(dst + np, src + np, (size_t)T * sizeof *src);
             }
-            for (int m = 0; m < M; m++) c->h_sel[M + m] = c->h_sel[m] + Bc * n;
+            for (int m = 0; m < M; m++) c->b.sel[M + m] = c->b.sel[m] + Bc * n;
             if ((rc = forward_logits(c, 2 * Bc, n, 2 * M, 0, DL_ATTN_BIDIR, err, errlen))) return rc;
             int V = c->V;
             double *gl = malloc((size_t)V * sizeof *gl);
@@ -442,7 +391,7 @@ int sc_cond_loglik(sc_ctx *c, const uint32_t *prompt, int np, const uint32_t *re
             for (int m = 0; m < M; m++) {
                 const float *cond = c->h_logits + (size_t)m * V, *un = c->h_logits + (size_t)(M + m) * V;
                 for (int v = 0; v < V; v++) gl[v] = (double)un[v] + (w + 1.0) * ((double)cond[v] - (double)un[v]);
-                c->term[s0 + c->h_row[m]] += ce_of(gl, V, c->h_tgt[m]);
+                c->term[s0 + c->h_row[m]] += ce_of(gl, V, c->b.tgt[m]);
             }
             free(gl);
         }
@@ -466,10 +415,10 @@ int sc_greedy_match(sc_ctx *c, const uint32_t *prompt, int np, const uint32_t *r
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s greedy match needs a prompt of at least one token",
                          c->causal ? "causal" : "shift_logits");
     if ((rc = ensure(c, 1, n, nr, err, errlen)) || (rc = ensure_logits(c, (size_t)nr * c->V, err, errlen))) return rc;
-    memcpy(c->h_ids, prompt, (size_t)np * sizeof *prompt);
+    memcpy(c->b.ids, prompt, (size_t)np * sizeof *prompt);
     for (int j = 0; j < nr; j++) {
-        c->h_ids[np + j] = c->causal ? resp[j] : c->mask_id;
-        c->h_sel[j] = np + j - (c->causal || c->shift);
+        c->b.ids[np + j] = c->causal ? resp[j] : c->mask_id;
+        c->b.sel[j] = np + j - (c->causal || c->shift);
     }
     if ((rc = forward_logits(c, 1, n, nr, 0, c->causal ? DL_ATTN_CAUSAL : DL_ATTN_BIDIR, err, errlen))) return rc;
     int V = c->V;

@@ -300,7 +300,7 @@ int main(int argc, char **argv) {
     so.causal = o_causal;
     so.shift_logits = o_shift;
     so.mask_id = o_mask_id;
-    so.device = strcmp(o_device, "cuda") ? DL_DEV_CPU : DL_DEV_CUDA;
+    so.device = o_device;
     so.threads = (int)o_threads;
     so.need_tok = o_task != NULL;
     sc_ctx *c = NULL;

@@ -41,7 +41,7 @@ typedef struct {
     double cfg;          /* classifier-free guidance weight w for sc_cond_loglik; 0 = off */
     int causal;          /* 1: exact chain rule even when the checkpoint says diffusion */
     double eps;          /* ELBO t lower bound (SC_EPS_DEFAULT when 0) */
-    dl_dev_kind device;  /* DL_DEV_CPU (default) or DL_DEV_CUDA */
+    const char *device;  /* "cpu" (default) or "cuda" */
     int threads;         /* CPU threads, 0 = OpenMP default (CUDA: GPU ordinal) */
     int shift_logits;    /* 1: force shift_logits (target i read at hidden i-1); 0 = the checkpoint's */
     int64_t mask_id;     /* -1 = the checkpoint's mask_token_id */

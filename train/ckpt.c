@@ -306,7 +306,7 @@ static int copy_tokenizer_of(const char *dir, const char *scr, char *tok_path, s
     return rc;
 }
 
-int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char *tok_path, size_t tl,
+int train_model_open(dl_model *m, const char *device, int threads, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen) {
     int rc;
     tok_path[0] = 0;
@@ -316,7 +316,7 @@ int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char 
         if (!is_dllm_dir(src->resume))
             return dl_seterr(err, errlen, access(src->resume, F_OK) ? -DL_EXIT_IO : -DL_EXIT_DATA,
                              "--resume %s: not a dllm checkpoint directory (config.json with dllm fields)", src->resume);
-        if ((rc = dl_ckpt_load(m, src->resume, dev, err, errlen))) return rc;
+        if ((rc = dl_model_open_ckpt(m, src->resume, device, threads, err, errlen))) return rc;
         if ((rc = dl_model_alloc_grads(m, err, errlen)) || (rc = dl_model_alloc_optimizer(m, err, errlen))) return rc;
         char p[1024];
         snprintf(p, sizeof p, "%s/trainer_state.json", src->resume);
@@ -336,17 +336,17 @@ int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char 
         return copy_tokenizer_of(src->resume, scr, tok_path, tl, err, errlen);
     }
     if (src->init && is_dllm_dir(src->init)) {
-        if ((rc = dl_ckpt_load(m, src->init, dev, err, errlen))) return rc;
+        if ((rc = dl_model_open_ckpt(m, src->init, device, threads, err, errlen))) return rc;
         if ((rc = copy_tokenizer_of(src->init, scr, tok_path, tl, err, errlen))) return rc;
     } else if (src->init) {
         if (access(src->init, F_OK))
             return dl_seterr(err, errlen, -DL_EXIT_IO, "--init %s: %s", src->init, strerror(errno));
-        if ((rc = dl_convert_load(m, src->init, src->init_tok, scr, tok_path, tl, dev, err, errlen))) return rc;
+        if ((rc = dl_model_open_convert(m, src->init, src->init_tok, scr, tok_path, tl, device, threads, err, errlen)))
+            return rc;
     } else {
         dl_config c;
         if ((rc = load_config(&c, src->config, src->hdr, err, errlen))) return rc;
-        if ((rc = dl_model_init(m, &c, dev, err, errlen))) return rc;
-        dl_model_init_weights(m, (uint64_t)src->seed);
+        if ((rc = dl_model_open_config(m, &c, (uint64_t)src->seed, device, threads, err, errlen))) return rc;
     }
     if (src->tokenizer) {
         snprintf(tok_path, tl, "%s/tokenizer.json", scr);

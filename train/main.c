@@ -135,8 +135,8 @@ static void defaults(void) {
 
 /* ------------------------------------------------------------------ run */
 typedef struct {
-    dl_model m;
-    dl_dev *dev;
+    dl_model m;            /* owns its device (dl_model_open.h) */
+    dl_comm *comm;
     train_data data, valid;
     int has_data, has_valid;
     train_batch bt;
@@ -161,6 +161,7 @@ static void save_or_die(run *R, int64_t step, int with_state, int keep) {
         if (train_args_json(ARGS, N_ARGS, st->args_json, sizeof st->args_json))
             dl_die(DL_EXIT_IO, "training options too long for trainer_state.json");
     }
+    if (dl_comm_rank(R->comm) != 0) return;   /* rank 0 writes checkpoints */
     int rc = train_save(&R->m, o_out, R->tok, st, o_bf16, keep, err, sizeof err);
     if (rc) dl_die(-rc, "saving %s at step %lld: %s", o_out, (long long)step, err);
     dl_verbose("saved %s (step %lld)", o_out, (long long)step);
@@ -231,8 +232,7 @@ int main(int argc, char **argv) {
     train_signals_install();
 
     static run R;
-    if ((rc = dl_dev_open(&R.dev, strcmp(o_device, "cuda") ? DL_DEV_CPU : DL_DEV_CUDA, (int)o_threads, err, sizeof err)))
-        dl_die(DL_EXIT_DEVICE, "--device %s: %s", o_device, err);
+    if ((rc = dl_comm_init(&R.comm, err, sizeof err))) dl_die(-rc, "%s", err);
 
     /* data first: its header completes a --config (vocab, token ids) */
     train_data_cfg dc = { .what = "input" };
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
 
     train_model_src src = { o_config, o_init, o_init_tok, o_tokenizer, o_resume, o_seed == LLONG_MIN ? 0 : o_seed,
                             R.has_data ? dl_reader_header(R.data.r) : NULL };
-    if ((rc = train_model_open(&R.m, R.dev, &src, R.tok, sizeof R.tok, &R.st, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((rc = train_model_open(&R.m, o_device, (int)o_threads, &src, R.tok, sizeof R.tok, &R.st, err, sizeof err))) dl_die(-rc, "%s", err);
     if (o_resume) {
         if ((rc = train_args_resume(ARGS, N_ARGS, R.st.args_json, o_resume, err, sizeof err))) dl_die(-rc, "%s", err);
         R.step0 = R.st.step;
@@ -312,7 +312,8 @@ int main(int argc, char **argv) {
         R.ts.lc = lc;
         R.ts.mask_id = mc->mask_token_id >= 0 ? (uint32_t)mc->mask_token_id
                                               : (R.has_data ? R.data.c.mcfg.mask_id : R.valid.c.mcfg.mask_id);
-        R.ts.beta1 = o_beta1; R.ts.beta2 = o_beta2; R.ts.eps = o_eps; R.ts.wd = o_wd; R.ts.clip = o_clip;
+        R.ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
+        R.ts.comm = R.comm;
     }
     if ((rc = train_metrics_open(&R.mt, o_metrics, o_resume != NULL, err, sizeof err))) dl_die(-rc, "%s", err);
     if (R.has_data && o_resume && (rc = train_data_seek(&R.data, R.st.data_epoch, R.st.data_record, err, sizeof err)))
@@ -320,7 +321,7 @@ int main(int argc, char **argv) {
 
     dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s", mc->arch, mc->dim,
             mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, R.m.n_params / 1e6,
-            o_causal ? "causal" : "diffusion", dl_dev_describe(R.dev));
+            o_causal ? "causal" : "diffusion", dl_model_device_describe(&R.m));
     if (R.has_data && o_steps > R.step0)
         dl_info("training steps %lld..%lld, batch %lld (micro %lld) x %d tokens, lr %g %s, loss %s%s%s",
                 (long long)R.step0 + 1, o_steps, o_batch, o_micro, L, o_lr, o_schedule,
@@ -398,8 +399,8 @@ int main(int argc, char **argv) {
     if (L > 0) { train_step_free(&R.ts); train_batch_free(&R.bt); }
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);
-    dl_model_free(&R.m);
-    dl_dev_close(R.dev);
+    dl_model_close(&R.m);
+    dl_comm_free(R.comm);
     free(paths);
     return 0;
 }

@@ -14,10 +14,14 @@
 #define TRAIN_TRAIN_H
 #include <stdint.h>
 #include <stdio.h>
+#include "dl_batch.h"
 #include "dl_ckpt.h"
+#include "dl_comm.h"
 #include "dl_loss.h"
 #include "dl_mask.h"
 #include "dl_model.h"
+#include "dl_model_open.h"
+#include "dl_optim.h"
 #include "dl_stream.h"
 
 /* ------------------------------------------------------------ data.c */
@@ -88,11 +92,11 @@ typedef struct {
     int causal, shift;
     dl_loss_cfg lc;
     uint32_t mask_id;
-    double beta1, beta2, eps, wd, clip;
-    /* host scratch, (b*T) */
-    int32_t *sel, *row; uint32_t *tgt; float *tpos, *ce, *dce;
-    /* device scratch */
-    uint32_t *d_ids, *d_tgt; int32_t *d_sel, *d_lens; float *d_ce, *d_dce;
+    dl_optim_cfg opt;      /* AdamW and clipping */
+    dl_comm *comm;         /* gradients summed over processes before the step; NULL = one process */
+    /* host scratch, (b*T): loss row and t of each position */
+    int32_t *row; float *tpos;
+    dl_batch bt;           /* ids, lens, sel, targets, ce, dce: host and device */
 } train_step;
 
 typedef struct {
@@ -158,9 +162,10 @@ typedef struct {
     long long seed;
     const dl_header *hdr;   /* training data header or NULL */
 } train_model_src;
-/* tok_path: the tokenizer.json to store with checkpoints ("" = none).
+/* device, threads: where the model runs (it owns the device: close it with
+ * dl_model_close).  tok_path: the tokenizer.json to store with checkpoints ("" = none).
  * Resume: m gets grads + optimizer and *st is filled. */
-int train_model_open(dl_model *m, dl_dev *dev, const train_model_src *src, char *tok_path, size_t tl,
+int train_model_open(dl_model *m, const char *device, int threads, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen);
 /* dl_ckpt_save into dir; keep: also into DIR-stepN (st->step). */
 int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, int bf16,

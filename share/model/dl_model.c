@@ -328,6 +328,20 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t err
     return 0;
 }
 
+size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
+    (void)mode;
+    size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
+           M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T;
+    size_t per_layer = 4 * align_up(N * D) + 2 * align_up(N) + 2 * align_up(N * QD) + 2 * align_up(N * KD) +
+                       align_up(ATT) + 3 * align_up(N * F);
+    size_t n = (size_t)c->n_layers * per_layer + align_up(N * D) + 2 * align_up(N) + 2 * align_up(M) +
+               2 * align_up(M * D) + align_up(M) + align_up(M * V) + align_up(N * (D > QD ? D : QD)) +
+               3 * align_up(N * D) + 2 * align_up(N * QD) + 2 * align_up(N * KD) + align_up(ATT) +
+               3 * align_up(N * F) + 2 * align_up(M * D);
+    return n * sizeof(float);
+}
+
 /* ---------------------------------------------------------------- forward */
 int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
                      const int32_t *sel, const uint32_t *targets, int M, float *ce,

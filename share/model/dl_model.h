@@ -109,6 +109,10 @@ const dl_tensor *dl_model_tensor(const dl_model *m, const char *name);
 void dl_model_init_weights(dl_model *m, uint64_t seed);
 /* Activations for up to B rows of T tokens and M_max selected positions. */
 int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t errlen);
+/* Bytes of the activation block dl_model_reserve(B, T, M_max) allocates
+ * (mode: what the forwards will be used for; this version sizes both alike). */
+typedef enum { DL_ACTS_TRAIN = 0, DL_ACTS_INFER = 1 } dl_acts_mode;
+size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode);
 
 /* One forward pass.  All arrays are DEVICE pointers:
  *   ids (B*T)      input ids (xt for diffusion, x0 for causal)

@@ -83,12 +83,12 @@ static double exact_elbo(sc_ctx *c, const uint32_t *ids, int L) {
     if (ensure(c, P, L, P * L, err, sizeof err)) return NAN;
     for (int s = 0; s < P; s++)
         for (int j = 0; j < L; j++) {
-            c->h_ids[s * L + j] = (s >> j & 1) ? c->mask_id : ids[j];
-            if (s >> j & 1) { c->h_sel[M] = s * L + j; c->h_tgt[M] = ids[j]; c->h_row[M] = s; M++; }
+            c->b.ids[s * L + j] = (s >> j & 1) ? c->mask_id : ids[j];
+            if (s >> j & 1) { c->b.sel[M] = s * L + j; c->b.tgt[M] = ids[j]; c->h_row[M] = s; M++; }
         }
     if (forward_ce(c, P, L, M, DL_ATTN_BIDIR, err, sizeof err)) { printf("  # %s\n", err); return NAN; }
     double cs[16] = { 0 }, tot = 0;
-    for (int k = 0; k < M; k++) cs[c->h_row[k]] += c->h_ce[k];
+    for (int k = 0; k < M; k++) cs[c->h_row[k]] += c->b.ce[k];
     for (int s = 1; s < P; s++) tot += cs[s] * pattern_weight(__builtin_popcount((unsigned)s), L, c->o.eps);
     return tot;
 }
@@ -236,8 +236,8 @@ static void test_cond_fixture(void) {
     int nr = 3, n = 8;
     ensure(c, 1, n, nr, err, sizeof err);
     ensure_logits(c, (size_t)nr * c->V, err, sizeof err);
-    memcpy(c->h_ids, prompt, sizeof prompt);
-    for (int j = 0; j < nr; j++) { c->h_ids[5 + j] = c->mask_id; c->h_sel[j] = 5 + j; }
+    memcpy(c->b.ids, prompt, sizeof prompt);
+    for (int j = 0; j < nr; j++) { c->b.ids[5 + j] = c->mask_id; c->b.sel[j] = 5 + j; }
     forward_logits(c, 1, n, nr, 0, DL_ATTN_BIDIR, err, sizeof err);
     for (int j = 0; j < nr; j++) {
         int best = 0;

@@ -1,0 +1,254 @@
+/* kernels/cpu/select.c — dl_k_select_tokens on the CPU: the candidate token
+ * and confidence of each selected position of a sampler step (the rules are
+ * in kernels.h, "token selection"; they are sample/pick.c's and ar.c's,
+ * moved here so that full-vocabulary logits never leave the device).
+ *
+ * Positions are independent: one OpenMP task per position over the device's
+ * threads (dynamic schedule: filtered positions cost more).  Per thread one
+ * scratch of V ids (+ V ids of merge space + V kept flags), allocated per
+ * call and only when a top-k / top-p filter runs.  Float64 where the
+ * samplers used float64; no FMA-capable clones (results must equal the
+ * reference bit for bit whatever the machine).
+ *
+ * Costs per position: argmax one pass over V; Gumbel one Philox block per
+ * two ids + one log-log per kept id; top-k a quickselect (O(V)); top-p a
+ * merge sort of the kept ids.  Does not: allocate when no filter runs, read
+ * host memory.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <omp.h>
+#include "cpu.h"
+#include "kphilox.h"
+
+typedef struct {
+    int32_t *idx, *tmp;   /* (V) each */
+    uint8_t *kept;        /* (V) */
+} sel_scratch;
+
+/* a ranks before b: larger logit, then lower id */
+static int before(const float *l, int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); }
+
+/* Reorder idx[0..n) so that idx[0..k) are the k best (unordered). */
+static void select_top(const float *l, int32_t *idx, int n, int k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int32_t piv = idx[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (before(l, idx[i], piv)) i++;
+            while (before(l, piv, idx[j])) j--;
+            if (i <= j) { int32_t t = idx[i]; idx[i] = idx[j]; idx[j] = t; i++; j--; }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+}
+
+/* Sort a[0..n) best first (tmp: n slots).  The order is total, so any
+ * correct sort gives the same sequence. */
+static void msort(const float *l, int32_t *a, int32_t *tmp, int n) {
+    if (n < 2) return;
+    if (n <= 16) {
+        for (int i = 1; i < n; i++) {
+            int32_t v = a[i];
+            int j = i - 1;
+            while (j >= 0 && before(l, v, a[j])) { a[j + 1] = a[j]; j--; }
+            a[j + 1] = v;
+        }
+        return;
+    }
+    int h = n / 2;
+    msort(l, a, tmp, h);
+    msort(l, a + h, tmp, n - h);
+    int i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = before(l, a[j], a[i]) ? a[j++] : a[i++];
+    while (i < h) tmp[k++] = a[i++];
+    while (j < n) tmp[k++] = a[j++];
+    for (k = 0; k < n; k++) a[k] = tmp[k];
+}
+
+static int argmax(const float *l, int V) {
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (l[v] > l[best]) best = v;
+    return best;
+}
+
+/* Uniforms of one position: Philox blocks cached two at a time. */
+typedef struct {
+    const dl_select_args *a;
+    uint64_t stream, base, blk;
+    uint32_t w[4];
+} unif;
+
+static double unif_at(unif *u, uint64_t j) {
+    uint64_t i = u->base + j;
+    if (u->a->noise) return u->a->noise[i];
+    uint64_t blk = i >> 1;
+    if (blk != u->blk) {
+        uint32_t ctr[4] = { (uint32_t)u->stream, (uint32_t)(u->stream >> 32),
+                            (uint32_t)(((blk >> 32) << 8) | u->a->purpose), (uint32_t)blk };
+        kphilox4x32_10(u->a->key, ctr, u->w);
+        u->blk = blk;
+    }
+    int h = (int)(i & 1);
+    uint64_t x = (uint64_t)u->w[2 * h] | (uint64_t)u->w[2 * h + 1] << 32;
+    return ((double)(x >> 12) + 0.5) * 0x1.0p-52;
+}
+
+/* Diffusion rule (kernels.h DL_SEL_GUMBEL). */
+static int pick_gumbel(const dl_select_args *a, const float *l, unif *u, sel_scratch *s) {
+    const int V = a->V;
+    const double T = a->temperature;
+    int filtered = (a->top_k > 0 && a->top_k < V) || (a->top_p > 0 && a->top_p < 1);
+    if (!filtered) {
+        int best = -1;
+        double bs = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            if (l[v] == -INFINITY) continue;
+            double sc = (double)l[v] - T * log(-log(unif_at(u, (uint64_t)v)));
+            if (best < 0 || sc > bs) { bs = sc; best = v; }
+        }
+        return best < 0 ? 0 : best;
+    }
+    int32_t *idx = s->idx;
+    int n = V;
+    for (int v = 0; v < V; v++) idx[v] = v;
+    if (a->top_k > 0 && a->top_k < V) {
+        select_top(l, idx, V, a->top_k);
+        n = a->top_k;
+    }
+    if (a->top_p > 0 && a->top_p < 1) {
+        msort(l, idx, s->tmp, n);
+        double mx = (double)l[idx[0]] / T, sum = 0;
+        for (int i = 0; i < n; i++) sum += exp((double)l[idx[i]] / T - mx);
+        double c = 0;
+        int keep = 0;
+        while (keep < n && (keep == 0 || c < a->top_p)) {
+            c += exp((double)l[idx[keep]] / T - mx) / sum;
+            keep++;
+        }
+        n = keep;
+    }
+    int best = -1;
+    double bs = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        int v = idx[i];
+        if (l[v] == -INFINITY) continue;
+        double sc = (double)l[v] - T * log(-log(unif_at(u, (uint64_t)v)));
+        if (best < 0 || sc > bs || (sc == bs && v < best)) { bs = sc; best = v; }
+    }
+    return best < 0 ? idx[0] : best;
+}
+
+/* Autoregressive rule (kernels.h DL_SEL_INVCDF). */
+static int pick_invcdf(const dl_select_args *a, const float *l, unif *u, sel_scratch *s) {
+    const int V = a->V;
+    const double T = a->temperature;
+    int top = argmax(l, V);
+    double zmax = (double)l[top] / T;
+    int filter = (a->top_k > 0 && a->top_k < V) || a->top_p < 1.0;
+    if (filter) {
+        int n = 0;
+        for (int i = 0; i < V; i++)
+            if (l[i] > -INFINITY) s->idx[n++] = i;
+        msort(l, s->idx, s->tmp, n);
+        if (a->top_k > 0 && a->top_k < n) n = a->top_k;
+        if (a->top_p < 1.0 && n > 1) {
+            double tot = 0.0, cum = 0.0;
+            for (int i = 0; i < n; i++) tot += exp((double)l[s->idx[i]] / T - zmax);
+            int keep = n;
+            for (int i = 0; i < n; i++) {
+                cum += exp((double)l[s->idx[i]] / T - zmax);
+                if (cum >= a->top_p * tot) { keep = i + 1; break; }
+            }
+            n = keep;
+        }
+        for (int i = 0; i < V; i++) s->kept[i] = 0;
+        for (int i = 0; i < n; i++) s->kept[s->idx[i]] = 1;
+    }
+    double W = 0.0;
+    for (int i = 0; i < V; i++)
+        if (!filter || s->kept[i]) W += exp((double)l[i] / T - zmax);
+    double uu = unif_at(u, 0);
+    if (!(W > 0.0)) return top;
+    double target = uu * W, cum = 0.0;
+    int last = top;
+    for (int i = 0; i < V; i++) {
+        if (filter && !s->kept[i]) continue;
+        double w = exp((double)l[i] / T - zmax);
+        if (w > 0.0) last = i;
+        cum += w;
+        if (cum > target) return i;
+    }
+    return last;
+}
+
+/* Noise-free softmax statistics (kernels.h step 4). */
+static double confidence(dl_sel_conf kind, const float *l, int V, int tok) {
+    if (kind == DL_CONF_NONE) return 0.0;
+    float mx = l[0];
+    for (int v = 1; v < V; v++) if (l[v] > mx) mx = l[v];
+    if (kind == DL_CONF_PROB0 && !(mx > -INFINITY)) return 0.0;
+    double sum = 0, sl = 0, e2 = 0;
+    int seen_max = 0;
+    for (int v = 0; v < V; v++) {
+        double dd = (double)l[v] - (double)mx;
+        double e = exp(dd);
+        sum += e;
+        if (kind == DL_CONF_NEGENT && e > 0) sl += e * dd;
+        if (kind == DL_CONF_MARGIN) {
+            if (l[v] == mx && !seen_max) seen_max = 1;   /* the max itself, once */
+            else if (e > e2) e2 = e;
+        }
+    }
+    if (kind == DL_CONF_MARGIN) return 1.0 / sum - e2 / sum;
+    if (kind == DL_CONF_NEGENT) return sl / sum - log(sum);
+    return exp((double)l[tok] - (double)mx) / sum;
+}
+
+static void select_one(const dl_select_args *a, int q, sel_scratch *s) {
+    const int V = a->V;
+    float *l = a->logits + (size_t)(a->row ? a->row[q] : q) * V;
+    if (a->cfg) {
+        const float *un = a->logits + (size_t)(a->M + q) * V;
+        for (int v = 0; v < V; v++) l[v] = un[v] + a->cfg_w1 * (l[v] - un[v]);
+    }
+    for (int i = 0; i < a->n_suppress; i++)
+        if (a->suppress[i] < (uint32_t)V) l[a->suppress[i]] = -INFINITY;
+    if (a->mask_id < (uint32_t)V) l[a->mask_id] = -INFINITY;
+    unif u = { .a = a, .stream = a->noise_stream ? a->noise_stream[q] : 0,
+               .base = a->noise_base ? a->noise_base[q] : 0, .blk = UINT64_MAX };
+    int tok;
+    if (a->draw == DL_SEL_ARGMAX || a->temperature <= 0) tok = argmax(l, V);
+    else if (a->draw == DL_SEL_GUMBEL) tok = pick_gumbel(a, l, &u, s);
+    else tok = pick_invcdf(a, l, &u, s);
+    a->tok[q] = (uint32_t)tok;
+    a->confidence[q] = confidence(a->conf, l, V, tok);
+}
+
+int dl_k_select_tokens(dl_dev *d, const dl_select_args *a) {
+    if (a->M <= 0) return 0;
+    int filt = a->temperature > 0 && a->draw != DL_SEL_ARGMAX &&
+               ((a->top_k > 0 && a->top_k < a->V) || (a->top_p > 0 && a->top_p < 1) ||
+                (a->draw == DL_SEL_INVCDF && a->top_p < 1));
+    int nt = cpu_nthreads(d, (size_t)a->M, 1);
+    sel_scratch *scr = calloc((size_t)nt, sizeof *scr);
+    if (!scr) return -1;
+    int rc = 0;
+    for (int t = 0; filt && t < nt; t++) {
+        scr[t].idx = malloc((size_t)a->V * sizeof *scr[t].idx);
+        scr[t].tmp = malloc((size_t)a->V * sizeof *scr[t].tmp);
+        scr[t].kept = malloc((size_t)a->V);
+        if (!scr[t].idx || !scr[t].tmp || !scr[t].kept) rc = -1;
+    }
+    if (!rc) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (int q = 0; q < a->M; q++) select_one(a, q, &scr[omp_get_thread_num()]);
+    }
+    for (int t = 0; t < nt; t++) { free(scr[t].idx); free(scr[t].tmp); free(scr[t].kept); }
+    free(scr);
+    return rc;
+}

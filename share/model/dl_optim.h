@@ -1,0 +1,33 @@
+/* dl_optim.h — the optimizer step of dllm-train on the model's device:
+ * global gradient norm, torch clip_grad_norm_'s clip factor, and AdamW in
+ * two calls (matrices with weight decay over [0, n_decay_params), norms and
+ * biases without over the rest; dl_model.h lays them out so).
+ *
+ *   norm  = sqrt(sum grads^2)                    (float64, dl_k_sumsq)
+ *   scale = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1
+ *   AdamW(lr, b1, b2, eps, wd | 0, step, scale)   (kernels.h dl_k_adamw)
+ * exactly the order and the float32 casts train/step.c used, so results are
+ * bit-identical.
+ *
+ * Does not: reduce gradients across processes (dl_comm.h, before the
+ * norm), schedule the learning rate, check the loss.
+ */
+#ifndef DL_OPTIM_H
+#define DL_OPTIM_H
+#include <stdint.h>
+#include "dl_model.h"
+
+typedef struct {
+    double beta1, beta2, eps, wd;   /* AdamW */
+    double clip;                    /* max global gradient norm; <= 0 = no clipping */
+} dl_optim_cfg;
+
+/* sqrt of the sum of squares of m->grads (synchronises). */
+double dl_optim_grad_norm(dl_model *m);
+/* The clip factor for a gradient norm. */
+double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm);
+/* AdamW over every parameter at learning rate lr, optimizer step `step`
+ * (1-based), gradients scaled by clip_scale; waits for the device. */
+void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale);
+
+#endif
