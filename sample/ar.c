@@ -130,9 +130,7 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
     for (int step = 0; running > 0; step++) {
         int nb = n;   /* rows past the last running one are left out of the forward */
         while (done[nb - 1]) nb--;
-        dl_batch_upload_ids(&bt, (size_t)nb * n_new);
-        if ((rc = dl_model_forward_kv(m, kv, bt.d_ids, nb, n_new, pos0, nv, dl_select_logits(&sel), err, errlen)))
-            goto out;
+        if ((rc = dl_batch_forward_kv(&bt, kv, nb, n_new, pos0, nv, dl_select_logits(&sel), err, errlen))) goto out;
         /* the running rows' tokens: uniforms taken in row order (one each when T > 0) */
         int M = 0, file = 0;
         uint64_t seed = 0;

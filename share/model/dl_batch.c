@@ -74,7 +74,13 @@ int dl_batch_backward(dl_batch *b, int M, char *err, size_t errlen) {
     return dl_model_backward(b->m, b->d_dce, err, errlen);
 }
 
-void dl_batch_upload_ids(dl_batch *b, size_t N) { dl_dev_h2d(b->m->dev, b->d_ids, b->ids, N * sizeof *b->ids); }
+int dl_batch_forward_kv(dl_batch *b, dl_kv *kv, int B, int n_new, const int32_t *pos0, const int32_t *n_valid,
+                        float *logits, char *err, size_t errlen) {
+    size_t n = (size_t)B * n_new;
+    if (n > b->cap_N) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "batch: %zu ids exceed the reserve", n);
+    dl_dev_h2d(b->m->dev, b->d_ids, b->ids, n * sizeof *b->ids);
+    return dl_model_forward_kv(b->m, kv, b->d_ids, B, n_new, pos0, n_valid, logits, err, errlen);
+}
 
 void dl_batch_download_logits(dl_batch *b, int M, float *out) {
     dl_dev_d2h(b->m->dev, out, dl_model_logits(b->m), (size_t)M * b->m->cfg.vocab_size * sizeof *out);

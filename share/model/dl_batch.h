@@ -47,8 +47,10 @@ int dl_batch_forward(dl_batch *b, int B, int T, int M, int with_lens, int with_t
                      int block, char *err, size_t errlen);
 /* Upload dce[0..M) and run dl_model_backward (gradients accumulate). */
 int dl_batch_backward(dl_batch *b, int M, char *err, size_t errlen);
-/* Upload ids[0..N) only (e.g. for dl_model_forward_kv, which takes b->d_ids). */
-void dl_batch_upload_ids(dl_batch *b, size_t N);
+/* Upload ids[0..B*n_new) and run dl_model_forward_kv on them (its other
+ * arguments as there; logits: a device block such as dl_select_logits). */
+int dl_batch_forward_kv(dl_batch *b, dl_kv *kv, int B, int n_new, const int32_t *pos0, const int32_t *n_valid,
+                        float *logits, char *err, size_t errlen);
 /* Copy the logits of the last forward (rows 0..M-1, V each) to host out. */
 void dl_batch_download_logits(dl_batch *b, int M, float *out);
 
