@@ -162,23 +162,11 @@ static int write_sample(dl_writer *w, const prompt *pr, const smp_row *r) {
     return e;
 }
 
-int main(int argc, char **argv) {
-    char err[1024];
-    char **paths = NULL;
-    int npaths = 0;
-    dl_prog_init("dllm-sample", argc, argv);
-    int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
-    if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
-    if (common.version) { printf("dllm-sample %s\n", DL_VERSION); return 0; }
-    if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
+/* Option checks that need no model; fills the model-independent part of o. */
+static void check_options(smp_opts *o) {
+    memset(o, 0, sizeof *o);
     if (!o_model) dl_die(DL_EXIT_USAGE, "-m CKPT is required (see --help)");
     if (common.shards) dl_die(DL_EXIT_USAGE, "--shards is not supported by dllm-sample (use -o FILE)");
-    if (o_prompts.n && npaths) dl_die(DL_EXIT_USAGE, "give either -p TEXT or input streams, not both");
-
-    /* ---- option checks that need no model */
-    smp_opts o;
-    memset(&o, 0, sizeof o);
     if (o_gen < 0 || o_gen > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--gen-length must be >= 0");
     if (o_steps < 0 || o_steps > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--steps must be >= 0");
     if (o_block < 0 || o_block > INT_MAX / 2) dl_die(DL_EXIT_USAGE, "--block-length must be >= 0");
@@ -199,91 +187,218 @@ int main(int argc, char **argv) {
     if (G > 0 && G % B) dl_die(DL_EXIT_USAGE, "--gen-length %d is not a multiple of --block-length %d", G, B);
     if (G > 0 && o_steps && o_steps % (G / B))
         dl_die(DL_EXIT_USAGE, "--steps %lld is not a multiple of the %d blocks (gen-length / block-length)", o_steps, G / B);
-    if (!strcmp(o_remask, "low-confidence") || !strcmp(o_remask, "low_confidence")) o.remask = SMP_REMASK_LOWCONF;
-    else if (!strcmp(o_remask, "random")) o.remask = SMP_REMASK_RANDOM;
-    else if (!strcmp(o_remask, "margin")) o.remask = SMP_REMASK_MARGIN;
-    else if (!strcmp(o_remask, "entropy")) o.remask = SMP_REMASK_ENTROPY;
+    if (!strcmp(o_remask, "low-confidence") || !strcmp(o_remask, "low_confidence")) o->remask = SMP_REMASK_LOWCONF;
+    else if (!strcmp(o_remask, "random")) o->remask = SMP_REMASK_RANDOM;
+    else if (!strcmp(o_remask, "margin")) o->remask = SMP_REMASK_MARGIN;
+    else if (!strcmp(o_remask, "entropy")) o->remask = SMP_REMASK_ENTROPY;
     else dl_die(DL_EXIT_USAGE, "--remask '%s': expected low-confidence, random, margin or entropy", o_remask);
-    if (!strcmp(o_alg, "llada")) o.alg = SMP_ALG_LLADA;
-    else if (!strcmp(o_alg, "origin")) o.alg = SMP_ALG_ORIGIN;
+    if (!strcmp(o_alg, "llada")) o->alg = SMP_ALG_LLADA;
+    else if (!strcmp(o_alg, "origin")) o->alg = SMP_ALG_ORIGIN;
     else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada or origin", o_alg);
-    if (o.alg == SMP_ALG_ORIGIN && (o_threshold > 0 || o_alg_temp > 0))
+    if (o->alg == SMP_ALG_ORIGIN && (o_threshold > 0 || o_alg_temp > 0))
         dl_die(DL_EXIT_USAGE, "--alg origin takes neither --threshold nor --alg-temp");
     if (o_threshold > 0 && o_alg_temp > 0) dl_die(DL_EXIT_USAGE, "--threshold and --alg-temp exclude each other");
-
-    /* ---- device, checkpoint, tokenizer */
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
-    dl_model m;
-    dl_infer_info mi;
-    dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
-                         .mask_id = -1, .what = "sampling" };
-    if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
-    const dl_config *c = &m.cfg;
-    const char *tpath = mi.tok_path;
-    dl_tok *tok = mi.tok;
-    if ((o_prompts.n || o_show) && !tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
-    int causal = mi.causal;
-    o.gen_length = G;
-    o.steps = (int)o_steps;
-    o.block_length = (int)o_block;
-    o.temperature = o_temp;
-    o.top_k = (int)o_topk;
-    o.top_p = o_topp;
-    o.cfg = o_cfg;
-    o.alg_temp = o_alg_temp;
-    o.eps = o_eps;
-    o.threshold = o_threshold;
-    o.keep_eos = o_keep_eos;
-    o.mask_id = c->mask_token_id >= 0 ? (uint32_t)c->mask_token_id : UINT32_MAX;
-    o.eos_id = c->eos_token_id;
-    o.shift_logits = o_shift || c->shift_logits;
+    o->gen_length = G;
+    o->steps = (int)o_steps;
+    o->block_length = (int)o_block;
+    o->temperature = o_temp;
+    o->top_k = (int)o_topk;
+    o->top_p = o_topp;
+    o->cfg = o_cfg;
+    o->alg_temp = o_alg_temp;
+    o->eps = o_eps;
+    o->threshold = o_threshold;
+    o->keep_eos = o_keep_eos;
+}
+
+/* The options that need the checkpoint's config. */
+static void model_options(smp_opts *o, const dl_config *c, int causal) {
+    o->mask_id = c->mask_token_id >= 0 ? (uint32_t)c->mask_token_id : UINT32_MAX;
+    o->eos_id = c->eos_token_id;
+    o->shift_logits = o_shift || c->shift_logits;
     uint32_t *sup = NULL;
     int nsup = 0;
     if (parse_ids(o_suppress, &sup, &nsup, c->vocab_size))
         dl_die(DL_EXIT_USAGE, "--suppress '%s': expected comma-separated ids < %d", o_suppress, c->vocab_size);
-    o.suppress = sup;
-    o.n_suppress = nsup;
-    if (causal && (o_cfg > 0 || o_threshold > 0 || o.alg != SMP_ALG_LLADA || o.remask != SMP_REMASK_LOWCONF))
+    o->suppress = sup;
+    o->n_suppress = nsup;
+    if (causal && (o_cfg > 0 || o_threshold > 0 || o->alg != SMP_ALG_LLADA || o->remask != SMP_REMASK_LOWCONF))
         dl_warn("causal sampling ignores --cfg, --threshold, --alg and --remask");
+}
 
-    /* ---- input */
+/* Open the input stream (unless -p) and fill the output header oh: kind
+ * samples, the input's history and keys, the checkpoint's tokenizer. */
+static dl_reader *open_input(char **paths, int npaths, const dl_config *c, const dl_tok *tok, const char *tpath,
+                             uint64_t *lo, uint64_t *hi, dl_header *oh) {
+    char err[1024];
     dl_reader *rd = NULL;
-    uint64_t lo = 0, hi = UINT64_MAX;
-    dl_header oh;
-    int is_stdin = !npaths || (npaths == 1 && !strcmp(paths[0], "-"));
+    int rc, is_stdin = !npaths || (npaths == 1 && !strcmp(paths[0], "-"));
+    *lo = 0;
+    *hi = UINT64_MAX;
     if (!o_prompts.n) {
         if ((rc = dl_reader_open(&rd, paths, npaths, err, sizeof err)) ||
             (rc = dl_reader_peek_header(rd, err, sizeof err)) ||
             (rc = dl_reader_expect(rd, 1u << DL_KIND_TOKENS, err, sizeof err)) ||
-            (rc = dl_reader_slice(rd, is_stdin, common.shard_i, common.shard_n, common.shard_given, &lo, &hi, err, sizeof err)))
+            (rc = dl_reader_slice(rd, is_stdin, common.shard_i, common.shard_n, common.shard_given, lo, hi, err, sizeof err)))
             dl_die(-rc, "%s", err);
         const dl_header *ih = dl_reader_header(rd);
         if (ih->has_tok && ih->tok.vocab_size > c->vocab_size)
             dl_die(DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size, c->vocab_size);
         if (tok && ih->has_tok && ih->tok.sha256[0] && strcmp(ih->tok.sha256, dl_tok_sha256(tok)))
             dl_warn("the input was tokenised with another tokenizer than %s", tpath);
-        if (dl_header_copy(&oh, ih)) dl_die(DL_EXIT_IO, "out of memory");
-        oh.kind = DL_KIND_SAMPLES;
+        if (dl_header_copy(oh, ih)) dl_die(DL_EXIT_IO, "out of memory");
+        oh->kind = DL_KIND_SAMPLES;
     } else {
-        dl_header_init(&oh, DL_KIND_SAMPLES);
+        dl_header_init(oh, DL_KIND_SAMPLES);
     }
-    oh.has_tok = 1;
-    dl_tokinfo_clear(&oh.tok);
+    oh->has_tok = 1;
+    dl_tokinfo_clear(&oh->tok);
     if (tok) {
-        snprintf(oh.tok.sha256, sizeof oh.tok.sha256, "%s", dl_tok_sha256(tok));
-        oh.tok.vocab_size = dl_tok_vocab_size(tok);
+        snprintf(oh->tok.sha256, sizeof oh->tok.sha256, "%s", dl_tok_sha256(tok));
+        oh->tok.vocab_size = dl_tok_vocab_size(tok);
     } else {
-        oh.tok.vocab_size = c->vocab_size;
+        oh->tok.vocab_size = c->vocab_size;
     }
-    oh.tok.mask_id = c->mask_token_id;
-    oh.tok.eos_id = c->eos_token_id;
-    oh.tok.pad_id = c->pad_token_id;
-    oh.tok.bos_id = c->bos_token_id;
-    oh.seq_len = -1;
-    oh.has_seed = 1;
-    oh.seed = (uint64_t)o_seed;
+    oh->tok.mask_id = c->mask_token_id;
+    oh->tok.eos_id = c->eos_token_id;
+    oh->tok.pad_id = c->pad_token_id;
+    oh->tok.bos_id = c->bos_token_id;
+    oh->seq_len = -1;
+    oh->has_seed = 1;
+    oh->seed = (uint64_t)o_seed;
+    return rd;
+}
 
-    /* ---- output, trace, show, noise */
+/* One batch's prompts and canvases, and where they come from. */
+typedef struct {
+    const dl_config *c;
+    const smp_opts *o;
+    dl_tok *tok;
+    dl_reader *rd;                /* NULL with -p */
+    uint64_t lo, hi, next_p;      /* --shard slice of record indices; next -p */
+    int causal, nb, warned_len;
+    prompt *pr;                   /* (nb) */
+    smp_row *rows;                /* (nb) */
+    smp_noise **nz, *file_noise;  /* (nb) Philox streams, or the --noise file */
+    dl_u32buf *canv;              /* (nb) canvases */
+} batch;
+
+/* Read the next prompt into p: -p text or a record.  1 = got one, 0 = end
+ * of input, < 0 = error (err set). */
+static int next_prompt(batch *bt, prompt *p, char *err, size_t errlen) {
+    int rc;
+    if (o_prompts.n) {
+        if (bt->next_p == o_prompts.n) return 0;
+        const char *text = o_prompts.v[bt->next_p];
+        p->ids.n = 0;
+        if (o_bos) {
+            if (bt->c->bos_token_id < 0) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "--bos: %s has no bos_token_id", o_model);
+            dl_u32buf_push(&p->ids, (uint32_t)bt->c->bos_token_id);
+        }
+        if ((rc = dl_tok_encode(bt->tok, text, strlen(text), &p->ids, err, errlen))) return rc;
+        p->n_extra = 0;
+        p->index = bt->next_p++;
+        return 1;
+    }
+    for (;;) {
+        const msgpack_object *rec;
+        rc = dl_reader_next(bt->rd, &rec, err, errlen);
+        if (rc <= 0) return rc;
+        uint64_t idx = dl_reader_index(bt->rd);
+        if (idx < bt->lo) continue;
+        if (idx >= bt->hi) return 0;
+        if ((rc = take_record(rec, bt->c->vocab_size, p, err, errlen)) < 0) {
+            dl_err_prefix(err, errlen, "%s", dl_reader_where(bt->rd));
+            return rc;
+        }
+        p->index = idx;
+        return 1;
+    }
+}
+
+/* Fill up to nb rows; returns the count (0: input ended) or < 0 on error. */
+static int fill_batch(batch *bt, char *err, size_t errlen) {
+    int n = 0, G = bt->o->gen_length;
+    for (; n < bt->nb; n++) {
+        prompt *p = &bt->pr[n];
+        int rc = next_prompt(bt, p, err, errlen);
+        if (rc < 0) return rc;
+        if (rc == 0) break;
+        if (bt->causal)
+            for (size_t i = 0; i < p->ids.n; i++)
+                if (p->ids.p[i] == bt->o->mask_id)
+                    return dl_seterr(err, errlen, -DL_EXIT_DATA, "prompt %llu holds the mask token: infilling needs a diffusion model",
+                                     (unsigned long long)p->index);
+        smp_row *r = &bt->rows[n];
+        if (dl_u32buf_reserve(&bt->canv[n], p->ids.n + (size_t)G + 1)) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+        if (p->ids.n) memcpy(bt->canv[n].p, p->ids.p, p->ids.n * sizeof *p->ids.p);
+        if (!bt->warned_len && (int64_t)p->ids.n + G > bt->c->max_seq_len) {
+            dl_warn("prompt %llu: %zu + %d tokens exceed the model's max_position_embeddings %d "
+                    "(sampled anyway; RoPE extrapolates)", (unsigned long long)p->index, p->ids.n, G, bt->c->max_seq_len);
+            bt->warned_len = 1;
+        }
+        r->ids = bt->canv[n].p;
+        r->n_prompt = (int)p->ids.n;
+        r->index = p->index;
+        if (bt->file_noise) r->noise = bt->file_noise;
+        else { smp_noise_rekey(bt->nz[n], (uint64_t)o_seed, p->index); r->noise = bt->nz[n]; }
+    }
+    return n;
+}
+
+static void batch_alloc(batch *bt) {
+    int nb = bt->nb;
+    char err[1024];
+    if (o_noise) {
+        int rc = smp_noise_file(&bt->file_noise, o_noise, err, sizeof err);
+        if (rc) dl_die(-rc, "%s", err);
+    }
+    bt->pr = calloc((size_t)nb, sizeof *bt->pr);
+    bt->rows = calloc((size_t)nb, sizeof *bt->rows);
+    bt->nz = calloc((size_t)nb, sizeof *bt->nz);
+    bt->canv = calloc((size_t)nb, sizeof *bt->canv);
+    if (!bt->pr || !bt->rows || !bt->nz || !bt->canv) dl_die(DL_EXIT_IO, "out of memory");
+    for (int b = 0; b < nb; b++)
+        if (!bt->file_noise && smp_noise_philox(&bt->nz[b], (uint64_t)o_seed, 0)) dl_die(DL_EXIT_IO, "out of memory");
+}
+
+static void batch_free(batch *bt) {
+    for (int b = 0; b < bt->nb; b++) {
+        dl_u32buf_free(&bt->pr[b].ids);
+        free(bt->pr[b].extra);
+        dl_u32buf_free(&bt->canv[b]);
+        smp_noise_free(bt->nz[b]);
+    }
+    smp_noise_free(bt->file_noise);
+    free(bt->pr); free(bt->rows); free(bt->nz); free(bt->canv);
+}
+
+int main(int argc, char **argv) {
+    char err[1024];
+    char **paths = NULL;
+    int npaths = 0;
+    dl_prog_init("dllm-sample", argc, argv);
+    int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
+    if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.version) { printf("dllm-sample %s\n", DL_VERSION); return 0; }
+    if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (o_prompts.n && npaths) dl_die(DL_EXIT_USAGE, "give either -p TEXT or input streams, not both");
+    smp_opts o;
+    check_options(&o);
+
+    /* ---- device, checkpoint, tokenizer; input and output */
+    dl_model m;
+    dl_infer_info mi;
+    dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
+                         .mask_id = -1, .what = "sampling" };
+    if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((o_prompts.n || o_show) && !mi.tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
+    model_options(&o, &m.cfg, mi.causal);
+    batch bt = { .c = &m.cfg, .o = &o, .tok = mi.tok, .causal = mi.causal, .nb = (int)o_batch };
+    dl_header oh;
+    bt.rd = open_input(paths, npaths, &m.cfg, mi.tok, mi.tok_path, &bt.lo, &bt.hi, &oh);
     dl_out_opts oo;
     dl_common_out_opts(&common, &oo);
     dl_writer *w = NULL;
@@ -294,98 +409,34 @@ int main(int argc, char **argv) {
     if (o_trace && !(trace = fopen(o_trace, "w"))) { dl_writer_abort(w); dl_die(DL_EXIT_IO, "%s: cannot open for writing", o_trace); }
     o.trace = trace;
     show *sh = NULL;
-    if (o_show) {
-        if (show_open(&sh, tok, o.mask_id, stderr)) { dl_writer_abort(w); dl_die(DL_EXIT_IO, "out of memory"); }
-    }
+    if (o_show && show_open(&sh, mi.tok, o.mask_id, stderr)) { dl_writer_abort(w); dl_die(DL_EXIT_IO, "out of memory"); }
     o.show = sh;
-    int nb = (int)o_batch;
-    smp_noise *file_noise = NULL;
-    if (o_noise && (rc = smp_noise_file(&file_noise, o_noise, err, sizeof err))) { dl_writer_abort(w); dl_die(-rc, "%s", err); }
-    prompt *pr = calloc((size_t)nb, sizeof *pr);
-    smp_row *rows = calloc((size_t)nb, sizeof *rows);
-    smp_noise **nz = calloc((size_t)nb, sizeof *nz);
-    dl_u32buf *canv = calloc((size_t)nb, sizeof *canv);
-    if (!pr || !rows || !nz || !canv) dl_die(DL_EXIT_IO, "out of memory");
-    for (int b = 0; b < nb; b++)
-        if (!file_noise && smp_noise_philox(&nz[b], (uint64_t)o_seed, 0)) dl_die(DL_EXIT_IO, "out of memory");
+    batch_alloc(&bt);
 
     /* ---- loop over batches */
-    uint64_t n_prompts = 0, n_gen = 0, n_nfe = 0, n_iters = 0, next_p = 0;
+    uint64_t n_prompts = 0, n_gen = 0, n_nfe = 0, n_iters = 0;
     double t_sample = 0;
     dl_progress prog;
-    dl_progress_init(&prog, common.progress, rd ? dl_reader_total_bytes(rd) : 0);
-    int code = 0, eof = 0, warned_len = 0;
-    while (!eof && !code) {
-        int n = 0;
-        while (n < nb) {
-            prompt *p = &pr[n];
-            if (o_prompts.n) {
-                if (next_p == o_prompts.n) { eof = 1; break; }
-                const char *text = o_prompts.v[next_p];
-                p->ids.n = 0;
-                if (o_bos) {
-                    if (c->bos_token_id < 0) { code = DL_EXIT_USAGE; snprintf(err, sizeof err, "--bos: %s has no bos_token_id", o_model); break; }
-                    dl_u32buf_push(&p->ids, (uint32_t)c->bos_token_id);
-                }
-                if ((rc = dl_tok_encode(tok, text, strlen(text), &p->ids, err, sizeof err))) { code = -rc; break; }
-                p->n_extra = 0;
-                p->index = next_p++;
-            } else {
-                const msgpack_object *rec;
-                rc = dl_reader_next(rd, &rec, err, sizeof err);
-                if (rc == 0) { eof = 1; break; }
-                if (rc < 0) { code = -rc; break; }
-                uint64_t idx = dl_reader_index(rd);
-                if (idx < lo) continue;
-                if (idx >= hi) { eof = 1; break; }
-                if ((rc = take_record(rec, c->vocab_size, p, err, sizeof err)) < 0) {
-                    dl_err_prefix(err, sizeof err, "%s", dl_reader_where(rd));
-                    code = -rc;
-                    break;
-                }
-                p->index = idx;
-            }
-            if (causal) {
-                for (size_t i = 0; i < p->ids.n; i++)
-                    if (p->ids.p[i] == o.mask_id) { code = DL_EXIT_DATA; snprintf(err, sizeof err, "prompt %llu holds the mask token: infilling needs a diffusion model", (unsigned long long)p->index); break; }
-                if (code) break;
-            }
-            smp_row *r = &rows[n];
-            if (dl_u32buf_reserve(&canv[n], p->ids.n + (size_t)G + 1)) { code = DL_EXIT_IO; snprintf(err, sizeof err, "out of memory"); break; }
-            if (p->ids.n) memcpy(canv[n].p, p->ids.p, p->ids.n * sizeof *p->ids.p);
-            if (!warned_len && (int64_t)p->ids.n + G > c->max_seq_len) {
-                dl_warn("prompt %llu: %zu + %d tokens exceed the model's max_position_embeddings %d "
-                        "(sampled anyway; RoPE extrapolates)", (unsigned long long)p->index, p->ids.n, G, c->max_seq_len);
-                warned_len = 1;
-            }
-            r->ids = canv[n].p;
-            r->n_prompt = (int)p->ids.n;
-            r->index = p->index;
-            if (file_noise) r->noise = file_noise;
-            else { smp_noise_rekey(nz[n], (uint64_t)o_seed, p->index); r->noise = nz[n]; }
-            n++;
-        }
-        if (code || !n) break;
+    dl_progress_init(&prog, common.progress, bt.rd ? dl_reader_total_bytes(bt.rd) : 0);
+    int code = 0, n;
+    while (!code && (n = fill_batch(&bt, err, sizeof err)) > 0) {
         double t0 = dl_now();
-        rc = causal ? ar_sample_batch(&m, &o, rows, n, err, sizeof err)
-                    : smp_diffusion_batch(&m, &o, rows, n, err, sizeof err);
+        rc = mi.causal ? ar_sample_batch(&m, &o, bt.rows, n, err, sizeof err)
+                       : smp_diffusion_batch(&m, &o, bt.rows, n, err, sizeof err);
         t_sample += dl_now() - t0;
         if (rc) { code = -rc; break; }
-        for (int b = 0; b < n; b++) {
-            if (write_sample(w, &pr[b], &rows[b])) {
-                code = -dl_writer_error(w, err, sizeof err);
-                if (!code) code = DL_EXIT_IO;
-                break;
-            }
-            n_prompts++;
-            n_gen += (uint64_t)(rows[b].len - rows[b].n_prompt);
-            n_nfe += (uint64_t)rows[b].nfe;
-        }
         int it = 0;   /* rows step in lockstep: the batch ran as many iterations as its longest row */
-        for (int b = 0; b < n; b++) if (rows[b].steps > it) it = rows[b].steps;
+        for (int b = 0; b < n && !code; b++) {
+            if (write_sample(w, &bt.pr[b], &bt.rows[b]) && !(code = -dl_writer_error(w, err, sizeof err))) code = DL_EXIT_IO;
+            n_prompts++;
+            n_gen += (uint64_t)(bt.rows[b].len - bt.rows[b].n_prompt);
+            n_nfe += (uint64_t)bt.rows[b].nfe;
+            if (bt.rows[b].steps > it) it = bt.rows[b].steps;
+        }
         n_iters += (uint64_t)it;
-        dl_progress_update(&prog, n_prompts, n_gen, rd ? dl_reader_raw_bytes(rd) : 0);
+        dl_progress_update(&prog, n_prompts, n_gen, bt.rd ? dl_reader_raw_bytes(bt.rd) : 0);
     }
+    if (!code && n < 0) code = -n;
     dl_progress_end(&prog);
     if (sh) show_close(sh);
     if (trace && fclose(trace) && !code) { code = DL_EXIT_IO; snprintf(err, sizeof err, "%s: write error", o_trace); }
@@ -398,12 +449,11 @@ int main(int argc, char **argv) {
             n_prompts ? (double)n_nfe / n_prompts : 0.0, t_sample > 0 ? n_gen / t_sample : 0.0,
             n_iters ? 1000.0 * t_sample / (double)n_iters : 0.0);
 
-    for (int b = 0; b < nb; b++) { dl_u32buf_free(&pr[b].ids); free(pr[b].extra); dl_u32buf_free(&canv[b]); smp_noise_free(nz[b]); }
-    smp_noise_free(file_noise);
-    free(pr); free(rows); free(nz); free(canv); free(sup); free(paths);
+    batch_free(&bt);
+    free((void *)o.suppress); free(paths);
     dl_strlist_free(&o_prompts);
-    if (rd) dl_reader_close(rd);
-    if (tok) dl_tok_free(tok);
+    if (bt.rd) dl_reader_close(bt.rd);
+    if (mi.tok) dl_tok_free(mi.tok);
     dl_model_close(&m);
     return 0;
 }
