@@ -49,27 +49,7 @@
 #include "dl_io.h"
 #include "dl_rng.h"
 #include "score.h"
-
-struct sc_ctx {
-    sc_opts o;
-    dl_dev *dev;
-    dl_model m;
-    dl_tok *tok;
-    int causal, shift, V;
-    uint32_t mask_id;
-    int rB, rT, rM;              /* reserved activation shape */
-    int capN, capM;              /* buffer capacities: rows*T ids, selected positions */
-    uint32_t *d_ids, *d_tgt;     /* device */
-    int32_t *d_sel;
-    float *d_ce;
-    uint32_t *h_ids, *h_tgt;     /* host */
-    int32_t *h_sel, *h_row;      /* h_row: MC row of each selected position */
-    float *h_ce;
-    float *h_logits; size_t cap_logits;
-    double *term, *tr; int *xi; int cap_term;   /* per MC row: term, t, masked count */
-    int *perm; int cap_T;
-    uint32_t *ans; size_t cap_ans;   /* conditional: the noisy answers of one group (b x T) */
-};
+#include "estimate_internal.h"
 
 void sc_opts_default(sc_opts *o) {
     memset(o, 0, sizeof *o);
@@ -149,7 +129,7 @@ void sc_close(sc_ctx *c) {
 
 /* Make room for a forward of B rows of T tokens with up to M selected
  * positions (and host scratch for T-long rows). */
-static int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
+int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
     if (T > c->m.cfg.max_seq_len)
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "sequence of %d tokens is longer than the model's "
                          "max_position_embeddings %d", T, c->m.cfg.max_seq_len);
@@ -202,7 +182,7 @@ static int ensure_terms(sc_ctx *c, int n, char *err, size_t errlen) {
 /* Activation bytes of one row of T tokens in dl_model_reserve's block
  * (forward and backward scratch: attention probs and their gradient
  * dominate for long rows), and the rows a forward may hold. */
-static double row_bytes(const sc_ctx *c, int T) {
+double row_bytes(const sc_ctx *c, int T) {
     const dl_config *f = &c->m.cfg;
     double QD = (double)f->n_heads * f->head_dim, KD = (double)f->n_kv_heads * f->head_dim;
     return 4.0 * ((double)f->n_layers * (2.0 * f->n_heads * T * T + T * (3.0 * f->dim + 2 * QD + 2 * KD + 3.0 * f->hidden_dim))
@@ -222,7 +202,7 @@ static int ensure_ans(sc_ctx *c, size_t n, char *err, size_t errlen) {
     return 0;
 }
 
-static int ensure_logits(sc_ctx *c, size_t n, char *err, size_t errlen) {
+int ensure_logits(sc_ctx *c, size_t n, char *err, size_t errlen) {
     if (n <= c->cap_logits) return 0;
     free(c->h_logits);
     c->h_logits = malloc(n * sizeof *c->h_logits);
@@ -241,7 +221,7 @@ static int check_ids(const sc_ctx *c, const uint32_t *ids, int n, const char *wh
 
 /* Forward of B rows x T ids (h_ids) with M selected positions (h_sel) and
  * targets (h_tgt); ce to h_ce. */
-static int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *err, size_t errlen) {
+int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *err, size_t errlen) {
     dl_dev_h2d(c->dev, c->d_ids, c->h_ids, (size_t)B * T * sizeof *c->h_ids);
     if (M > 0) {
         dl_dev_h2d(c->dev, c->d_sel, c->h_sel, (size_t)M * sizeof *c->h_sel);
@@ -254,7 +234,7 @@ static int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *e
 }
 
 /* Forward without targets; logits (M,V) to c->h_logits + off*V. */
-static int forward_logits(sc_ctx *c, int B, int T, int M, size_t off, dl_attn_mask mask, char *err, size_t errlen) {
+int forward_logits(sc_ctx *c, int B, int T, int M, size_t off, dl_attn_mask mask, char *err, size_t errlen) {
     dl_dev_h2d(c->dev, c->d_ids, c->h_ids, (size_t)B * T * sizeof *c->h_ids);
     dl_dev_h2d(c->dev, c->d_sel, c->h_sel, (size_t)M * sizeof *c->h_sel);
     int rc = dl_model_forward(&c->m, c->d_ids, NULL, B, T, c->d_sel, NULL, M, NULL, mask, 0, err, errlen);
@@ -345,7 +325,7 @@ int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, 
 
 /* ---------------------------------------------------------------- conditional */
 /* x_i = ((round(k + i*T/b) - 1) mod T) + 1, round half to even, exact. */
-static int stratified_count(int k, int i, int T, int b) {
+int stratified_count(int k, int i, int T, int b) {
     long long num = (long long)k * b + (long long)i * T, q = num / b, r = num % b;
     if (2 * r > b || (2 * r == b && (q & 1))) q++;
     return (int)((q - 1) % T) + 1;
