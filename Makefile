@@ -3,7 +3,11 @@
 #
 # Optional parts are tri-state: unset = auto-detect by test-compiling,
 # 0 = off, 1 = required (fail loudly):  HAVE_OPENBLAS HAVE_CUDA HAVE_NCCL HAVE_MPI
-# Overridable: CC CFLAGS CUDA_HOME NVCC NVCC_ARCH (e.g. "80 90").
+# Overridable: CC CFLAGS MARCH CUDA_HOME NVCC NVCC_ARCH (e.g. "80 90").
+# Every object depends on build/config.stamp, which holds the compiler, the
+# flags and the HAVE_* results and is rewritten only when they change, so
+# `make HAVE_OPENBLAS=0` (or another CFLAGS) rebuilds what it affects.
+# `make print-flags` shows the compile flags without building.
 
 CC        ?= cc
 CFLAGS    ?= -O2 -g
@@ -13,11 +17,17 @@ NVCC_ARCH ?= 90
 HASH      := \#
 BUILD     := build
 
+# -march only where the compiler targets x86-64 (x86-64-v2: SSE4.2/POPCNT, any
+# x86 CPU since 2009); on aarch64 (GH200 nodes) and others the compiler's own
+# default.  `make MARCH=-march=native` for a local build.
+TARGET    := $(shell $(CC) -dumpmachine 2>/dev/null)
+MARCH     ?= $(if $(filter x86_64-% amd64-%,$(TARGET)),-march=x86-64-v2,)
+
 DL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow \
-             -fopenmp -MMD -MP -Ishare/io -Ishare/tok -Ishare/model -Ikernels -march=x86-64-v2
+             -fopenmp -MMD -MP -Ishare/io -Ishare/tok -Ishare/model -Ikernels $(MARCH)
 LDLIBS    :=
 
-NODEPS_GOALS := clean help
+NODEPS_GOALS := clean help print-flags
 ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
   SKIP_DETECT := 1
 endif
@@ -61,8 +71,14 @@ ifeq ($(HAVE_CUDA)$(CUDA_FOUND),10)
   $(error dllm: HAVE_CUDA=1 but $(NVCC) cannot compile a .cu file (set CUDA_HOME or NVCC))
 endif
 HAVE_CUDA := $(if $(HAVE_CUDA),$(HAVE_CUDA),$(CUDA_FOUND))
+# No code uses CUDA, NCCL or MPI yet: they are detected (so HAVE_*=1 still
+# fails loudly) but reported "found, not used yet" until sources appear that
+# use them (kernels/cuda/*.cu; DL_HAVE_NCCL / DL_HAVE_MPI in the code).
+CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
+NCCL_USED := $(shell grep -rlsw DL_HAVE_NCCL share kernels train sample score 2>/dev/null | head -n 1)
+MPI_USED  := $(shell grep -rlsw DL_HAVE_MPI share kernels train sample score 2>/dev/null | head -n 1)
 ifeq ($(HAVE_CUDA),1)
-  $(info [x] CUDA: $(NVCC), sm_$(NVCC_ARCH) (GPU code builds; GPU tests need a visible GPU))
+  $(info [x] CUDA: found ($(NVCC), sm_$(NVCC_ARCH)), $(if $(CUDA_SRC),used by kernels/cuda,not used yet (no CUDA code)))
 else
   $(info [ ] CUDA: not used (HAVE_CUDA=0, or no working nvcc at $(NVCC); HAVE_CUDA=1 to require))
 endif
@@ -73,7 +89,7 @@ ifeq ($(HAVE_NCCL)$(NCCL_FOUND),10)
 endif
 HAVE_NCCL := $(if $(HAVE_NCCL),$(HAVE_NCCL),$(NCCL_FOUND))
 ifeq ($(HAVE_NCCL),1)
-  $(info [x] NCCL: multi-GPU all-reduce available)
+  $(info [x] NCCL: found, $(if $(NCCL_USED),used,not used yet (no code calls it)))
 else
   $(info [ ] NCCL: not used (HAVE_NCCL=0 or not found; HAVE_NCCL=1 to require))
 endif
@@ -84,26 +100,42 @@ ifeq ($(HAVE_MPI)$(MPI_FOUND),10)
 endif
 HAVE_MPI := $(if $(HAVE_MPI),$(HAVE_MPI),$(MPI_FOUND))
 ifeq ($(HAVE_MPI),1)
-  $(info [x] MPI: multi-process CPU runs)
+  $(info [x] MPI: found, $(if $(MPI_USED),used,not used yet (no code calls it)))
 else
   $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc; HAVE_MPI=1 to require))
 endif
+
+# ---------------------------------------------------------------- config stamp
+# What every object depends on besides its sources; the file changes only
+# when this line does, so an unchanged configuration rebuilds nothing.
+CONFIG_STAMP := $(BUILD)/config.stamp
+CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) | $(LDLIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(CONFIG_LINE)' ] || printf '%s\n' '$(CONFIG_LINE)' > $(CONFIG_STAMP); })
 endif # SKIP_DETECT
 
 # ---------------------------------------------------------------- sources
-LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/cpu/*.c) $(wildcard kernels/ref/*.c)
+# libdllm.a: share/ + kernels/.  Each program X is X/main.c plus the archive
+# build/X/libX.a (X/*.c but main.c), which its unit tests link too.
+LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) $(wildcard kernels/ref/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libdllm.a
-PROG_DIRS := tok pack mask cat train sample score
-PROGS    := $(foreach d,$(PROG_DIRS),$(if $(wildcard $(d)/*.c),bin/dllm-$(d)))
+PROG_DIRS := $(foreach d,tok pack mask cat train sample score,$(if $(wildcard $(d)/main.c),$(d)))
+PROGS    := $(PROG_DIRS:%=bin/dllm-%)
+PROG_LIB  = $(BUILD)/$(1)/lib$(1).a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all lib test test-cuda demo bench clean help
+# Unit tests that need a program's code: test name -> program folders whose
+# archives it links (and whose headers it sees).  Others link libdllm only.
+TEST_PROGS_test_show  := sample
+TEST_PROGS_test_score := score
+
+.PHONY: all lib test test-cuda demo bench clean help print-flags
 all: $(PROGS) $(TESTS)
 lib: $(LIB)
 
-$(BUILD)/%.o: %.c
+$(CONFIG_STAMP): ;
+$(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) -c $< -o $@
 
@@ -111,17 +143,24 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# bin/dllm-X is linked from every X/*.c plus libdllm
+# build/X/libX.a from X/*.c but main.c; bin/dllm-X from main.o, it, libdllm
 define prog_rule
-bin/dllm-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB)
+$(call PROG_LIB,$(1)): $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(LIB)
 	@mkdir -p bin
 	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) $$^ -o $$@ $$(LDLIBS)
 endef
-$(foreach d,$(PROG_DIRS),$(if $(wildcard $(d)/*.c),$(eval $(call prog_rule,$(d)))))
+$(foreach d,$(PROG_DIRS),$(eval $(call prog_rule,$(d))))
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DL_CFLAGS) -Itests/unit $< $(LIB) -o $@ $(LDLIBS)
+define test_rule
+$(BUILD)/tests/$(1): tests/unit/$(1).c $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) $(CONFIG_STAMP)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) -Itests/unit $(TEST_PROGS_$(1):%=-I%) $$< \
+	  $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) -o $$@ $$(LDLIBS)
+endef
+$(foreach t,$(TEST_SRC:tests/unit/%.c=%),$(eval $(call test_rule,$(t))))
 
 test: all
 	@tests/run.sh
@@ -139,7 +178,12 @@ clean:
 	rm -rf $(BUILD) bin
 
 help:
-	@echo "make [all|test|test-cuda|demo|bench|clean]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1"
+	@echo "make [all|test|test-cuda|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
+
+# The target triple and the flags a build would use (no detection, no build).
+print-flags:
+	@echo "target: $(TARGET)"
+	@echo "cflags: $(CFLAGS) $(DL_CFLAGS)"
 
 PROG_OBJ := $(foreach d,$(PROG_DIRS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(d)/*.c)))
 -include $(LIB_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(TESTS:%=%.d)

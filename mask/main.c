@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dl_log.h"
+#include "dl_open.h"
 #include "dl_mask.h"
 #include "dl_opts.h"
 #include "dl_stream.h"
@@ -150,7 +151,7 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-mask", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-mask %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
 
@@ -198,7 +199,7 @@ int main(int argc, char **argv) {
     }
     uint64_t lo, hi;
     if ((rc = dl_reader_slice(in.r, in.is_stdin, common.shard_i, common.shard_n, common.shard_given, &lo, &hi,
-                               err, sizeof err))) {
+                              err, sizeof err))) {
         mask_input_close(&in);
         dl_die(-rc, "%s", err);
     }
@@ -213,19 +214,10 @@ int main(int argc, char **argv) {
     oh.tok.mask_id = cfg.mask_id;
     if (cfg.block && dl_header_set_extra_uint(&oh, "block", cfg.block, err, sizeof err)) dl_die(DL_EXIT_DATA, "%s", err);
 
-    dl_out_opts oo;
-    dl_common_out_opts(&common, &oo);
     dl_outset *os = NULL;
-    if ((rc = dl_outset_open(&os, common.output, (int)common.shards, &oo, err, sizeof err))) {
+    if ((rc = dl_open_output(&os, common.output, (int)common.shards, &common, &oh, err, sizeof err))) {
         mask_input_close(&in);
         dl_die(-rc, "%s", err);
-    }
-    if (dl_outset_header(os, &oh)) {
-        dl_writer *w = dl_outset_next(os);
-        dl_writer_error(w, err, sizeof err);
-        dl_outset_abort(os);
-        mask_input_close(&in);
-        dl_die(DL_EXIT_IO, "%s", err);
     }
     dl_header_free(&oh);
 

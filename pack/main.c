@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dl_log.h"
+#include "dl_open.h"
 #include "dl_opts.h"
 #include "dl_stream.h"
 #include "pack.h"
@@ -98,13 +99,34 @@ static char *heldout_path(const char *out, int shards, const char *name) {
     return p;
 }
 
+/* The summary line(s) at -v: what was packed (sf or pre, the other NULL),
+ * and where the held-out rows went (vpath NULL: no --split). */
+static void report(const pack_sft *sf, const pack_pretrain *pre, const pack_sink *sink, uint32_t L,
+                   const char *vpath) {
+    if (sf)
+        dl_info("%llu examples, %llu rows, %llu dropped (%llu prompt >= L, %llu too long, %llu empty), %llu truncated",
+                (unsigned long long)sf->examples, (unsigned long long)sf->rows,
+                (unsigned long long)(sf->dropped_prompt + sf->dropped_long + sf->dropped_empty),
+                (unsigned long long)sf->dropped_prompt, (unsigned long long)sf->dropped_long,
+                (unsigned long long)sf->dropped_empty, (unsigned long long)sf->truncated);
+    else
+        dl_info("%llu documents, %llu tokens with EOS, %llu rows of %u, tail %s",
+                (unsigned long long)pre->docs, (unsigned long long)pre->tokens, (unsigned long long)pre->rows, L,
+                opt_keep_tail ? (pre->n_pad_rows ? "padded" : "empty") : "dropped");
+    if (pre && !opt_keep_tail && pre->tail_tokens)
+        dl_verbose("dropped a tail of %llu tokens", (unsigned long long)pre->tail_tokens);
+    if (vpath)
+        dl_info("split: %llu rows to %s, %llu held out to %s", (unsigned long long)sink->n_rows[0],
+                common.output, (unsigned long long)sink->n_rows[1], vpath);
+}
+
 int main(int argc, char **argv) {
     char err[1024];
     char **paths = NULL;
     int npaths = 0, rc;
     dl_prog_init("dllm-pack", argc, argv);
     if ((rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err)) < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-pack %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
 
@@ -135,12 +157,8 @@ int main(int argc, char **argv) {
     }
 
     /* input */
-    int is_stdin = npaths == 0 || (npaths == 1 && !strcmp(paths[0], "-"));
     dl_reader *r = NULL;
-    if ((rc = dl_reader_open(&r, paths, npaths, err, sizeof err)) ||
-        (rc = dl_reader_peek_header(r, err, sizeof err)) ||
-        (rc = dl_reader_expect(r, 1u << DL_KIND_TOKENS, err, sizeof err)))
-        dl_die(-rc, "%s", err);
+    if ((rc = dl_open_input(&r, paths, npaths, 1u << DL_KIND_TOKENS, err, sizeof err))) dl_die(-rc, "%s", err);
     const dl_header *ih = dl_reader_header(r);
     int64_t vocab = ih->has_tok ? ih->tok.vocab_size : -1;
     int64_t eos = opt_eos >= 0 ? opt_eos : (ih->has_tok ? ih->tok.eos_id : -1);
@@ -150,8 +168,7 @@ int main(int argc, char **argv) {
                 : (!sft && ih->has_tok && ih->tok.pad_id >= 0) ? ih->tok.pad_id : eos;
     if (pad > UINT32_MAX) dl_die(DL_EXIT_USAGE, "--pad-id out of range");
     uint64_t lo, hi;
-    if ((rc = dl_reader_slice(r, is_stdin, common.shard_i, common.shard_n, common.shard_given, &lo, &hi,
-                              err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((rc = dl_open_slice(r, paths, npaths, &common, &lo, &hi, err, sizeof err))) dl_die(-rc, "%s", err);
 
     /* outputs */
     dl_header oh;
@@ -167,19 +184,12 @@ int main(int argc, char **argv) {
     if (!sft && common.shard_n > 1 && hi != UINT64_MAX &&
         dl_header_set_extra_uint(&oh, "index_base", (uint64_t)common.shard_i << DL_INDEX_BASE_SHIFT, err, sizeof err))
         dl_die(DL_EXIT_IO, "%s", err);
-    dl_out_opts oo;
-    dl_common_out_opts(&common, &oo);
     dl_outset *train = NULL, *valid = NULL;
     char *vpath = NULL;
-    if ((rc = dl_outset_open(&train, common.output, (int)common.shards, &oo, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((rc = dl_open_output(&train, common.output, (int)common.shards, &common, &oh, err, sizeof err))) dl_die(-rc, "%s", err);
     if (opt_split) {
         if (!(vpath = heldout_path(common.output, (int)common.shards, split_name))) dl_die(DL_EXIT_IO, "out of memory");
-        if ((rc = dl_outset_open(&valid, vpath, 0, &oo, err, sizeof err))) { dl_outset_abort(train); dl_die(-rc, "%s", err); }
-    }
-    if (dl_outset_header(train, &oh) || (valid && dl_outset_header(valid, &oh))) {
-        dl_outset_abort(train);
-        if (valid) dl_outset_abort(valid);
-        dl_die(DL_EXIT_IO, "cannot write the output header");
+        if ((rc = dl_open_output(&valid, vpath, 0, &common, &oh, err, sizeof err))) { dl_outset_abort(train); dl_die(-rc, "%s", err); }
     }
     dl_header_free(&oh);
 
@@ -245,21 +255,7 @@ int main(int argc, char **argv) {
         dl_reader_close(r);
         dl_die(code, "%s", err);
     }
-    if (sft)
-        dl_info("%llu examples, %llu rows, %llu dropped (%llu prompt >= L, %llu too long, %llu empty), %llu truncated",
-                (unsigned long long)sf.examples, (unsigned long long)sf.rows,
-                (unsigned long long)(sf.dropped_prompt + sf.dropped_long + sf.dropped_empty),
-                (unsigned long long)sf.dropped_prompt, (unsigned long long)sf.dropped_long,
-                (unsigned long long)sf.dropped_empty, (unsigned long long)sf.truncated);
-    else
-        dl_info("%llu documents, %llu tokens with EOS, %llu rows of %u, tail %s",
-                (unsigned long long)pre.docs, (unsigned long long)pre.tokens, (unsigned long long)pre.rows, L,
-                opt_keep_tail ? (pre.n_pad_rows ? "padded" : "empty") : "dropped");
-    if (!sft && !opt_keep_tail && pre.tail_tokens)
-        dl_verbose("dropped a tail of %llu tokens", (unsigned long long)pre.tail_tokens);
-    if (opt_split)
-        dl_info("split: %llu rows to %s, %llu held out to %s", (unsigned long long)sink.n_rows[0],
-                common.output, (unsigned long long)sink.n_rows[1], vpath);
+    report(sft ? &sf : NULL, sft ? NULL : &pre, &sink, L, vpath);
     pack_sink_free(&sink);
     pack_pretrain_free(&pre);
     pack_sft_free(&sf);

@@ -67,7 +67,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 'j', DL_OPT_INT, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
     { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
     { "show", 0, DL_OPT_FLAG, &o_show, NULL, NULL, "redraw the first row's canvas on the terminal as it unmasks (never on stdout)", NULL },
     { "noise", 0, DL_OPT_STR, &o_noise, NULL, "FILE", "test hook: take the uniforms from FILE (raw little-endian float64, order in sample/sample.h)", NULL },
@@ -381,7 +381,7 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-sample", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-sample %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (o_prompts.n && npaths) dl_die(DL_EXIT_USAGE, "give either -p TEXT or input streams, not both");

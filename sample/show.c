@@ -32,6 +32,7 @@
 #include <utf8proc.h>
 #include "dl_log.h"
 #include "show.h"
+#include "show_internal.h"
 
 #define SHOW_MIN_INTERVAL 0.03  /* seconds between drawings */
 
@@ -41,29 +42,7 @@ static const char *const STYLE[K_N] = {"\033[0m", "\033[0;1m", "\033[0;1;33m", "
 static const char PLACEHOLDER[] = "\xe2\x96\x91";  /* U+2591 LIGHT SHADE */
 
 /* tests/unit/test_show.c sets this to draw into a memory stream */
-static int show_force_draw;
-
-struct show {
-    dl_tok *tok;              /* decode needs its scratch buffers (not const) */
-    uint32_t mask_id;
-    FILE *f;                  /* where we draw, NULL = nowhere */
-    FILE *own;                /* /dev/tty when we opened it */
-    int64_t anchor;           /* id prepended to each span, -1 = none */
-    size_t anchor_len;        /* bytes of the anchor's decoded text */
-    int lines_last;           /* lines the previous drawing printed */
-    int cols, rows;           /* 0 = ask the terminal (ioctl, then $COLUMNS/$LINES, then 80x24) */
-    double min_interval, t_last;
-    /* the deferred drawing */
-    uint32_t *canvas;
-    uint8_t *new_mask;
-    int n, cap, n_prompt, step, nfe, pending, have_new;
-    /* scratch */
-    dl_u32buf ids;
-    dl_strbuf text, body, out;
-    size_t *line_off;         /* body offset where each line starts */
-    int *line_kind;           /* style active at that line start */
-    int line_cap;
-};
+int show_force_draw;
 
 static int kind_of(const show *s, int i) {
     uint32_t id = s->canvas[i];

@@ -52,20 +52,7 @@
 #include "dl_rng.h"
 #include "score.h"
 
-struct sc_ctx {
-    sc_opts o;
-    dl_model m;                  /* owns its device (dl_model_open.h) */
-    dl_tok *tok;
-    int causal, shift, V;
-    uint32_t mask_id;
-    int rB, rT, rM;              /* reserved activation shape */
-    dl_batch b;                  /* ids / sel / targets / ce, host and device */
-    int32_t *h_row; int cap_row; /* MC row of each selected position */
-    float *h_logits; size_t cap_logits;
-    double *term, *tr; int *xi; int cap_term;   /* per MC row: term, t, masked count */
-    int *perm; int cap_T;
-    uint32_t *ans; size_t cap_ans;   /* conditional: the noisy answers of one group (b x T) */
-};
+#include "estimate_internal.h"
 
 void sc_opts_default(sc_opts *o) {
     memset(o, 0, sizeof *o);
@@ -123,7 +110,7 @@ void sc_close(sc_ctx *c) {
 
 /* Make room for a forward of B rows of T tokens with up to M selected
  * positions (and host scratch for T-long rows). */
-static int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
+int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
     if (T > c->m.cfg.max_seq_len)
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "sequence of %d tokens is longer than the model's "
                          "max_position_embeddings %d", T, c->m.cfg.max_seq_len);
@@ -164,7 +151,7 @@ static int ensure_terms(sc_ctx *c, int n, char *err, size_t errlen) {
 
 /* Activation bytes of one row of T tokens (every position selected) in
  * dl_model_reserve's block, and the rows a forward may hold. */
-static double row_bytes(const sc_ctx *c, int T) {
+double row_bytes(const sc_ctx *c, int T) {
     return (double)dl_model_acts_bytes(&c->m.cfg, 1, T, T, DL_ACTS_INFER);
 }
 static int rows_cap(const sc_ctx *c, int T) {
@@ -181,7 +168,7 @@ static int ensure_ans(sc_ctx *c, size_t n, char *err, size_t errlen) {
     return 0;
 }
 
-static int ensure_logits(sc_ctx *c, size_t n, char *err, size_t errlen) {
+int ensure_logits(sc_ctx *c, size_t n, char *err, size_t errlen) {
     if (n <= c->cap_logits) return 0;
     free(c->h_logits);
     c->h_logits = malloc(n * sizeof *c->h_logits);
@@ -200,12 +187,12 @@ static int check_ids(const sc_ctx *c, const uint32_t *ids, int n, const char *wh
 
 /* Forward of B rows x T ids (h_ids) with M selected positions (h_sel) and
  * targets (h_tgt); ce to h_ce. */
-static int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *err, size_t errlen) {
+int forward_ce(sc_ctx *c, int B, int T, int M, dl_attn_mask mask, char *err, size_t errlen) {
     return dl_batch_forward(&c->b, B, T, M, 0, 1, mask, 0, err, errlen);
 }
 
 /* Forward without targets; logits (M,V) to c->h_logits + off*V. */
-static int forward_logits(sc_ctx *c, int B, int T, int M, size_t off, dl_attn_mask mask, char *err, size_t errlen) {
+int forward_logits(sc_ctx *c, int B, int T, int M, size_t off, dl_attn_mask mask, char *err, size_t errlen) {
     int rc = dl_batch_forward(&c->b, B, T, M, 0, 0, mask, 0, err, errlen);
     if (rc) return rc;
     dl_batch_download_logits(&c->b, M, c->h_logits + off * c->V);
@@ -294,7 +281,7 @@ int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, 
 
 /* ---------------------------------------------------------------- conditional */
 /* x_i = ((round(k + i*T/b) - 1) mod T) + 1, round half to even, exact. */
-static int stratified_count(int k, int i, int T, int b) {
+int stratified_count(int k, int i, int T, int b) {
     long long num = (long long)k * b + (long long)i * T, q = num / b, r = num % b;
     if (2 * r > b || (2 * r == b && (q & 1))) q++;
     return (int)((q - 1) % T) + 1;

@@ -66,7 +66,7 @@ static const dl_opt OPTS[] = {
     { "no-strip", 0, DL_OPT_FLAG, &o_no_strip, NULL, NULL, "keep whitespace around the task's text fields", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 'j', DL_OPT_INT, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
     DL_COMMON_OPTS(&common),
     DL_OPTS_END
 };
@@ -273,7 +273,7 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-score", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-score %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (!o_model) dl_die(DL_EXIT_USAGE, "-m CKPT is required (see --help)");

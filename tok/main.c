@@ -29,7 +29,7 @@ static dl_opt OPTS[] = {
     { "split", 0, DL_OPT_STR, &cfg.split, NULL, "STR", "plain text: documents separated by STR, e.g. '<|endoftext|>' (-d: write STR after each)", NULL },
     { "jsonl", 0, DL_OPT_FLAG, &cfg.jsonl, NULL, NULL, "inputs are JSONL even without a .jsonl name (-d: write JSONL)", NULL },
     { "chat-template", 0, DL_OPT_STR, &cfg.chat_template, "auto", "NAME", "template for \"messages\": auto, plain, chatml, llama3, llada", NULL },
-    { "threads", 'j', DL_OPT_INT, &cfg.threads, "1", "N", "encoding threads (0 = all cores)", NULL },
+    { "threads", 'j', DL_OPT_THREADS, &cfg.threads, "1", "N", "encoding threads (0 = all cores)", NULL },
     { "Tokenizer", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "add-mask-token", 0, DL_OPT_FLAG, &cfg.add_mask, NULL, NULL, "add a mask token when the tokenizer has none: --add-mask-token=STR or --mask-token STR names it [<|mdm_mask|>]", NULL },
     { "save-tokenizer", 'T', DL_OPT_STR, &cfg.save_tok, NULL, "OUT.json", "write the tokenizer used (extended by --add-mask-token) to OUT.json", NULL },
@@ -165,18 +165,12 @@ int main(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     if (dl_opts_parse(OPTS, ac, av, &pos, &npos, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (cfg.common.help) {
-        dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION);
-        fputs("\n", stdout);
-        fputs(TK_CHAT_HELP, stdout);
-        return fclose(stdout) ? DL_EXIT_IO : 0;
-    }
+    if (cfg.common.help) return dl_opts_help_epilog(OPTS, SYNOPSIS, DESCRIPTION, TK_CHAT_HELP);
     if (cfg.common.version) { printf("dllm-tok %s\n", DL_VERSION); return fclose(stdout) ? DL_EXIT_IO : 0; }
     if (dl_common_finish(&cfg.common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (!cfg.tk_path) dl_die(DL_EXIT_USAGE, "-t TOK is required (a tokenizer.json or a checkpoint directory)");
     if (cfg.lines && cfg.split) dl_die(DL_EXIT_USAGE, "--lines and --split exclude each other");
     if (cfg.split && !*cfg.split) dl_die(DL_EXIT_USAGE, "--split needs a non-empty separator");
-    if (cfg.threads < 0 || cfg.threads > 1024) dl_die(DL_EXIT_USAGE, "--threads %lld: out of range [0, 1024]", cfg.threads);
     if (cfg.decode && (cfg.bos || cfg.eos || cfg.lines))
         dl_die(DL_EXIT_USAGE, "--bos, --eos and --lines are for encoding, not -d");
     if (!cfg.decode && (cfg.key || cfg.skip_special || cfg.ids_out || cfg.strict))

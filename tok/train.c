@@ -275,7 +275,7 @@ int tok_train_main(int argc, char **argv) {
     int npos = 0;
     int rc = dl_opts_parse(OPTS, argc, argv, &pos, &npos, err, sizeof err);
     if (rc) dl_die(-rc, "train: %s", err);
-    if (cfg.help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); free(pos); return 0; }
+    if (cfg.help) { free(pos); return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION); }
     if (cfg.version) { printf("dllm-tok %s\n", DL_VERSION); free(pos); return 0; }
     dl_verbosity = cfg.quiet ? 0 : 1 + cfg.verbose;
 

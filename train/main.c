@@ -47,7 +47,7 @@ static const dl_opt OPTS[] = {
     { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "autoregressive baseline: causal attention, next-token loss on x0 (same model)", NULL },
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "predict position i from hidden state i-1 (Dream; keeps an AR head's meaning)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 0, DL_OPT_INT, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
 
     { "Data", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "seq-len", 'L', DL_OPT_INT, &o_seq_len, NULL, "L", "expected row length (default: the data header's)", NULL },
@@ -225,7 +225,7 @@ int main(int argc, char **argv) {
     int npaths = 0, rc;
     dl_prog_init("dllm-train", argc, argv);
     if ((rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err)) < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (o_help) { dl_opts_usage(stdout, OPTS, SYNOPSIS, DESCRIPTION); return 0; }
+    if (o_help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (o_version) { printf("dllm-train %s\n", DL_VERSION); return 0; }
     dl_verbosity = o_quiet ? 0 : 1 + o_verbose;
     check_usage();

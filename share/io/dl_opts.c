@@ -83,6 +83,13 @@ static int set_value(const dl_opt *o, const char *arg, char *err, size_t errlen)
         break;
     }
     case DL_OPT_FUNC: rc = o->fn(arg, o->dst, err, errlen); break;
+    case DL_OPT_THREADS: {
+        long long *n = o->dst;
+        rc = dl_parse_int(arg, n, err, errlen);
+        if (!rc && (*n < 0 || *n > DL_THREADS_MAX))
+            rc = dl_seterr(err, errlen, -DL_EXIT_USAGE, "%lld: out of range [0, %d]", *n, DL_THREADS_MAX);
+        break;
+    }
     case DL_OPT_HEADING: break;
     }
     if (rc) dl_err_prefix(err, errlen, "--%s", o->name);
@@ -148,7 +155,7 @@ int dl_opts_parse(const dl_opt *opts, int argc, char **argv, char ***pos, int *n
 static const char *metavar(const dl_opt *o) {
     if (o->metavar) return o->metavar;
     switch (o->type) {
-    case DL_OPT_INT: return "N";
+    case DL_OPT_INT: case DL_OPT_THREADS: return "N";
     case DL_OPT_SIZE: return "SIZE";
     case DL_OPT_FLOAT: return "X";
     case DL_OPT_STR: case DL_OPT_STRLIST: case DL_OPT_FUNC: return "STR";
@@ -156,7 +163,7 @@ static const char *metavar(const dl_opt *o) {
     }
 }
 
-void dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char *description) {
+int dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char *description) {
     fprintf(f, "usage: %s\n", synopsis);
     if (description && *description) fprintf(f, "\n%s\n", description);
     int first = 1;
@@ -173,6 +180,26 @@ void dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char
         fputc('\n', f);
     }
     fprintf(f, "\n%s", DL_EXIT_HELP);
+    /* a closed or full stdout shows only at the flush; report it, not exit 0 */
+    if (fflush(f) || ferror(f)) return -DL_EXIT_IO;
+    return 0;
+}
+
+int dl_opts_help(const dl_opt *opts, const char *synopsis, const char *description) {
+    return dl_opts_help_epilog(opts, synopsis, description, NULL);
+}
+
+int dl_opts_help_epilog(const dl_opt *opts, const char *synopsis, const char *description,
+                        const char *epilog) {
+    errno = 0;
+    int rc = dl_opts_usage(stdout, opts, synopsis, description);
+    if (!rc && epilog) {
+        fprintf(stdout, "\n%s", epilog);
+        if (fflush(stdout) || ferror(stdout)) rc = -DL_EXIT_IO;
+    }
+    if (!rc) return 0;
+    dl_error("writing --help to stdout: %s", errno ? strerror(errno) : "write error");
+    return DL_EXIT_IO;
 }
 
 /* ------------------------------------------------------------------------ */

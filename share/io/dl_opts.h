@@ -26,6 +26,7 @@ typedef enum {
     DL_OPT_STR,      /* const char**: points into argv or `def` */
     DL_OPT_STRLIST,  /* dl_strlist*: repeatable, each occurrence appended */
     DL_OPT_FUNC,     /* custom: fn(arg, dst, err, errlen) returns 0 or -DL_EXIT_USAGE */
+    DL_OPT_THREADS,  /* long long*: a thread count in [0, DL_THREADS_MAX], 0 = the default */
     DL_OPT_HEADING   /* not an option: a section title in --help (name = title) */
 } dl_opt_type;
 
@@ -54,9 +55,20 @@ typedef struct {
 int dl_opts_parse(const dl_opt *opts, int argc, char **argv,
                   char ***pos, int *npos, char *err, size_t errlen);
 
+/* Largest --threads a DL_OPT_THREADS option accepts (more is a typo, not a machine). */
+#define DL_THREADS_MAX 1024
+
 /* Print "usage: SYNOPSIS\n\nDESCRIPTION\n\noptions:\n ..." and the exit-code
- * table to `f`. */
-void dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char *description);
+ * table to `f`, and flush it.  Returns 0, or -DL_EXIT_IO when `f` could not
+ * be written (closed, full; errno tells why). */
+int dl_opts_usage(FILE *f, const dl_opt *opts, const char *synopsis, const char *description);
+/* --help for a program's main: usage to stdout; returns the exit status,
+ * 0 or DL_EXIT_IO after dl_error() said why (`prog --help >&-`, > /dev/full). */
+int dl_opts_help(const dl_opt *opts, const char *synopsis, const char *description);
+/* The same with `epilog` (NULL = none) printed after the usage, e.g. a table
+ * of chat templates. */
+int dl_opts_help_epilog(const dl_opt *opts, const char *synopsis, const char *description,
+                        const char *epilog);
 
 /* Helpers shared by every program (parse a value the same way as the table). */
 int dl_parse_size(const char *s, uint64_t *out, char *err, size_t errlen);

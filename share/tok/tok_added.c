@@ -15,7 +15,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "tok_internal.h"
+#include "tok_added.h"
+#include "tok_engine.h"
+#include "tok_utf8.h"
+#include "tok_map.h"
+#include "tok_vocab.h"
+#include "tok_normalize.h"
+#include "tok_pretok.h"
 
 /* ---------------------------------------------------------------- sets */
 static const char *tok_text(const dl_tok *t, uint32_t i, int norm, size_t *n) {

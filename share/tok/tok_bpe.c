@@ -24,7 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "tok_internal.h"
+#include "tok_bpe.h"
+#include "tok_engine.h"
+#include "tok_utf8.h"
+#include "tok_map.h"
+#include "tok_bytelevel.h"
+#include "tok_vocab.h"
 
 #ifndef SMALL_WORD
 #define SMALL_WORD 48          /* symbols; above this the heap version runs */

@@ -23,7 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "tok_internal.h"
+#include "tok_decode.h"
+#include "tok_engine.h"
+#include "tok_utf8.h"
+#include "tok_regex.h"
+#include "tok_bytelevel.h"
+#include "tok_pretok.h"
 
 /* ---------------------------------------------------------------- parse */
 static int push_dec(dl_tok *t, tok_dec **out) {

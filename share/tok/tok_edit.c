@@ -15,7 +15,10 @@
 #include <string.h>
 #include <jansson.h>
 #include "dl_io.h"
-#include "tok_internal.h"
+#include "tok_engine.h"
+#include "tok_utf8.h"
+#include "tok_added.h"
+#include "tok_load.h"
 
 int64_t dl_tok_add_special(dl_tok *t, const char *content, char *err, size_t errlen) {
     size_t n = strlen(content);

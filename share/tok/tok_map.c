@@ -4,12 +4,12 @@
  *   Slots hold entry indexes; entries keep the 64-bit hash, so a probe
  *   compares bytes only on a full hash hit.  Load factor <= 1/2.
  * tok_pairmap: (left id, right id) -> (rank, merged id) for BPE merges,
- *   16-byte entries probed inline (see tok_pairmap_get in tok_internal.h).
+ *   16-byte entries probed inline (see tok_pairmap_get in tok_map.h).
  * Neither shrinks; tok_strmap_clear keeps the memory for reuse.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "tok_internal.h"
+#include "tok_map.h"
 
 static inline uint64_t mix(uint64_t a, uint64_t b) {
     __uint128_t r = (__uint128_t)a * b;

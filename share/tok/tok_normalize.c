@@ -11,7 +11,10 @@
 #include <string.h>
 #include <jansson.h>
 #include <utf8proc.h>
-#include "tok_internal.h"
+#include "tok_normalize.h"
+#include "tok_engine.h"
+#include "tok_utf8.h"
+#include "tok_regex.h"
 
 /* ---------------------------------------------------------------- parse */
 static int push_norm(dl_tok *t, tok_norm **out) {

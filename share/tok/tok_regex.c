@@ -17,7 +17,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "tok_internal.h"
+#include "tok_regex.h"
+#include "tok_utf8.h"
 
 static const char GPT2_PAT[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";

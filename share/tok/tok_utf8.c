@@ -11,7 +11,7 @@
  */
 #include <string.h>
 #include <utf8proc.h>
-#include "tok_internal.h"
+#include "tok_utf8.h"
 
 /* Second-byte range for lead byte c (0 len = invalid lead). */
 static int lead_info(unsigned c, unsigned *lo, unsigned *hi) {

@@ -1,5 +1,5 @@
-/* test_score.c — dllm-score's estimators (score/estimate.c, compiled into
- * this test by #include, since the Makefile links tests with libdllm only).
+/* test_score.c — dllm-score's estimators (score/estimate.c, linked from
+ * build/score/libscore.a; estimate_internal.h exposes its buffers).
  *
  * (a) ELBO convergence: a tiny model (vocab 8 with mask id 7, 2 layers,
  *     dim 16, hash weights as tests/ref/gen_model_fixture.py's weight())
@@ -27,15 +27,19 @@
  * Plus: no mask token -> -DL_EXIT_DATA, --mc 0 -> -DL_EXIT_USAGE, bad ids.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "dl_ckpt.h"
+#include "dl_io.h"
 #include "dl_log.h"
+#include "dl_rng.h"
 #include "dl_test.h"
 #include "dl_fixture_weights.h"
-#include "../../score/estimate.c"
+#include "estimate_internal.h"
 
 static char tmpdir[256];
 

@@ -4,13 +4,14 @@
  * printed, wrapping, clipping to the terminal height, deferred drawings, and
  * no control bytes from token text.  Tokenizers: share/data llama2
  * (SentencePiece, byte fallback) and gpt2 (byte-level).
- * sample/show.c is compiled into this test (programs are not in libdllm).
+ * sample/show.c comes from dllm-sample's archive (build/sample/libsample.a);
+ * show_internal.h exposes the canvas fields the test pins.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "dl_test.h"
 #include "dl_tok.h"
-#include "../../sample/show.c"
+#include "show_internal.h"
 
 static char *buf;
 static size_t buflen;

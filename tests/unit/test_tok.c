@@ -27,7 +27,7 @@
 #include "dl_test.h"
 #include "dl_tok.h"
 #include "dl_io.h"
-#include "tok_internal.h"
+#include "tok_utf8.h"
 
 static const char *REAL[] = { "gpt2", "llama2", "qwen3" };
 #define FIX "tests/data/tok/"
