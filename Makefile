@@ -91,7 +91,7 @@ endif
 endif # SKIP_DETECT
 
 # ---------------------------------------------------------------- sources
-LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/cpu/*.c)
+LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) $(wildcard kernels/ref/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libdllm.a
 PROG_DIRS := tok pack mask cat train sample score

@@ -243,7 +243,7 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
              ck && cpos && ctok && cconf && ubuf && newm && moff && mrow && scr;
     for (int t = 0; ok && t < nthr; t++) ok = !smp_scratch_init(&scr[t], V);
     if (!ok) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for a batch of %d rows", n); goto free_all; }
-    if ((rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, err, errlen))) goto free_all;
+    if ((rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, DL_ACTS_INFER, err, errlen))) goto free_all;
 
     for (;;) {
         /* 1. every unfinished row picks its next step */

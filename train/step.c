@@ -48,7 +48,7 @@ int train_step_init(train_step *s, dl_model *m, int B, int b, int T, char *err, 
         train_step_free(s);
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (micro-batch of %d rows x %d)", b, T);
     }
-    return dl_model_reserve(m, b, T, (int)n, err, errlen);
+    return dl_model_reserve(m, b, T, (int)n, DL_ACTS_TRAIN, err, errlen);
 }
 
 void train_step_free(train_step *s) {
