@@ -120,6 +120,7 @@ int main(int argc, char **argv) {
     size_t ND = (size_t)N * D, NF = (size_t)N * F, NK = (size_t)N * KV, NA = (size_t)B * Hq * T * T;
     float *x = mk(d, (size_t)(L + 1) * ND, 0), *h1 = mk(d, L * ND, 0), *r1 = mk(d, (size_t)L * N, 0);
     float *q = mk(d, L * ND, 0), *k = mk(d, L * NK, 0), *v = mk(d, L * NK, 0), *att = mk(d, L * NA, 0), *ao = mk(d, L * ND, 0);
+    float *lse = mk(d, (size_t)L * B * Hq * T, 0);   /* (L, B, Hq, T) attention log-sum-exp */
     float *x2 = mk(d, L * ND, 0), *h2 = mk(d, L * ND, 0), *r2 = mk(d, (size_t)L * N, 0);
     float *gt = mk(d, L * NF, 0), *up = mk(d, L * NF, 0), *sw = mk(d, L * NF, 0), *tmp = mk(d, ND, 0);
     float *hf = mk(d, ND, 0), *rf = mk(d, N, 0), *hs = mk(d, (size_t)M * D, 0), *logits = mk(d, (size_t)M * V, 0);
@@ -136,37 +137,37 @@ int main(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         if (s == 1) { memset(tacc, 0, sizeof tacc); t_all = now(); }   /* step 0 warms up */
         memset(G, 0, np * 4);
-        TIMED(T_EMB, dl_k_embedding_fwd(d, x, ids, emb, N, D));
+        TIMED(T_EMB, dl_k_embedding_fwd(d, DL_F32, x, ids, emb, N, D));
         for (int l = 0; l < L; l++) {
             float *w = lay + l * per_layer, *an = w, *mn = w + D, *wq = w + 2 * D, *wk = wq + (size_t)D * D,
                   *wv = wk + (size_t)KV * D, *wo = wv + (size_t)KV * D, *wg = wo + (size_t)D * D,
                   *wu = wg + (size_t)F * D, *wd = wu + (size_t)F * D;
             float *xl = x + l * ND, *xn = x + (l + 1) * ND;
-            TIMED(T_NORM, dl_k_rmsnorm_fwd(d, h1 + l * ND, r1 + l * N, xl, an, N, D, 1e-5f));
-            TIMED(T_QKV, dl_k_linear_fwd(d, q + l * ND, h1 + l * ND, wq, NULL, N, D, D);
-                         dl_k_linear_fwd(d, k + l * NK, h1 + l * ND, wk, NULL, N, D, KV);
-                         dl_k_linear_fwd(d, v + l * NK, h1 + l * ND, wv, NULL, N, D, KV));
-            TIMED(T_ROPE, dl_k_rope(d, q + l * ND, pos, N, Hq, E, 10000, DL_ROPE_HALF, 0);
-                          dl_k_rope(d, k + l * NK, pos, N, Hk, E, 10000, DL_ROPE_HALF, 0));
-            TIMED(T_ATT, dl_k_attention_fwd(d, ao + l * ND, att + l * NA, q + l * ND, k + l * NK, v + l * NK, NULL,
-                                            B, T, Hq, Hk, E, DL_ATTN_BIDIR, 0));
-            TIMED(T_O, dl_k_linear_fwd(d, tmp, ao + l * ND, wo, NULL, N, D, D));
-            TIMED(T_RES, dl_k_add(d, x2 + l * ND, xl, tmp, ND));
-            TIMED(T_NORM, dl_k_rmsnorm_fwd(d, h2 + l * ND, r2 + l * N, x2 + l * ND, mn, N, D, 1e-5f));
-            TIMED(T_MLP, dl_k_linear_fwd(d, gt + l * NF, h2 + l * ND, wg, NULL, N, D, F);
-                         dl_k_linear_fwd(d, up + l * NF, h2 + l * ND, wu, NULL, N, D, F));
-            TIMED(T_SWI, dl_k_swiglu_fwd(d, sw + l * NF, gt + l * NF, up + l * NF, N, F));
-            TIMED(T_MLP, dl_k_linear_fwd(d, tmp, sw + l * NF, wd, NULL, N, F, D));
-            TIMED(T_RES, dl_k_add(d, xn, x2 + l * ND, tmp, ND));
+            TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, h1 + l * ND, r1 + l * N, xl, an, N, D, 1e-5f));
+            TIMED(T_QKV, dl_k_linear_fwd(d, DL_F32, q + l * ND, h1 + l * ND, wq, NULL, N, D, D);
+                         dl_k_linear_fwd(d, DL_F32, k + l * NK, h1 + l * ND, wk, NULL, N, D, KV);
+                         dl_k_linear_fwd(d, DL_F32, v + l * NK, h1 + l * ND, wv, NULL, N, D, KV));
+            TIMED(T_ROPE, dl_k_rope(d, DL_F32, q + l * ND, pos, N, Hq, E, 10000, DL_ROPE_HALF, 0);
+                          dl_k_rope(d, DL_F32, k + l * NK, pos, N, Hk, E, 10000, DL_ROPE_HALF, 0));
+            TIMED(T_ATT, dl_k_attention_fwd(d, DL_F32, ao + l * ND, lse + (size_t)l * B * Hq * T, att + l * NA, q + l * ND,
+                                            k + l * NK, v + l * NK, NULL, B, T, Hq, Hk, E, DL_ATTN_BIDIR, 0));
+            TIMED(T_O, dl_k_linear_fwd(d, DL_F32, tmp, ao + l * ND, wo, NULL, N, D, D));
+            TIMED(T_RES, dl_k_add(d, DL_F32, x2 + l * ND, xl, tmp, ND));
+            TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, h2 + l * ND, r2 + l * N, x2 + l * ND, mn, N, D, 1e-5f));
+            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, gt + l * NF, h2 + l * ND, wg, NULL, N, D, F);
+                         dl_k_linear_fwd(d, DL_F32, up + l * NF, h2 + l * ND, wu, NULL, N, D, F));
+            TIMED(T_SWI, dl_k_swiglu_fwd(d, DL_F32, sw + l * NF, gt + l * NF, up + l * NF, N, F));
+            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, tmp, sw + l * NF, wd, NULL, N, F, D));
+            TIMED(T_RES, dl_k_add(d, DL_F32, xn, x2 + l * ND, tmp, ND));
         }
-        TIMED(T_NORM, dl_k_rmsnorm_fwd(d, hf, rf, x + L * ND, fnorm, N, D, 1e-5f));
-        TIMED(T_HEAD, dl_k_gather_rows(d, hs, hf, sel, M, D); dl_k_linear_fwd(d, logits, hs, head, NULL, M, D, V));
-        TIMED(T_XENT, dl_k_softmax_xent_fwd(d, ce, logits, tg, M, V); dl_k_softmax_xent_bwd(d, logits, dce, tg, M, V));
+        TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, hf, rf, x + L * ND, fnorm, N, D, 1e-5f));
+        TIMED(T_HEAD, dl_k_gather_rows(d, DL_F32, hs, hf, sel, M, D); dl_k_linear_fwd(d, DL_F32, logits, hs, head, NULL, M, D, V));
+        TIMED(T_XENT, dl_k_softmax_xent_fwd(d, DL_F32, ce, logits, tg, M, V); dl_k_softmax_xent_bwd(d, DL_F32, logits, dce, tg, M, V));
         /* backward */
-        TIMED(T_HEAD, dl_k_linear_bwd(d, dhs, ghead, NULL, logits, hs, head, M, D, V);
-                      memset(dh, 0, ND * 4); dl_k_scatter_add_rows(d, dh, dhs, sel, M, D));
+        TIMED(T_HEAD, dl_k_linear_bwd(d, DL_F32, dhs, ghead, NULL, logits, hs, head, M, D, V);
+                      memset(dh, 0, ND * 4); dl_k_scatter_add_rows(d, DL_F32, dh, dhs, sel, M, D));
         memset(dx, 0, ND * 4);
-        TIMED(T_NORM, dl_k_rmsnorm_bwd(d, dx, gfnorm, dh, x + L * ND, fnorm, rf, N, D));
+        TIMED(T_NORM, dl_k_rmsnorm_bwd(d, DL_F32, dx, gfnorm, dh, x + L * ND, fnorm, rf, N, D));
         for (int l = L - 1; l >= 0; l--) {
             float *w = lay + l * per_layer, *an = w, *mn = w + D, *wq = w + 2 * D, *wk = wq + (size_t)D * D,
                   *wv = wk + (size_t)KV * D, *wo = wv + (size_t)KV * D, *wg = wo + (size_t)D * D,
@@ -175,26 +176,27 @@ int main(int argc, char **argv) {
                   *gv = gk + (size_t)KV * D, *go = gv + (size_t)KV * D, *gg = go + (size_t)D * D,
                   *gu = gg + (size_t)F * D, *gd = gu + (size_t)F * D;
             /* dx holds d loss / d x_{l+1}; MLP branch */
-            TIMED(T_MLP, dl_k_linear_bwd(d, dsw, gd, NULL, dx, sw + l * NF, wd, N, F, D));
-            TIMED(T_SWI, dl_k_swiglu_bwd(d, dgt, dup, dsw, gt + l * NF, up + l * NF, N, F));
-            TIMED(T_MLP, dl_k_linear_bwd(d, dh, gg, NULL, dgt, h2 + l * ND, wg, N, D, F);
-                         dl_k_linear_bwd(d, tmp, gu, NULL, dup, h2 + l * ND, wu, N, D, F));
-            TIMED(T_RES, dl_k_add_inplace(d, dh, tmp, ND));
-            TIMED(T_NORM, dl_k_rmsnorm_bwd(d, dx, gmn, dh, x2 + l * ND, mn, r2 + l * N, N, D));
+            TIMED(T_MLP, dl_k_linear_bwd(d, DL_F32, dsw, gd, NULL, dx, sw + l * NF, wd, N, F, D));
+            TIMED(T_SWI, dl_k_swiglu_bwd(d, DL_F32, dgt, dup, dsw, gt + l * NF, up + l * NF, N, F));
+            TIMED(T_MLP, dl_k_linear_bwd(d, DL_F32, dh, gg, NULL, dgt, h2 + l * ND, wg, N, D, F);
+                         dl_k_linear_bwd(d, DL_F32, tmp, gu, NULL, dup, h2 + l * ND, wu, N, D, F));
+            TIMED(T_RES, dl_k_add_inplace(d, DL_F32, dh, tmp, ND));
+            TIMED(T_NORM, dl_k_rmsnorm_bwd(d, DL_F32, dx, gmn, dh, x2 + l * ND, mn, r2 + l * N, N, D));
             /* attention branch */
-            TIMED(T_O, dl_k_linear_bwd(d, dao, go, NULL, dx, ao + l * ND, wo, N, D, D));
-            TIMED(T_ATT, dl_k_attention_bwd(d, dq, dk, dv, scr, dao, att + l * NA, q + l * ND, k + l * NK, v + l * NK,
-                                            B, T, Hq, Hk, E));
-            TIMED(T_ROPE, dl_k_rope(d, dq, pos, N, Hq, E, 10000, DL_ROPE_HALF, 1);
-                          dl_k_rope(d, dk, pos, N, Hk, E, 10000, DL_ROPE_HALF, 1));
-            TIMED(T_QKV, dl_k_linear_bwd(d, dh, gq, NULL, dq, h1 + l * ND, wq, N, D, D);
-                         dl_k_linear_bwd(d, tmp, gk, NULL, dk, h1 + l * ND, wk, N, D, KV);
-                         dl_k_add_inplace(d, dh, tmp, ND);
-                         dl_k_linear_bwd(d, tmp, gv, NULL, dv, h1 + l * ND, wv, N, D, KV);
-                         dl_k_add_inplace(d, dh, tmp, ND));
-            TIMED(T_NORM, dl_k_rmsnorm_bwd(d, dx, gan, dh, x + l * ND, an, r1 + l * N, N, D));
+            TIMED(T_O, dl_k_linear_bwd(d, DL_F32, dao, go, NULL, dx, ao + l * ND, wo, N, D, D));
+            TIMED(T_ATT, dl_k_attention_bwd(d, DL_F32, dq, dk, dv, scr, dao, ao + l * ND, lse + (size_t)l * B * Hq * T,
+                                            att + l * NA, q + l * ND, k + l * NK, v + l * NK, NULL, B, T, Hq, Hk, E,
+                                            DL_ATTN_BIDIR, 0));
+            TIMED(T_ROPE, dl_k_rope(d, DL_F32, dq, pos, N, Hq, E, 10000, DL_ROPE_HALF, 1);
+                          dl_k_rope(d, DL_F32, dk, pos, N, Hk, E, 10000, DL_ROPE_HALF, 1));
+            TIMED(T_QKV, dl_k_linear_bwd(d, DL_F32, dh, gq, NULL, dq, h1 + l * ND, wq, N, D, D);
+                         dl_k_linear_bwd(d, DL_F32, tmp, gk, NULL, dk, h1 + l * ND, wk, N, D, KV);
+                         dl_k_add_inplace(d, DL_F32, dh, tmp, ND);
+                         dl_k_linear_bwd(d, DL_F32, tmp, gv, NULL, dv, h1 + l * ND, wv, N, D, KV);
+                         dl_k_add_inplace(d, DL_F32, dh, tmp, ND));
+            TIMED(T_NORM, dl_k_rmsnorm_bwd(d, DL_F32, dx, gan, dh, x + l * ND, an, r1 + l * N, N, D));
         }
-        TIMED(T_EMB, dl_k_embedding_bwd(d, gemb, dx, ids, N, D));
+        TIMED(T_EMB, dl_k_embedding_bwd(d, DL_F32, gemb, dx, ids, N, D));
         TIMED(T_OPT, double ss = dl_k_sumsq(d, G, np); (void)ss;
                      dl_k_adamw(d, P, G, Mm, Vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, 1.0f));
     }

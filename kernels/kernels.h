@@ -1,71 +1,118 @@
 /* kernels/kernels.h — every compute op of the dllm transformer, forward and
- * backward, behind one header.  kernels/cpu/ is the readable reference
- * (plain loops + OpenMP, CBLAS sgemm); kernels/cuda/ (issue 5/6) will
- * implement the same signatures and be tested against it.
+ * backward, behind one header, dispatched to a backend (kernels/backend.h):
+ *   kernels/cpu/  the production CPU backend (plain loops + OpenMP, CBLAS sgemm)
+ *   kernels/ref/  the reference backend: simplest loops, float64 sums, no
+ *                 threads, no BLAS; only tests use it (tests/unit/test_backend_ops.c
+ *                 checks every op of every backend against it)
+ *   kernels/cuda/ (issue 5/6) fills the same table.
  *
  * Conventions
- *  - Every op takes the backend handle first.  Every pointer is a DEVICE
- *    pointer (host memory on CPU, GPU memory on CUDA): no op reads host
- *    memory except through dl_dev_memcpy.  Ops that return a scalar to the
- *    host say so (they synchronise).
+ *  - Every op takes the device first.  Every pointer is a DEVICE pointer
+ *    (host memory on CPU / ref, GPU memory on CUDA): no op reads host
+ *    memory except through dl_dev_h2d / d2h.  Ops that return a scalar to
+ *    the host say so (they synchronise).
  *  - Shapes in the legend letters: N rows (= B*T tokens), D model dim,
  *    V vocab, Hq query heads, Hk key/value heads, E head dim, F MLP hidden,
  *    M selected (loss) positions.  Row-major; weights in Hugging Face
  *    nn.Linear layout (out_features, in_features).
+ *  - dtypes.  An op that reads or writes weights / activations takes ONE
+ *    storage dtype `dt` (DL_F32 or DL_BF16) for all of them: its inputs,
+ *    outputs and activation gradients (void * below).  Always float32
+ *    (float * below), whatever dt: weight gradients, master weights,
+ *    optimizer state, norm statistics (rstd), attention log-sum-exp and
+ *    probabilities, losses (ce, dce).  Arithmetic accumulates in float32 (or
+ *    wider).  Mixed storage meets only in dl_k_convert (e.g. fp32 master
+ *    weights -> a bf16 compute copy).  Why one dt per call: a backend then
+ *    states what it does as (op, dtype) pairs (dl_dev_supports) and every
+ *    kernel has one load / store type, not a combinatorial family.
+ *    Calling an op with a dtype the backend does not support is a bug
+ *    (asserts); callers check dl_dev_supports once at init.
  *  - Backward ops ACCUMULATE into weight gradients (dw += ...) and OVERWRITE
  *    input gradients (dx = ...) unless the comment says otherwise, so the
  *    caller zeroes weight grads once per optimizer step and can accumulate
  *    micro-batches.
- *  - fp32 everywhere on CPU.  fp32 master weights live apart from compute
- *    buffers (dl_model.h); a CUDA twin may compute in bf16 from a copy.
  */
 #ifndef DL_KERNELS_H
 #define DL_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
 
-/* ------------------------------------------------------------ backend */
-typedef enum { DL_DEV_CPU = 0, DL_DEV_CUDA = 1 } dl_dev_kind;
-typedef struct dl_dev dl_dev;     /* opaque: kind, threads, BLAS/cuBLAS handles, scratch */
+/* ------------------------------------------------------------ dtypes */
+typedef enum { DL_F32 = 0, DL_BF16 = 1, DL_NDTYPES = 2 } dl_dtype;
+size_t dl_dtype_size(dl_dtype dt);          /* 4, 2 */
+const char *dl_dtype_name(dl_dtype dt);     /* "f32", "bf16" */
 
-/* index: GPU ordinal (CUDA) or thread count (CPU, 0 = OpenMP default).
- * Returns 0 or -DL_EXIT_DEVICE (-4) with err set (e.g. CUDA not built). */
+/* ------------------------------------------------------------ ops (for dl_dev_supports) */
+typedef enum {
+    DL_OP_EMBEDDING_FWD, DL_OP_EMBEDDING_BWD, DL_OP_RMSNORM_FWD, DL_OP_RMSNORM_BWD,
+    DL_OP_LINEAR_FWD, DL_OP_LINEAR_FWD_SPLIT, DL_OP_LINEAR_BWD, DL_OP_ROPE, DL_OP_ATTENTION_FWD, DL_OP_ATTENTION_BWD,
+    DL_OP_ATTENTION_KV_FWD, DL_OP_SWIGLU_FWD, DL_OP_SWIGLU_BWD, DL_OP_ADD, DL_OP_ADD_INPLACE,
+    DL_OP_GATHER_ROWS, DL_OP_SCATTER_ADD_ROWS, DL_OP_COPY_2D, DL_OP_CONVERT, DL_OP_XENT_FWD, DL_OP_XENT_BWD,
+    DL_OP_SUMSQ, DL_OP_ADAMW, DL_OP_SCALE, DL_OP_SELECT_TOKENS,
+    DL_OP_COUNT
+} dl_op;
+const char *dl_op_name(dl_op op);           /* "linear_fwd" ... */
+
+/* ------------------------------------------------------------ device */
+typedef enum { DL_DEV_CPU = 0, DL_DEV_CUDA = 1, DL_DEV_REF = 2 } dl_dev_kind;
+typedef struct dl_dev dl_dev;     /* opaque: backend ops table + its state */
+
+/* index: GPU ordinal (CUDA) or thread count (CPU, 0 = OpenMP default; ref:
+ * ignored, always 1).  Picks the backend table by kind.  Returns 0 or
+ * -4 (= -DL_EXIT_DEVICE) with err set (e.g. CUDA not built). */
 int dl_dev_open(dl_dev **d, dl_dev_kind kind, int index, char *err, size_t errlen);
 void dl_dev_close(dl_dev *d);
 dl_dev_kind dl_dev_kind_of(const dl_dev *d);
 const char *dl_dev_describe(const dl_dev *d);   /* "cpu (2 threads, OpenBLAS 0.3.21)" */
-void *dl_dev_alloc(dl_dev *d, size_t bytes);    /* zero-filled; NULL on failure */
+/* 1 when the backend implements op for storage dtype dt (the fp32-only ops
+ * sumsq / adamw / scale answer for DL_F32; convert for any dt it converts
+ * to and from DL_F32). */
+int dl_dev_supports(const dl_dev *d, dl_op op, dl_dtype dt);
+void *dl_dev_alloc(dl_dev *d, size_t bytes);    /* zero-filled, 64-byte aligned; NULL on failure */
 void dl_dev_free(dl_dev *d, void *p);
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes);
 void dl_dev_h2d(dl_dev *d, void *dst, const void *src, size_t bytes);
 void dl_dev_d2h(dl_dev *d, void *dst, const void *src, size_t bytes);
-void dl_dev_d2d(dl_dev *d, void *dst, const void *src, size_t bytes);
+void dl_dev_d2d(dl_dev *d, void *dst, const void *src, size_t bytes);   /* may overlap */
 void dl_dev_sync(dl_dev *d);
-int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops use; CUDA: 1 */
+int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops use; others: 1 */
 /* CPU only, for tests and benchmarks: on = 1 routes every matmul through
  * OpenBLAS sgemm (the default when built with it), 0 through the plain-C
- * GEMM, -1 only asks.  Returns the setting now in effect (0 without OpenBLAS). */
+ * GEMM, -1 only asks.  Returns the setting now in effect (0 without
+ * OpenBLAS, and on other backends). */
 int dl_dev_cpu_blas(dl_dev *d, int on);
 
 /* ------------------------------------------------------------ embedding */
 /* out (N,D) = wte[ids[n]] ; ids (N) < V */
-void dl_k_embedding_fwd(dl_dev *d, float *out, const uint32_t *ids, const float *wte, int N, int D);
-/* dwte[ids[n]] += dout[n]  (deterministic: serial per vocab row) */
-void dl_k_embedding_bwd(dl_dev *d, float *dwte, const float *dout, const uint32_t *ids, int N, int D);
+void dl_k_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+/* dwte[ids[n]] += dout[n]  (deterministic: serial per vocab row).  dwte fp32. */
+void dl_k_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
 
 /* ------------------------------------------------------------ RMSNorm */
-/* y = x * rstd * w,  rstd (N) = 1/sqrt(mean(x^2) + eps) saved for backward */
-void dl_k_rmsnorm_fwd(dl_dev *d, float *y, float *rstd, const float *x, const float *w, int N, int D, float eps);
-/* dx (N,D) += ..., dw (D) += ...   (dx ACCUMULATES: it is the residual stream) */
-void dl_k_rmsnorm_bwd(dl_dev *d, float *dx, float *dw, const float *dy, const float *x, const float *w,
+/* y = x * rstd * w,  rstd (N, fp32) = 1/sqrt(mean(x^2) + eps) saved for backward */
+void dl_k_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
+                      float eps);
+/* dx (N,D) += ..., dw (D, fp32) += ...   (dx ACCUMULATES: it is the residual stream) */
+void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                       const float *rstd, int N, int D);
 
 /* ------------------------------------------------------------ linear */
 /* out (N,O) = inp (N,C) @ w (O,C)^T + bias (O) [bias may be NULL] */
-void dl_k_linear_fwd(dl_dev *d, float *out, const float *inp, const float *w, const float *bias, int N, int C, int O);
-/* dinp (N,C) = dout @ w  [dinp NULL: skip];  dw (O,C) += dout^T @ inp;  dbias (O) += sum dout [NULL: skip] */
-void dl_k_linear_bwd(dl_dev *d, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                     const float *w, int N, int C, int O);
+void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                     int N, int C, int O);
+/* A fused projection: w = [w_0; w_1; ...] adjacent row blocks (O_p, C) and
+ * bias = [b_0; b_1; ...] (or NULL), one linear whose output is split:
+ *   outs[p] (N, O_p) = inp @ w_p^T + b_p,   p < nparts (<= 4)
+ * (q|k|v and gate|up of dl_model.c).  A GPU backend runs ONE GEMM over the
+ * stacked weights; the CPU backend runs one GEMM per part, because its
+ * OpenBLAS panels make a fused GEMM round some elements differently
+ * (outputs must stay bit-identical to the unfused model). */
+void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, void *const *outs, const int *O_parts, int nparts,
+                           const void *inp, const void *w, const void *bias, int N, int C);
+/* dinp (N,C) = dout @ w  [dinp NULL: skip];  dw (O,C) += dout^T @ inp;
+ * dbias (O) += sum dout [NULL: skip].  dw, dbias fp32. */
+void dl_k_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                     const void *w, int N, int C, int O);
 
 /* ------------------------------------------------------------ RoPE */
 typedef enum {
@@ -73,9 +120,8 @@ typedef enum {
     DL_ROPE_PAIRS = 1   /* Meta / llama2.c: adjacent pairs (2i, 2i+1) */
 } dl_rope_layout;
 /* In place on x (N, H, E); pos (N) is each row's position.  freq_j = theta^(-2j/E).
- * inverse = 1 rotates by -angle (that is the backward: dx = R^T dy).
- * CPU: cos/sin come from a table the device keeps per (theta, E). */
-void dl_k_rope(dl_dev *d, float *x, const int32_t *pos, int N, int H, int E, float theta,
+ * inverse = 1 rotates by -angle (that is the backward: dx = R^T dy). */
+void dl_k_rope(dl_dev *d, dl_dtype dt, void *x, const int32_t *pos, int N, int H, int E, float theta,
                dl_rope_layout layout, int inverse);
 
 /* ------------------------------------------------------------ attention */
@@ -86,43 +132,72 @@ typedef enum {
 } dl_attn_mask;
 /* q (B,T,Hq,E), k/v (B,T,Hk,E), Hq % Hk == 0 (GQA: query head h uses kv head h/(Hq/Hk)).
  * lens (B): keys at positions >= lens[b] are invisible (random-length cut,
- * padding); NULL = all T.  out (B,T,Hq,E); att (B,Hq,T,T) softmax probs saved
- * for backward, invisible entries exactly 0 (a query with no visible key,
- * lens[b] = 0, gets all-zero probs and out = 0).  scale = 1/sqrt(E).
- * block: block size of DL_ATTN_BLOCK (> 0), ignored otherwise. */
-void dl_k_attention_fwd(dl_dev *d, float *out, float *att, const float *q, const float *k, const float *v,
-                        const int32_t *lens, int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int block);
-/* dq (B,T,Hq,E), dk/dv (B,T,Hk,E) overwritten.  scratch: (B,Hq,T,T) floats.
- * No mask argument: the visible keys are read off the zeros of att. */
-void dl_k_attention_bwd(dl_dev *d, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *att, const float *q, const float *k, const float *v,
-                        int B, int T, int Hq, int Hk, int E);
+ * padding); NULL = all T.  Visible keys of query i: [0, jmax(i)) with
+ * jmax = min(len, T | i+1 | (i/block+1)*block) for BIDIR | CAUSAL | BLOCK.
+ * scale = 1/sqrt(E).  block: block size of DL_ATTN_BLOCK (> 0), else ignored.
+ * out (B,T,Hq,E).  lse (B,Hq,T) fp32, always written: log sum_j exp(s_ij)
+ * over the visible keys (-inf for a query with none; its out is 0).
+ * att (B,Hq,T,T) fp32 softmax probabilities, OPTIONAL: NULL = not stored
+ * (flash-style backends); when given, invisible entries are exact 0. */
+void dl_k_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att, const void *q, const void *k,
+                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                        dl_attn_mask mask, int block);
+/* dq (B,T,Hq,E), dk/dv (B,T,Hk,E) overwritten.  out, lse: the forward's.
+ * att: the forward's probabilities or NULL (then they are recomputed from
+ * q, k and lse).  lens / mask / block as in the forward.  scratch: device
+ * memory of dl_k_attention_bwd_scratch_bytes(same shape, att != NULL). */
+void dl_k_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void *scratch, const void *dout,
+                        const void *out, const float *lse, const float *att, const void *q, const void *k,
+                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                        dl_attn_mask mask, int block);
+/* bytes of scratch the backward needs (CPU: (B,Hq,T,T) floats for dS, twice
+ * that when att is NULL; a flash backend: little or nothing) */
+size_t dl_k_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att);
+
+/* ------------------------------------------------------------ KV-cache attention */
+/* Incremental causal decoding (dl_model_forward_kv).  q, out (B,n,Hq,E): the
+ * n new queries of each row; kcache, vcache (B,Tmax,Hk,E) already hold the
+ * new tokens' keys / values at positions n_past[b] .. n_past[b]+n-1.
+ * n_past (B, device): tokens of row b before this call.  Query j of row b
+ * sees keys [0, n_past[b] + j] (clamped to Tmax); GQA as above; scale
+ * 1/sqrt(E).  Equals dl_k_attention_fwd DL_ATTN_CAUSAL on the whole prefix up
+ * to rounding.  No probabilities are kept (inference only). */
+void dl_k_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                           const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
 
 /* ------------------------------------------------------------ SwiGLU */
 /* out (N,F) = silu(gate) * up */
-void dl_k_swiglu_fwd(dl_dev *d, float *out, const float *gate, const float *up, int N, int F);
-void dl_k_swiglu_bwd(dl_dev *d, float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                     int N, int F);
+void dl_k_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
+void dl_k_swiglu_bwd(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *dout, const void *gate,
+                     const void *up, int N, int F);
 
-/* ------------------------------------------------------------ elementwise */
-void dl_k_add(dl_dev *d, float *y, const float *a, const float *b, size_t n);   /* y = a + b (y may alias) */
-void dl_k_add_inplace(dl_dev *d, float *y, const float *x, size_t n);           /* y += x */
+/* ------------------------------------------------------------ elementwise / copies */
+void dl_k_add(dl_dev *d, dl_dtype dt, void *y, const void *a, const void *b, size_t n);   /* y = a + b (y may alias) */
+void dl_k_add_inplace(dl_dev *d, dl_dtype dt, void *y, const void *x, size_t n);          /* y += x */
 /* out (M,D) = in[idx[m]];  idx (M) rows of in (N,D) */
-void dl_k_gather_rows(dl_dev *d, float *out, const float *in, const int32_t *idx, int M, int D);
+void dl_k_gather_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
 /* out[idx[m]] += in[m]  (idx may repeat: deterministic serial order) */
-void dl_k_scatter_add_rows(dl_dev *d, float *out, const float *in, const int32_t *idx, int M, int D);
+void dl_k_scatter_add_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
+/* dst[r*ld_dst + c] = src[r*ld_src + c] for r < rows, c < cols (elements):
+ * splits a fused projection's output (N, O1+O2+...) into its parts. */
+void dl_k_copy_2d(dl_dev *d, dl_dtype dt, void *dst, size_t ld_dst, const void *src, size_t ld_src,
+                  int rows, int cols);
+/* dst (n, dst_dt) = src (n, src_dt), rounding to nearest even into bf16 */
+void dl_k_convert(dl_dev *d, void *dst, dl_dtype dst_dt, const void *src, dl_dtype src_dt, size_t n);
 
 /* ------------------------------------------------------------ cross-entropy */
 /* The output head runs only on the M positions that carry loss: the caller
  * gathers their hidden states and calls dl_k_linear_fwd to get logits (M,V).
- * In place: logits -> softmax probs; ce (M) = -log p[target]  (float64 sum
- * inside for stability). suppress: nothing; targets (M) < V. */
-void dl_k_softmax_xent_fwd(dl_dev *d, float *ce, float *probs_inout, const uint32_t *targets, int M, int V);
-/* In place: probs -> dlogits = dce[m] * (p - onehot(target)).  dce (M) is
- * d loss / d ce_m, chosen by the caller (loss normalisation, 1/t, path loss). */
-void dl_k_softmax_xent_bwd(dl_dev *d, float *dlogits_inout, const float *dce, const uint32_t *targets, int M, int V);
+ * In place: logits -> softmax probs; ce (M, fp32) = -log p[target]
+ * (float64 sum inside for stability).  targets (M) < V. */
+void dl_k_softmax_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M,
+                           int V);
+/* In place: probs -> dlogits = dce[m] * (p - onehot(target)).  dce (M, fp32)
+ * is d loss / d ce_m, chosen by the caller (loss normalisation, 1/t, path loss). */
+void dl_k_softmax_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets,
+                           int M, int V);
 
-/* ------------------------------------------------------------ optimizer */
+/* ------------------------------------------------------------ optimizer (fp32 only) */
 /* sum of squares of x (n), returned to the host (synchronises). float64 accumulate. */
 double dl_k_sumsq(dl_dev *d, const float *x, size_t n);
 /* AdamW (Loshchilov & Hutter), torch.optim.AdamW's single-tensor path in
@@ -136,17 +211,6 @@ double dl_k_sumsq(dl_dev *d, const float *x, size_t n);
 void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
                 float b1, float b2, float eps, float wd, int step, float grad_scale);
 void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
-
-/* ------------------------------------------------------------ KV-cache attention */
-/* Incremental causal decoding (dl_model_forward_kv).  q, out (B,n,Hq,E): the
- * n new queries of each row; kcache, vcache (B,Tmax,Hk,E) already hold the
- * new tokens' keys / values at positions n_past[b] .. n_past[b]+n-1.
- * n_past (B, device): tokens of row b before this call.  Query j of row b
- * sees keys [0, n_past[b] + j] (clamped to Tmax); GQA as above; scale
- * 1/sqrt(E).  Equals dl_k_attention_fwd DL_ATTN_CAUSAL on the whole prefix up
- * to fp32 rounding.  No probabilities are kept (inference only). */
-void dl_k_attention_kv_fwd(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
-                           const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
 
 /* ------------------------------------------------------------ token selection */
 /* One candidate token (and its confidence) per selected position of a

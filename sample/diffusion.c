@@ -244,7 +244,7 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     if (!ok) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for a batch of %d rows", n); goto free_all; }
     if ((rc = dl_batch_reserve(&bt, m, nf * n, NB, nf * Mmax, err, errlen)) ||
         (rc = dl_select_init(&sel, m, &scfg, Mmax, 0, err, errlen)) ||
-        (rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, err, errlen)))
+        (rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, DL_ACTS_INFER, err, errlen)))
         goto free_all;
 
     for (;;) {

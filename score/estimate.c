@@ -117,7 +117,7 @@ int ensure(sc_ctx *c, int B, int T, int M, char *err, size_t errlen) {
     if (M < 1) M = 1;
     int nB = B > c->rB ? B : c->rB, nT = T > c->rT ? T : c->rT, nM = M > c->rM ? M : c->rM;
     if (nB != c->rB || nT != c->rT || nM != c->rM) {
-        int rc = dl_model_reserve(&c->m, nB, nT, nM, err, errlen);
+        int rc = dl_model_reserve(&c->m, nB, nT, nM, DL_ACTS_INFER, err, errlen);
         if (rc) return rc;
         c->rB = nB; c->rT = nT; c->rM = nM;
     }

@@ -37,7 +37,7 @@ int train_step_init(train_step *s, dl_model *m, int B, int b, int T, char *err, 
                                : dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (micro-batch of %d rows x %d)",
                                            b, T);
     if (rc) { train_step_free(s); return rc; }
-    return dl_model_reserve(m, b, T, (int)n, err, errlen);
+    return dl_model_reserve(m, b, T, (int)n, DL_ACTS_TRAIN, err, errlen);
 }
 
 void train_step_free(train_step *s) {

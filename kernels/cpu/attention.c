@@ -13,6 +13,13 @@
  *   dP = dO V^T ;  dS = P * (dP - rowsum(P * dP)) ;  dQ = s dS K
  *   dK = s sum_{h in g} dS_h^T Q_h ;  dV = sum_{h in g} P_h^T dO_h
  *
+ * The forward also writes lse_i = log sum_j exp(S_ij) (fp32, -inf for a row
+ * with no visible key) and stores P only when att != NULL (else each thread
+ * keeps its 64-row chunk of P in a buffer of its own, malloc'ed per call).
+ * The backward takes the forward's lse and either att (then P is read from
+ * it, as before) or NULL: then P is recomputed per (b, h) into the second
+ * half of scratch as P_ij = exp(s q_i.k_j - lse_i) on the visible keys of
+ * the mask, exact zeros elsewhere, and the rest runs unchanged.
  * Forward: OpenMP (dynamic) over (b, h, chunk of QC = 64 query rows) tasks.
  * Backward: OpenMP over the B*Hk (b, kv head g) tasks (fewer tasks than
  * threads leave threads idle: B = 1 with 2 kv heads uses 2); each does the
@@ -21,16 +28,19 @@
  * stays in cache) and dQ, then key chunks give dK and dV.  Every task calls
  * single-threaded sgemm (cpu_gemm_serial), and multiplies only the key
  * columns (or query rows) that can be non-zero: causal / block / len cuts
- * ~halve the FLOPs.  The backward has no mask argument: it recovers each
- * row's jmax as one past the last non-zero of P, which is exact for the
- * GEMM bounds (a zero of P contributes nothing).  NaN or inf in q, k, v
+ * ~halve the FLOPs.  Given att, the backward still bounds each row's GEMMs
+ * by one past the last non-zero of P (exact: a zero of P contributes
+ * nothing; and it keeps the results bit-identical to before the mask was
+ * passed); the mask decides the recomputed P's support.  NaN or inf in q, k, v
  * propagate to out (they are not masked away).
- * Does not: flash/tiled attention without the (T, T) matrix, dropout,
+ * Out of memory for the forward's private P buffers (att NULL) aborts
+ * (DL_K_ASSERT): the op has no error return.
+ * Does not: flash/tiled attention without a (T, T) scratch in the backward, dropout,
  * sliding windows, ALiBi, or a sink.
  */
 #include <math.h>
 #include <string.h>
-#include "dl_base.h"
+#include <stdlib.h>
 #include "cpu.h"
 
 #define QC 64
@@ -50,15 +60,31 @@ static int jmax_scan(const float *p, int T) {
     return j;
 }
 
-/* p[0..jm) = softmax(p[0..jm)), p[jm..T) = 0 */
-DL_CLONES static void softmax_row(float *p, int jm, int T) {
+/* p[0..jm) = softmax(p[0..jm)), p[jm..T) = 0; returns log sum exp (-inf when jm = 0) */
+DL_CLONES static float softmax_row(float *p, int jm, int T) {
+    float lse = -INFINITY;
     if (jm > 0) {
         float mx = cpu_row_max(p, jm);
-        float inv = 1.0f / cpu_row_exp_sum(p, jm, mx);
+        float sum = cpu_row_exp_sum(p, jm, mx);
+        float inv = 1.0f / sum;
 #pragma omp simd
         for (int j = 0; j < jm; j++) p[j] *= inv;
+        lse = mx + logf(sum);
     }
     memset(p + jm, 0, sizeof(float) * (size_t)(T - jm));
+    return lse;
+}
+
+/* p[0..jm) = exp(p[0..jm) - lse), p[jm..T) = 0: a forward row from its scores */
+DL_CLONES static void prob_row(float *p, int jm, int T, float lse) {
+#pragma omp simd
+    for (int j = 0; j < jm; j++) p[j] = cpu_expf(p[j] - lse);
+    memset(p + jm, 0, sizeof(float) * (size_t)(T - jm));
+}
+
+static int len_of(const int32_t *lens, int b, int T) {
+    int len = lens ? lens[b] : T;
+    return len > T ? T : len < 0 ? 0 : len;
 }
 
 /* in: s = dP row, p = P row.  out: s = P * (dP - sum(P dP)) on [0, m), 0 after */
@@ -69,42 +95,78 @@ DL_CLONES static void dsoftmax_row(float *s, const float *p, int m, int T) {
     memset(s + m, 0, sizeof(float) * (size_t)(T - m));
 }
 
-void dl_k_attention_fwd(dl_dev *d, float *out, float *att, const float *q, const float *k, const float *v,
-                        const int32_t *lens, int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int block) {
-    DL_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+void cpu_attention_fwd(dl_dev *d, dl_dtype dt, void *outv, float *lse, float *att, const void *qv, const void *kv,
+                       const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                       dl_attn_mask mask, int block) {
+    CPU_F32(dt);
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    float *out = outv;
+    const float *q = qv, *k = kv, *v = vv;
     const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
     const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     const float scale = 1.0f / sqrtf((float)E);
     const long ntask = (long)B * Hq * nc;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, (size_t)ntask, 1))
-    for (long t = 0; t < ntask; t++) {
-        int c = (int)(t % nc), h = (int)(t / nc % Hq), b = (int)(t / nc / Hq), g = h / rep;
-        int len = lens ? lens[b] : T;
-        if (len > T) len = T;
-        if (len < 0) len = 0;
-        int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
-        const float *Q = q + ((size_t)b * T * Hq + h) * E;
-        const float *K = k + ((size_t)b * T * Hk + g) * E;
-        const float *V = v + ((size_t)b * T * Hk + g) * E;
-        float *O = out + ((size_t)b * T * Hq + h) * E;
-        float *P = att + ((size_t)b * Hq + h) * T * T;
-        int kmax = 0;
+#pragma omp parallel num_threads(cpu_nthreads(d, (size_t)ntask, 1))
+    {
+        float *own = att ? NULL : malloc(sizeof(float) * (size_t)QC * T);   /* this thread's chunk of P */
+        DL_K_ASSERT(att || own);
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < ntask; t++) {
+            int c = (int)(t % nc), h = (int)(t / nc % Hq), b = (int)(t / nc / Hq), g = h / rep;
+            int len = len_of(lens, b, T);
+            int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
+            const float *Q = q + ((size_t)b * T * Hq + h) * E;
+            const float *K = k + ((size_t)b * T * Hk + g) * E;
+            const float *V = v + ((size_t)b * T * Hk + g) * E;
+            float *O = out + ((size_t)b * T * Hq + h) * E;
+            float *L = lse + ((size_t)b * Hq + h) * T;
+            /* P + i * T is row i of this (b, h): in att, or in the thread's chunk */
+            float *P = att ? att + ((size_t)b * Hq + h) * T * T : own - (size_t)i0 * T;
+            int kmax = 0;
+            for (int i = i0; i < i1; i++) {
+                int jm = jmax_of(i, len, T, mask, block);
+                if (jm > kmax) kmax = jm;
+            }
+            cpu_gemm_serial(d, 0, 1, n, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
+                            P + (size_t)i0 * T, T);
+            for (int i = i0; i < i1; i++) L[i] = softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
+            cpu_gemm_serial(d, 0, 0, n, E, kmax, 1.0f, P + (size_t)i0 * T, T, V, (int)ldk, 0.0f,
+                            O + i0 * ldq, (int)ldq);
+        }
+        free(own);
+    }
+}
+
+size_t cpu_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att) {
+    (void)d; (void)Hk; (void)E;
+    return sizeof(float) * (size_t)B * Hq * T * T * (have_att ? 1 : 2);
+}
+
+/* P of one (b, h) from scores and lse: P (T, T) = exp(s Q K^T - lse) on the mask */
+static void recompute_probs(const dl_dev *d, float *P, const float *Q, const float *K, const float *L, size_t ldq,
+                            size_t ldk, int len, int T, int E, float scale, dl_attn_mask mask, int block) {
+    for (int i0 = 0; i0 < T; i0 += QC) {
+        int i1 = i0 + QC < T ? i0 + QC : T, kmax = 0;
         for (int i = i0; i < i1; i++) {
             int jm = jmax_of(i, len, T, mask, block);
             if (jm > kmax) kmax = jm;
         }
-        cpu_gemm_serial(d, 0, 1, n, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
+        cpu_gemm_serial(d, 0, 1, i1 - i0, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
                         P + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++) softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
-        cpu_gemm_serial(d, 0, 0, n, E, kmax, 1.0f, P + (size_t)i0 * T, T, V, (int)ldk, 0.0f,
-                        O + i0 * ldq, (int)ldq);
+        for (int i = i0; i < i1; i++) prob_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T, L[i]);
     }
 }
 
-void dl_k_attention_bwd(dl_dev *d, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *att, const float *q, const float *k, const float *v,
-                        int B, int T, int Hq, int Hk, int E) {
-    DL_ASSERT(Hk > 0 && Hq % Hk == 0);
+void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dqv, void *dkv, void *dvv, void *scratch, const void *doutv,
+                       const void *outv, const float *lse, const float *att, const void *qv, const void *kv,
+                       const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                       dl_attn_mask mask, int block) {
+    CPU_F32(dt);
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    (void)outv;   /* rowsum(P dP) is taken from P itself, not from dO . O */
+    float *dq = dqv, *dk = dkv, *dv = dvv;
+    const float *dout = doutv, *q = qv, *k = kv, *v = vv;
+    float *Sall = scratch, *Pown = att ? NULL : Sall + (size_t)B * Hq * T * T;
     const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
     const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     const float scale = 1.0f / sqrtf((float)E);
@@ -120,8 +182,15 @@ void dl_k_attention_bwd(dl_dev *d, float *dq, float *dk, float *dv, float *scrat
             int h = g * rep + r;
             const float *dO = dout + ((size_t)b * T * Hq + h) * E;
             const float *Q = q + ((size_t)b * T * Hq + h) * E;
-            const float *P = att + ((size_t)b * Hq + h) * T * T;
-            float *S = scratch + ((size_t)b * Hq + h) * T * T;   /* dS of (b, h): cache-resident */
+            const float *P;
+            if (att) P = att + ((size_t)b * Hq + h) * T * T;
+            else {
+                float *Pw = Pown + ((size_t)b * Hq + h) * T * T;
+                recompute_probs(d, Pw, Q, K, lse + ((size_t)b * Hq + h) * T, ldq, ldk, len_of(lens, b, T), T, E,
+                                scale, mask, block);
+                P = Pw;
+            }
+            float *S = Sall + ((size_t)b * Hq + h) * T * T;   /* dS of (b, h): cache-resident */
             float *dQ = dq + ((size_t)b * T * Hq + h) * E;
             /* query chunks: dP -> dS, dQ = s dS K */
             for (int c = 0; c < nc; c++) {

@@ -6,7 +6,7 @@
  * n_past[b] .. n_past[b] + n - 1 (the caller writes them first).
  * Query j of row b (position n_past[b] + j) sees keys [0, n_past[b] + j],
  * clamped to Tmax; GQA: query head h reads kv head h / (Hq / Hk);
- * scale = 1/sqrt(E).  Same result as dl_k_attention_fwd DL_ATTN_CAUSAL over
+ * scale = 1/sqrt(E).  Same result as the full attention forward DL_ATTN_CAUSAL over
  * the whole prefix, up to fp32 rounding (no (T, T) matrix is kept: nothing
  * here has a backward).
  *
@@ -21,7 +21,6 @@
  */
 #include <math.h>
 #include <string.h>
-#include "dl_base.h"
 #include "cpu.h"
 
 #define KC 128          /* keys per online-softmax chunk */
@@ -62,9 +61,12 @@ DL_CLONES static void one_query(float *o, const float *q, const float *K, const 
     for (int e = 0; e < E; e++) o[e] = acc[e] * inv;
 }
 
-void dl_k_attention_kv_fwd(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
-                           const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
-    DL_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
+void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
+                          const void *vcv, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
+    CPU_F32(dt);
+    float *out = outv;
+    const float *q = qv, *kcache = kcv, *vcache = vcv;
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
     const int rep = Hq / Hk;
     const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     const float scale = 1.0f / sqrtf((float)E);

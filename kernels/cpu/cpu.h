@@ -1,4 +1,4 @@
-/* kernels/cpu/cpu.h — internals shared by the CPU kernels (not an API).
+/* kernels/cpu/cpu.h — internals shared by the CPU backend's files (not an API).
  *
  * Threading model (one pool): OpenMP owns every thread.  OpenBLAS is put in
  * single-threaded mode by dl_dev_open (openblas_set_num_threads(1)) and each
@@ -18,22 +18,66 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
-#include "kernels.h"
+#include "../backend.h"
 
-struct dl_dev {
-    dl_dev_kind kind;
-    int threads;          /* OpenMP threads every op uses (>= 1) */
+/* Backend state behind dl_dev.be (threads live in dl_dev itself). */
+typedef struct cpu_state {
     int use_blas;         /* 1: cblas_sgemm (only when built with OpenBLAS); 0: plain C */
-    char desc[160];       /* dl_dev_describe */
     /* RoPE cos/sin table (rope.c), the one scratch an op allocates itself:
      * rope_tab[(p * E/2 + j) * 2 + {0: cos, 1: sin}] for positions
      * p < rope_npos, built for (rope_theta, rope_E); rebuilt when those change
-     * or a larger position shows up; freed by dl_dev_close.  Ops on one
+     * or a larger position shows up; freed by cpu_close.  Ops on one
      * dl_dev are called from one host thread at a time. */
     float *rope_tab;
     int rope_npos, rope_E;
     float rope_theta;
-};
+} cpu_state;
+static inline cpu_state *cpu_st(const dl_dev *d) { return (cpu_state *)d->be; }
+
+/* The CPU backend supports DL_F32 storage only (dl_dev_supports says so). */
+#define CPU_F32(dt) DL_K_ASSERT((dt) == DL_F32)
+
+/* The ops of the table (backend.c); contracts in kernels.h. */
+void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+void cpu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
+void cpu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
+                     float eps);
+void cpu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
+                     const float *rstd, int N, int D);
+void cpu_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                    int N, int C, int O);
+void cpu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                    const void *inp, const void *w, int N, int C, int O);
+void cpu_rope(dl_dev *d, dl_dtype dt, void *x, const int32_t *pos, int N, int H, int E, float theta,
+              dl_rope_layout layout, int inverse);
+void cpu_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att, const void *q, const void *k,
+                       const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                       dl_attn_mask mask, int block);
+void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void *scratch, const void *dout,
+                       const void *out, const float *lse, const float *att, const void *q, const void *k,
+                       const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                       dl_attn_mask mask, int block);
+size_t cpu_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att);
+void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                          const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
+void cpu_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
+void cpu_swiglu_bwd(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *dout, const void *gate,
+                    const void *up, int N, int F);
+void cpu_add(dl_dev *d, dl_dtype dt, void *y, const void *a, const void *b, size_t n);
+void cpu_add_inplace(dl_dev *d, dl_dtype dt, void *y, const void *x, size_t n);
+void cpu_gather_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
+void cpu_scatter_add_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
+void cpu_copy_2d(dl_dev *d, dl_dtype dt, void *dst, size_t ld_dst, const void *src, size_t ld_src, int rows,
+                 int cols);
+void cpu_convert(dl_dev *d, void *dst, dl_dtype dst_dt, const void *src, dl_dtype src_dt, size_t n);
+void cpu_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M, int V);
+void cpu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets, int M,
+                  int V);
+double cpu_sumsq(dl_dev *d, const float *x, size_t n);
+void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
+               float b2, float eps, float wd, int step, float grad_scale);
+void cpu_scale(dl_dev *d, float *x, float s, size_t n);
+int cpu_select_tokens(dl_dev *d, const dl_select_args *a);
 
 /* Parallel GEMM: splits C into panels across d->threads OpenMP threads (small
  * problems run on the calling thread).  Must not be called from inside an

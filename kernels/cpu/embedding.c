@@ -10,7 +10,10 @@
 #include <string.h>
 #include "cpu.h"
 
-void dl_k_embedding_fwd(dl_dev *d, float *out, const uint32_t *ids, const float *wte, int N, int D) {
+void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, void *outv, const uint32_t *ids, const void *wtev, int N, int D) {
+    CPU_F32(dt);
+    float *out = outv;
+    const float *wte = wtev;
 #pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * D, 16384)) schedule(static)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * D, wte + (size_t)ids[n] * D, sizeof(float) * (size_t)D);
@@ -18,7 +21,9 @@ void dl_k_embedding_fwd(dl_dev *d, float *out, const uint32_t *ids, const float 
 
 #define SLICE 64   /* columns per task: a cache line multiple */
 
-void dl_k_embedding_bwd(dl_dev *d, float *dwte, const float *dout, const uint32_t *ids, int N, int D) {
+void cpu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *doutv, const uint32_t *ids, int N, int D) {
+    CPU_F32(dt);
+    const float *dout = doutv;
     int ns = (D + SLICE - 1) / SLICE;
 #pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * D, 16384)) schedule(static)
     for (int s = 0; s < ns; s++) {

@@ -120,7 +120,7 @@ void cpu_gemm_serial(const dl_dev *d, int ta, int tb, int M, int N, int K, float
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef DL_HAVE_OPENBLAS
-    if (d->use_blas) {
+    if (cpu_st(d)->use_blas) {
         if (K <= 0) {   /* CBLAS leaves C = beta C; keep "beta 0 overwrites" */
             cpu_gemm_plain(ta, tb, M, N, 0, alpha, A, lda, B, ldb, beta, C, ldc);
             return;

@@ -13,7 +13,11 @@
 #include <string.h>
 #include "cpu.h"
 
-void dl_k_linear_fwd(dl_dev *d, float *out, const float *inp, const float *w, const float *bias, int N, int C, int O) {
+void cpu_linear_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *inpv, const void *wv, const void *biasv,
+                    int N, int C, int O) {
+    CPU_F32(dt);
+    float *out = outv;
+    const float *inp = inpv, *w = wv, *bias = biasv;
     float beta = 0.0f;
     if (bias) {
 #pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)N * O, 32768))
@@ -25,8 +29,11 @@ void dl_k_linear_fwd(dl_dev *d, float *out, const float *inp, const float *w, co
 
 #define SLICE 64
 
-void dl_k_linear_bwd(dl_dev *d, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                     const float *w, int N, int C, int O) {
+void cpu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinpv, float *dw, float *dbias, const void *doutv,
+                    const void *inpv, const void *wv, int N, int C, int O) {
+    CPU_F32(dt);
+    float *dinp = dinpv;
+    const float *dout = doutv, *inp = inpv, *w = wv;
     if (dinp) cpu_gemm(d, 0, 0, N, C, O, 1.0f, dout, O, w, C, 0.0f, dinp, C);
     cpu_gemm(d, 1, 0, O, C, N, 1.0f, dout, O, inp, C, 1.0f, dw, C);
     if (dbias) {

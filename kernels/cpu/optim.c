@@ -1,9 +1,9 @@
 /* kernels/cpu/optim.c — global-norm pieces and AdamW.
  *
- *   dl_k_sumsq: sum of x^2 in float64 over fixed 64 Ki-element chunks
+ *   sumsq: sum of x^2 in float64 over fixed 64 Ki-element chunks
  *     (partials in a stack array, added in chunk order), so the result is
  *     the same bits whatever the thread count.
- *   dl_k_adamw: torch.optim.AdamW (single-tensor path), same operation
+ *   adamw: torch.optim.AdamW (single-tensor path), same operation
  *     order, float32 per element, scalars formed in float64 first:
  *       g  = grad * grad_scale
  *       p  = p * (1 - lr wd)                          param.mul_(1 - lr*wd)
@@ -26,7 +26,7 @@
 #define CHUNK 65536
 #define MAXCHUNKS 4096
 
-double dl_k_sumsq(dl_dev *d, const float *x, size_t n) {
+double cpu_sumsq(dl_dev *d, const float *x, size_t n) {
     if (n == 0) return 0.0;
     size_t per = CHUNK, nch = (n + per - 1) / per;
     if (nch > MAXCHUNKS) { per = (n + MAXCHUNKS - 1) / MAXCHUNKS; nch = (n + per - 1) / per; }
@@ -55,7 +55,7 @@ static double widen(float x) {
     return x;
 }
 
-void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
                 float b1, float b2, float eps, float wd, int step, float grad_scale) {
     const double B1 = widen(b1), B2 = widen(b2);
     const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);

@@ -12,7 +12,11 @@
 #include <math.h>
 #include "cpu.h"
 
-void dl_k_rmsnorm_fwd(dl_dev *d, float *y, float *rstd, const float *x, const float *w, int N, int D, float eps) {
+void cpu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *yv, float *rstd, const void *xv, const void *wv, int N, int D,
+                     float eps) {
+    CPU_F32(dt);
+    float *y = yv;
+    const float *x = xv, *w = wv;
 #pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * D, 16384)) schedule(static)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D;
@@ -29,8 +33,11 @@ void dl_k_rmsnorm_fwd(dl_dev *d, float *y, float *rstd, const float *x, const fl
 
 #define SLICE 64
 
-void dl_k_rmsnorm_bwd(dl_dev *d, float *dx, float *dw, const float *dy, const float *x, const float *w,
-                      const float *rstd, int N, int D) {
+void cpu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dxv, float *dw, const void *dyv, const void *xv, const void *wv,
+                     const float *rstd, int N, int D) {
+    CPU_F32(dt);
+    float *dx = dxv;
+    const float *dy = dyv, *x = xv, *w = wv;
     int nt = cpu_nthreads(d, (size_t)N * D, 16384);
 #pragma omp parallel num_threads(nt)
     {

@@ -8,14 +8,13 @@
  *   is R^T, i.e. the backward of the forward rotation.
  * f_j and the angle are float32 as in HF and llama2.c (powf, pos * f_j);
  * cos/sin of that float angle are taken in float64 and rounded.
- * cos/sin come from a per-device table over positions (cpu.h: rope_tab,
+ * cos/sin come from a per-device table over positions (cpu.h: cpu_state.rope_tab,
  * built on first use for (theta, E), 4096 positions or more); rows with a
  * negative or huge position compute their own.  OpenMP over rows; E <= 1024.
  * Does not: scaled / NTK / YaRN RoPE variants, partial rotary dims.
  */
 #include <math.h>
 #include <stdlib.h>
-#include "dl_base.h"
 #include "cpu.h"
 
 #define EMAX 1024
@@ -31,7 +30,8 @@ static void angles(float *cs, int32_t pos, const float *freq, int half) {
 
 /* the table of d->rope_tab for positions 0..maxpos, or NULL (then rows
  * compute their own angles: same values, slower) */
-static const float *table(dl_dev *d, int32_t maxpos, const float *freq, int E, float theta) {
+static const float *table(dl_dev *dv, int32_t maxpos, const float *freq, int E, float theta) {
+    cpu_state *d = cpu_st(dv);
     if (d->rope_tab && d->rope_E == E && d->rope_theta == theta && maxpos < d->rope_npos) return d->rope_tab;
     int npos = maxpos + 1 < 4096 ? 4096 : maxpos + 1;
     if (d->rope_E == E && d->rope_theta == theta && npos < 2 * d->rope_npos) npos = 2 * d->rope_npos;
@@ -42,14 +42,16 @@ static const float *table(dl_dev *d, int32_t maxpos, const float *freq, int E, f
     d->rope_theta = theta;
     if (!d->rope_tab) return NULL;
     float *tab = d->rope_tab;
-#pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)npos * E, 8192)) schedule(static)
+#pragma omp parallel for num_threads(cpu_nthreads(dv, (size_t)npos * E, 8192)) schedule(static)
     for (int p = 0; p < npos; p++) angles(tab + (size_t)p * E, p, freq, E / 2);
     return tab;
 }
 
-void dl_k_rope(dl_dev *d, float *x, const int32_t *pos, int N, int H, int E, float theta,
-               dl_rope_layout layout, int inverse) {
-    DL_ASSERT(E % 2 == 0 && E <= EMAX);
+void cpu_rope(dl_dev *d, dl_dtype dt, void *xv, const int32_t *pos, int N, int H, int E, float theta,
+              dl_rope_layout layout, int inverse) {
+    CPU_F32(dt);
+    DL_K_ASSERT(E % 2 == 0 && E <= EMAX);
+    float *x = xv;
     int half = E / 2;
     float freq[EMAX / 2];
     for (int j = 0; j < half; j++) freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)E);

@@ -1,4 +1,4 @@
-/* kernels/cpu/select.c — dl_k_select_tokens on the CPU: the candidate token
+/* kernels/cpu/select.c — token selection (dl_k_select_tokens) on the CPU: the candidate token
  * and confidence of each selected position of a sampler step (the rules are
  * in kernels.h, "token selection"; they are sample/pick.c's and ar.c's,
  * moved here so that full-vocabulary logits never leave the device).
@@ -229,7 +229,7 @@ static void select_one(const dl_select_args *a, int q, sel_scratch *s) {
     a->confidence[q] = confidence(a->conf, l, V, tok);
 }
 
-int dl_k_select_tokens(dl_dev *d, const dl_select_args *a) {
+int cpu_select_tokens(dl_dev *d, const dl_select_args *a) {
     if (a->M <= 0) return 0;
     int filt = a->temperature > 0 && a->draw != DL_SEL_ARGMAX &&
                ((a->top_k > 0 && a->top_k < a->V) || (a->top_p > 0 && a->top_p < 1) ||

@@ -10,7 +10,10 @@
 #include <math.h>
 #include "cpu.h"
 
-DL_CLONES void dl_k_swiglu_fwd(dl_dev *d, float *out, const float *gate, const float *up, int N, int F) {
+DL_CLONES void cpu_swiglu_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *gatev, const void *upv, int N, int F) {
+    CPU_F32(dt);
+    float *out = outv;
+    const float *gate = gatev, *up = upv;
     size_t n = (size_t)N * F;
 #pragma omp parallel for simd num_threads(cpu_nthreads(d, n, 16384)) schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -19,8 +22,11 @@ DL_CLONES void dl_k_swiglu_fwd(dl_dev *d, float *out, const float *gate, const f
     }
 }
 
-DL_CLONES void dl_k_swiglu_bwd(dl_dev *d, float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                     int N, int F) {
+DL_CLONES void cpu_swiglu_bwd(dl_dev *d, dl_dtype dt, void *dgatev, void *dupv, const void *doutv, const void *gatev,
+                              const void *upv, int N, int F) {
+    CPU_F32(dt);
+    float *dgate = dgatev, *dup = dupv;
+    const float *dout = doutv, *gate = gatev, *up = upv;
     size_t n = (size_t)N * F;
 #pragma omp parallel for simd num_threads(cpu_nthreads(d, n, 16384)) schedule(static)
     for (size_t i = 0; i < n; i++) {

@@ -24,7 +24,9 @@ DL_CLONES static float softmax_ce_row(float *z, uint32_t t, int V) {
     return (float)(log(sum) - (double)zt);
 }
 
-void dl_k_softmax_xent_fwd(dl_dev *d, float *ce, float *probs_inout, const uint32_t *targets, int M, int V) {
+void cpu_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_v, const uint32_t *targets, int M, int V) {
+    CPU_F32(dt);
+    float *probs_inout = probs_v;
 #pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)M * V, 16384))
     for (int m = 0; m < M; m++) {
         float *z = probs_inout + (size_t)m * V;
@@ -32,7 +34,9 @@ void dl_k_softmax_xent_fwd(dl_dev *d, float *ce, float *probs_inout, const uint3
     }
 }
 
-void dl_k_softmax_xent_bwd(dl_dev *d, float *dlogits_inout, const float *dce, const uint32_t *targets, int M, int V) {
+void cpu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_v, const float *dce, const uint32_t *targets, int M, int V) {
+    CPU_F32(dt);
+    float *dlogits_inout = dlogits_v;
 #pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)M * V, 16384))
     for (int m = 0; m < M; m++) {
         float *p = dlogits_inout + (size_t)m * V, g = dce[m];

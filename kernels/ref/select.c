@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "kphilox.h"
-#include "select.h"
+#include "ref.h"
 
 static double uniform(const dl_select_args *a, int q, uint64_t j) {
     uint64_t i = a->noise_base[q] + j;

@@ -7,15 +7,22 @@
  *    this file unchanged.  Host-side index arrays (RoPE positions) are built
  *    on the host and copied into the activation block with dl_dev_h2d.
  *  - Parameter block: tensors in Hugging Face order in m->tensors, but laid
- *    out decayed-first (see n_decay_params), 64-float aligned.  grads, adam_m
+ *    out decayed-first (see n_decay_params), 64-float aligned, except that
+ *    wk, wv follow wq (and bk, bv follow bq, w_up follows w_gate) with no
+ *    gap: each group is one matrix for one fused GEMM in the forward.  grads, adam_m
  *    and adam_v use the same offsets.  Tied models have no lm_head tensor:
  *    lm_head aliases embed, so the head's weight gradient and the embedding
  *    gradient accumulate into the same rows.
- *  - Activations (struct dl_acts): one allocation from dl_model_reserve with
- *    everything backward needs: per layer the residual input of each norm,
- *    rstd, the normed inputs of the linears, q/k/v after RoPE, attention
+ *  - Activations (struct dl_acts): one allocation from dl_model_reserve,
+ *    laid out by acts_layout (also dl_model_acts_bytes).  TRAIN: everything
+ *    backward needs: per layer the residual input of each norm, rstd, the
+ *    normed inputs of the linears, q/k/v after RoPE, attention lse and
  *    probs, attention output, gate/up and silu(gate)*up; then the head
- *    inputs at the M selected rows; then backward scratch.  The last forward's
+ *    inputs at the M selected rows; then backward scratch.  INFER: one
+ *    set of layer buffers reused by every layer, no probs, no scratch.
+ *  - Storage dtype m->dtype (kernels.h) is DL_F32: the ops run on the fp32
+ *    master weights directly.  A bf16 backend would add a compute copy
+ *    (dl_k_convert) and bf16 activations; not done here.  The last forward's
  *    ids / sel / targets are copied in (d2d), so the caller may reuse its
  *    buffers before backward.
  *  - Backward: d ce -> d logits (softmax_xent_bwd) -> head -> final norm at
@@ -39,7 +46,8 @@ static size_t align_up(size_t n) { return (n + ALIGN_F - 1) / ALIGN_F * ALIGN_F;
 typedef struct {
     float *res_in, *rstd1, *h1;          /* (N,D) (N) (N,D): attention-norm input / rstd / output */
     float *q, *k, *v;                    /* (N,Hq*E) (N,Hk*E) (N,Hk*E) after RoPE */
-    float *att;                          /* (B,Hq,T,T) probs */
+    float *lse;                          /* (B,Hq,T) attention log-sum-exp */
+    float *att;                          /* (B,Hq,T,T) probs; NULL (not kept) in INFER mode */
     float *ao;                           /* (N,Hq*E) attention output (o_proj input) */
     float *res_mid, *rstd2, *h2;         /* (N,D) (N) (N,D): MLP-norm input / rstd / output */
     float *gate, *up, *act;              /* (N,F) each; act = silu(gate)*up (down input) */
@@ -47,6 +55,7 @@ typedef struct {
 
 struct dl_acts {
     int B, T, M;                 /* capacity */
+    dl_acts_mode mode;           /* INFER: one layer_acts shared by all layers, no backward scratch */
     float *block; size_t n;      /* the one allocation (floats) */
     layer_acts *L;               /* host array of views (n_layers) */
     float *res_out;              /* (N,D) final residual */
@@ -54,17 +63,19 @@ struct dl_acts {
     int32_t *pos;                /* (N) RoPE positions */
     int32_t *sel;                /* (M) copy */
     uint32_t *targets;           /* (M) copy */
+    int32_t *lens;               /* (B) copy of the last forward's lens (backward reads them) */
     float *xg, *rstd_h, *hs;     /* (M,D) (M) (M,D) head input gathered / rstd / normed */
     float *logits;               /* (M,V) logits, then probs, then dlogits */
     float *tmp;                  /* (N, max(D, Hq*E)) forward linear output */
-    /* backward scratch */
+    /* backward scratch (TRAIN only) */
     float *dx, *dh, *dh2;        /* (N,D) */
     float *dq, *dk, *dv, *dao;   /* (N,Hq*E) (N,Hk*E) (N,Hk*E) (N,Hq*E) */
-    float *datt;                 /* (B,Hq,T,T) */
+    float *datt;                 /* (B,Hq,T,T) attention backward scratch */
     float *dgate, *dup, *dact;   /* (N,F) */
     float *dhs, *dxg;            /* (M,D) */
     /* the last forward */
-    int fB, fT, fM, f_valid, f_has_targets, pos_T, pos_N;
+    int fB, fT, fM, f_valid, f_has_targets, f_has_lens, f_block, pos_T, pos_N;
+    dl_attn_mask f_mask;
 };
 
 /* ---------------------------------------------------------------- tensors */
@@ -103,6 +114,18 @@ static int check_config(const dl_config *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* 1 for the second and later members of a fused projection (HF names) */
+static int joins_previous(const char *name) {
+    static const char *const tails[] = { "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                                         "self_attn.k_proj.bias", "self_attn.v_proj.bias", "mlp.up_proj.weight" };
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        size_t t = strlen(tails[i]);
+        if (n > t && !strcmp(name + n - t, tails[i])) return 1;
+    }
+    return 0;
+}
+
 static int build_tensors(dl_model *m) {
     const dl_config *c = &m->cfg;
     int cap = 0, D = c->dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->hidden_dim;
@@ -128,14 +151,19 @@ static int build_tensors(dl_model *m) {
     }
     if (add_tensor(m, &cap, "model.norm.weight", 1, D, 0, 0)) return -1;
     if (!c->tied && add_tensor(m, &cap, "lm_head.weight", 2, c->vocab_size, D, 1)) return -1;
-    /* offsets: decayed tensors first, then the rest */
+    /* offsets: decayed tensors first, then the rest.  A tensor that joins
+     * the previous one of a fused projection (k, v after q; up after gate;
+     * their biases likewise) starts right at its end, no padding, so
+     * [wq; wk; wv] and [w_gate; w_up] are each one (O, D) matrix for one GEMM. */
     size_t off = 0;
     for (int pass = 1; pass >= 0; pass--) {
         for (int i = 0; i < m->n_tensors; i++) {
             if (m->tensors[i].decay != pass) continue;
+            if (!joins_previous(m->tensors[i].name)) off = align_up(off);
             m->tensors[i].offset = off;
-            off += align_up(tensor_numel(&m->tensors[i]));
+            off += tensor_numel(&m->tensors[i]);
         }
+        off = align_up(off);
         if (pass == 1) m->n_decay_params = off;
     }
     m->n_params = off;
@@ -161,6 +189,11 @@ int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_
     if (rc) return rc;
     m->cfg = *c;
     m->dev = dev;
+    m->dtype = DL_F32;   /* compute in the fp32 master weights (CPU: bit-identical to before dtypes) */
+    for (int op = 0; op < DL_OP_COUNT; op++)
+        if (op != DL_OP_CONVERT && !dl_dev_supports(dev, (dl_op)op, m->dtype))
+            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in %s",
+                             dl_dev_describe(dev), dl_op_name((dl_op)op), dl_dtype_name(m->dtype));
     if (build_tensors(m)) {
         dl_model_free(m);
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of memory");
@@ -273,11 +306,69 @@ void dl_model_init_weights(dl_model *m, uint64_t seed) {
 }
 
 /* ---------------------------------------------------------------- reserve */
-int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t errlen) {
+/* The activation layout, in floats from the block start: counts only when
+ * a is NULL (dl_model_acts_bytes), else also sets a's views into a->block.
+ * TRAIN keeps every layer's forward buffers (backward reads them) and the
+ * backward scratch; INFER carves ONE set of layer buffers that every layer
+ * reuses in turn, no probabilities, no backward scratch. */
+static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode, struct dl_acts *a) {
+    size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
+           M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T,
+           LSE = (size_t)B * c->n_heads * T;
+    int train = mode == DL_ACTS_TRAIN;
+    size_t off = 0;
+#define CARVE(ptr, type, cnt) do { if (a) ptr = (type *)(a->block + off); off += align_up(cnt); } while (0)
+    for (int l = 0; l < (train ? c->n_layers : 1); l++) {
+        layer_acts *x = a ? &a->L[l] : NULL, dummy;
+        if (!x) x = &dummy;
+        CARVE(x->res_in, float, N * D); CARVE(x->rstd1, float, N); CARVE(x->h1, float, N * D);
+        CARVE(x->q, float, N * QD); CARVE(x->k, float, N * KD); CARVE(x->v, float, N * KD);
+        CARVE(x->lse, float, LSE);
+        if (train) { CARVE(x->att, float, ATT); }
+        CARVE(x->ao, float, N * QD);
+        CARVE(x->res_mid, float, N * D); CARVE(x->rstd2, float, N); CARVE(x->h2, float, N * D);
+        CARVE(x->gate, float, N * F); CARVE(x->up, float, N * F); CARVE(x->act, float, N * F);
+    }
+    if (a && !train)
+        for (int l = 1; l < c->n_layers; l++) a->L[l] = a->L[0];
+    struct dl_acts dummy_a, *z = a ? a : &dummy_a;
+    CARVE(z->res_out, float, N * D);
+    CARVE(z->ids, uint32_t, N); CARVE(z->pos, int32_t, N); CARVE(z->lens, int32_t, (size_t)B);
+    CARVE(z->sel, int32_t, M); CARVE(z->targets, uint32_t, M);
+    CARVE(z->xg, float, M * D); CARVE(z->rstd_h, float, M); CARVE(z->hs, float, M * D);
+    CARVE(z->logits, float, M * V);
+    CARVE(z->tmp, float, N * (D > QD ? D : QD));
+    if (train) {
+        CARVE(z->dx, float, N * D); CARVE(z->dh, float, N * D); CARVE(z->dh2, float, N * D);
+        CARVE(z->dq, float, N * QD); CARVE(z->dk, float, N * KD); CARVE(z->dv, float, N * KD);
+        CARVE(z->dao, float, N * QD); CARVE(z->datt, float, ATT);
+        CARVE(z->dgate, float, N * F); CARVE(z->dup, float, N * F); CARVE(z->dact, float, N * F);
+        CARVE(z->dhs, float, M * D); CARVE(z->dxg, float, M * D);
+    }
+#undef CARVE
+    return off;
+}
+
+size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
+    if (B <= 0 || T <= 0 || M_max < 0) return 0;
+    return acts_layout(c, B, T, M_max, mode, NULL) * sizeof(float);
+}
+
+int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, char *err, size_t errlen) {
     const dl_config *c = &m->cfg;
-    if (B <= 0 || T <= 0 || M_max < 0)
+    if (B <= 0 || T <= 0 || M_max < 0 || (mode != DL_ACTS_TRAIN && mode != DL_ACTS_INFER))
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bad activation shape B=%d T=%d M=%d", B, T, M_max);
-    if (m->acts && m->acts->B >= B && m->acts->T >= T && m->acts->M >= M_max) return 0;
+    /* a TRAIN block serves inference too; an INFER block never serves training */
+    if (m->acts && m->acts->B >= B && m->acts->T >= T && m->acts->M >= M_max &&
+        (m->acts->mode == DL_ACTS_TRAIN || mode == DL_ACTS_INFER))
+        return 0;
+    if (mode == DL_ACTS_TRAIN) {   /* the backend's attention backward must fit the (B,Hq,T,T) scratch */
+        size_t need = dl_k_attention_bwd_scratch_bytes(m->dev, B, T, c->n_heads, c->n_kv_heads, c->head_dim, 1);
+        if (need > sizeof(float) * (size_t)B * c->n_heads * T * T)
+            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: the %s attention backward needs %zu bytes of "
+                             "scratch, more than reserved", dl_dev_describe(m->dev), need);
+    }
     free_acts(m);
     struct dl_acts *a = calloc(1, sizeof *a);
     layer_acts *L = a ? calloc((size_t)c->n_layers, sizeof *L) : NULL;
@@ -286,60 +377,18 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t err
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of memory");
     }
     a->L = L;
-    a->B = B; a->T = T; a->M = M_max;
-    size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
-           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
-           M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T;
-    /* two passes: count, then carve */
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = 0;
-#define CARVE(ptr, type, cnt) do { if (pass) ptr = (type *)(a->block + off); off += align_up(cnt); } while (0)
-        for (int l = 0; l < c->n_layers; l++) {
-            layer_acts *x = &L[l];
-            CARVE(x->res_in, float, N * D); CARVE(x->rstd1, float, N); CARVE(x->h1, float, N * D);
-            CARVE(x->q, float, N * QD); CARVE(x->k, float, N * KD); CARVE(x->v, float, N * KD);
-            CARVE(x->att, float, ATT); CARVE(x->ao, float, N * QD);
-            CARVE(x->res_mid, float, N * D); CARVE(x->rstd2, float, N); CARVE(x->h2, float, N * D);
-            CARVE(x->gate, float, N * F); CARVE(x->up, float, N * F); CARVE(x->act, float, N * F);
-        }
-        CARVE(a->res_out, float, N * D);
-        CARVE(a->ids, uint32_t, N); CARVE(a->pos, int32_t, N);
-        CARVE(a->sel, int32_t, M); CARVE(a->targets, uint32_t, M);
-        CARVE(a->xg, float, M * D); CARVE(a->rstd_h, float, M); CARVE(a->hs, float, M * D);
-        CARVE(a->logits, float, M * V);
-        CARVE(a->tmp, float, N * (D > QD ? D : QD));
-        CARVE(a->dx, float, N * D); CARVE(a->dh, float, N * D); CARVE(a->dh2, float, N * D);
-        CARVE(a->dq, float, N * QD); CARVE(a->dk, float, N * KD); CARVE(a->dv, float, N * KD);
-        CARVE(a->dao, float, N * QD); CARVE(a->datt, float, ATT);
-        CARVE(a->dgate, float, N * F); CARVE(a->dup, float, N * F); CARVE(a->dact, float, N * F);
-        CARVE(a->dhs, float, M * D); CARVE(a->dxg, float, M * D);
-#undef CARVE
-        if (!pass) {
-            a->n = off;
-            a->block = dl_dev_alloc(m->dev, off * sizeof(float));
-            if (!a->block) {
-                free(L); free(a);
-                return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate activations (%.1f MB) "
-                                 "for batch %d x %d", off * 4.0 / 1e6, B, T);
-            }
-        }
+    a->B = B; a->T = T; a->M = M_max; a->mode = mode;
+    a->n = acts_layout(c, B, T, M_max, mode, NULL);
+    a->block = dl_dev_alloc(m->dev, a->n * sizeof(float));
+    if (!a->block) {
+        size_t n = a->n;
+        free(L); free(a);
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate activations (%.1f MB) "
+                         "for batch %d x %d", n * 4.0 / 1e6, B, T);
     }
+    acts_layout(c, B, T, M_max, mode, a);
     m->acts = a;
     return 0;
-}
-
-size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
-    (void)mode;
-    size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
-           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
-           M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T;
-    size_t per_layer = 4 * align_up(N * D) + 2 * align_up(N) + 2 * align_up(N * QD) + 2 * align_up(N * KD) +
-                       align_up(ATT) + 3 * align_up(N * F);
-    size_t n = (size_t)c->n_layers * per_layer + align_up(N * D) + 2 * align_up(N) + 2 * align_up(M) +
-               2 * align_up(M * D) + align_up(M) + align_up(M * V) + align_up(N * (D > QD ? D : QD)) +
-               3 * align_up(N * D) + 2 * align_up(N * QD) + 2 * align_up(N * KD) + align_up(ATT) +
-               3 * align_up(N * F) + 2 * align_up(M * D);
-    return n * sizeof(float);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -366,27 +415,31 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         a->pos_T = T; a->pos_N = N;
     }
     dl_dev_d2d(d, a->ids, ids, (size_t)N * sizeof *ids);
-    dl_k_embedding_fwd(d, a->L[0].res_in, a->ids, m->embed, N, D);
+    if (lens) dl_dev_d2d(d, a->lens, lens, (size_t)B * sizeof *lens);
+    const int32_t *lens_c = lens ? a->lens : NULL;
+    const dl_dtype dt = m->dtype;
+    dl_k_embedding_fwd(d, dt, a->L[0].res_in, a->ids, m->embed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         float *out = l + 1 < c->n_layers ? a->L[l + 1].res_in : a->res_out;
         dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, x->res_in, a->pos, N);
-        dl_k_attention_fwd(d, x->ao, x->att, x->q, x->k, x->v, lens, B, T, Hq, Hk, E, mask, block);
-        dl_k_linear_fwd(d, a->tmp, x->ao, p->wo, NULL, N, QD, D);
-        dl_k_add(d, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
+        dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
+        dl_k_linear_fwd(d, dt, a->tmp, x->ao, p->wo, NULL, N, QD, D);
+        dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
     }
     if (M > 0) {   /* head at the selected rows only */
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
-        dl_k_gather_rows(d, a->xg, a->res_out, a->sel, M, D);
-        dl_k_rmsnorm_fwd(d, a->hs, a->rstd_h, a->xg, m->final_norm, M, D, c->norm_eps);
-        dl_k_linear_fwd(d, a->logits, a->hs, m->lm_head, NULL, M, D, V);
+        dl_k_gather_rows(d, dt, a->xg, a->res_out, a->sel, M, D);
+        dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, m->final_norm, M, D, c->norm_eps);
+        dl_k_linear_fwd(d, dt, a->logits, a->hs, m->lm_head, NULL, M, D, V);
         if (targets) {
             dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
-            dl_k_softmax_xent_fwd(d, ce, a->logits, a->targets, M, V);
+            dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
         }
     }
+    a->f_has_lens = lens != NULL; a->f_mask = mask; a->f_block = block;
     a->fB = B; a->fT = T; a->fM = M;
     a->f_has_targets = targets != NULL;
     a->f_valid = 1;
@@ -406,66 +459,81 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     struct dl_acts *a = m->acts;
     dl_dev *d = m->dev;
     if (!m->grads) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward without gradients");
+    if (a && a->mode != DL_ACTS_TRAIN)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward after an inference-only reserve "
+                         "(dl_model_reserve DL_ACTS_INFER keeps nothing for backward)");
     if (!a || !a->f_valid || !a->f_has_targets)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward needs a forward with targets");
     a->f_valid = 0;   /* logits were overwritten in place: one backward per forward */
     int B = a->fB, T = a->fT, M = a->fM, N = B * T, D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads,
         E = c->head_dim, F = c->hidden_dim, V = c->vocab_size, QD = Hq * E, KD = Hk * E;
     if (M == 0) return 0;
+    const dl_dtype dt = m->dtype;
+    const int32_t *lens = a->f_has_lens ? a->lens : NULL;
     /* head: probs -> dlogits -> d hs -> d xg (final norm) -> scatter into dx */
-    dl_k_softmax_xent_bwd(d, a->logits, dce, a->targets, M, V);
-    dl_k_linear_bwd(d, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, m->lm_head, M, D, V);
+    dl_k_softmax_xent_bwd(d, dt, a->logits, dce, a->targets, M, V);
+    dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, m->lm_head, M, D, V);
     dl_dev_memset0(d, a->dxg, (size_t)M * D * sizeof(float));
-    dl_k_rmsnorm_bwd(d, a->dxg, G(m->final_norm), a->dhs, a->xg, m->final_norm, a->rstd_h, M, D);
+    dl_k_rmsnorm_bwd(d, dt, a->dxg, G(m->final_norm), a->dhs, a->xg, m->final_norm, a->rstd_h, M, D);
     dl_dev_memset0(d, a->dx, (size_t)N * D * sizeof(float));
-    dl_k_scatter_add_rows(d, a->dx, a->dxg, a->sel, M, D);
+    dl_k_scatter_add_rows(d, dt, a->dx, a->dxg, a->sel, M, D);
+    /* The fused weights [w_gate; w_up] and [wq; wk; wv] get their gradients
+     * from one linear_bwd per part, in the order of before the fusion: the
+     * input gradient of a fused GEMM would sum over a longer K and round
+     * differently (outputs must stay bit-identical). */
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         /* MLP: dx is d(res_out of this layer) */
-        dl_k_linear_bwd(d, a->dact, G(p->w_down), NULL, a->dx, x->act, p->w_down, N, F, D);
-        dl_k_swiglu_bwd(d, a->dgate, a->dup, a->dact, x->gate, x->up, N, F);
-        dl_k_linear_bwd(d, a->dh, G(p->w_gate), NULL, a->dgate, x->h2, p->w_gate, N, D, F);
-        dl_k_linear_bwd(d, a->dh2, G(p->w_up), NULL, a->dup, x->h2, p->w_up, N, D, F);
-        dl_k_add_inplace(d, a->dh, a->dh2, (size_t)N * D);
-        dl_k_rmsnorm_bwd(d, a->dx, G(p->mlp_norm), a->dh, x->res_mid, p->mlp_norm, x->rstd2, N, D);
+        dl_k_linear_bwd(d, dt, a->dact, G(p->w_down), NULL, a->dx, x->act, p->w_down, N, F, D);
+        dl_k_swiglu_bwd(d, dt, a->dgate, a->dup, a->dact, x->gate, x->up, N, F);
+        dl_k_linear_bwd(d, dt, a->dh, G(p->w_gate), NULL, a->dgate, x->h2, p->w_gate, N, D, F);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->w_up), NULL, a->dup, x->h2, p->w_up, N, D, F);
+        dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
+        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->mlp_norm), a->dh, x->res_mid, p->mlp_norm, x->rstd2, N, D);
         /* attention: dx is d(res_mid) */
-        dl_k_linear_bwd(d, a->dao, G(p->wo), NULL, a->dx, x->ao, p->wo, N, QD, D);
-        dl_k_attention_bwd(d, a->dq, a->dk, a->dv, a->datt, a->dao, x->att, x->q, x->k, x->v, B, T, Hq, Hk, E);
-        dl_k_rope(d, a->dq, a->pos, N, Hq, E, c->rope_theta, c->rope_layout, 1);
-        dl_k_rope(d, a->dk, a->pos, N, Hk, E, c->rope_theta, c->rope_layout, 1);
-        dl_k_linear_bwd(d, a->dh, G(p->wq), GB(p->bq), a->dq, x->h1, p->wq, N, D, QD);
-        dl_k_linear_bwd(d, a->dh2, G(p->wk), GB(p->bk), a->dk, x->h1, p->wk, N, D, KD);
-        dl_k_add_inplace(d, a->dh, a->dh2, (size_t)N * D);
-        dl_k_linear_bwd(d, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, p->wv, N, D, KD);
-        dl_k_add_inplace(d, a->dh, a->dh2, (size_t)N * D);
-        dl_k_rmsnorm_bwd(d, a->dx, G(p->attn_norm), a->dh, x->res_in, p->attn_norm, x->rstd1, N, D);
+        dl_k_linear_bwd(d, dt, a->dao, G(p->wo), NULL, a->dx, x->ao, p->wo, N, QD, D);
+        dl_k_attention_bwd(d, dt, a->dq, a->dk, a->dv, a->datt, a->dao, x->ao, x->lse, x->att, x->q, x->k, x->v,
+                           lens, B, T, Hq, Hk, E, a->f_mask, a->f_block);
+        dl_k_rope(d, dt, a->dq, a->pos, N, Hq, E, c->rope_theta, c->rope_layout, 1);
+        dl_k_rope(d, dt, a->dk, a->pos, N, Hk, E, c->rope_theta, c->rope_layout, 1);
+        dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), a->dq, x->h1, p->wq, N, D, QD);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), a->dk, x->h1, p->wk, N, D, KD);
+        dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, p->wv, N, D, KD);
+        dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
+        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->attn_norm), a->dh, x->res_in, p->attn_norm, x->rstd1, N, D);
     }
-    dl_k_embedding_bwd(d, G(m->embed), a->dx, a->ids, N, D);
+    dl_k_embedding_bwd(d, dt, G(m->embed), a->dx, a->ids, N, D);
     return 0;
 }
 
 /* ------------------------------------------------ blocks shared with the KV path */
+/* q|k|v (and gate|up) are ONE fused linear over the adjacent weights
+ * (dl_k_linear_fwd_split: a single GEMM where the backend gains from it). */
 void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
                       const float *x, const int32_t *pos, int N) {
     const dl_config *c = &m->cfg;
+    const dl_dtype dt = m->dtype;
     int D = c->dim, E = c->head_dim, QD = c->n_heads * E, KD = c->n_kv_heads * E;
-    dl_k_rmsnorm_fwd(m->dev, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
-    dl_k_linear_fwd(m->dev, q, h, p->wq, p->bq, N, D, QD);
-    dl_k_linear_fwd(m->dev, k, h, p->wk, p->bk, N, D, KD);
-    dl_k_linear_fwd(m->dev, v, h, p->wv, p->bv, N, D, KD);
-    dl_k_rope(m->dev, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
-    dl_k_rope(m->dev, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
+    void *const outs[3] = { q, k, v };
+    const int parts[3] = { QD, KD, KD };
+    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
+    dl_k_linear_fwd_split(m->dev, dt, outs, parts, 3, h, p->wq, p->bq, N, D);
+    dl_k_rope(m->dev, dt, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
+    dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
 }
 
 void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
                       float *gate, float *up, float *act, float *tmp, int N) {
     const dl_config *c = &m->cfg;
+    const dl_dtype dt = m->dtype;
     int D = c->dim, F = c->hidden_dim;
-    dl_k_rmsnorm_fwd(m->dev, h, rstd, res, p->mlp_norm, N, D, c->norm_eps);
-    dl_k_linear_fwd(m->dev, gate, h, p->w_gate, NULL, N, D, F);
-    dl_k_linear_fwd(m->dev, up, h, p->w_up, NULL, N, D, F);
-    dl_k_swiglu_fwd(m->dev, act, gate, up, N, F);
-    dl_k_linear_fwd(m->dev, tmp, act, p->w_down, NULL, N, F, D);
-    dl_k_add(m->dev, out, res, tmp, (size_t)N * D);
+    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, res, p->mlp_norm, N, D, c->norm_eps);
+    void *const outs[2] = { gate, up };
+    const int parts[2] = { F, F };
+    dl_k_linear_fwd_split(m->dev, dt, outs, parts, 2, h, p->w_gate, NULL, N, D);
+    dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
+    dl_k_linear_fwd(m->dev, dt, tmp, act, p->w_down, NULL, N, F, D);
+    dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
 }

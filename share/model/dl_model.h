@@ -9,8 +9,10 @@
  *   selected positions (the ones that carry loss, or that a sampler needs).
  *
  * Memory: parameters, gradients, AdamW m and v are each ONE device allocation
- * carved into named tensors (HF names, dl_model_tensors); activations are one
- * allocation sized by dl_model_reserve(B, T, M_max).  fp32 master weights
+ * carved into named tensors (HF names, dl_model_tensors); [wq; wk; wv],
+ * [bq; bk; bv] and [w_gate; w_up] are adjacent (one fused GEMM each);
+ * activations are one allocation sized by dl_model_reserve(B, T, M_max, mode)
+ * (dl_model_acts_bytes says how large beforehand).  fp32 master weights
  * (params) are what the optimizer updates; a CUDA backend keeps its bf16
  * compute copy apart (issue 5/6).
  *
@@ -68,17 +70,18 @@ typedef struct {
 
 typedef struct {
     float *attn_norm;   /* (D) */
-    float *wq, *wk, *wv;/* (Hq*E, D), (Hk*E, D), (Hk*E, D) */
-    float *bq, *bk, *bv;/* (Hq*E), (Hk*E), (Hk*E) or NULL */
+    float *wq, *wk, *wv;/* (Hq*E, D), (Hk*E, D), (Hk*E, D); adjacent: wq is also [wq; wk; wv] (Hq*E+2Hk*E, D) */
+    float *bq, *bk, *bv;/* (Hq*E), (Hk*E), (Hk*E) or NULL; adjacent like the weights */
     float *wo;          /* (D, Hq*E) */
     float *mlp_norm;    /* (D) */
-    float *w_gate, *w_up; /* (F, D) */
+    float *w_gate, *w_up; /* (F, D); adjacent: w_gate is also [w_gate; w_up] (2F, D) */
     float *w_down;      /* (D, F) */
 } dl_layer_params;
 
 typedef struct {
     dl_config cfg;
     dl_dev *dev;
+    dl_dtype dtype;           /* storage dtype of the ops (DL_F32; checked with dl_dev_supports at init) */
     size_t n_params;          /* floats */
     /* Block layout: every matrix (decay = 1) lies in [0, n_decay_params),
      * every norm / bias (decay = 0) in [n_decay_params, n_params), each
@@ -107,12 +110,17 @@ const dl_tensor *dl_model_tensor(const dl_model *m, const char *name);
  * Each tensor's stream is keyed by index = FNV-1a-64 of its HF name, so a
  * tensor's values do not depend on which other tensors exist (tied, bias). */
 void dl_model_init_weights(dl_model *m, uint64_t seed);
-/* Activations for up to B rows of T tokens and M_max selected positions. */
-int dl_model_reserve(dl_model *m, int B, int T, int M_max, char *err, size_t errlen);
-/* Bytes of the activation block dl_model_reserve(B, T, M_max) allocates
- * (mode: what the forwards will be used for; this version sizes both alike). */
+/* Activations for up to B rows of T tokens and M_max selected positions.
+ * TRAIN keeps what dl_model_backward needs (every layer's inputs, attention
+ * probabilities, backward scratch); INFER only what one forward needs (one
+ * layer's buffers reused by all layers): dl_model_backward after an INFER
+ * reserve returns -DL_EXIT_USAGE.  A reserve that fits the current block
+ * (same or smaller shape; TRAIN serves INFER too) keeps it.
+ * dl_model_acts_bytes: the bytes dl_model_reserve allocates for that shape
+ * (0 for a bad shape). */
 typedef enum { DL_ACTS_TRAIN = 0, DL_ACTS_INFER = 1 } dl_acts_mode;
 size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode);
+int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, char *err, size_t errlen);
 
 /* One forward pass.  All arrays are DEVICE pointers:
  *   ids (B*T)      input ids (xt for diffusion, x0 for causal)
@@ -137,10 +145,12 @@ void dl_model_zero_grads(dl_model *m);
 
 /* Layer blocks shared by dl_model_forward and dl_model_forward_kv (same
  * kernels, same order, so cached and full forwards agree):
- * qkv:  h = rmsnorm(x)·attn_norm (rstd saved); q, k, v = linear(h) (+bias);
- *       RoPE on q and k at positions pos (N).
- * mlp:  h = rmsnorm(res)·mlp_norm; out = res + down(silu(gate(h)) * up(h));
- *       out may alias res; tmp (N, D) scratch. */
+ * qkv:  h = rmsnorm(x)·attn_norm (rstd saved); q|k|v = ONE fused linear(h)
+ *       (+bias) over [wq; wk; wv] (dl_k_linear_fwd_split); RoPE on q and k
+ *       at positions pos (N).
+ * mlp:  h = rmsnorm(res)·mlp_norm; gate|up = ONE fused linear(h) over
+ *       [w_gate; w_up]; out = res + down(silu(gate) * up); out may alias
+ *       res; tmp (N, D) scratch. */
 void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
                       const float *x, const int32_t *pos, int N);
 void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,

@@ -129,7 +129,8 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_dev_h2d(d, kv->past, pos0, (size_t)B * sizeof *kv->past);
     dl_dev_h2d(d, kv->sel, kv->h_sel, (size_t)B * sizeof *kv->sel);
 
-    dl_k_embedding_fwd(d, kv->x, ids, m->embed, N, D);
+    const dl_dtype dt = m->dtype;
+    dl_k_embedding_fwd(d, dt, kv->x, ids, m->embed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, kv->x, kv->pos, N);
@@ -140,13 +141,13 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
             dl_dev_d2d(d, kv->kc[l] + dst, kv->k + src, bytes);
             dl_dev_d2d(d, kv->vc[l] + dst, kv->v + src, bytes);
         }
-        dl_k_attention_kv_fwd(d, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->past, B, n_new, Tm, Hq, Hk, E);
-        dl_k_linear_fwd(d, kv->tmp, kv->ao, p->wo, NULL, N, QD, D);
-        dl_k_add(d, kv->x, kv->x, kv->tmp, (size_t)N * D);
+        dl_k_attention_kv_fwd(d, dt, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->past, B, n_new, Tm, Hq, Hk, E);
+        dl_k_linear_fwd(d, dt, kv->tmp, kv->ao, p->wo, NULL, N, QD, D);
+        dl_k_add(d, dt, kv->x, kv->x, kv->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
-    dl_k_gather_rows(d, kv->xg, kv->x, kv->sel, B, D);
-    dl_k_rmsnorm_fwd(d, kv->hs, kv->rstd_h, kv->xg, m->final_norm, B, D, c->norm_eps);
-    dl_k_linear_fwd(d, logits, kv->hs, m->lm_head, NULL, B, D, V);
+    dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, B, D);
+    dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, m->final_norm, B, D, c->norm_eps);
+    dl_k_linear_fwd(d, dt, logits, kv->hs, m->lm_head, NULL, B, D, V);
     return 0;
 }

@@ -12,6 +12,9 @@
  * cross-entropy against a direct log-softmax, AdamW against a hand
  * computation and PyTorch's numbers, OpenBLAS vs plain-C GEMM on odd shapes,
  * bit-identical results across thread counts where the kernels promise it.
+ * The finite-difference checks run on the CPU backend and again on the
+ * reference backend (kernels/ref).  Every op of every backend against ref,
+ * in every dtype: tests/unit/test_backend_ops.c.
  * Small shapes: the whole file runs in well under a second.
  */
 #include <stdlib.h>
@@ -153,12 +156,12 @@ static void test_gemm(void) {
 typedef struct { const uint32_t *ids; const int32_t *idx; float *w, *out, *r; int N, D; } emb_ctx;
 static double emb_loss(void *c_) {
     emb_ctx *c = c_;
-    dl_k_embedding_fwd(D, c->out, c->ids, c->w, c->N, c->D);
+    dl_k_embedding_fwd(D, DL_F32, c->out, c->ids, c->w, c->N, c->D);
     return dotr(c->r, c->out, (size_t)c->N * c->D);
 }
 static double gather_loss(void *c_) {
     emb_ctx *c = c_;
-    dl_k_gather_rows(D, c->out, c->w, c->idx, c->N, c->D);
+    dl_k_gather_rows(D, DL_F32, c->out, c->w, c->idx, c->N, c->D);
     return dotr(c->r, c->out, (size_t)c->N * c->D);
 }
 
@@ -173,21 +176,21 @@ static void test_embedding(void) {
     for (int n = 0; n < N; n++) okf &= !memcmp(out + n * DD, w + ids[n] * DD, sizeof(float) * DD);
     DL_CHECK(okf, "embedding fwd copies rows");
     float *dw = frand((size_t)V * DD, -1, 1), *dw0 = fdup(dw, (size_t)V * DD);
-    dl_k_embedding_bwd(D, dw, r, ids, N, DD);
+    dl_k_embedding_bwd(D, DL_F32, dw, r, ids, N, DD);
     for (int i = 0; i < V * DD; i++) dw[i] -= dw0[i];   /* accumulates */
     fd_check("embedding bwd vs finite differences (repeated ids)", emb_loss, &c, w, (size_t)V * DD, dw);
     /* gather / scatter_add are the same pair on int32 indices */
     float *dg = fzero((size_t)V * DD);
-    dl_k_scatter_add_rows(D, dg, r, idx, N, DD);
+    dl_k_scatter_add_rows(D, DL_F32, dg, r, idx, N, DD);
     fd_check("gather_rows / scatter_add_rows vs finite differences", gather_loss, &c, w, (size_t)V * DD, dg);
     /* determinism across thread counts */
     float *a1 = fzero((size_t)V * DD), *a3 = fzero((size_t)V * DD);
-    dl_k_embedding_bwd(D1, a1, r, ids, N, DD);
-    dl_k_embedding_bwd(D3, a3, r, ids, N, DD);
+    dl_k_embedding_bwd(D1, DL_F32, a1, r, ids, N, DD);
+    dl_k_embedding_bwd(D3, DL_F32, a3, r, ids, N, DD);
     DL_CHECK(same_bits(a1, a3, (size_t)V * DD), "embedding bwd: 1 and 3 threads bit-identical");
     memset(a1, 0, sizeof(float) * V * DD); memset(a3, 0, sizeof(float) * V * DD);
-    dl_k_scatter_add_rows(D1, a1, r, idx, N, DD);
-    dl_k_scatter_add_rows(D3, a3, r, idx, N, DD);
+    dl_k_scatter_add_rows(D1, DL_F32, a1, r, idx, N, DD);
+    dl_k_scatter_add_rows(D3, DL_F32, a3, r, idx, N, DD);
     DL_CHECK(same_bits(a1, a3, (size_t)V * DD), "scatter_add_rows: 1 and 3 threads bit-identical");
     free(w); free(r); free(out); free(dw); free(dw0); free(dg); free(a1); free(a3);
 }
@@ -196,7 +199,7 @@ static void test_embedding(void) {
 typedef struct { float *x, *w, *y, *rstd, *r; int N, D; float eps; } rms_ctx;
 static double rms_loss(void *c_) {
     rms_ctx *c = c_;
-    dl_k_rmsnorm_fwd(D, c->y, c->rstd, c->x, c->w, c->N, c->D, c->eps);
+    dl_k_rmsnorm_fwd(D, DL_F32, c->y, c->rstd, c->x, c->w, c->N, c->D, c->eps);
     return dotr(c->r, c->y, (size_t)c->N * c->D);
 }
 
@@ -212,14 +215,14 @@ static void test_rmsnorm(void) {
     }
     dl_tcheck("rmsnorm fwd vs float64", c.y, ref, N * DD, 1e-6f, 1e-5f, 1e-10);
     float *dx = frand(N * DD, -1, 1), *dx0 = fdup(dx, N * DD), *dw = frand(DD, -1, 1), *dw0 = fdup(dw, DD);
-    dl_k_rmsnorm_bwd(D, dx, dw, c.r, c.x, c.w, c.rstd, N, DD);
+    dl_k_rmsnorm_bwd(D, DL_F32, dx, dw, c.r, c.x, c.w, c.rstd, N, DD);
     for (int i = 0; i < N * DD; i++) dx[i] -= dx0[i];
     for (int i = 0; i < DD; i++) dw[i] -= dw0[i];
     fd_check("rmsnorm bwd dx (accumulated) vs finite differences", rms_loss, &c, c.x, N * DD, dx);
     fd_check("rmsnorm bwd dw (accumulated) vs finite differences", rms_loss, &c, c.w, DD, dw);
     float *a1 = fzero(N * DD), *a3 = fzero(N * DD), *w1 = fzero(DD), *w3 = fzero(DD);
-    dl_k_rmsnorm_bwd(D1, a1, w1, c.r, c.x, c.w, c.rstd, N, DD);
-    dl_k_rmsnorm_bwd(D3, a3, w3, c.r, c.x, c.w, c.rstd, N, DD);
+    dl_k_rmsnorm_bwd(D1, DL_F32, a1, w1, c.r, c.x, c.w, c.rstd, N, DD);
+    dl_k_rmsnorm_bwd(D3, DL_F32, a3, w3, c.r, c.x, c.w, c.rstd, N, DD);
     DL_CHECK(same_bits(a1, a3, N * DD) && same_bits(w1, w3, DD), "rmsnorm bwd: 1 and 3 threads bit-identical");
     free(c.x); free(c.w); free(c.y); free(c.rstd); free(c.r); free(ref);
     free(dx); free(dx0); free(dw); free(dw0); free(a1); free(a3); free(w1); free(w3);
@@ -229,7 +232,7 @@ static void test_rmsnorm(void) {
 typedef struct { float *inp, *w, *b, *out, *r; int N, C, O; } lin_ctx;
 static double lin_loss(void *c_) {
     lin_ctx *c = c_;
-    dl_k_linear_fwd(D, c->out, c->inp, c->w, c->b, c->N, c->C, c->O);
+    dl_k_linear_fwd(D, DL_F32, c->out, c->inp, c->w, c->b, c->N, c->C, c->O);
     return dotr(c->r, c->out, (size_t)c->N * c->O);
 }
 
@@ -253,7 +256,7 @@ static void test_linear_once(int N, int C, int O, int with_bias, int with_dinp, 
     float *dinp = with_dinp ? frand((size_t)N * C, 5, 6) : NULL;   /* garbage: overwritten */
     float *dw = frand((size_t)O * C, -1, 1), *dw0 = fdup(dw, (size_t)O * C);
     float *db = with_bias ? frand(O, -1, 1) : NULL, *db0 = with_bias ? fdup(db, O) : NULL;
-    dl_k_linear_bwd(D, dinp, dw, db, c.r, c.inp, c.w, N, C, O);
+    dl_k_linear_bwd(D, DL_F32, dinp, dw, db, c.r, c.inp, c.w, N, C, O);
     for (int i = 0; i < O * C; i++) dw[i] -= dw0[i];
     if (with_bias) for (int i = 0; i < O; i++) db[i] -= db0[i];
     if (with_dinp) {
@@ -284,11 +287,11 @@ static void test_linear(void) {
         float *x = frand(N * C, -1, 1), *w = frand(O * C, -1, 1), *b = frand(O, -1, 1), *g = frand(N * O, -1, 1);
         float *o1 = fzero(N * O), *o2 = fzero(N * O), *di1 = fzero(N * C), *di2 = fzero(N * C);
         float *dw1 = fzero(O * C), *dw2 = fzero(O * C), *db1 = fzero(O), *db2 = fzero(O);
-        dl_k_linear_fwd(D, o1, x, w, b, N, C, O);
-        dl_k_linear_bwd(D, di1, dw1, db1, g, x, w, N, C, O);
+        dl_k_linear_fwd(D, DL_F32, o1, x, w, b, N, C, O);
+        dl_k_linear_bwd(D, DL_F32, di1, dw1, db1, g, x, w, N, C, O);
         dl_dev_cpu_blas(D, 0);
-        dl_k_linear_fwd(D, o2, x, w, b, N, C, O);
-        dl_k_linear_bwd(D, di2, dw2, db2, g, x, w, N, C, O);
+        dl_k_linear_fwd(D, DL_F32, o2, x, w, b, N, C, O);
+        dl_k_linear_bwd(D, DL_F32, di2, dw2, db2, g, x, w, N, C, O);
         dl_dev_cpu_blas(D, 1);
         dl_tcheck("linear 301x77x131 fwd: OpenBLAS vs plain C", o1, o2, N * O, 1e-4f, 1e-5f, 1e-10);
         dl_tcheck("linear 301x77x131 dinp: OpenBLAS vs plain C", di1, di2, N * C, 1e-4f, 1e-5f, 1e-10);
@@ -305,7 +308,7 @@ static double rope_loss(void *c_) {
     rope_ctx *c = c_;
     size_t n = (size_t)c->N * c->H * c->E;
     memcpy(c->y, c->x, sizeof(float) * n);
-    dl_k_rope(D, c->y, c->pos, c->N, c->H, c->E, 10000.0f, c->lay, 0);
+    dl_k_rope(D, DL_F32, c->y, c->pos, c->N, c->H, c->E, 10000.0f, c->lay, 0);
     return dotr(c->r, c->y, n);
 }
 
@@ -336,7 +339,7 @@ static void test_rope(void) {
             int32_t pneg[N + 1] = { -2, 0, 1, 7, 100, 255 };
             float *xx = fzero(n + H * E);
             memcpy(xx + H * E, c.x, sizeof(float) * n);
-            dl_k_rope(D, xx, pneg, N + 1, H, E, 10000.0f, (dl_rope_layout)lay, 0);
+            dl_k_rope(D, DL_F32, xx, pneg, N + 1, H, E, 10000.0f, (dl_rope_layout)lay, 0);
             snprintf(nm, sizeof nm, "rope %s without the table (negative position) = with it", ln);
             DL_CHECK(same_bits(xx + H * E, c.y, n), "%s", nm);
             free(xx);
@@ -352,12 +355,12 @@ static void test_rope(void) {
         DL_CHECK(okn, "%s", nm);
         /* inverse undoes forward */
         float *z = fdup(c.y, n);
-        dl_k_rope(D, z, pos, N, H, E, 10000.0f, (dl_rope_layout)lay, 1);
+        dl_k_rope(D, DL_F32, z, pos, N, H, E, 10000.0f, (dl_rope_layout)lay, 1);
         snprintf(nm, sizeof nm, "rope %s inverse(forward(x)) = x", ln);
         dl_tcheck(nm, z, c.x, n, 1e-6f, 1e-5f, 1e-12);
         /* backward = inverse rotation of the upstream gradient */
         float *g = fdup(c.r, n);
-        dl_k_rope(D, g, pos, N, H, E, 10000.0f, (dl_rope_layout)lay, 1);
+        dl_k_rope(D, DL_F32, g, pos, N, H, E, 10000.0f, (dl_rope_layout)lay, 1);
         snprintf(nm, sizeof nm, "rope %s backward (inverse) vs finite differences", ln);
         fd_check(nm, rope_loss, &c, c.x, n, g);
         free(c.x); free(c.y); free(c.r); free(ref); free(z); free(g);
@@ -374,10 +377,10 @@ static void test_rope(void) {
                 memcpy(wp + ((size_t)h * E + i) * C, w + ((size_t)h * E + src) * C, sizeof(float) * C);
             }
         float *q = fzero(n), *qp = fzero(n), *qperm = fzero(n);
-        dl_k_linear_fwd(D, q, x, w, NULL, N, C, H * E);
-        dl_k_linear_fwd(D, qp, x, wp, NULL, N, C, H * E);
-        dl_k_rope(D, q, pos, N, H, E, 10000.0f, DL_ROPE_PAIRS, 0);
-        dl_k_rope(D, qp, pos, N, H, E, 10000.0f, DL_ROPE_HALF, 0);
+        dl_k_linear_fwd(D, DL_F32, q, x, w, NULL, N, C, H * E);
+        dl_k_linear_fwd(D, DL_F32, qp, x, wp, NULL, N, C, H * E);
+        dl_k_rope(D, DL_F32, q, pos, N, H, E, 10000.0f, DL_ROPE_PAIRS, 0);
+        dl_k_rope(D, DL_F32, qp, pos, N, H, E, 10000.0f, DL_ROPE_HALF, 0);
         for (size_t v = 0; v < (size_t)N * H; v++)
             for (int i = 0; i < E; i++) qperm[v * E + i] = q[v * E + (i < E / 2 ? 2 * i : 2 * (i - E / 2) + 1)];
         dl_tcheck("rope HALF(permuted W x) = permuted PAIRS(W x) (llama2.c import)", qp, qperm, n, 1e-6f, 1e-6f, 1e-12);
@@ -440,10 +443,11 @@ static void ref_attention(float *out, float *P, float *dq, float *dk, float *dv,
     free(p); free(dp); free(dkd); free(dvd);
 }
 
-typedef struct { float *q, *k, *v, *out, *att, *r; const int32_t *lens; int B, T, Hq, Hk, E, block; dl_attn_mask mask; } att_ctx;
+typedef struct { float *q, *k, *v, *out, *att, *r; const int32_t *lens; int B, T, Hq, Hk, E, block; dl_attn_mask mask; float *lse; } att_ctx;
 static double att_loss(void *c_) {
     att_ctx *c = c_;
-    dl_k_attention_fwd(D, c->out, c->att, c->q, c->k, c->v, c->lens, c->B, c->T, c->Hq, c->Hk, c->E, c->mask, c->block);
+    dl_k_attention_fwd(D, DL_F32, c->out, c->lse, c->att, c->q, c->k, c->v, c->lens, c->B, c->T, c->Hq, c->Hk, c->E,
+                       c->mask, c->block);
     return dotr(c->r, c->out, (size_t)c->B * c->T * c->Hq * c->E);
 }
 
@@ -455,7 +459,7 @@ static void test_attention_fd(void) {
     const size_t nq = (size_t)B * T * Hq * E, nk = (size_t)B * T * Hk * E, na = (size_t)B * Hq * T * T;
     for (int mk = 0; mk < 3; mk++) {
         att_ctx c = { frand(nq, -1, 1), frand(nk, -1, 1), frand(nk, -1, 1), fzero(nq), fzero(na), frand(nq, -1, 1),
-                      lens, B, T, Hq, Hk, E, 2, (dl_attn_mask)mk };
+                      lens, B, T, Hq, Hk, E, 2, (dl_attn_mask)mk, fzero((size_t)B * Hq * T) };
         char nm[128];
         att_loss(&c);
         float *ro = fzero(nq), *rp = fzero(na);
@@ -466,15 +470,28 @@ static void test_attention_fd(void) {
         int zeros = 1; for (size_t i = 0; i < na; i++) zeros &= rp[i] != 0 || c.att[i] == 0;
         DL_CHECK(zeros, "attention %s masked probabilities are exact zeros", mask_name(c.mask));
         dl_tcheck(nm, c.att, rp, na, 1e-6f, 1e-5f, 1e-10);
-        float *dq = frand(nq, 5, 6), *dk = frand(nk, 5, 6), *dv = frand(nk, 5, 6), *scr = frand(na, 5, 6);
-        dl_k_attention_bwd(D, dq, dk, dv, scr, c.r, c.att, c.q, c.k, c.v, B, T, Hq, Hk, E);
+        float *dq = frand(nq, 5, 6), *dk = frand(nk, 5, 6), *dv = frand(nk, 5, 6);
+        float *scr = malloc(dl_k_attention_bwd_scratch_bytes(D, B, T, Hq, Hk, E, 0) + 64);
+        dl_k_attention_bwd(D, DL_F32, dq, dk, dv, scr, c.r, c.out, c.lse, c.att, c.q, c.k, c.v, lens, B, T, Hq, Hk, E,
+                           c.mask, 2);
+        /* att NULL: the backward recomputes the probabilities from lse */
+        float *dq0 = fzero(nq), *dk0 = fzero(nk), *dv0 = fzero(nk);
+        dl_k_attention_bwd(D, DL_F32, dq0, dk0, dv0, scr, c.r, c.out, c.lse, NULL, c.q, c.k, c.v, lens, B, T, Hq, Hk, E,
+                           c.mask, 2);
+        snprintf(nm, sizeof nm, "attention %s bwd with att NULL (recomputed) == with att: dq", mask_name(c.mask));
+        dl_tcheck(nm, dq0, dq, nq, 1e-6f, 1e-5f, 1e-10);
+        snprintf(nm, sizeof nm, "attention %s bwd with att NULL (recomputed) == with att: dk", mask_name(c.mask));
+        dl_tcheck(nm, dk0, dk, nk, 1e-6f, 1e-5f, 1e-10);
+        snprintf(nm, sizeof nm, "attention %s bwd with att NULL (recomputed) == with att: dv", mask_name(c.mask));
+        dl_tcheck(nm, dv0, dv, nk, 1e-6f, 1e-5f, 1e-10);
+        free(dq0); free(dk0); free(dv0);
         snprintf(nm, sizeof nm, "attention %s bwd dq vs finite differences", mask_name(c.mask));
         fd_check(nm, att_loss, &c, c.q, nq, dq);
         snprintf(nm, sizeof nm, "attention %s bwd dk vs finite differences", mask_name(c.mask));
         fd_check(nm, att_loss, &c, c.k, nk, dk);
         snprintf(nm, sizeof nm, "attention %s bwd dv vs finite differences", mask_name(c.mask));
         fd_check(nm, att_loss, &c, c.v, nk, dv);
-        free(c.q); free(c.k); free(c.v); free(c.out); free(c.att); free(c.r); free(ro); free(rp);
+        free(c.q); free(c.k); free(c.v); free(c.out); free(c.att); free(c.r); free(c.lse); free(ro); free(rp);
         free(dq); free(dk); free(dv); free(scr);
     }
 }
@@ -486,14 +503,16 @@ static void test_attention_big(void) {
     const size_t nq = (size_t)B * T * Hq * E, nk = (size_t)B * T * Hk * E, na = (size_t)B * Hq * T * T;
     float *q = frand(nq, -2, 2), *k = frand(nk, -2, 2), *v = frand(nk, -1, 1), *g = frand(nq, -1, 1);
     float *out = fzero(nq), *att = fzero(na), *dq = fzero(nq), *dk = fzero(nk), *dv = fzero(nk), *scr = fzero(na);
+    float *lse = fzero((size_t)B * Hq * T);
     float *ro = fzero(nq), *rp = fzero(na), *rdq = fzero(nq), *rdk = fzero(nk), *rdv = fzero(nk);
     int has_blas = dl_dev_cpu_blas(D, -1);
     for (int mk = 0; mk < 3; mk++) {
         ref_attention(ro, rp, rdq, rdk, rdv, g, q, k, v, lens, B, T, Hq, Hk, E, (dl_attn_mask)mk, 48);
         for (int blas = 0; blas <= has_blas; blas++) {
             dl_dev_cpu_blas(D, blas);
-            dl_k_attention_fwd(D, out, att, q, k, v, lens, B, T, Hq, Hk, E, (dl_attn_mask)mk, 48);
-            dl_k_attention_bwd(D, dq, dk, dv, scr, g, att, q, k, v, B, T, Hq, Hk, E);
+            dl_k_attention_fwd(D, DL_F32, out, lse, att, q, k, v, lens, B, T, Hq, Hk, E, (dl_attn_mask)mk, 48);
+            dl_k_attention_bwd(D, DL_F32, dq, dk, dv, scr, g, out, lse, att, q, k, v, lens, B, T, Hq, Hk, E,
+                               (dl_attn_mask)mk, 48);
             char nm[128];
             const char *tag = blas ? "OpenBLAS" : "plain C";
             snprintf(nm, sizeof nm, "attention %s T=150 lens {150,97,0} out vs float64 [%s]", mask_name((dl_attn_mask)mk), tag);
@@ -511,13 +530,13 @@ static void test_attention_big(void) {
     }
     /* thread-count independence (each output element is owned by one task) */
     float *dq1 = fzero(nq), *dk1 = fzero(nk), *dv1 = fzero(nk), *o1 = fzero(nq);
-    dl_k_attention_fwd(D1, o1, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
-    dl_k_attention_bwd(D1, dq1, dk1, dv1, scr, g, att, q, k, v, B, T, Hq, Hk, E);
-    dl_k_attention_fwd(D3, out, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
-    dl_k_attention_bwd(D3, dq, dk, dv, scr, g, att, q, k, v, B, T, Hq, Hk, E);
+    dl_k_attention_fwd(D1, DL_F32, o1, lse, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
+    dl_k_attention_bwd(D1, DL_F32, dq1, dk1, dv1, scr, g, o1, lse, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
+    dl_k_attention_fwd(D3, DL_F32, out, lse, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
+    dl_k_attention_bwd(D3, DL_F32, dq, dk, dv, scr, g, out, lse, att, q, k, v, lens, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
     DL_CHECK(same_bits(o1, out, nq) && same_bits(dq1, dq, nq) && same_bits(dk1, dk, nk) && same_bits(dv1, dv, nk),
              "attention fwd+bwd: 1 and 3 threads bit-identical");
-    free(q); free(k); free(v); free(g); free(out); free(att); free(dq); free(dk); free(dv); free(scr);
+    free(q); free(k); free(v); free(g); free(out); free(att); free(dq); free(dk); free(dv); free(scr); free(lse);
     free(ro); free(rp); free(rdq); free(rdk); free(rdv); free(dq1); free(dk1); free(dv1); free(o1);
 }
 
@@ -525,7 +544,7 @@ static void test_attention_big(void) {
 typedef struct { float *g, *u, *out, *r; int N, F; } sw_ctx;
 static double sw_loss(void *c_) {
     sw_ctx *c = c_;
-    dl_k_swiglu_fwd(D, c->out, c->g, c->u, c->N, c->F);
+    dl_k_swiglu_fwd(D, DL_F32, c->out, c->g, c->u, c->N, c->F);
     return dotr(c->r, c->out, (size_t)c->N * c->F);
 }
 
@@ -537,7 +556,7 @@ static void test_swiglu(void) {
     for (int i = 0; i < N * F; i++) ref[i] = (float)(c.g[i] / (1 + exp(-(double)c.g[i])) * c.u[i]);
     dl_tcheck("swiglu fwd vs float64", c.out, ref, N * F, 1e-6f, 1e-5f, 1e-10);
     float *dg = fzero(N * F), *du = fzero(N * F);
-    dl_k_swiglu_bwd(D, dg, du, c.r, c.g, c.u, N, F);
+    dl_k_swiglu_bwd(D, DL_F32, dg, du, c.r, c.g, c.u, N, F);
     fd_check("swiglu bwd dgate vs finite differences", sw_loss, &c, c.g, N * F, dg);
     fd_check("swiglu bwd dup vs finite differences", sw_loss, &c, c.u, N * F, du);
     free(c.g); free(c.u); free(c.out); free(c.r); free(ref); free(dg); free(du);
@@ -547,13 +566,13 @@ static void test_swiglu(void) {
 static void test_elementwise(void) {
     enum { N = 100003 };   /* big enough to go parallel */
     float *a = frand(N, -1, 1), *b = frand(N, -1, 1), *y = fzero(N);
-    dl_k_add(D, y, a, b, N);
+    dl_k_add(D, DL_F32, y, a, b, N);
     int ok = 1; for (int i = 0; i < N; i++) ok &= y[i] == a[i] + b[i];
     DL_CHECK(ok, "add");
-    dl_k_add(D, a, a, b, N);   /* y aliases a */
+    dl_k_add(D, DL_F32, a, a, b, N);   /* y aliases a */
     ok = 1; for (int i = 0; i < N; i++) ok &= a[i] == y[i];
     DL_CHECK(ok, "add with y aliasing a");
-    dl_k_add_inplace(D, y, b, N);
+    dl_k_add_inplace(D, DL_F32, y, b, N);
     ok = 1; for (int i = 0; i < N; i++) ok &= y[i] == a[i] + b[i];
     DL_CHECK(ok, "add_inplace");
     memcpy(y, b, sizeof(float) * N);
@@ -568,7 +587,7 @@ typedef struct { float *z, *work, *ce, *w; const uint32_t *t; int M, V; } xe_ctx
 static double xe_loss(void *c_) {
     xe_ctx *c = c_;
     memcpy(c->work, c->z, sizeof(float) * (size_t)c->M * c->V);
-    dl_k_softmax_xent_fwd(D, c->ce, c->work, c->t, c->M, c->V);
+    dl_k_softmax_xent_fwd(D, DL_F32, c->ce, c->work, c->t, c->M, c->V);
     return dotr(c->w, c->ce, (size_t)c->M);
 }
 
@@ -590,14 +609,14 @@ static void test_xent(void) {
     dl_tcheck("softmax_xent fwd ce vs direct log-softmax", c.ce, rce, M, 1e-5f, 1e-5f, 1e-10);
     dl_tcheck("softmax_xent fwd probs vs float64 softmax", c.work, rp, M * V, 1e-7f, 1e-5f, 1e-10);
     float *dl = fdup(c.work, M * V);
-    dl_k_softmax_xent_bwd(D, dl, c.w, t, M, V);
+    dl_k_softmax_xent_bwd(D, DL_F32, dl, c.w, t, M, V);
     fd_check("softmax_xent bwd (weighted rows) vs finite differences", xe_loss, &c, c.z, M * V, dl);
     /* a wide vocabulary row against float64 */
     {
         enum { M2 = 3, V2 = 50257 };
         uint32_t t2[M2] = { 0, 50256, 1234 };
         float *z = frand((size_t)M2 * V2, -8, 8), *z0 = fdup(z, (size_t)M2 * V2), ce[M2], r2[M2];
-        dl_k_softmax_xent_fwd(D, ce, z, t2, M2, V2);
+        dl_k_softmax_xent_fwd(D, DL_F32, ce, z, t2, M2, V2);
         for (int m = 0; m < M2; m++) {
             double mx = -INFINITY, s = 0;
             for (int j = 0; j < V2; j++) mx = fmax(mx, z0[(size_t)m * V2 + j]);
@@ -672,6 +691,23 @@ int main(void) {
     test_elementwise();
     test_xent();
     test_optim();
+    /* the finite-difference gradient checks again on the reference backend
+     * (D1 / D3 stay CPU: their thread-count comparisons do not involve D) */
+    dl_dev *cpu = D;
+    if (dl_dev_open(&D, DL_DEV_REF, 0, err, sizeof err)) {
+        printf("not ok - dl_dev_open ref: %s\n", err);
+        return 1;
+    }
+    printf("# %s: finite-difference checks\n", dl_dev_describe(D));
+    test_embedding();
+    test_rmsnorm();
+    test_linear();
+    test_rope();
+    test_attention_fd();
+    test_swiglu();
+    test_xent();
+    dl_dev_close(D);
+    D = cpu;
     dl_dev_close(D); dl_dev_close(D1); dl_dev_close(D3);
     return dl_test_end();
 }

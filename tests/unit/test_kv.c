@@ -46,7 +46,8 @@ static void test_kernel(void) {
           *on = malloc((size_t)B * n * Hq * E * 4), *ref = malloc((size_t)B * n * Hq * E * 4);
     fill(q, nq, 1); fill(k, nk, 2); fill(v, nk, 3);
     for (size_t i = 0; i < nq; i++) q[i] *= 3.0f;   /* peaked attention */
-    dl_k_attention_fwd(dev, out, att, q, k, v, NULL, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
+    float *lse = malloc((size_t)B * Hq * T * 4);
+    dl_k_attention_fwd(dev, DL_F32, out, lse, att, q, k, v, NULL, B, T, Hq, Hk, E, DL_ATTN_CAUSAL, 0);
     int32_t past[B] = { 0, 150, 294 };
     size_t row = (size_t)Hq * E;
     for (int b = 0; b < B; b++)
@@ -54,10 +55,10 @@ static void test_kernel(void) {
             memcpy(qn + ((size_t)b * n + j) * row, q + ((size_t)b * T + past[b] + j) * row, row * 4);
             memcpy(ref + ((size_t)b * n + j) * row, out + ((size_t)b * T + past[b] + j) * row, row * 4);
         }
-    dl_k_attention_kv_fwd(dev, on, qn, k, v, past, B, n, T, Hq, Hk, E);
+    dl_k_attention_kv_fwd(dev, DL_F32, on, qn, k, v, past, B, n, T, Hq, Hk, E);
     dl_tcheck("attention_kv == causal attention rows (GQA 4/2, pasts 0/150/294, 6 new)", on, ref,
               (size_t)B * n * row, 1e-6f, 1e-5f, 1e-10);
-    free(q); free(k); free(v); free(out); free(att); free(qn); free(on); free(ref);
+    free(q); free(k); free(v); free(out); free(att); free(lse); free(qn); free(on); free(ref);
 }
 
 /* ------------------------------------------------------------ 2. model */
@@ -148,7 +149,7 @@ static void test_model(const char *label, int n_heads, int n_kv, int tied, int b
     harness h = { .m = &m, .B = 3, .Tmax = 40, .V = c.vocab_size };
     rc = dl_model_kv_init(&h.kv, &m, h.B, h.Tmax, 9, err, sizeof err);
     DL_CHECK(rc == 0, "%s: kv cache for 3 rows x 40 positions, 9 new per call (%s)", label, rc ? err : "");
-    rc = rc ? rc : dl_model_reserve(&m, 1, h.Tmax, 1, err, sizeof err);
+    rc = rc ? rc : dl_model_reserve(&m, 1, h.Tmax, 1, DL_ACTS_INFER, err, sizeof err);
     if (rc) { dl_model_free(&m); return; }
     h.seq = calloc((size_t)h.B * h.Tmax, 4);
     h.len = calloc((size_t)h.B, 4);

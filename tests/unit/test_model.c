@@ -294,15 +294,33 @@ static void test_layout(const dl_config *ca, const dl_config *cb) {
              qb->shape[0] == 32 && qb->decay == 0, "k_proj weight (32,64) decays, bias (32) does not");
     DL_CHECK(dl_model_tensor(&m, "lm_head.weight") && m.lm_head != m.embed && !dl_model_tensor(&m, "nope"),
              "untied: lm_head present");
-    size_t used = 0; int ok = 1;
+    size_t used = 0; int ok = 1, joined = 0;
     for (int i = 0; i < m.n_tensors; i++) {
         const dl_tensor *t = &m.tensors[i];
         size_t n = t->ndim == 2 ? (size_t)t->shape[0] * t->shape[1] : (size_t)t->shape[0];
         used += n;
-        if (t->offset % 64 || t->offset + n > m.n_params) ok = 0;
+        /* k / v (weights and biases) and up_proj continue their fused group
+         * right at the end of the previous member; every other tensor is aligned */
+        const char *tail = strrchr(t->name, '.');
+        int member = strstr(t->name, "k_proj.") || strstr(t->name, "v_proj.") || strstr(t->name, "up_proj.");
+        const dl_tensor *prev = NULL;
+        if (member)
+            for (int j = i - 1; j >= 0 && !prev; j--)
+                if (!strcmp(strrchr(m.tensors[j].name, '.'), tail) && m.tensors[j].decay == t->decay) prev = &m.tensors[j];
+        if (member) {
+            size_t pn = prev ? (prev->ndim == 2 ? (size_t)prev->shape[0] * prev->shape[1] : (size_t)prev->shape[0]) : 0;
+            if (!prev || prev->offset + pn != t->offset) ok = 0;
+            joined++;
+        } else if (t->offset % 64) ok = 0;
+        if (t->offset + n > m.n_params) ok = 0;
         if (t->decay != (t->offset < m.n_decay_params)) ok = 0;
     }
-    DL_CHECK(ok && used == 129600 && m.n_params >= used, "offsets aligned, decayed first, %zu params", used);
+    DL_CHECK(ok && used == 129600 && m.n_params >= used && joined == 2 * 5,
+             "offsets aligned (fused k, v, up adjacent to q, k, gate), decayed first, %zu params", used);
+    DL_CHECK(m.layers[1].wk == m.layers[1].wq + 64 * 64 && m.layers[1].wv == m.layers[1].wk + 32 * 64 &&
+             m.layers[1].bk == m.layers[1].bq + 64 && m.layers[1].bv == m.layers[1].bk + 32 &&
+             m.layers[1].w_up == m.layers[1].w_gate + (size_t)ca->hidden_dim * 64,
+             "[wq; wk; wv], [bq; bk; bv], [w_gate; w_up] adjacent");
     DL_CHECK(m.layers[1].wq == m.params + dl_model_tensor(&m, "model.layers.1.self_attn.q_proj.weight")->offset &&
              m.final_norm == m.params + dl_model_tensor(&m, "model.norm.weight")->offset, "views point at tensors");
 
@@ -345,7 +363,7 @@ static void test_forward_backward(const dl_config *ca) {
     dl_model m;
     if (dl_model_init(&m, ca, dev, err, sizeof err)) return;
     gen_weights(&m);
-    DL_CHECK(dl_model_reserve(&m, 3, 16, 48, err, sizeof err) == 0, "reserve 3 x 16, M 48");
+    DL_CHECK(dl_model_reserve(&m, 3, 16, 48, DL_ACTS_TRAIN, err, sizeof err) == 0, "reserve 3 x 16, M 48");
     DL_CHECK(dl_model_alloc_grads(&m, err, sizeof err) == 0, "alloc grads");
     fbatch b;
     batch_make(&b, "xt", "sel", "targets", NULL);
@@ -359,6 +377,25 @@ static void test_forward_backward(const dl_config *ca) {
     free(lg);
     rc = dl_model_backward(&m, b.ce, err, sizeof err);
     DL_CHECK(rc == -DL_EXIT_USAGE, "backward after a forward without targets refused (%s)", err);
+
+    /* INFER reserve: smaller block, same logits bit for bit, backward refused */
+    dl_model mi;
+    if (dl_model_init(&mi, ca, dev, err, sizeof err) == 0) {
+        dl_dev_d2d(dev, mi.params, m.params, m.n_params * sizeof(float));
+        size_t bt = dl_model_acts_bytes(ca, 3, 16, 48, DL_ACTS_TRAIN), bi = dl_model_acts_bytes(ca, 3, 16, 48, DL_ACTS_INFER);
+        DL_CHECK(bi > 0 && bi < bt && dl_model_acts_bytes(ca, 0, 16, 48, DL_ACTS_INFER) == 0,
+                 "acts bytes: INFER %zu < TRAIN %zu, bad shape 0", bi, bt);
+        DL_CHECK(dl_model_reserve(&mi, 3, 16, 48, DL_ACTS_INFER, err, sizeof err) == 0 &&
+                 dl_model_alloc_grads(&mi, err, sizeof err) == 0, "reserve INFER 3 x 16, M 48");
+        rc = dl_model_forward(&mi, b.ids, b.lens, b.B, b.T, b.sel, NULL, b.M, NULL, DL_ATTN_BIDIR, 0, err, sizeof err);
+        float *l1 = dget(dl_model_logits(&m), (size_t)b.M * 300), *l2 = dget(dl_model_logits(&mi), (size_t)b.M * 300);
+        DL_CHECK(rc == 0 && !memcmp(l1, l2, (size_t)b.M * 300 * sizeof(float)), "INFER forward == TRAIN forward (bits)");
+        free(l1); free(l2);
+        rc = dl_model_forward(&mi, b.ids, b.lens, b.B, b.T, b.sel, b.tg, b.M, b.ce, DL_ATTN_BIDIR, 0, err, sizeof err);
+        rc = rc ? rc : dl_model_backward(&mi, b.ce, err, sizeof err);
+        DL_CHECK(rc == -DL_EXIT_USAGE, "backward after an INFER reserve refused (%s)", err);
+        dl_model_free(&mi);
+    }
 
     /* losses under every norm / weight / path-loss */
     dl_loss_batch lb = loss_batch(&b, b.M);
@@ -457,7 +494,7 @@ static void test_tied(const dl_config *cb) {
     dl_model m;
     if (dl_model_init(&m, cb, dev, err, sizeof err)) return;
     gen_weights(&m);
-    dl_model_reserve(&m, 3, 16, 48, err, sizeof err);
+    dl_model_reserve(&m, 3, 16, 48, DL_ACTS_TRAIN, err, sizeof err);
     dl_model_alloc_grads(&m, err, sizeof err);
     fbatch b;
     batch_make(&b, "xt", "sel", "targets", NULL);
@@ -480,7 +517,7 @@ static void test_adamw(const dl_config *ca) {
     dl_model m;
     if (dl_model_init(&m, ca, dev, err, sizeof err)) return;
     gen_weights(&m);
-    dl_model_reserve(&m, 3, 16, 48, err, sizeof err);
+    dl_model_reserve(&m, 3, 16, 48, DL_ACTS_TRAIN, err, sizeof err);
     dl_model_alloc_grads(&m, err, sizeof err);
     DL_CHECK(dl_model_alloc_optimizer(&m, err, sizeof err) == 0, "alloc optimizer");
     fbatch b;

@@ -24,7 +24,7 @@
 #include "dl_select.h"
 #include "dl_test.h"
 #include "kphilox.h"
-#include "ref/select.h"
+#include "ref/ref.h"
 
 static uint64_t sm_state = 12345;
 static uint64_t splitmix(void) {
@@ -155,7 +155,7 @@ static void test_wrapper(void) {
     dl_selector sel = { 0 };
     dl_select_cfg sc = { .draw = DL_SEL_GUMBEL, .conf = DL_CONF_MARGIN, .temperature = 1.0, .top_k = 10,
                          .top_p = 0.9, .cfg = 0.5, .mask_id = 39, .purpose = DL_RNG_SAMPLE };
-    rc = dl_model_reserve(&m, B, T, 2 * M, err, sizeof err);
+    rc = dl_model_reserve(&m, B, T, 2 * M, DL_ACTS_INFER, err, sizeof err);
     if (!rc) rc = dl_batch_reserve(&bt, &m, B, B * T, 2 * M, err, sizeof err);
     if (!rc) rc = dl_select_init(&sel, &m, &sc, M, 0, err, sizeof err);
     DL_CHECK(rc == 0, "reserve, batch, selector%s%s", rc ? ": " : "", rc ? err : "");

@@ -187,7 +187,7 @@ static int read_ids(const char *path, uint32_t *ids, int cap) {
 static int greedy(dl_model *m, uint32_t *gen, int max_new, int v_orig, int *mask_would_win, float *first_logits) {
     char err[512];
     int V = m->cfg.vocab_size, T = max_new + 1;
-    if (dl_model_reserve(m, 1, T, 1, err, sizeof err)) { printf("  # %s\n", err); return -1; }
+    if (dl_model_reserve(m, 1, T, 1, DL_ACTS_INFER, err, sizeof err)) { printf("  # %s\n", err); return -1; }
     uint32_t *seq = malloc(sizeof *seq * (size_t)T), *d_ids = dl_dev_alloc(m->dev, sizeof *seq * (size_t)T);
     int32_t *d_sel = dl_dev_alloc(m->dev, sizeof(int32_t));
     float *logits = malloc(sizeof *logits * (size_t)V);
