@@ -219,6 +219,81 @@ static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
     }
 }
 
+/* The data (and --valid) against the model: tokenizer hash, vocabulary,
+ * row length, masking config.  Returns the row length L (0: no data). */
+static int check_data(run *R) {
+    char err[1024], sha[65] = "", *tsha = NULL;
+    int rc;
+    dl_config *mc = &R->m.cfg;
+    if (R->tok[0]) {
+        char *text = NULL;
+        size_t len = 0;
+        if ((rc = dl_read_file(R->tok, &text, &len, err, sizeof err))) dl_die(-rc, "%s", err);
+        dl_sha256_hex(text, len, sha);
+        free(text);
+        tsha = sha;
+    }
+    dl_mask_cfg mcfg;
+    dl_mask_cfg_default(&mcfg);
+    mcfg.seed = (uint64_t)o_mask_seed;
+    mcfg.eps = o_mask_eps;
+    mcfg.random_length_p = o_rlen;
+    mcfg.no_pad_loss = o_no_pad_loss;
+    if (dl_mask_cfg_check(&mcfg, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
+    train_data_cfg dc = { .causal = o_causal, .otf = o_otf, .mcfg = mcfg, .vocab = mc->vocab_size, .what = "input" };
+    int L = 0;
+    if (R->has_data) {
+        R->data.c = dc;
+        if ((rc = train_data_check(&R->data, mc, tsha, o_seq_len, err, sizeof err))) dl_die(-rc, "%s", err);
+        L = (int)R->data.L;
+        if (o_seq_len == LLONG_MIN) o_seq_len = L;
+    }
+    if (o_valid) {
+        char *vp[1] = { (char *)o_valid };
+        dc.what = "--valid stream";
+        if ((rc = train_data_open(&R->valid, vp, 1, &dc, err, sizeof err))) dl_die(-rc, "--valid: %s", err);
+        R->valid.c.otf = o_otf && R->valid.kind == DL_KIND_ROWS;   /* a masked --valid is used as it is */
+        if ((rc = train_data_check(&R->valid, mc, tsha, L ? L : o_seq_len, err, sizeof err)))
+            dl_die(-rc, "--valid: %s", err);
+        L = (int)R->valid.L;
+        R->has_valid = 1;
+    }
+    return L;
+}
+
+/* Gradients, optimizer state, the batch and the step's buffers. */
+static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
+    char err[1024];
+    int rc;
+    dl_config *mc = &R->m.cfg;
+    if (o_steps > 0 && !o_resume &&
+        ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err))))
+        dl_die(-rc, "%s", err);
+    if (L <= 0) return;
+    if (train_batch_init(&R->bt, (int)o_batch, L)) dl_die(DL_EXIT_IO, "out of memory (batch of %lld x %d)", o_batch, L);
+    if ((rc = train_step_init(&R->ts, &R->m, (int)o_batch, (int)o_micro, L, err, sizeof err))) dl_die(-rc, "%s", err);
+    R->ts.causal = o_causal;
+    R->ts.shift = mc->shift_logits && !o_causal;
+    R->ts.lc = *lc;
+    R->ts.mask_id = mc->mask_token_id >= 0 ? (uint32_t)mc->mask_token_id
+                                           : (R->has_data ? R->data.c.mcfg.mask_id : R->valid.c.mcfg.mask_id);
+    R->ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
+    R->ts.comm = R->comm;
+}
+
+/* Fill the batch; 1 = full, 0 = the input ended first. */
+static int read_batch(run *R) {
+    char err[1024];
+    R->bt.n = 0;
+    while (R->bt.n < R->bt.cap) {
+        int rc = train_data_next(&R->data, &R->bt, R->bt.n, 1, err, sizeof err);
+        if (rc < 0) dl_die(-rc, "%s", err);
+        if (rc == 0) return 0;
+        R->bt.n++;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     char err[1024];
     char **paths = NULL;
@@ -264,57 +339,9 @@ int main(int argc, char **argv) {
     if (!o_causal && mc->mask_token_id < 0 && (R.has_data || o_valid))
         dl_die(DL_EXIT_DATA, "the model has no mask_token_id (config.json) and the data header names none");
 
-    /* data against the model */
-    char sha[65] = "", *tsha = NULL;
-    if (R.tok[0]) {
-        char *text = NULL;
-        size_t len = 0;
-        if ((rc = dl_read_file(R.tok, &text, &len, err, sizeof err))) dl_die(-rc, "%s", err);
-        dl_sha256_hex(text, len, sha);
-        free(text);
-        tsha = sha;
-    }
-    dl_mask_cfg mcfg;
-    dl_mask_cfg_default(&mcfg);
-    mcfg.seed = (uint64_t)o_mask_seed;
-    mcfg.eps = o_mask_eps;
-    mcfg.random_length_p = o_rlen;
-    mcfg.no_pad_loss = o_no_pad_loss;
-    if (dl_mask_cfg_check(&mcfg, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
-    dc = (train_data_cfg){ .causal = o_causal, .otf = o_otf, .mcfg = mcfg, .vocab = mc->vocab_size, .what = "input" };
-    int L = 0;
-    if (R.has_data) {
-        R.data.c = dc;
-        if ((rc = train_data_check(&R.data, mc, tsha, o_seq_len, err, sizeof err))) dl_die(-rc, "%s", err);
-        L = (int)R.data.L;
-        if (o_seq_len == LLONG_MIN) o_seq_len = L;
-    }
-    if (o_valid) {
-        char *vp[1] = { (char *)o_valid };
-        dc.what = "--valid stream";
-        if ((rc = train_data_open(&R.valid, vp, 1, &dc, err, sizeof err))) dl_die(-rc, "--valid: %s", err);
-        R.valid.c.otf = o_otf && R.valid.kind == DL_KIND_ROWS;   /* a masked --valid is used as it is */
-        if ((rc = train_data_check(&R.valid, mc, tsha, L ? L : o_seq_len, err, sizeof err)))
-            dl_die(-rc, "--valid: %s", err);
-        L = (int)R.valid.L;
-        R.has_valid = 1;
-    }
-
-    /* optimizer, buffers, metrics */
-    if (o_steps > 0 && !o_resume &&
-        ((rc = dl_model_alloc_grads(&R.m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R.m, err, sizeof err))))
-        dl_die(-rc, "%s", err);
-    if (L > 0) {
-        if (train_batch_init(&R.bt, (int)o_batch, L)) dl_die(DL_EXIT_IO, "out of memory (batch of %lld x %d)", o_batch, L);
-        if ((rc = train_step_init(&R.ts, &R.m, (int)o_batch, (int)o_micro, L, err, sizeof err))) dl_die(-rc, "%s", err);
-        R.ts.causal = o_causal;
-        R.ts.shift = mc->shift_logits && !o_causal;
-        R.ts.lc = lc;
-        R.ts.mask_id = mc->mask_token_id >= 0 ? (uint32_t)mc->mask_token_id
-                                              : (R.has_data ? R.data.c.mcfg.mask_id : R.valid.c.mcfg.mask_id);
-        R.ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
-        R.ts.comm = R.comm;
-    }
+    /* data against the model; optimizer, buffers, metrics */
+    int L = check_data(&R);
+    setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, o_metrics, o_resume != NULL, err, sizeof err))) dl_die(-rc, "%s", err);
     if (R.has_data && o_resume && (rc = train_data_seek(&R.data, R.st.data_epoch, R.st.data_record, err, sizeof err)))
         dl_die(-rc, "%s", err);
@@ -336,14 +363,7 @@ int main(int argc, char **argv) {
     int64_t step = R.step0, last_eval = R.step0;
     double tokens_run = 0;
     while (R.has_data && step < o_steps) {
-        R.bt.n = 0;
-        while (R.bt.n < R.bt.cap) {
-            rc = train_data_next(&R.data, &R.bt, R.bt.n, 1, err, sizeof err);
-            if (rc < 0) dl_die(-rc, "%s", err);
-            if (rc == 0) break;
-            R.bt.n++;
-        }
-        if (R.bt.n < R.bt.cap) {
+        if (!read_batch(&R)) {
             train_progress_end(&pr);
             dl_info("the input ended after step %lld (%d rows left over, not a full batch)", (long long)step, R.bt.n);
             break;

@@ -11,7 +11,7 @@ cat "$T/layers.out"
 is "check-layers.sh on the tree exits 0" "$rc" 0
 
 mkdir -p "$T/bad/share/io" "$T/bad/share/tok"
-printf '#include "dl_tok.h"\n' > "$T/bad/share/io/dl_x.c"
+printf '#include "dl_tok.h"\n' > "$T/bad/share/io/dl_x".c
 printf '/* api */\n' > "$T/bad/share/tok/dl_tok.h"
 sh "$CHECK" "$T/bad" > "$T/bad.out" 2>&1; rc=$?
 is "io including share/tok fails the check" "$rc" 1
