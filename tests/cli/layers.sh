@@ -18,7 +18,7 @@ is "io including share/tok fails the check" "$rc" 1
 check "names the forbidden edge" "grep -q 'share/io/dl_x.c (io) includes share/tok/dl_tok.h (tok)' '$T/bad.out'"
 
 mkdir -p "$T/cyc/share/tok" "$T/cyc/build/share/tok"
-printf '#include "tok_b.h"\nint tok_a(void) { return tok_b(); }\n' > "$T/cyc/share/tok/tok_a.c"
+printf '#include "tok_b.h"\nint tok_a(void) { return tok_b(); }\n' > "$T/cyc/share/tok/tok_a".c
 printf 'int tok_a(void);\nint tok_b(void) { return tok_a(); }\n' > "$T/cyc/share/tok/tok_b.c"
 printf '#ifndef B\n#define B\n#include "tok_a.h"\nint tok_b(void);\n#endif\n' > "$T/cyc/share/tok/tok_b.h"
 printf '#ifndef A\n#define A\n#include "tok_b.h"\nint tok_a(void);\n#endif\n' > "$T/cyc/share/tok/tok_a.h"
