@@ -364,6 +364,39 @@ static void run_adamw(ctx *c, const case_s *k, res *r, float garbage) {
     free(p); free(g); free(m); free(v);
 }
 
+/* token selection: i = M V draw conf cfg top_k top_p% temperature*10 n_suppress noise_buffer.
+ * Tokens and confidences come back as floats (ids < 2^24 are exact), the
+ * logits after CFG + suppression too; Philox uniforms are drawn on the device. */
+static void run_select(ctx *c, const case_s *k, res *r, float garbage) {
+    (void)garbage;
+    int M = k->i[0], V = k->i[1], rows = k->i[4] ? 2 * M : M, ns = k->i[8];
+    float *l = hrand((size_t)rows * V, -4, 4);
+    uint32_t sup[4] = { 0, 3, (uint32_t)V - 1, (uint32_t)V + 5 };   /* the last is out of range: ignored */
+    uint64_t stream[64], base[64];
+    for (int q = 0; q < M; q++) { stream[q] = 1 + q % 3; base[q] = (uint64_t)q * V + 7; }
+    size_t nu = (size_t)M * V + 7;
+    double *u = malloc(sizeof(double) * nu);
+    for (size_t i = 0; i < nu; i++) u[i] = 0.001 + 0.998 * urand();
+    dl_select_args a = { .M = M, .V = V, .logits = up_dt(c, DL_F32, l, (size_t)rows * V), .cfg = k->i[4],
+                         .cfg_w1 = 1.5f, .suppress = upraw(c, sup, sizeof sup), .n_suppress = ns, .mask_id = 1,
+                         .draw = (dl_sel_draw)k->i[2], .temperature = k->i[7] / 10.0, .top_k = k->i[5],
+                         .top_p = k->i[6] / 100.0, .conf = (dl_sel_conf)k->i[3], .key = { 12345, 6789 }, .purpose = 3,
+                         .noise_stream = upraw(c, stream, sizeof(uint64_t) * M), .noise_base = upraw(c, base, sizeof(uint64_t) * M),
+                         .noise = k->i[9] ? upraw(c, u, sizeof(double) * nu) : NULL,
+                         .tok = dalloc(c, 4 * (size_t)M), .confidence = dalloc(c, 8 * (size_t)M) };
+    DL_K_ASSERT(M <= 64 && dl_k_select_tokens(c->d, &a) == 0);
+    uint32_t tok[64];
+    double conf[64];
+    float tf[64], cf[64];
+    dl_dev_d2h(c->d, tok, a.tok, 4 * (size_t)M);
+    dl_dev_d2h(c->d, conf, a.confidence, 8 * (size_t)M);
+    for (int q = 0; q < M; q++) { tf[q] = (float)tok[q]; cf[q] = (float)conf[q]; }
+    r->name[r->k] = "token"; r->v[r->k] = malloc(sizeof(float) * M); memcpy(r->v[r->k], tf, sizeof(float) * M); r->n[r->k++] = M;
+    r->name[r->k] = "confidence"; r->v[r->k] = malloc(sizeof(float) * M); memcpy(r->v[r->k], cf, sizeof(float) * M); r->n[r->k++] = M;
+    downf(c, r, "logits", a.logits, (size_t)rows * V);
+    free(l); free(u);
+}
+
 /* ------------------------------------------------------------ the cases */
 #define MAXCASES 512
 static case_s cases[MAXCASES];
@@ -442,6 +475,12 @@ static void build_cases(void) {
     }
     ADD(DL_OP_COPY_2D, run_elementwise, "rows=%d cols=%d ld_src=%d ld_dst=%d", 7, 5, 13, 6);
     ADD(DL_OP_COPY_2D, run_elementwise, "rows=%d cols=%d ld_src=%d ld_dst=%d", 1, 1, 1, 1);
+    /* token selection: M V draw conf cfg top_k top_p% T*10 n_suppress noise_buffer */
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 5, 50, 0, 1, 0, 0, 100, 0, 3, 0);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 7, 97, 1, 3, 1, 10, 90, 7, 4, 0);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 7, 97, 1, 4, 0, 0, 80, 10, 0, 1);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 33, 300, 2, 2, 0, 40, 95, 8, 2, 0);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 4, 1000, 2, 2, 0, 0, 100, 12, 1, 1);
 }
 
 /* attention labels carry the mask as a number: print its name instead */
