@@ -1,9 +1,10 @@
 /* kernels/kphilox.h — Philox4x32-10 for kernels: the generator of
  * share/io/dl_rng.c (same constants as Random123 / cuRAND / PyTorch),
  * header-only so every backend (CPU C, CUDA device code) compiles the same
- * lines.  kernels/ may not include share/, so this is a second copy of the
- * round function; tests/unit/test_select.c checks it against dl_rng word
- * for word.
+ * lines.  It is the ONE copy of the round function: share/io/dl_rng.c calls
+ * it too (the one header share/io takes from kernels/, allowed by
+ * scripts/check-layers.sh because it is a pure function with no state);
+ * tests/unit/test_select.c checks the sampler's uniforms against dl_rng.
  *
  * kphilox_uniform is the sampler's noise uniform (sample/noise.c): key =
  * seed, counter = { stream lo32, stream hi32, ((i/2 >> 32) << 8) | purpose,

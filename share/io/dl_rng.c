@@ -3,28 +3,12 @@
  * cuRAND and PyTorch, so a CUDA twin gives identical streams.
  * Keying convention: see dl_rng.h. */
 #include "dl_rng.h"
+#include "kphilox.h"
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
+/* The round function is kernels/kphilox.h's, the one copy that host streams
+ * and every backend's device code compile, so they cannot drift apart. */
 void dl_philox4x32_10(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]) {
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
-    uint32_t k0 = key[0], k1 = key[1];
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
-        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
-        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    kphilox4x32_10(key, ctr, out);
 }
 
 void dl_rng_init(dl_rng *r, uint64_t seed, uint64_t index, uint32_t copy, uint32_t purpose) {
