@@ -11,8 +11,9 @@
  *      + rename inside that directory), each file fsynced before its rename;
  *   3. the temporary directory is fsynced;
  *   4. it is swapped in: renameat2(RENAME_EXCHANGE) when DIR exists (one
- *      atomic step on Linux; where the filesystem refuses it, DIR is renamed
- *      to DIR.old.<pid> and the new one renamed in), rename otherwise;
+ *      atomic step on Linux; where the filesystem refuses it with EINVAL or
+ *      the kernel lacks it (ENOSYS), DIR is renamed to DIR.old.<pid> and the
+ *      new one renamed in), rename otherwise;
  *   5. the parent directory is fsynced;
  *   6. the previous checkpoint, now under the temporary name, is removed
  *      file by file.
@@ -347,7 +348,12 @@ static int swap_in(const char *tmp, const char *dir, int exists, char *err, size
         remove_dir(tmp);                  /* the previous checkpoint, or the new one after a failure */
         return rc;
     }
-    /* no RENAME_EXCHANGE here: old aside, new in, old removed */
+    if (errno != EINVAL && errno != ENOSYS) {   /* a real error, not "this filesystem cannot exchange" */
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s <-> %s: %s", tmp, dir, strerror(errno));
+        remove_dir(tmp);
+        return rc;
+    }
+    /* no RENAME_EXCHANGE here (EINVAL, ENOSYS): old aside, new in, old removed */
     char old[DL_PATH_MAX + 32];
     snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
     if (rename(dir, old)) {
