@@ -176,5 +176,5 @@ if mount -t tmpfs -o size=1m dllm-full "$M" 2> "$T/mnt.err"; then
     full_disk_tests "$M"
     umount "$M"
 else
-    skip "full disk" "cannot mount tmpfs: $(head -c 200 "$T/mnt.err" | tr '\n' ' ')(needs root or unshare -rm)"
+    skip "full disk" "cannot mount tmpfs: $(head -c 200 "$T/mnt.err" | tr -s '\n ' '  ')(needs root or unshare -rm)"
 fi
