@@ -27,6 +27,8 @@ fi
 . "$(dirname "$0")/lib.sh"
 SO=$ROOT/build/tests/fault/inject.so
 OMP_NUM_THREADS=1; export OMP_NUM_THREADS
+# under AddressSanitizer (make test-asan) the shim is preloaded before the ASan runtime
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0; export ASAN_OPTIONS
 TOKJ=$DATA/gpt2-tokenizer/tokenizer.json
 CK=$ROOT/tests/data/sample/ckpt
 

@@ -13,6 +13,8 @@
 . "$(dirname "$0")/lib.sh"
 SO=$ROOT/build/tests/fault/inject.so
 OMP_NUM_THREADS=1; export OMP_NUM_THREADS
+# under AddressSanitizer (make test-asan) the shim is preloaded before the ASan runtime
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0; export ASAN_OPTIONS
 losses() { sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
 
 awk 'BEGIN {
