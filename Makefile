@@ -124,6 +124,7 @@ PROGS    := $(PROG_DIRS:%=bin/dllm-%)
 PROG_LIB  = $(BUILD)/$(1)/lib$(1).a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FAULT_SO := $(BUILD)/tests/fault/inject.so
 
 # Unit tests that need a program's code: test name -> program folders whose
 # archives it links (and whose headers it sees).  Others link libdllm only.
@@ -131,7 +132,7 @@ TEST_PROGS_test_show  := sample
 TEST_PROGS_test_score := score
 
 .PHONY: all lib test test-cuda demo bench clean help print-flags
-all: $(PROGS) $(TESTS)
+all: $(PROGS) $(TESTS) $(FAULT_SO)
 lib: $(LIB)
 
 $(CONFIG_STAMP): ;
@@ -161,6 +162,11 @@ $(BUILD)/tests/$(1): tests/unit/$(1).c $(foreach p,$(TEST_PROGS_$(1)),$(call PRO
 	  $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) -o $$@ $$(LDLIBS)
 endef
 $(foreach t,$(TEST_SRC:tests/unit/%.c=%),$(eval $(call test_rule,$(t))))
+
+# The fault-injection shim (LD_PRELOAD) used by tests/cli/fault.sh and kill.sh.
+$(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -fPIC -shared $< -o $@ -ldl
 
 test: all
 	@tests/run.sh

@@ -15,7 +15,10 @@
  * later call, and again by dl_out_finish/dl_out_close, so an EPIPE/ENOSPC
  * is never lost.  Named outputs live under "<path>.tmp.<pid>" until
  * dl_out_close renames them; dl_log's signal handler removes them on
- * SIGINT/SIGTERM.
+ * SIGINT/SIGTERM.  Durability (dl_sync.h): dl_out_finish fsyncs the temp
+ * file before closing it, dl_out_close renames it and fsyncs the directory;
+ * a failure of either removes the output (the temp file, or the final name
+ * when only the directory fsync failed) and is an I/O error, exit 3.
  *
  * An existing output that is not a regular file (/dev/null, a FIFO) is
  * written in place: there is nothing to rename and nothing to remove.
@@ -27,6 +30,7 @@
  */
 #include "dl_io.h"
 #include "dl_log.h"
+#include "dl_sync.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -416,6 +420,7 @@ int dl_out_finish(dl_out *o, char *err, size_t errlen) {
     o->finished = 1;
     if (!o->err && !flush_stage(o) && o->cs) zwrite(o, NULL, 0, ZSTD_e_end);
     if (!o->is_std && o->fd >= 0) {
+        if (o->tmp && !o->err && fsync(o->fd) != 0) out_fail(o, -DL_EXIT_IO, "fsync error", errno);
         if (close(o->fd) != 0) out_fail(o, -DL_EXIT_IO, "close error", errno);
         o->fd = -1;
     }
@@ -434,6 +439,11 @@ int dl_out_close(dl_out *o, char *err, size_t errlen) {
             return rc;
         }
         free(o->tmp); o->tmp = NULL;   /* renamed: abort must not unlink */
+        if ((rc = dl_sync_parent(o->path, err, errlen))) {
+            unlink(o->path);           /* not known to be durable: not an output */
+            dl_out_abort(o);
+            return rc;
+        }
     }
     dl_out_abort(o);   /* frees; nothing left to remove */
     return 0;

@@ -45,9 +45,10 @@ typedef struct {
 typedef struct dl_out dl_out;
 int dl_out_open(dl_out **out, const char *path, const dl_out_opts *opts, char *err, size_t errlen);
 int dl_out_write(dl_out *out, const void *buf, size_t n, char *err, size_t errlen);
-/* Finish the zstd frame, flush, fsync-free close, rename temp -> final. Frees out. */
+/* Finish the zstd frame, flush, fsync, close, rename temp -> final, fsync the
+ * directory (dl_sync.h).  Any failure removes the output.  Frees out. */
 int dl_out_close(dl_out *out, char *err, size_t errlen);
-/* Finish writing without renaming: end the zstd frame, flush, close the
+/* Finish writing without renaming: end the zstd frame, flush, fsync, close the
  * file.  dl_out_close() afterwards only renames (all-or-nothing multi-file
  * outputs finish every file first, then rename them all). */
 int dl_out_finish(dl_out *out, char *err, size_t errlen);

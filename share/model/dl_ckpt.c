@@ -2,16 +2,32 @@
  * state, and the weight-file set shared with dl_convert.c (implements the
  * save/load half of dl_ckpt.h).
  *
- * Save: every file is written into DIR.tmp.<pid> (each through dl_out, temp
- * + rename inside that directory); only when all are complete is the new
- * directory swapped in: renameat2(RENAME_EXCHANGE) when DIR exists (one
- * atomic step on Linux; two renames where the filesystem refuses it), rename
- * otherwise; the previous checkpoint, now under the temporary name, is then
- * removed file by file.  An error before the swap removes the temporary
- * directory and leaves DIR untouched.  A SIGINT/SIGTERM during the save
- * (dl_log's handler) removes the file being written but may leave
- * DIR.tmp.<pid> behind; DIR itself is never half-written.  No fsync: the
- * atomicity is against failures of this process, not power loss.
+ * Save (the durability contract, dl_sync.h):
+ *   1. stale DIR.tmp.<pid> directories beside DIR whose process is gone
+ *      (kill(pid, 0) fails with ESRCH: a dllm-train killed inside a save)
+ *      are removed; only names that are exactly DIR's name + ".tmp." +
+ *      digits, and only their plain files, are touched;
+ *   2. every file is written into DIR.tmp.<pid> through dl_out (its own temp
+ *      + rename inside that directory), each file fsynced before its rename;
+ *   3. the temporary directory is fsynced;
+ *   4. it is swapped in: renameat2(RENAME_EXCHANGE) when DIR exists (one
+ *      atomic step on Linux; where the filesystem refuses it with EINVAL or
+ *      the kernel lacks it (ENOSYS), DIR is renamed to DIR.old.<pid> and the
+ *      new one renamed in), rename otherwise;
+ *   5. the parent directory is fsynced;
+ *   6. the previous checkpoint, now under the temporary name, is removed
+ *      file by file.
+ * An error before step 5 removes the temporary directory and leaves DIR
+ * untouched; a failed parent fsync (step 5) swaps the previous checkpoint
+ * back (or removes a new DIR that had none) and is an I/O error.  A kill at
+ * any point leaves DIR holding the previous or the new complete checkpoint
+ * (after a power loss too, given a filesystem that honours fsync), plus at
+ * most a DIR.tmp.<pid> that the next save removes.  Not covered: a kill
+ * between the two renames of the no-RENAME_EXCHANGE fallback leaves the
+ * complete checkpoints as DIR.old.<pid> and DIR.tmp.<pid> with no DIR
+ * (never removed automatically: rename one back by hand); a DIR.tmp.<pid>
+ * of a trainer in another PID namespace on a shared filesystem looks dead
+ * here and would be removed (run one trainer per output directory).
  *
  * Files: config.json (dl_config_save, torch_dtype "float32"/"bfloat16"),
  * model.safetensors (HF names, __metadata__ {"format": "pt"} as transformers
@@ -40,6 +56,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +66,7 @@
 #include "dl_ckpt.h"
 #include "dl_io.h"
 #include "dl_json.h"
+#include "dl_sync.h"
 
 
 /* ================================================================ weights set */
@@ -280,6 +298,84 @@ static void remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* Is name exactly base + ".tmp." + a pid (1-10 digits)?  The pid, or 0. */
+static long tmp_pid(const char *name, const char *base) {
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) || strncmp(name + bl, ".tmp.", 5)) return 0;
+    const char *d = name + bl + 5;
+    size_t nd = strspn(d, "0123456789");
+    if (nd == 0 || nd > 10 || d[nd]) return 0;
+    long pid = strtol(d, NULL, 10);
+    return pid > 0 && pid <= INT_MAX ? pid : 0;
+}
+
+/* Step 1 of the save: remove the DIR.tmp.<pid> directories beside dir whose
+ * process no longer exists (best effort; a live pid, EPERM, or anything that
+ * is not a directory is left alone). */
+static void remove_stale_tmps(const char *dir) {
+    char parent[DL_PATH_MAX], p[DL_PATH_MAX];
+    const char *slash = strrchr(dir, '/'), *base = slash ? slash + 1 : dir;
+    if (!slash) snprintf(parent, sizeof parent, ".");
+    else snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = tmp_pid(e->d_name, base);
+        struct stat st;
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (snprintf(p, sizeof p, "%s/%s", parent, e->d_name) < DL_PATH_MAX && !lstat(p, &st) && S_ISDIR(st.st_mode))
+            remove_dir(p);
+    }
+    closedir(d);
+}
+
+/* Steps 4-6 of the save: put the complete, fsynced tmp in place of dir. */
+static int swap_in(const char *tmp, const char *dir, int exists, char *err, size_t errlen) {
+    int rc;
+    if (!exists) {
+        if (rename(tmp, dir)) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
+            remove_dir(tmp);
+            return rc;
+        }
+        if ((rc = dl_sync_parent(dir, err, errlen))) remove_dir(dir);   /* not durable: no checkpoint */
+        return rc;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        if ((rc = dl_sync_parent(dir, err, errlen)))                     /* previous one back */
+            (void)renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE);
+        remove_dir(tmp);                  /* the previous checkpoint, or the new one after a failure */
+        return rc;
+    }
+    if (errno != EINVAL && errno != ENOSYS) {   /* a real error, not "this filesystem cannot exchange" */
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s <-> %s: %s", tmp, dir, strerror(errno));
+        remove_dir(tmp);
+        return rc;
+    }
+    /* no RENAME_EXCHANGE here (EINVAL, ENOSYS): old aside, new in, old removed */
+    char old[DL_PATH_MAX + 32];
+    snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
+    if (rename(dir, old)) {
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", dir, old, strerror(errno));
+        remove_dir(tmp);
+        return rc;
+    }
+    if (rename(tmp, dir)) {
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
+        rename(old, dir);
+        remove_dir(tmp);
+        return rc;
+    }
+    if ((rc = dl_sync_parent(dir, err, errlen))) {
+        remove_dir(dir);
+        rename(old, dir);
+        return rc;
+    }
+    remove_dir(old);
+    return 0;
+}
+
 static size_t numel(const dl_tensor *t) { return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1); }
 
 static size_t max_numel(const dl_model *m) {
@@ -378,40 +474,15 @@ int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_js
     if (exists && !S_ISDIR(sb.st_mode))
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s exists and is not a directory", dir);
     if (exists && (rc = check_replaceable(dir, err, errlen))) return rc;
+    remove_stale_tmps(dir);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     if (dl_is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
     if (mkdir(tmp, 0755)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    if ((rc = write_all(m, tmp, tokenizer_json, st, bf16, err, errlen))) {
+    if ((rc = write_all(m, tmp, tokenizer_json, st, bf16, err, errlen)) || (rc = dl_sync_dir(tmp, err, errlen))) {
         remove_dir(tmp);
         return rc;
     }
-    if (!exists) {
-        if (rename(tmp, dir)) {
-            rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
-            remove_dir(tmp);
-        }
-        return rc;
-    }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-        remove_dir(tmp);                  /* now the previous checkpoint */
-        return 0;
-    }
-    /* no RENAME_EXCHANGE here: old aside, new in, old removed */
-    char old[DL_PATH_MAX + 32];
-    snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
-    if (rename(dir, old)) {
-        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", dir, old, strerror(errno));
-        remove_dir(tmp);
-        return rc;
-    }
-    if (rename(tmp, dir)) {
-        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "rename %s -> %s: %s", tmp, dir, strerror(errno));
-        rename(old, dir);
-        remove_dir(tmp);
-        return rc;
-    }
-    remove_dir(old);
-    return 0;
+    return swap_in(tmp, dir, exists, err, errlen);
 }
 
 /* ================================================================ load */

@@ -7,11 +7,14 @@
  *   DIR/optimizer.safetensors  AdamW m and v ("m.<name>", "v.<name>")   [resume]
  *   DIR/trainer_state.json     dl_train_state                           [resume]
  *
- * Saves are atomic: everything is written into DIR.tmp.<pid>; then the new
- * directory and an existing DIR swap names in one step (renameat2
+ * Saves are atomic and durable (dl_ckpt.c has the steps): stale
+ * DIR.tmp.<pid> directories of dead processes are removed; everything is
+ * written into DIR.tmp.<pid>, each file fsynced, then that directory
+ * fsynced; it and an existing DIR swap names in one step (renameat2
  * RENAME_EXCHANGE; where a filesystem refuses it: old renamed aside to
- * DIR.old.<pid>, new renamed into place) and the old one is removed — a
- * failure leaves either the old or the new checkpoint, never a mix.
+ * DIR.old.<pid>, new renamed into place); the parent directory is fsynced
+ * and the old checkpoint removed.  A failure or a kill leaves either the
+ * old or the new complete checkpoint under DIR, never a mix.
  * Loading checks config against tensors (every expected tensor present with
  * its shape, no unknown ones except rotary caches) and refuses mismatches.
  */
