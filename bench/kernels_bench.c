@@ -137,31 +137,31 @@ int main(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         if (s == 1) { memset(tacc, 0, sizeof tacc); t_all = now(); }   /* step 0 warms up */
         memset(G, 0, np * 4);
-        TIMED(T_EMB, dl_k_embedding_fwd(d, DL_F32, x, ids, emb, N, D));
+        TIMED(T_EMB, dl_k_embedding_fwd(d, DL_F32, DL_F32, x, ids, emb, N, D));
         for (int l = 0; l < L; l++) {
             float *w = lay + l * per_layer, *an = w, *mn = w + D, *wq = w + 2 * D, *wk = wq + (size_t)D * D,
                   *wv = wk + (size_t)KV * D, *wo = wv + (size_t)KV * D, *wg = wo + (size_t)D * D,
                   *wu = wg + (size_t)F * D, *wd = wu + (size_t)F * D;
             float *xl = x + l * ND, *xn = x + (l + 1) * ND;
             TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, h1 + l * ND, r1 + l * N, xl, an, N, D, 1e-5f));
-            TIMED(T_QKV, dl_k_linear_fwd(d, DL_F32, q + l * ND, h1 + l * ND, wq, NULL, N, D, D);
-                         dl_k_linear_fwd(d, DL_F32, k + l * NK, h1 + l * ND, wk, NULL, N, D, KV);
-                         dl_k_linear_fwd(d, DL_F32, v + l * NK, h1 + l * ND, wv, NULL, N, D, KV));
+            TIMED(T_QKV, dl_k_linear_fwd(d, DL_F32, DL_F32, q + l * ND, h1 + l * ND, wq, NULL, N, D, D);
+                         dl_k_linear_fwd(d, DL_F32, DL_F32, k + l * NK, h1 + l * ND, wk, NULL, N, D, KV);
+                         dl_k_linear_fwd(d, DL_F32, DL_F32, v + l * NK, h1 + l * ND, wv, NULL, N, D, KV));
             TIMED(T_ROPE, dl_k_rope(d, DL_F32, q + l * ND, pos, N, Hq, E, 10000, DL_ROPE_HALF, 0);
                           dl_k_rope(d, DL_F32, k + l * NK, pos, N, Hk, E, 10000, DL_ROPE_HALF, 0));
             TIMED(T_ATT, dl_k_attention_fwd(d, DL_F32, ao + l * ND, lse + (size_t)l * B * Hq * T, att + l * NA, q + l * ND,
                                             k + l * NK, v + l * NK, NULL, B, T, Hq, Hk, E, DL_ATTN_BIDIR, 0));
-            TIMED(T_O, dl_k_linear_fwd(d, DL_F32, tmp, ao + l * ND, wo, NULL, N, D, D));
+            TIMED(T_O, dl_k_linear_fwd(d, DL_F32, DL_F32, tmp, ao + l * ND, wo, NULL, N, D, D));
             TIMED(T_RES, dl_k_add(d, DL_F32, x2 + l * ND, xl, tmp, ND));
             TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, h2 + l * ND, r2 + l * N, x2 + l * ND, mn, N, D, 1e-5f));
-            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, gt + l * NF, h2 + l * ND, wg, NULL, N, D, F);
-                         dl_k_linear_fwd(d, DL_F32, up + l * NF, h2 + l * ND, wu, NULL, N, D, F));
+            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, DL_F32, gt + l * NF, h2 + l * ND, wg, NULL, N, D, F);
+                         dl_k_linear_fwd(d, DL_F32, DL_F32, up + l * NF, h2 + l * ND, wu, NULL, N, D, F));
             TIMED(T_SWI, dl_k_swiglu_fwd(d, DL_F32, sw + l * NF, gt + l * NF, up + l * NF, N, F));
-            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, tmp, sw + l * NF, wd, NULL, N, F, D));
+            TIMED(T_MLP, dl_k_linear_fwd(d, DL_F32, DL_F32, tmp, sw + l * NF, wd, NULL, N, F, D));
             TIMED(T_RES, dl_k_add(d, DL_F32, xn, x2 + l * ND, tmp, ND));
         }
         TIMED(T_NORM, dl_k_rmsnorm_fwd(d, DL_F32, hf, rf, x + L * ND, fnorm, N, D, 1e-5f));
-        TIMED(T_HEAD, dl_k_gather_rows(d, DL_F32, hs, hf, sel, M, D); dl_k_linear_fwd(d, DL_F32, logits, hs, head, NULL, M, D, V));
+        TIMED(T_HEAD, dl_k_gather_rows(d, DL_F32, hs, hf, sel, M, D); dl_k_linear_fwd(d, DL_F32, DL_F32, logits, hs, head, NULL, M, D, V));
         TIMED(T_XENT, dl_k_softmax_xent_fwd(d, DL_F32, ce, logits, tg, M, V); dl_k_softmax_xent_bwd(d, DL_F32, logits, dce, tg, M, V));
         /* backward */
         TIMED(T_HEAD, dl_k_linear_bwd(d, DL_F32, dhs, ghead, NULL, logits, hs, head, M, D, V);

@@ -1,7 +1,7 @@
 /* kernels/backend.h — the interface a backend implements (not for callers:
  * they use kernels.h).  In the spirit of ggml's ggml-backend-impl.h: a
  * backend is a const table of function pointers, one per op forward /
- * backward plus memory, copy, sync and a supports(op, dtype) query;
+ * backward plus memory, copy, sync and a supports(op, dtype, weight dtype) query;
  * kernels/dispatch.c turns every public dl_k_* / dl_dev_* call into
  * d->ops->xxx(d, ...).  Each op's contract (shapes, dtypes, accumulate vs
  * overwrite) is the one stated in kernels.h for the dl_k_ function of the
@@ -20,7 +20,8 @@
 typedef struct dl_backend_ops {
     const char *name;                                   /* "cpu", "ref" */
     void (*close)(dl_dev *d);                           /* frees d->be (not d) */
-    int (*supports)(const dl_dev *d, dl_op op, dl_dtype dt);
+    /* wdt: the weight dtype (== dt for every op that takes no wdt) */
+    int (*supports)(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
     int (*cpu_blas)(dl_dev *d, int on);                 /* NULL: no BLAS switch */
     /* memory */
     void *(*alloc)(dl_dev *d, size_t bytes);
@@ -31,17 +32,17 @@ typedef struct dl_backend_ops {
     void (*d2d)(dl_dev *d, void *dst, const void *src, size_t bytes);
     void (*sync)(dl_dev *d);
     /* ops */
-    void (*embedding_fwd)(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+    void (*embedding_fwd)(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D);
     void (*embedding_bwd)(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
     void (*rmsnorm_fwd)(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                         float eps);
     void (*rmsnorm_bwd)(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                         const float *rstd, int N, int D);
-    void (*linear_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+    void (*linear_fwd)(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                        int N, int C, int O);
     /* NULL: dispatch.c calls linear_fwd once per part (what the CPU and ref
      * backends want); a GPU backend fills it with one stacked GEMM */
-    void (*linear_fwd_split)(dl_dev *d, dl_dtype dt, void *const *outs, const int *O_parts, int nparts,
+    void (*linear_fwd_split)(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *const *outs, const int *O_parts, int nparts,
                              const void *inp, const void *w, const void *bias, int N, int C);
     void (*linear_bwd)(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                        const void *inp, const void *w, int N, int C, int O);

@@ -66,8 +66,10 @@ void dl_dev_close(dl_dev *d) {
 dl_dev_kind dl_dev_kind_of(const dl_dev *d) { return d->kind; }
 const char *dl_dev_describe(const dl_dev *d) { return d->desc; }
 int dl_dev_threads(const dl_dev *d) { return d->threads; }
-int dl_dev_supports(const dl_dev *d, dl_op op, dl_dtype dt) {
-    return (unsigned)op < DL_OP_COUNT && (unsigned)dt < DL_NDTYPES && d->ops->supports(d, op, dt);
+int dl_dev_supports(const dl_dev *d, dl_op op, dl_dtype dt) { return dl_dev_supports_w(d, op, dt, dt); }
+int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
+    return (unsigned)op < DL_OP_COUNT && (unsigned)dt < DL_NDTYPES && (unsigned)wdt < DL_NDTYPES &&
+           d->ops->supports(d, op, dt, wdt);
 }
 int dl_dev_cpu_blas(dl_dev *d, int on) { return d->ops->cpu_blas ? d->ops->cpu_blas(d, on) : 0; }
 void *dl_dev_alloc(dl_dev *d, size_t bytes) { return d->ops->alloc(d, bytes); }
@@ -79,8 +81,8 @@ void dl_dev_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) { d->ops->d
 void dl_dev_sync(dl_dev *d) { d->ops->sync(d); }
 
 /* ------------------------------------------------------------ ops */
-void dl_k_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D) {
-    d->ops->embedding_fwd(d, dt, out, ids, wte, N, D);
+void dl_k_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D) {
+    d->ops->embedding_fwd(d, dt, wdt, out, ids, wte, N, D);
 }
 void dl_k_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D) {
     d->ops->embedding_bwd(d, dt, dwte, dout, ids, N, D);
@@ -93,21 +95,23 @@ void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *d
                       const float *rstd, int N, int D) {
     d->ops->rmsnorm_bwd(d, dt, dx, dw, dy, x, w, rstd, N, D);
 }
-void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                      int N, int C, int O) {
-    d->ops->linear_fwd(d, dt, out, inp, w, bias, N, C, O);
+    d->ops->linear_fwd(d, dt, wdt, out, inp, w, bias, N, C, O);
 }
-void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, void *const *outs, const int *O_parts, int nparts,
+void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *const *outs, const int *O_parts, int nparts,
                            const void *inp, const void *w, const void *bias, int N, int C) {
     DL_K_ASSERT(nparts >= 1 && nparts <= 4);
     if (d->ops->linear_fwd_split) {
-        d->ops->linear_fwd_split(d, dt, outs, O_parts, nparts, inp, w, bias, N, C);
+        d->ops->linear_fwd_split(d, dt, wdt, outs, O_parts, nparts, inp, w, bias, N, C);
         return;
     }
-    size_t es = dl_dtype_size(dt), row = 0;   /* one linear_fwd per part, weight / bias rows offset */
+    /* one linear_fwd per part, weight rows offset in the weight dtype, bias
+     * rows in the activation dtype (bias is stored like activations) */
+    size_t ws = dl_dtype_size(wdt), bs = dl_dtype_size(dt), row = 0;
     for (int p = 0; p < nparts; p++) {
-        d->ops->linear_fwd(d, dt, outs[p], inp, (const char *)w + row * C * es,
-                           bias ? (const char *)bias + row * es : NULL, N, C, O_parts[p]);
+        d->ops->linear_fwd(d, dt, wdt, outs[p], inp, (const char *)w + row * C * ws,
+                           bias ? (const char *)bias + row * bs : NULL, N, C, O_parts[p]);
         row += (size_t)O_parts[p];
     }
 }

@@ -27,6 +27,19 @@
  *    kernel has one load / store type, not a combinatorial family.
  *    Calling an op with a dtype the backend does not support is a bug
  *    (asserts); callers check dl_dev_supports once at init.
+ *  - Weight dtype `wdt`.  The ops that read a weight MATRIX and nothing
+ *    the backward needs (embedding_fwd, linear_fwd, linear_fwd_split) take
+ *    a second dtype `wdt` for that matrix (wte, w), next to `dt` for
+ *    everything else (inputs, outputs, bias).  wdt == dt is the one-dtype
+ *    case above; (dt F32, wdt BF16) is inference from bf16 weights with f32
+ *    activations (a bf16 checkpoint on the CPU: the weights stay bf16 in
+ *    memory, products accumulate in f32, so it equals the f32 op on the
+ *    upcast weights up to summation order).  Norm weights, biases and
+ *    every backward op keep dt: training runs on the fp32 masters.
+ *    dl_dev_supports_w answers per (op, dt, wdt), a triple rather than a
+ *    combined key because a backend's answer is a rule (CPU: wdt may be
+ *    BF16 where dt is F32, for these three ops) that is clearest written
+ *    over the two dtypes, and the other ops simply require wdt == dt.
  *  - Backward ops ACCUMULATE into weight gradients (dw += ...) and OVERWRITE
  *    input gradients (dx = ...) unless the comment says otherwise, so the
  *    caller zeroes weight grads once per optimizer step and can accumulate
@@ -68,6 +81,10 @@ const char *dl_dev_describe(const dl_dev *d);   /* "cpu (2 threads, OpenBLAS 0.3
  * sumsq / adamw / scale answer for DL_F32; convert for any dt it converts
  * to and from DL_F32). */
 int dl_dev_supports(const dl_dev *d, dl_op op, dl_dtype dt);
+/* 1 when the backend implements op for activation dtype dt and weight dtype
+ * wdt (see "Weight dtype" above); dl_dev_supports(d, op, dt) is
+ * dl_dev_supports_w(d, op, dt, dt). */
+int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
 void *dl_dev_alloc(dl_dev *d, size_t bytes);    /* zero-filled, 64-byte aligned; NULL on failure */
 void dl_dev_free(dl_dev *d, void *p);
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes);
@@ -83,8 +100,8 @@ int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops u
 int dl_dev_cpu_blas(dl_dev *d, int on);
 
 /* ------------------------------------------------------------ embedding */
-/* out (N,D) = wte[ids[n]] ; ids (N) < V */
-void dl_k_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+/* out (N,D, dt) = wte[ids[n]] (wte (V,D) in wdt; a bf16 row widens exactly) ; ids (N) < V */
+void dl_k_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D);
 /* dwte[ids[n]] += dout[n]  (deterministic: serial per vocab row).  dwte fp32. */
 void dl_k_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
 
@@ -97,8 +114,8 @@ void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *d
                       const float *rstd, int N, int D);
 
 /* ------------------------------------------------------------ linear */
-/* out (N,O) = inp (N,C) @ w (O,C)^T + bias (O) [bias may be NULL] */
-void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+/* out (N,O) = inp (N,C) @ w (O,C)^T + bias (O) [bias may be NULL]; w in wdt, the rest in dt */
+void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                      int N, int C, int O);
 /* A fused projection: w = [w_0; w_1; ...] adjacent row blocks (O_p, C) and
  * bias = [b_0; b_1; ...] (or NULL), one linear whose output is split:
@@ -107,7 +124,7 @@ void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const v
  * stacked weights; the CPU backend runs one GEMM per part, because its
  * OpenBLAS panels make a fused GEMM round some elements differently
  * (outputs must stay bit-identical to the unfused model). */
-void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, void *const *outs, const int *O_parts, int nparts,
+void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *const *outs, const int *O_parts, int nparts,
                            const void *inp, const void *w, const void *bias, int N, int C);
 /* dinp (N,C) = dout @ w  [dinp NULL: skip];  dw (O,C) += dout^T @ inp;
  * dbias (O) += sum dout [NULL: skip].  dw, dbias fp32. */

@@ -355,11 +355,11 @@ int train_model_open(dl_model *m, const char *device, int threads, const train_m
     return 0;
 }
 
-int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, int bf16,
+int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, dl_st_dtype wdtype,
                int keep, char *err, size_t errlen) {
-    int rc = dl_ckpt_save(m, dir, tok_path && tok_path[0] ? tok_path : NULL, st, bf16, err, errlen);
+    int rc = dl_ckpt_save(m, dir, tok_path && tok_path[0] ? tok_path : NULL, st, wdtype, err, errlen);
     if (rc || !keep || !st) return rc;
     char kd[1024];
     snprintf(kd, sizeof kd, "%s-step%lld", dir, (long long)st->step);
-    return dl_ckpt_save(m, kd, tok_path && tok_path[0] ? tok_path : NULL, st, bf16, err, errlen);
+    return dl_ckpt_save(m, kd, tok_path && tok_path[0] ? tok_path : NULL, st, wdtype, err, errlen);
 }

@@ -27,7 +27,8 @@
 /* Options: the ones recorded for --resume start "unset" (LLONG_MIN, NaN,
  * NULL) so a resumed run can take the saved value; defaults come after. */
 static const char *o_config, *o_init, *o_init_tok, *o_tokenizer, *o_resume, *o_out, *o_metrics, *o_valid;
-static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight;
+static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight, *o_dtype;
+static dl_st_dtype save_dtype;   /* model.safetensors storage: --dtype, else the source's (main) */
 static long long o_steps = LLONG_MIN, o_batch = LLONG_MIN, o_micro = LLONG_MIN, o_seq_len = LLONG_MIN;
 static long long o_warmup = LLONG_MIN, o_seed = LLONG_MIN, o_mask_seed = LLONG_MIN;
 static long long o_eval_every, o_eval_rows, o_save_every, o_threads;
@@ -81,7 +82,8 @@ static const dl_opt OPTS[] = {
     { "output", 'o', DL_OPT_STR, &o_out, NULL, "DIR", "checkpoint directory (replaced atomically at each save)", NULL },
     { "save-every", 0, DL_OPT_INT, &o_save_every, "0", "N", "also save every N steps (0: at the end only)", NULL },
     { "keep-saves", 0, DL_OPT_FLAG, &o_keep, NULL, NULL, "keep each --save-every checkpoint as DIR-stepN too", NULL },
-    { "bf16-save", 0, DL_OPT_FLAG, &o_bf16, NULL, NULL, "store weights as bf16 (optimizer state stays f32; resume is then not exact)", NULL },
+    { "dtype", 0, DL_OPT_STR, &o_dtype, NULL, "f32|bf16|f16", "how checkpoints store the weights [the source's: --init / --resume keep theirs, --config f32]; below f32 the fp32 masters go into optimizer.safetensors, so --resume stays exact", NULL },
+    { "bf16-save", 0, DL_OPT_FLAG, &o_bf16, NULL, NULL, "the same as --dtype bf16", NULL },
     { "metrics", 0, DL_OPT_STR, &o_metrics, NULL, "FILE", "JSON Lines: one line per step, one per evaluation (appended on --resume)", NULL },
     { "progress", 0, DL_OPT_FLAG, &o_progress, NULL, NULL, "progress line even when stderr is not a terminal", NULL },
     { "quiet", 'q', DL_OPT_FLAG, &o_quiet, NULL, NULL, "errors only", NULL },
@@ -162,7 +164,7 @@ static void save_or_die(run *R, int64_t step, int with_state, int keep) {
             dl_die(DL_EXIT_IO, "training options too long for trainer_state.json");
     }
     if (dl_comm_rank(R->comm) != 0) return;   /* rank 0 writes checkpoints */
-    int rc = train_save(&R->m, o_out, R->tok, st, o_bf16, keep, err, sizeof err);
+    int rc = train_save(&R->m, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
     if (rc) dl_die(-rc, "saving %s at step %lld: %s", o_out, (long long)step, err);
     dl_verbose("saved %s (step %lld)", o_out, (long long)step);
 }
@@ -188,6 +190,9 @@ static void check_usage(void) {
     if (!!o_config + !!o_init + !!o_resume == 0) dl_die(DL_EXIT_USAGE, "give --config FILE, --init SRC or --resume DIR");
     if (o_init && (o_config || o_resume)) dl_die(DL_EXIT_USAGE, "--init cannot be combined with --config or --resume");
     if (o_init_tok && !o_init) dl_die(DL_EXIT_USAGE, "--init-tokenizer goes with --init");
+    if (o_dtype && strcmp(o_dtype, "f32") && strcmp(o_dtype, "bf16") && strcmp(o_dtype, "f16"))
+        dl_die(DL_EXIT_USAGE, "--dtype '%s': expected f32, bf16 or f16", o_dtype);
+    if (o_dtype && o_bf16 && strcmp(o_dtype, "bf16")) dl_die(DL_EXIT_USAGE, "--bf16-save contradicts --dtype %s", o_dtype);
     if (o_save_every < 0 || o_eval_every < 0 || o_eval_rows < 0 || o_threads < 0)
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda"))
@@ -317,6 +322,12 @@ int main(int argc, char **argv) {
     train_model_src src = { o_config, o_init, o_init_tok, o_tokenizer, o_resume, o_seed == LLONG_MIN ? 0 : o_seed,
                             R.has_data ? dl_reader_header(R.data.r) : NULL };
     if ((rc = train_model_open(&R.m, o_device, (int)o_threads, &src, R.tok, sizeof R.tok, &R.st, err, sizeof err))) dl_die(-rc, "%s", err);
+    /* storage dtype of what we save: asked for, else the source's (f16
+     * stays f16: rounding it to bf16 would lose 3 mantissa bits) */
+    if (o_dtype || o_bf16)
+        save_dtype = o_bf16 || !strcmp(o_dtype, "bf16") ? DL_ST_BF16 : !strcmp(o_dtype, "f16") ? DL_ST_F16 : DL_ST_F32;
+    else if ((o_init || o_resume) && (rc = dl_ckpt_source_dtype(o_init ? o_init : o_resume, &save_dtype, err, sizeof err)))
+        dl_die(-rc, "%s", err);
     if (o_resume) {
         if ((rc = train_args_resume(ARGS, N_ARGS, R.st.args_json, o_resume, err, sizeof err))) dl_die(-rc, "%s", err);
         R.step0 = R.st.step;

@@ -167,8 +167,8 @@ typedef struct {
  * Resume: m gets grads + optimizer and *st is filled. */
 int train_model_open(dl_model *m, const char *device, int threads, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen);
-/* dl_ckpt_save into dir; keep: also into DIR-stepN (st->step). */
-int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, int bf16,
+/* dl_ckpt_save into dir, weights stored as wdtype; keep: also into DIR-stepN (st->step). */
+int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, dl_st_dtype wdtype,
                int keep, char *err, size_t errlen);
 
 #endif

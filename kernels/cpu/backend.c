@@ -20,9 +20,10 @@
  * with OpenBLAS' own 2 threads, whose spinning workers then also slow down
  * whatever runs next.
  *
- * dtypes: DL_F32 storage only (supports() answers 0 for DL_BF16; every op
- * asserts dt == DL_F32).
- * Does not: bf16, pinned memory, NUMA placement.
+ * dtypes: DL_F32 storage (supports() answers 0 for dt DL_BF16; every op
+ * asserts dt == DL_F32), plus bf16 WEIGHTS (wdt) for embedding_fwd and
+ * linear_fwd(_split) with f32 activations (linear_bf16w.c).
+ * Does not: bf16 activations, pinned memory, NUMA placement.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,9 +74,13 @@ static int cpu_blas(dl_dev *d, int on) {
     return cpu_st(d)->use_blas;
 }
 
-static int cpu_supports(const dl_dev *d, dl_op op, dl_dtype dt) {
-    (void)d; (void)op;
-    return dt == DL_F32;
+/* f32 everywhere; bf16 weights with f32 activations for the ops that take
+ * a weight dtype (linear_bf16w.c) */
+static int cpu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
+    (void)d;
+    if (dt != DL_F32) return 0;
+    if (wdt == DL_F32) return 1;
+    return wdt == DL_BF16 && (op == DL_OP_EMBEDDING_FWD || op == DL_OP_LINEAR_FWD || op == DL_OP_LINEAR_FWD_SPLIT);
 }
 
 static void *cpu_alloc(dl_dev *d, size_t bytes) {

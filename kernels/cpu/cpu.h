@@ -34,17 +34,18 @@ typedef struct cpu_state {
 } cpu_state;
 static inline cpu_state *cpu_st(const dl_dev *d) { return (cpu_state *)d->be; }
 
-/* The CPU backend supports DL_F32 storage only (dl_dev_supports says so). */
+/* The CPU backend stores activations in DL_F32 only; weights of
+ * embedding_fwd / linear_fwd may also be DL_BF16 (linear_bf16w.c). */
 #define CPU_F32(dt) DL_K_ASSERT((dt) == DL_F32)
 
 /* The ops of the table (backend.c); contracts in kernels.h. */
-void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D);
 void cpu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
 void cpu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                      float eps);
 void cpu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                      const float *rstd, int N, int D);
-void cpu_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+void cpu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                     int N, int C, int O);
 void cpu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                     const void *inp, const void *w, int N, int C, int O);
@@ -78,6 +79,10 @@ void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, s
                float b2, float eps, float wd, int step, float grad_scale);
 void cpu_scale(dl_dev *d, float *x, float s, size_t n);
 int cpu_select_tokens(dl_dev *d, const dl_select_args *a);
+/* f32 activations x bf16 weights (linear_bf16w.c); contracts as the f32 ops */
+void cpu_linear_fwd_bf16w(dl_dev *d, float *out, const float *inp, const uint16_t *w, const float *bias,
+                          int N, int C, int O);
+void cpu_embedding_fwd_bf16w(dl_dev *d, float *out, const uint32_t *ids, const uint16_t *wte, int N, int D);
 
 /* Parallel GEMM: splits C into panels across d->threads OpenMP threads (small
  * problems run on the calling thread).  Must not be called from inside an

@@ -10,8 +10,13 @@
 #include <string.h>
 #include "cpu.h"
 
-void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, void *outv, const uint32_t *ids, const void *wtev, int N, int D) {
+void cpu_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *outv, const uint32_t *ids, const void *wtev, int N, int D) {
     CPU_F32(dt);
+    if (wdt == DL_BF16) {
+        cpu_embedding_fwd_bf16w(d, outv, ids, wtev, N, D);
+        return;
+    }
+    CPU_F32(wdt);
     float *out = outv;
     const float *wte = wtev;
 #pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * D, 16384)) schedule(static)

@@ -13,9 +13,14 @@
 #include <string.h>
 #include "cpu.h"
 
-void cpu_linear_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *inpv, const void *wv, const void *biasv,
+void cpu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *outv, const void *inpv, const void *wv, const void *biasv,
                     int N, int C, int O) {
     CPU_F32(dt);
+    if (wdt == DL_BF16) {
+        cpu_linear_fwd_bf16w(d, outv, inpv, wv, biasv, N, C, O);
+        return;
+    }
+    CPU_F32(wdt);
     float *out = outv;
     const float *inp = inpv, *w = wv, *bias = biasv;
     float beta = 0.0f;

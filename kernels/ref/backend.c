@@ -17,8 +17,11 @@ int dl_backend_ref_open(dl_dev *d, int index, char *err, size_t errlen) {
 }
 
 static void ref_close(dl_dev *d) { (void)d; }
-static int ref_supports(const dl_dev *d, dl_op op, dl_dtype dt) {
+/* Any weight dtype with any activation dtype for the ops that take wdt (a
+ * load widens either one to double); wdt == dt elsewhere. */
+static int ref_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
     (void)d;
+    if (wdt != dt && op != DL_OP_EMBEDDING_FWD && op != DL_OP_LINEAR_FWD && op != DL_OP_LINEAR_FWD_SPLIT) return 0;
     if (op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE || op == DL_OP_SELECT_TOKENS) return dt == DL_F32;
     return dt == DL_F32 || dt == DL_BF16;
 }

@@ -5,10 +5,10 @@
  */
 #include "ref.h"
 
-void ref_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D) {
+void ref_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D) {
     (void)d;
     for (int n = 0; n < N; n++)
-        for (int j = 0; j < D; j++) st(out, dt, (size_t)n * D + j, ld(wte, dt, (size_t)ids[n] * D + j));
+        for (int j = 0; j < D; j++) st(out, dt, (size_t)n * D + j, ld(wte, wdt, (size_t)ids[n] * D + j));
 }
 
 void ref_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D) {
@@ -52,13 +52,13 @@ void ref_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy
     }
 }
 
-void ref_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+void ref_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                     int N, int C, int O) {
     (void)d;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) {
             double s = bias ? ld(bias, dt, o) : 0.0;
-            for (int c = 0; c < C; c++) s += ld(inp, dt, (size_t)n * C + c) * ld(w, dt, (size_t)o * C + c);
+            for (int c = 0; c < C; c++) s += ld(inp, dt, (size_t)n * C + c) * ld(w, wdt, (size_t)o * C + c);
             st(out, dt, (size_t)n * O + o, s);
         }
 }

@@ -27,13 +27,13 @@ static inline int ref_jmax(int i, int len, int T, dl_attn_mask mask, int block) 
     return j < len ? j : len;
 }
 
-void ref_embedding_fwd(dl_dev *d, dl_dtype dt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+void ref_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D);
 void ref_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
 void ref_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                      float eps);
 void ref_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                      const float *rstd, int N, int D);
-void ref_linear_fwd(dl_dev *d, dl_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+void ref_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                     int N, int C, int O);
 void ref_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                     const void *inp, const void *w, int N, int C, int O);

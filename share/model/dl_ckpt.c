@@ -33,7 +33,9 @@
  * model.safetensors (HF names, __metadata__ {"format": "pt"} as transformers
  * requires; tied models have no lm_head.weight), tokenizer.json copied from
  * the given path (and tokenizer_config.json from beside it when present),
- * optimizer.safetensors ("m.<name>", "v.<name>", F32) and trainer_state.json:
+ * optimizer.safetensors ("m.<name>", "v.<name>", F32; plus "master.<name>",
+ * the fp32 weights, when model.safetensors is stored as BF16 / F16, so a
+ * resume is exact) and trainer_state.json:
  *   {"format": "dllm-trainer-state", "version": 1, "step": N, "seed": N,
  *    "data_epoch": N, "data_record": N, "tokens_seen": X, "lr_last": X,
  *    "args": {...}}
@@ -46,7 +48,10 @@
  * exact shape; a tensor the config does not imply is refused too (except
  * rotary caches "*.rotary_emb.inv_freq" and a tied model's lm_head.weight,
  * which HF sometimes writes), so a config that disagrees with its weights
- * never loads half-right.  F32, F16 and BF16 weights are accepted.
+ * never loads half-right.  F32, F16 and BF16 weights are accepted.  Tensors
+ * are copied out of the read-only map one by one and each one's pages are
+ * dropped after it (dl_st_release).  dl_ckpt_load_infer keeps a BF16
+ * checkpoint's matrices bf16 (dl_model wdtype DL_BF16): never an f32 copy.
  *
  * Not here: conversion of foreign checkpoints (dl_convert.c), config.json
  * parsing (dl_config.c).
@@ -400,8 +405,11 @@ static int write_block(dl_st_writer *w, const dl_model *m, const float *block, c
     return 0;
 }
 
-static int save_weights(const dl_model *m, const char *path, int bf16, int optimizer, float *host, char *err,
-                        size_t errlen) {
+/* model.safetensors in wdtype, or (optimizer) optimizer.safetensors: m., v.
+ * and, when the weights were stored below f32, the fp32 masters "master."
+ * so that --resume continues from exactly the weights the run had. */
+static int save_weights(const dl_model *m, const char *path, dl_st_dtype wdtype, int optimizer, float *host,
+                        char *err, size_t errlen) {
     dl_st_writer *w;
     int rc = dl_st_writer_open(&w, path, err, errlen);
     if (rc) return rc;
@@ -409,9 +417,10 @@ static int save_weights(const dl_model *m, const char *path, int bf16, int optim
         rc = dl_st_writer_set_metadata(w, "format", "dllm-adamw");
         if (!rc) rc = write_block(w, m, m->adam_m, "m.", DL_ST_F32, host, err, errlen);
         if (!rc) rc = write_block(w, m, m->adam_v, "v.", DL_ST_F32, host, err, errlen);
+        if (!rc && wdtype != DL_ST_F32) rc = write_block(w, m, m->params, "master.", DL_ST_F32, host, err, errlen);
     } else {
         rc = dl_st_writer_set_metadata(w, "format", "pt");
-        if (!rc) rc = write_block(w, m, m->params, "", bf16 ? DL_ST_BF16 : DL_ST_F32, host, err, errlen);
+        if (!rc) rc = write_block(w, m, m->params, "", wdtype, host, err, errlen);
     }
     if (rc) {
         dl_st_writer_abort(w);
@@ -420,22 +429,28 @@ static int save_weights(const dl_model *m, const char *path, int bf16, int optim
     return dl_st_writer_close(w, err, errlen);
 }
 
-static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_json, const dl_train_state *st, int bf16,
-                     char *err, size_t errlen) {
+static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_json, const dl_train_state *st,
+                     dl_st_dtype wdtype, char *err, size_t errlen) {
     char p[DL_PATH_MAX], q[DL_PATH_MAX];
     int rc;
-    if ((rc = dl_path_join(p, tmp, "config.json", err, errlen)) ||
-        (rc = dl_config_save(&m->cfg, p, bf16 ? "bfloat16" : "float32", err, errlen)))
+    if (wdtype != DL_ST_F32 && wdtype != DL_ST_BF16 && wdtype != DL_ST_F16)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "checkpoint weights are stored as F32, BF16 or F16, not %s",
+                         dl_st_dtype_name(wdtype));
+    if (m->wdtype != DL_F32)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "saving a checkpoint needs the fp32 weights (this model holds "
+                         "%s matrices for inference only)", dl_dtype_name(m->wdtype));
+    const char *torch = wdtype == DL_ST_BF16 ? "bfloat16" : wdtype == DL_ST_F16 ? "float16" : "float32";
+    if ((rc = dl_path_join(p, tmp, "config.json", err, errlen)) || (rc = dl_config_save(&m->cfg, p, torch, err, errlen)))
         return rc;
     float *host = malloc(max_numel(m) * sizeof(float));
     if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     rc = dl_path_join(p, tmp, "model.safetensors", err, errlen);
-    if (!rc) rc = save_weights(m, p, bf16, 0, host, err, errlen);
+    if (!rc) rc = save_weights(m, p, wdtype, 0, host, err, errlen);
     if (!rc && st) {
         if (!m->adam_m || !m->adam_v)
             rc = dl_seterr(err, errlen, -DL_EXIT_USAGE, "saving trainer state: the model has no optimizer state");
         else if (!(rc = dl_path_join(p, tmp, "optimizer.safetensors", err, errlen)))
-            rc = save_weights(m, p, 0, 1, host, err, errlen);
+            rc = save_weights(m, p, wdtype, 1, host, err, errlen);
         if (!rc && !(rc = dl_path_join(p, tmp, "trainer_state.json", err, errlen))) rc = dl_train_state_save(st, p, err, errlen);
     }
     free(host);
@@ -459,8 +474,8 @@ static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_j
     return rc;
 }
 
-int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_json, const dl_train_state *st, int bf16,
-                 char *err, size_t errlen) {
+int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_json, const dl_train_state *st,
+                 dl_st_dtype wdtype, char *err, size_t errlen) {
     char dir[DL_PATH_MAX], tmp[DL_PATH_MAX + 32];
     size_t n = strlen(dir_in);
     while (n > 1 && dir_in[n - 1] == '/') n--;
@@ -478,7 +493,7 @@ int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_js
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     if (dl_is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
     if (mkdir(tmp, 0755)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    if ((rc = write_all(m, tmp, tokenizer_json, st, bf16, err, errlen)) || (rc = dl_sync_dir(tmp, err, errlen))) {
+    if ((rc = write_all(m, tmp, tokenizer_json, st, wdtype, err, errlen)) || (rc = dl_sync_dir(tmp, err, errlen))) {
         remove_dir(tmp);
         return rc;
     }
@@ -490,6 +505,19 @@ static int allowed_extra(const char *name, int tied) {
     size_t n = strlen(name), k = strlen("rotary_emb.inv_freq");
     if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
     return tied && !strcmp(name, "lm_head.weight");
+}
+
+/* One model weight from the map into where the model keeps it: a bf16
+ * tensor into a bf16 matrix is copied as it is (no f32 on the way), any
+ * other pair goes through f32 (dl_st_read_f32, then dl_model_set_tensor
+ * rounds to bf16 if the model stores bf16). */
+static int put_weight(dl_model *m, const dl_tensor *t, const dl_st_file *f, const dl_st_tensor *s, float *host,
+                      char *err, size_t errlen) {
+    dl_dtype dt;
+    dl_model_tensor_data(m, t, &dt);
+    if (dt == DL_BF16 && s->dtype == DL_ST_BF16) return dl_model_set_tensor(m, t, dl_st_data(f, s), DL_BF16, err, errlen);
+    int rc = dl_st_read_f32(f, s, host, numel(t), err, errlen);
+    return rc ? rc : dl_model_set_tensor(m, t, host, DL_F32, err, errlen);
 }
 
 /* Copy the tensors of m (named prefix + name) from w into block (device).
@@ -520,8 +548,10 @@ static int load_block(dl_model *m, float *block, const dl_ckpt_weights *w, const
                            f->path, name, got, want);
             break;
         }
-        if (!(rc = dl_st_read_f32(f, s, host, numel(t), err, errlen)))
+        if (block == m->params && !prefix[0]) rc = put_weight(m, t, f, s, host, err, errlen);
+        else if (!(rc = dl_st_read_f32(f, s, host, numel(t), err, errlen)))
             dl_dev_h2d(m->dev, block + t->offset, host, numel(t) * sizeof(float));
+        dl_st_release(f, s);   /* copied: drop its pages of the map */
     }
     free(host);
     return rc;
@@ -546,7 +576,33 @@ static int check_extras(const dl_model *m, const dl_ckpt_weights *w, const char 
     return 0;
 }
 
+/* The weight dtype an inference model of w gets: DL_BF16 when every matrix
+ * (2-D tensor) in the files is BF16 and dev computes with bf16 weights,
+ * else DL_F32 (f32 / f16 / mixed checkpoints: today's path). */
+static dl_dtype infer_wdtype(const dl_ckpt_weights *w, dl_dev *dev) {
+    int n2 = 0;
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->f[i].n; j++)
+            if (w->f[i].t[j].ndim == 2) {
+                if (w->f[i].t[j].dtype != DL_ST_BF16) return DL_F32;
+                n2++;
+            }
+    return n2 && dl_dev_supports_w(dev, DL_OP_LINEAR_FWD, DL_F32, DL_BF16) &&
+           dl_dev_supports_w(dev, DL_OP_LINEAR_FWD_SPLIT, DL_F32, DL_BF16) &&
+           dl_dev_supports_w(dev, DL_OP_EMBEDDING_FWD, DL_F32, DL_BF16) ? DL_BF16 : DL_F32;
+}
+
+static int load_ckpt(dl_model *m, const char *dir, dl_dev *dev, int infer, char *err, size_t errlen);
+
 int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen) {
+    return load_ckpt(m, dir, dev, 0, err, errlen);
+}
+
+int dl_ckpt_load_infer(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen) {
+    return load_ckpt(m, dir, dev, 1, err, errlen);
+}
+
+static int load_ckpt(dl_model *m, const char *dir, dl_dev *dev, int infer, char *err, size_t errlen) {
     char cfgpath[DL_PATH_MAX];
     int rc;
     memset(m, 0, sizeof *m);
@@ -562,7 +618,7 @@ int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t er
     if ((rc = dl_config_load(&c, cfgpath, err, errlen))) return rc;
     dl_ckpt_weights w;
     if ((rc = dl_ckpt_weights_open(&w, dir, err, errlen))) return rc;
-    if (!(rc = dl_model_init(m, &c, dev, err, errlen))) {
+    if (!(rc = dl_model_init_w(m, &c, dev, infer ? infer_wdtype(&w, dev) : DL_F32, err, errlen))) {
         static const char *const none[] = { "" };
         rc = load_block(m, m->params, &w, "", err, errlen);
         if (!rc) rc = check_extras(m, &w, none, 1, err, errlen);
@@ -580,10 +636,16 @@ int dl_ckpt_load_train_state(dl_model *m, dl_train_state *st, const char *dir, c
     if ((rc = dl_path_join(p, dir, "optimizer.safetensors", err, errlen))) return rc;
     dl_ckpt_weights w;
     if ((rc = dl_ckpt_weights_open(&w, p, err, errlen))) return rc;
-    static const char *const mv[] = { "m.", "v." };
+    static const char *const mv[] = { "m.", "v.", "master." };
+    /* fp32 masters of a run whose model.safetensors is bf16 / f16: they,
+     * not the rounded weights, are what training continues from */
+    int masters = 0;
+    for (int i = 0; i < w.n; i++)
+        for (int j = 0; j < w.f[i].n; j++) masters |= !strncmp(w.f[i].t[j].name, "master.", 7);
     if (!(rc = dl_model_alloc_optimizer(m, err, errlen)) && !(rc = load_block(m, m->adam_m, &w, "m.", err, errlen)) &&
-        !(rc = load_block(m, m->adam_v, &w, "v.", err, errlen)))
-        rc = check_extras(m, &w, mv, 2, err, errlen);
+        !(rc = load_block(m, m->adam_v, &w, "v.", err, errlen)) &&
+        !(rc = masters ? load_block(m, m->params, &w, "master.", err, errlen) : 0))
+        rc = check_extras(m, &w, mv, 3, err, errlen);
     dl_ckpt_weights_close(&w);
     return rc;
 }

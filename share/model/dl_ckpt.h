@@ -2,9 +2,11 @@
  * conversion of autoregressive models into diffusion-ready checkpoints.
  *
  *   DIR/config.json            dl_config (HF names + dllm fields)
- *   DIR/model.safetensors      HF tensor names, F32 or BF16
+ *   DIR/model.safetensors      HF tensor names, F32, BF16 or F16
  *   DIR/tokenizer.json         the tokenizer (with its mask token)
- *   DIR/optimizer.safetensors  AdamW m and v ("m.<name>", "v.<name>")   [resume]
+ *   DIR/optimizer.safetensors  AdamW m and v ("m.<name>", "v.<name>"),
+ *                              fp32 masters "master.<name>" when the
+ *                              weights are stored BF16 / F16           [resume]
  *   DIR/trainer_state.json     dl_train_state                           [resume]
  *
  * Saves are atomic and durable (dl_ckpt.c has the steps): stale
@@ -43,13 +45,22 @@ typedef struct {
 
 /* Load DIR (or a config+safetensors pair) into a freshly initialised model on dev. */
 int dl_ckpt_load(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen);
+/* The same for inference only: when every matrix of the checkpoint is BF16
+ * (and dev computes with bf16 weights) the model keeps them bf16 (wdtype
+ * DL_BF16: no backward, no save, no fp32 copy of the matrices); otherwise
+ * exactly dl_ckpt_load. */
+int dl_ckpt_load_infer(dl_model *m, const char *dir, dl_dev *dev, char *err, size_t errlen);
 /* Load the optimizer moments and trainer state of DIR into m (alloc'ed) / st. */
 int dl_ckpt_load_train_state(dl_model *m, dl_train_state *st, const char *dir, char *err, size_t errlen);
 /* Save: tokenizer_json = path of the tokenizer.json to copy in (NULL: none);
  * st != NULL also writes optimizer.safetensors + trainer_state.json;
- * bf16: store weights as BF16 (optimizer state is always F32). */
+ * wdtype: how model.safetensors stores the weights, DL_ST_F32, DL_ST_BF16
+ * or DL_ST_F16 (round to nearest even; config.json's torch_dtype says
+ * which).  Optimizer state is always F32, and below F32 it also holds the
+ * fp32 weights as "master.<name>" (dl_ckpt_load_train_state puts them back,
+ * so --resume is bit-exact).  m must have fp32 weights (wdtype DL_F32). */
 int dl_ckpt_save(const dl_model *m, const char *dir, const char *tokenizer_json, const dl_train_state *st,
-                 int bf16, char *err, size_t errlen);
+                 dl_st_dtype wdtype, char *err, size_t errlen);
 
 /* Conversion from an autoregressive model: SRC is an HF checkpoint directory
  * (config.json + model.safetensors or model.safetensors.index.json shards;
@@ -76,6 +87,10 @@ int dl_ckpt_weights_open(dl_ckpt_weights *w, const char *path, char *err, size_t
 /* The tensor called name (exactly), and the file that holds it; NULL if absent. */
 const dl_st_tensor *dl_ckpt_weights_find(const dl_ckpt_weights *w, const char *name, const dl_st_file **file);
 void dl_ckpt_weights_close(dl_ckpt_weights *w);   /* safe on a zeroed struct */
+/* The dtype the weights of src (a checkpoint / HF directory, a .safetensors
+ * file, or a llama2.c .bin) are stored in: BF16 or F16 when every matrix
+ * is, else F32 (dl_ckpt_dtype.c).  Headers only. */
+int dl_ckpt_source_dtype(const char *src, dl_st_dtype *dt, char *err, size_t errlen);
 
 /* ---- llama2.c legacy exports (dl_llama2c.c) ----
  * Header: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,

@@ -21,7 +21,10 @@
  *    inputs at the M selected rows; then backward scratch.  INFER: one
  *    set of layer buffers reused by every layer, no probs, no scratch.
  *  - Storage dtype m->dtype (kernels.h) is DL_F32: the ops run on the fp32
- *    master weights directly.  A bf16 backend would add a compute copy
+ *    master weights directly, or, for a model made with wdtype DL_BF16
+ *    (inference from a bf16 checkpoint), on the bf16 matrices in m->wlow
+ *    with f32 activations (the forward reads p->x* / m->x* views, which
+ *    are the f32 views themselves in an f32 model).  A bf16 backend would add a compute copy
  *    (dl_k_convert) and bf16 activations; not done here.  The last forward's
  *    ids / sel / targets are copied in (d2d), so the caller may reuse its
  *    buffers before backward.
@@ -176,35 +179,98 @@ const dl_tensor *dl_model_tensor(const dl_model *m, const char *name) {
     return NULL;
 }
 
+void *dl_model_tensor_data(const dl_model *m, const dl_tensor *t, dl_dtype *dt) {
+    if (m->wdtype == DL_BF16 && t->offset < m->n_decay_params) {   /* a matrix: the bf16 block */
+        if (dt) *dt = DL_BF16;
+        return (uint16_t *)m->wlow + t->offset;
+    }
+    if (dt) *dt = DL_F32;
+    return m->params + (m->wdtype == DL_BF16 ? t->offset - m->n_decay_params : t->offset);
+}
+
+/* the f32 view of a tensor (NULL: absent, or a matrix of a bf16 model) */
 static float *view(dl_model *m, const char *fmt, int l) {
     char nm[96];
     snprintf(nm, sizeof nm, fmt, l);
     const dl_tensor *t = dl_model_tensor(m, nm);
-    return t ? m->params + t->offset : NULL;
+    dl_dtype dt;
+    void *p = t ? dl_model_tensor_data(m, t, &dt) : NULL;
+    return p && dt == DL_F32 ? p : NULL;
+}
+/* the view the forward reads, in m->wdtype */
+static const void *xview(dl_model *m, const char *fmt, int l) {
+    char nm[96];
+    snprintf(nm, sizeof nm, fmt, l);
+    const dl_tensor *t = dl_model_tensor(m, nm);
+    return t ? dl_model_tensor_data(m, t, NULL) : NULL;
+}
+
+static uint16_t to_bf16(float f) {   /* nearest even, NaN kept (kernels/kbase.h's rule) */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+int dl_model_set_tensor(dl_model *m, const dl_tensor *t, const void *src, dl_dtype src_dt, char *err, size_t errlen) {
+    dl_dtype dt;
+    void *dst = dl_model_tensor_data(m, t, &dt);
+    size_t n = tensor_numel(t);
+    if (dt == src_dt) {
+        dl_dev_h2d(m->dev, dst, src, n * dl_dtype_size(dt));
+        return 0;
+    }
+    void *tmp = malloc(n * dl_dtype_size(dt) + 1);
+    if (!tmp) return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of memory converting %s", t->name);
+    if (dt == DL_BF16)
+        for (size_t i = 0; i < n; i++) ((uint16_t *)tmp)[i] = to_bf16(((const float *)src)[i]);
+    else
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)((const uint16_t *)src)[i] << 16;
+            memcpy((float *)tmp + i, &u, 4);
+        }
+    dl_dev_h2d(m->dev, dst, tmp, n * dl_dtype_size(dt));
+    free(tmp);
+    return 0;
 }
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen) {
+    return dl_model_init_w(m, c, dev, DL_F32, err, errlen);
+}
+
+int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtype, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     int rc = check_config(c, err, errlen);
     if (rc) return rc;
     m->cfg = *c;
     m->dev = dev;
     m->dtype = DL_F32;   /* compute in the fp32 master weights (CPU: bit-identical to before dtypes) */
+    m->wdtype = wdtype;
     for (int op = 0; op < DL_OP_COUNT; op++)
         if (op != DL_OP_CONVERT && !dl_dev_supports(dev, (dl_op)op, m->dtype))
             return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in %s",
                              dl_dev_describe(dev), dl_op_name((dl_op)op), dl_dtype_name(m->dtype));
+    static const dl_op wops[] = { DL_OP_EMBEDDING_FWD, DL_OP_LINEAR_FWD, DL_OP_LINEAR_FWD_SPLIT };
+    for (size_t i = 0; i < sizeof wops / sizeof *wops; i++)
+        if (!dl_dev_supports_w(dev, wops[i], m->dtype, wdtype))
+            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in %s with %s weights",
+                             dl_dev_describe(dev), dl_op_name(wops[i]), dl_dtype_name(m->dtype),
+                             dl_dtype_name(wdtype));
     if (build_tensors(m)) {
         dl_model_free(m);
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of memory");
     }
-    m->params = dl_dev_alloc(dev, m->n_params * sizeof(float));
+    /* f32: every tensor in params; bf16: matrices in wlow, the rest in params */
+    size_t n_f32 = wdtype == DL_BF16 ? m->n_params - m->n_decay_params : m->n_params;
+    m->params = dl_dev_alloc(dev, n_f32 * sizeof(float));
+    if (wdtype == DL_BF16) m->wlow = dl_dev_alloc(dev, m->n_decay_params * sizeof(uint16_t));
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    if (!m->params || !m->layers) {
+    if (!m->params || !m->layers || (wdtype == DL_BF16 && !m->wlow)) {
         size_t np = m->n_params;
         dl_model_free(m);
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate %zu parameters (%.1f MB)", np,
-                         np * 4.0 / 1e6);
+                         np * (double)dl_dtype_size(wdtype) / 1e6);
     }
     m->embed = view(m, "model.embed_tokens.weight", 0);
     for (int l = 0; l < c->n_layers; l++) {
@@ -224,6 +290,15 @@ int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_
     }
     m->final_norm = view(m, "model.norm.weight", 0);
     m->lm_head = c->tied ? m->embed : view(m, "lm_head.weight", 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        dl_layer_params *p = &m->layers[l];
+        p->xq = xview(m, "model.layers.%d.self_attn.q_proj.weight", l);
+        p->xo = xview(m, "model.layers.%d.self_attn.o_proj.weight", l);
+        p->xgate = xview(m, "model.layers.%d.mlp.gate_proj.weight", l);
+        p->xdown = xview(m, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    m->xembed = xview(m, "model.embed_tokens.weight", 0);
+    m->xlm_head = c->tied ? m->xembed : xview(m, "lm_head.weight", 0);
     return 0;
 }
 
@@ -239,6 +314,7 @@ void dl_model_free(dl_model *m) {
     if (!m) return;
     free_acts(m);
     if (m->params) dl_dev_free(m->dev, m->params);
+    if (m->wlow) dl_dev_free(m->dev, m->wlow);
     if (m->grads) dl_dev_free(m->dev, m->grads);
     if (m->adam_m) dl_dev_free(m->dev, m->adam_m);
     if (m->adam_v) dl_dev_free(m->dev, m->adam_v);
@@ -247,7 +323,14 @@ void dl_model_free(dl_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* a bf16-weight model has no fp32 masters to train */
+static int refuse_low(const dl_model *m, const char *what, char *err, size_t errlen) {
+    return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: %s needs fp32 weights (this model holds %s matrices "
+                     "for inference only)", what, dl_dtype_name(m->wdtype));
+}
+
 int dl_model_alloc_grads(dl_model *m, char *err, size_t errlen) {
+    if (m->wdtype != DL_F32) return refuse_low(m, "training", err, errlen);
     if (m->grads) return 0;
     m->grads = dl_dev_alloc(m->dev, m->n_params * sizeof(float));
     if (!m->grads)
@@ -257,6 +340,7 @@ int dl_model_alloc_grads(dl_model *m, char *err, size_t errlen) {
 }
 
 int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen) {
+    if (m->wdtype != DL_F32) return refuse_low(m, "the optimizer", err, errlen);
     if (!m->adam_m) m->adam_m = dl_dev_alloc(m->dev, m->n_params * sizeof(float));
     if (!m->adam_v) m->adam_v = dl_dev_alloc(m->dev, m->n_params * sizeof(float));
     if (!m->adam_m || !m->adam_v)
@@ -300,7 +384,8 @@ void dl_model_init_weights(dl_model *m, uint64_t seed) {
         } else {
             for (size_t j = 0; j < n; j++) buf[j] = is_norm ? 1.0f : 0.0f;
         }
-        dl_dev_h2d(m->dev, m->params + t->offset, buf, n * sizeof *buf);
+        int rc = dl_model_set_tensor(m, t, buf, DL_F32, NULL, 0);
+        DL_ASSERT(rc == 0);
     }
     free(buf);
 }
@@ -418,14 +503,15 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     if (lens) dl_dev_d2d(d, a->lens, lens, (size_t)B * sizeof *lens);
     const int32_t *lens_c = lens ? a->lens : NULL;
     const dl_dtype dt = m->dtype;
-    dl_k_embedding_fwd(d, dt, a->L[0].res_in, a->ids, m->embed, N, D);
+    const dl_dtype wdt = m->wdtype;
+    dl_k_embedding_fwd(d, dt, wdt, a->L[0].res_in, a->ids, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         float *out = l + 1 < c->n_layers ? a->L[l + 1].res_in : a->res_out;
         dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, x->res_in, a->pos, N);
         dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
-        dl_k_linear_fwd(d, dt, a->tmp, x->ao, p->wo, NULL, N, QD, D);
+        dl_k_linear_fwd(d, dt, wdt, a->tmp, x->ao, p->xo, NULL, N, QD, D);
         dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
     }
@@ -433,7 +519,7 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
         dl_k_gather_rows(d, dt, a->xg, a->res_out, a->sel, M, D);
         dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, m->final_norm, M, D, c->norm_eps);
-        dl_k_linear_fwd(d, dt, a->logits, a->hs, m->lm_head, NULL, M, D, V);
+        dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
         if (targets) {
             dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
             dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
@@ -458,6 +544,7 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const dl_config *c = &m->cfg;
     struct dl_acts *a = m->acts;
     dl_dev *d = m->dev;
+    if (m->wdtype != DL_F32) return refuse_low(m, "backward", err, errlen);
     if (!m->grads) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward without gradients");
     if (a && a->mode != DL_ACTS_TRAIN)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward after an inference-only reserve "
@@ -519,7 +606,7 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
     void *const outs[3] = { q, k, v };
     const int parts[3] = { QD, KD, KD };
     dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
-    dl_k_linear_fwd_split(m->dev, dt, outs, parts, 3, h, p->wq, p->bq, N, D);
+    dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 3, h, p->xq, p->bq, N, D);
     dl_k_rope(m->dev, dt, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
     dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
 }
@@ -532,8 +619,8 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
     dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, res, p->mlp_norm, N, D, c->norm_eps);
     void *const outs[2] = { gate, up };
     const int parts[2] = { F, F };
-    dl_k_linear_fwd_split(m->dev, dt, outs, parts, 2, h, p->w_gate, NULL, N, D);
+    dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 2, h, p->xgate, NULL, N, D);
     dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
-    dl_k_linear_fwd(m->dev, dt, tmp, act, p->w_down, NULL, N, F, D);
+    dl_k_linear_fwd(m->dev, dt, m->wdtype, tmp, act, p->xdown, NULL, N, F, D);
     dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
 }

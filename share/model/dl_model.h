@@ -76,12 +76,26 @@ typedef struct {
     float *mlp_norm;    /* (D) */
     float *w_gate, *w_up; /* (F, D); adjacent: w_gate is also [w_gate; w_up] (2F, D) */
     float *w_down;      /* (D, F) */
+    /* What the forward's linears read, in dl_model.wdtype: the master views
+     * above (DL_F32), or the bf16 compute copy of the same matrices in
+     * dl_model.wlow (DL_BF16, inference only; then wq .. w_down are NULL). */
+    const void *xq, *xo, *xgate, *xdown;
 } dl_layer_params;
 
 typedef struct {
     dl_config cfg;
     dl_dev *dev;
     dl_dtype dtype;           /* storage dtype of the ops (DL_F32; checked with dl_dev_supports at init) */
+    /* Storage dtype of the weight MATRICES the forward reads (kernels.h
+     * "Weight dtype"): DL_F32 = the masters in params (training, and every
+     * f32 checkpoint); DL_BF16 = inference from bf16 weights: the matrices
+     * live only in wlow (n_decay_params bf16 values, the same element
+     * offsets as params), params holds just the norms and biases (the
+     * range [n_decay_params, n_params), so params[0] is element
+     * n_decay_params), and there are no fp32 matrices at all: no backward,
+     * no optimizer, no save.  dl_model_init_w chooses. */
+    dl_dtype wdtype;
+    void *wlow;               /* (n_decay_params) bf16, device, or NULL */
     size_t n_params;          /* floats */
     /* Block layout: every matrix (decay = 1) lies in [0, n_decay_params),
      * every norm / bias (decay = 0) in [n_decay_params, n_params), each
@@ -97,10 +111,21 @@ typedef struct {
     dl_layer_params *layers;  /* (n_layers) */
     float *final_norm;        /* (D) */
     float *lm_head;           /* (V, D); == embed when tied */
+    const void *xembed, *xlm_head;   /* embed / lm_head as the forward reads them (wdtype) */
     struct dl_acts *acts;     /* activation block, see dl_model.c */
 } dl_model;
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);
+/* dl_model_init with the weight dtype wdtype (DL_F32: the same as
+ * dl_model_init; DL_BF16: the inference-only layout above, refused with
+ * -DL_EXIT_DEVICE when the device lacks f32 x bf16 linear / embedding). */
+int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtype, char *err, size_t errlen);
+/* Where tensor t lives (device pointer) and its storage dtype there:
+ * params (F32) or, for a matrix of a DL_BF16 model, wlow (BF16). */
+void *dl_model_tensor_data(const dl_model *m, const dl_tensor *t, dl_dtype *dt);
+/* Copy n host values of dtype src_dt (F32 or BF16) into tensor t,
+ * converting to where it lives (bf16 rounds to nearest even). */
+int dl_model_set_tensor(dl_model *m, const dl_tensor *t, const void *src, dl_dtype src_dt, char *err, size_t errlen);
 void dl_model_free(dl_model *m);
 int dl_model_alloc_grads(dl_model *m, char *err, size_t errlen);
 int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen);

@@ -130,7 +130,7 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_dev_h2d(d, kv->sel, kv->h_sel, (size_t)B * sizeof *kv->sel);
 
     const dl_dtype dt = m->dtype;
-    dl_k_embedding_fwd(d, dt, kv->x, ids, m->embed, N, D);
+    dl_k_embedding_fwd(d, dt, m->wdtype, kv->x, ids, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, kv->x, kv->pos, N);
@@ -142,12 +142,12 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
             dl_dev_d2d(d, kv->vc[l] + dst, kv->v + src, bytes);
         }
         dl_k_attention_kv_fwd(d, dt, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->past, B, n_new, Tm, Hq, Hk, E);
-        dl_k_linear_fwd(d, dt, kv->tmp, kv->ao, p->wo, NULL, N, QD, D);
+        dl_k_linear_fwd(d, dt, m->wdtype, kv->tmp, kv->ao, p->xo, NULL, N, QD, D);
         dl_k_add(d, dt, kv->x, kv->x, kv->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
     dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, B, D);
     dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, m->final_norm, B, D, c->norm_eps);
-    dl_k_linear_fwd(d, dt, logits, kv->hs, m->lm_head, NULL, B, D, V);
+    dl_k_linear_fwd(d, dt, m->wdtype, logits, kv->hs, m->xlm_head, NULL, B, D, V);
     return 0;
 }

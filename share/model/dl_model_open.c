@@ -68,9 +68,18 @@ void dl_model_close(dl_model *m) {
 const char *dl_model_device_describe(const dl_model *m) { return dl_dev_describe(m->dev); }
 int dl_model_threads(const dl_model *m) { return dl_dev_threads(m->dev); }
 
+/* sample / score: a bf16 checkpoint keeps its matrices bf16 (dl_ckpt_load_infer) */
+static int open_ckpt_infer(dl_model *m, const char *dir, const char *device, int threads, char *err, size_t errlen) {
+    dl_dev *d;
+    memset(m, 0, sizeof *m);
+    int rc = open_device(&d, device, threads, err, errlen);
+    if (rc) return rc;
+    return built(m, d, dl_ckpt_load_infer(m, dir, d, err, errlen));
+}
+
 int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o, char *err, size_t errlen) {
     memset(info, 0, sizeof *info);
-    int rc = dl_model_open_ckpt(m, o->dir, o->device, o->threads, err, errlen);
+    int rc = open_ckpt_infer(m, o->dir, o->device, o->threads, err, errlen);
     if (rc) return rc;
     const dl_config *c = &m->cfg;
     info->causal = o->force_causal || !strcmp(c->objective, "causal");

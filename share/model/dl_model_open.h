@@ -9,7 +9,8 @@
  *   dl_model_open_convert  an HF directory / llama2.c file (dl_convert_load)
  *   dl_model_open_config   a config with fresh weights (dl_model_init +
  *                          dl_model_init_weights(seed))
- *   dl_model_open_infer    the sample / score opening: checkpoint, its
+ *   dl_model_open_infer    the sample / score opening: checkpoint (a bf16
+ *                          one keeps bf16 matrices: dl_ckpt_load_infer), its
  *                          tokenizer.json when present, the causal / mask
  *                          decisions and their checks
  * A model from these builders is released ONLY with dl_model_close (which

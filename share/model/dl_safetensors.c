@@ -11,7 +11,9 @@
  * tile the data section exactly (no overlap, no gap, nothing after the last
  * one), as the reference implementation demands.  Messages name the file and
  * the tensor.  Data is read with memcpy (no alignment assumption); values are
- * little-endian, as on every machine dllm targets (x86-64, aarch64).
+ * little-endian, as on every machine dllm targets (x86-64, aarch64).  The
+ * map is the only copy of the file: dl_st_data hands out pointers into it,
+ * dl_st_release drops a tensor's pages once a loader has copied it.
  *
  * Writer: each dl_st_writer_add converts its tensor at once into a spool
  * file (created beside the output and unlinked immediately, so nothing is
@@ -289,6 +291,17 @@ const dl_st_tensor *dl_st_find(const dl_st_file *f, const char *name) {
     for (int i = 0; i < f->n; i++)
         if (!strcmp(f->t[i].name, name)) return &f->t[i];
     return NULL;
+}
+
+const void *dl_st_data(const dl_st_file *f, const dl_st_tensor *t) { return f->data + t->begin; }
+
+void dl_st_release(const dl_st_file *f, const dl_st_tensor *t) {
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t base = (uintptr_t)f->map, lo = (uintptr_t)(f->data + t->begin), hi = (uintptr_t)(f->data + t->end);
+    if (pg <= 0) return;
+    lo = base + (lo - base + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;   /* whole pages inside t only */
+    hi = base + (hi - base) / (uintptr_t)pg * (uintptr_t)pg;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 int dl_st_read_f32(const dl_st_file *f, const dl_st_tensor *t, float *dst, size_t n, char *err, size_t errlen) {

@@ -37,6 +37,15 @@ typedef struct {
 int dl_st_open(dl_st_file *f, const char *path, char *err, size_t errlen);
 void dl_st_close(dl_st_file *f);
 const dl_st_tensor *dl_st_find(const dl_st_file *f, const char *name);
+/* The tensor's raw little-endian bytes inside the read-only map (t->end -
+ * t->begin of them; any alignment): weights are handed out from the map,
+ * never read into a heap copy of the file. */
+const void *dl_st_data(const dl_st_file *f, const dl_st_tensor *t);
+/* Done with t's bytes: drop the whole pages inside them from this process
+ * (madvise MADV_DONTNEED; the file's page cache stays), so loading a model
+ * tensor by tensor keeps the resident map near one tensor.  Reading t again
+ * afterwards is still valid (the pages fault back in). */
+void dl_st_release(const dl_st_file *f, const dl_st_tensor *t);
 /* Convert a tensor to float32 into dst (n floats, must equal its element
  * count; f32/f16/bf16 accepted). */
 int dl_st_read_f32(const dl_st_file *f, const dl_st_tensor *t, float *dst, size_t n, char *err, size_t errlen);

@@ -14,7 +14,11 @@
  *   bf16: NMSE <= 1e-4,  max|a-b| <= 3e-2 (1 + max|b|)
  * and fails (exit 1) when either is exceeded.  Also a self-check of the
  * ref backend's bf16 path: ref bf16 against ref f32 on inputs that are
- * exactly representable in bf16 (bf16 tolerances).
+ * exactly representable in bf16 (bf16 tolerances).  Weight dtypes: every
+ * (dt, wdt) pair the backend supports (dl_dev_supports_w; the CPU's f32
+ * activations x bf16 weights for embedding / linear forward) against ref
+ * in the same pair, and ref's (f32, bf16 weights) against its all-f32 path
+ * on bf16-exact inputs (f32 tolerances).
  * Shapes: odd sizes (1, 5, 37, 67), ragged lens with an empty row, GQA,
  * all three masks, T across the CPU's 64-row chunks, att NULL and given.
  * Does not: time anything (bench/kernels_bench.c), check thread-count
@@ -48,7 +52,9 @@ static float *hrand(size_t n, float lo, float hi) {
 
 /* ------------------------------------------------------------ device buffers */
 /* up to 16 device buffers per case, freed together */
-typedef struct { dl_dev *d; dl_dtype dt; void *buf[16]; int nbuf; } ctx;
+/* dt: storage dtype of activations; wdt: of the weight matrices that
+ * embedding_fwd / linear_fwd(_split) read (== dt for every other op) */
+typedef struct { dl_dev *d; dl_dtype dt; void *buf[16]; int nbuf; dl_dtype wdt; } ctx;
 static void *dalloc(ctx *c, size_t bytes) {
     void *p = dl_dev_alloc(c->d, bytes ? bytes : 1);
     DL_K_ASSERT(p && c->nbuf < 16);
@@ -121,11 +127,11 @@ static void run_embedding(ctx *c, const case_s *k, res *r, float garbage) {
     int N = k->i[0], D = k->i[1], V = k->i[2];
     float *w = hrand((size_t)V * D, -1, 1), *dout = hrand((size_t)N * D, -1, 1), *dw0 = hrand((size_t)V * D, -1, 1);
     uint32_t *ids = rand_ids(N, V);
-    void *dW = up(c, w, (size_t)V * D), *dO = junk(c, (size_t)N * D, garbage), *dG = up(c, dout, (size_t)N * D);
+    void *dW = up_dt(c, c->wdt, w, (size_t)V * D), *dO = junk(c, (size_t)N * D, garbage), *dG = up(c, dout, (size_t)N * D);
     uint32_t *dI = upraw(c, ids, 4 * (size_t)N);
     float *dDW = upf(c, dw0, (size_t)V * D);
     if (k->op == DL_OP_EMBEDDING_FWD) {
-        dl_k_embedding_fwd(c->d, c->dt, dO, dI, dW, N, D);
+        dl_k_embedding_fwd(c->d, c->dt, c->wdt, dO, dI, dW, N, D);
         down(c, r, "out", dO, (size_t)N * D);
     } else {
         dl_k_embedding_bwd(c->d, c->dt, dDW, dG, dI, N, D);
@@ -159,10 +165,10 @@ static void run_linear(ctx *c, const case_s *k, res *r, float garbage) {
     int N = k->i[0], C = k->i[1], O = k->i[2], bias = k->i[3], with_dinp = k->i[4];
     float *x = hrand((size_t)N * C, -1, 1), *w = hrand((size_t)O * C, -1, 1), *b = hrand(O, -1, 1);
     float *dout = hrand((size_t)N * O, -1, 1), *dw0 = hrand((size_t)O * C, -1, 1), *db0 = hrand(O, -1, 1);
-    void *X = up(c, x, (size_t)N * C), *W = up(c, w, (size_t)O * C), *Bb = bias ? up(c, b, O) : NULL;
+    void *X = up(c, x, (size_t)N * C), *W = up_dt(c, c->wdt, w, (size_t)O * C), *Bb = bias ? up(c, b, O) : NULL;
     if (k->op == DL_OP_LINEAR_FWD) {
         void *Y = junk(c, (size_t)N * O, garbage);
-        dl_k_linear_fwd(c->d, c->dt, Y, X, W, Bb, N, C, O);
+        dl_k_linear_fwd(c->d, c->dt, c->wdt, Y, X, W, Bb, N, C, O);
         down(c, r, "out", Y, (size_t)N * O);
     } else if (k->op == DL_OP_LINEAR_FWD_SPLIT) {
         int np = k->i[5] ? (k->i[7] ? 3 : 2) : 1, parts[3] = { k->i[5], k->i[6], k->i[7] };
@@ -170,7 +176,7 @@ static void run_linear(ctx *c, const case_s *k, res *r, float garbage) {
         void *outs[3];
         static const char *nm[3] = { "out part 0", "out part 1", "out part 2" };
         for (int p = 0; p < np; p++) outs[p] = junk(c, (size_t)N * parts[p], garbage);
-        dl_k_linear_fwd_split(c->d, c->dt, outs, parts, np, X, W, Bb, N, C);
+        dl_k_linear_fwd_split(c->d, c->dt, c->wdt, outs, parts, np, X, W, Bb, N, C);
         for (int p = 0; p < np; p++) down(c, r, nm[p], outs[p], (size_t)N * parts[p]);
     } else {
         void *G = up(c, dout, (size_t)N * O), *DI = with_dinp ? junk(c, (size_t)N * C, garbage) : NULL;
@@ -441,6 +447,9 @@ static void build_cases(void) {
                 ADD(DL_OP_LINEAR_BWD, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d", lin[s][0], lin[s][1], lin[s][2],
                     bias, dinp);
         }
+    /* C large: the CPU's bf16-weight path cuts w into 16-row blocks (4 here, the last ragged) */
+    ADD(DL_OP_LINEAR_FWD, run_linear, "N=%d C=%d O=%d bias=%d (several weight row blocks)", 3, 4100, 50, 1);
+    ADD(DL_OP_LINEAR_FWD_SPLIT, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d (unused) parts %d+%d+%d, several row blocks", 2, 4100, 40, 1, 1, 24, 8, 8);
     ADD(DL_OP_LINEAR_FWD_SPLIT, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d (unused) q|k|v parts %d+%d+%d", 37, 67, 32, 1, 1, 16, 8, 8);
     ADD(DL_OP_LINEAR_FWD_SPLIT, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d (unused) gate|up parts %d+%d", 5, 13, 22, 0, 1, 11, 11);
     ADD(DL_OP_LINEAR_FWD_SPLIT, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d (unused) one part", 3, 7, 9, 1, 1, 0, 0, 0);
@@ -494,7 +503,7 @@ static void label_of(const case_s *k, char *out, size_t n) {
 }
 
 /* ------------------------------------------------------------ compare */
-static int compare(const char *backend, dl_dtype dt, const case_s *k, const res *a, const res *b) {
+static int compare(const char *backend, dl_dtype dt, dl_dtype wdt, const case_s *k, const res *a, const res *b) {
     int ok = a->k == b->k;
     char lab[200];
     label_of(k, lab, sizeof lab);
@@ -512,21 +521,23 @@ static int compare(const char *backend, dl_dtype dt, const case_s *k, const res 
         }
         double nmse = den > 0 ? num / den : num, mtol = abs_rel * (1 + mref);
         int okv = finite && a->n[o] == b->n[o] && nmse <= nmse_tol && mad <= mtol;
-        DL_CHECK(okv, "%s %s %s [%s] %s: nmse %.2e (tol %.0e) max|d| %.2e (tol %.2e)", backend,
-                 dl_op_name(k->op), dl_dtype_name(dt), lab, a->name[o], nmse, nmse_tol, mad, mtol);
+        DL_CHECK(okv, "%s %s %s%s%s [%s] %s: nmse %.2e (tol %.0e) max|d| %.2e (tol %.2e)", backend,
+                 dl_op_name(k->op), dl_dtype_name(dt), wdt != dt ? " x weights " : "", wdt != dt ? dl_dtype_name(wdt) : "", lab, a->name[o], nmse, nmse_tol, mad, mtol);
         ok &= okv;
     }
     return ok;
 }
 
-static void run_case(dl_dev *d, dl_dtype dt, dl_dev *ref, dl_dtype ref_dt, const case_s *k, const char *tag) {
+/* d in (dt, wdt) against ref in (ref_dt, ref_wdt); tolerances of dt */
+static void run_case(dl_dev *d, dl_dtype dt, dl_dtype wdt, dl_dev *ref, dl_dtype ref_dt, dl_dtype ref_wdt,
+                     const case_s *k, const char *tag) {
     res ra = { 0 }, rb = { 0 };
-    ctx ca = { d, dt, { 0 }, 0 }, cb = { ref, ref_dt, { 0 }, 0 };
+    ctx ca = { d, dt, { 0 }, 0, wdt }, cb = { ref, ref_dt, { 0 }, 0, ref_wdt };
     rs = 0x1234567ull + (uint64_t)(k - cases) * 7919u;
     k->run(&ca, k, &ra, 7.0f);
     rs = 0x1234567ull + (uint64_t)(k - cases) * 7919u;
     k->run(&cb, k, &rb, -3.0f);
-    compare(tag, dt, k, &ra, &rb);
+    compare(tag, dt, wdt, k, &ra, &rb);
     release(&ca); release(&cb);
     res_free(&ra); res_free(&rb);
 }
@@ -545,23 +556,30 @@ int main(void) {
             continue;
         }
         printf("# %s against %s\n", dl_dev_describe(d), dl_dev_describe(ref));
-        for (int dt = 0; dt < DL_NDTYPES; dt++) {
-            int ran = 0;
-            g_bf16_inputs = 0;
-            for (int i = 0; i < ncases; i++)
-                if (dl_dev_supports(d, cases[i].op, (dl_dtype)dt)) {
-                    run_case(d, (dl_dtype)dt, ref, (dl_dtype)dt, &cases[i], kname[b]);
-                    ran++;
-                }
-            printf("# %s %s: %d cases\n", kname[b], dl_dtype_name((dl_dtype)dt), ran);
-        }
+        for (int dt = 0; dt < DL_NDTYPES; dt++)
+            for (int wdt = 0; wdt < DL_NDTYPES; wdt++) {
+                int ran = 0;
+                g_bf16_inputs = 0;
+                for (int i = 0; i < ncases; i++)
+                    if (dl_dev_supports_w(d, cases[i].op, (dl_dtype)dt, (dl_dtype)wdt)) {
+                        run_case(d, (dl_dtype)dt, (dl_dtype)wdt, ref, (dl_dtype)dt, (dl_dtype)wdt, &cases[i], kname[b]);
+                        ran++;
+                    }
+                printf("# %s %s, weights %s: %d cases\n", kname[b], dl_dtype_name((dl_dtype)dt),
+                       dl_dtype_name((dl_dtype)wdt), ran);
+            }
         dl_dev_close(d);
     }
     /* the ref backend's bf16 path against its f32 path on bf16-exact inputs */
     g_bf16_inputs = 1;
     for (int i = 0; i < ncases; i++)
         if (dl_dev_supports(ref, cases[i].op, DL_BF16))
-            run_case(ref, DL_BF16, ref, DL_F32, &cases[i], "ref-bf16-vs-f32");
+            run_case(ref, DL_BF16, DL_BF16, ref, DL_F32, DL_F32, &cases[i], "ref-bf16-vs-f32");
+    /* bf16 weights with f32 activations against f32 weights holding the same
+     * (bf16-exact) values: f32 tolerances, the widening is exact */
+    for (int i = 0; i < ncases; i++)
+        if (dl_dev_supports_w(ref, cases[i].op, DL_F32, DL_BF16) && cases[i].op != DL_OP_LINEAR_BWD)
+            run_case(ref, DL_F32, DL_BF16, ref, DL_F32, DL_F32, &cases[i], "ref-bf16w-vs-f32");
     dl_dev_close(ref);
     return dl_test_end();
 }

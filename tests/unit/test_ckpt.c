@@ -100,7 +100,7 @@ static void test_roundtrip(void) {
     if (!rc) dl_model_free(&r);
 
     pth(d, "rt16");
-    rc = dl_ckpt_save(&m, d, NULL, NULL, 1, err, sizeof err);
+    rc = dl_ckpt_save(&m, d, NULL, NULL, DL_ST_BF16, err, sizeof err);
     rc = rc ? rc : dl_ckpt_load(&r, d, dev, err, sizeof err);
     DL_CHECK(rc == 0, "save + load bf16 (%s)", rc ? err : "");
     if (!rc) {

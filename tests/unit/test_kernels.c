@@ -156,7 +156,7 @@ static void test_gemm(void) {
 typedef struct { const uint32_t *ids; const int32_t *idx; float *w, *out, *r; int N, D; } emb_ctx;
 static double emb_loss(void *c_) {
     emb_ctx *c = c_;
-    dl_k_embedding_fwd(D, DL_F32, c->out, c->ids, c->w, c->N, c->D);
+    dl_k_embedding_fwd(D, DL_F32, DL_F32, c->out, c->ids, c->w, c->N, c->D);
     return dotr(c->r, c->out, (size_t)c->N * c->D);
 }
 static double gather_loss(void *c_) {
@@ -232,7 +232,7 @@ static void test_rmsnorm(void) {
 typedef struct { float *inp, *w, *b, *out, *r; int N, C, O; } lin_ctx;
 static double lin_loss(void *c_) {
     lin_ctx *c = c_;
-    dl_k_linear_fwd(D, DL_F32, c->out, c->inp, c->w, c->b, c->N, c->C, c->O);
+    dl_k_linear_fwd(D, DL_F32, DL_F32, c->out, c->inp, c->w, c->b, c->N, c->C, c->O);
     return dotr(c->r, c->out, (size_t)c->N * c->O);
 }
 
@@ -287,10 +287,10 @@ static void test_linear(void) {
         float *x = frand(N * C, -1, 1), *w = frand(O * C, -1, 1), *b = frand(O, -1, 1), *g = frand(N * O, -1, 1);
         float *o1 = fzero(N * O), *o2 = fzero(N * O), *di1 = fzero(N * C), *di2 = fzero(N * C);
         float *dw1 = fzero(O * C), *dw2 = fzero(O * C), *db1 = fzero(O), *db2 = fzero(O);
-        dl_k_linear_fwd(D, DL_F32, o1, x, w, b, N, C, O);
+        dl_k_linear_fwd(D, DL_F32, DL_F32, o1, x, w, b, N, C, O);
         dl_k_linear_bwd(D, DL_F32, di1, dw1, db1, g, x, w, N, C, O);
         dl_dev_cpu_blas(D, 0);
-        dl_k_linear_fwd(D, DL_F32, o2, x, w, b, N, C, O);
+        dl_k_linear_fwd(D, DL_F32, DL_F32, o2, x, w, b, N, C, O);
         dl_k_linear_bwd(D, DL_F32, di2, dw2, db2, g, x, w, N, C, O);
         dl_dev_cpu_blas(D, 1);
         dl_tcheck("linear 301x77x131 fwd: OpenBLAS vs plain C", o1, o2, N * O, 1e-4f, 1e-5f, 1e-10);
@@ -377,8 +377,8 @@ static void test_rope(void) {
                 memcpy(wp + ((size_t)h * E + i) * C, w + ((size_t)h * E + src) * C, sizeof(float) * C);
             }
         float *q = fzero(n), *qp = fzero(n), *qperm = fzero(n);
-        dl_k_linear_fwd(D, DL_F32, q, x, w, NULL, N, C, H * E);
-        dl_k_linear_fwd(D, DL_F32, qp, x, wp, NULL, N, C, H * E);
+        dl_k_linear_fwd(D, DL_F32, DL_F32, q, x, w, NULL, N, C, H * E);
+        dl_k_linear_fwd(D, DL_F32, DL_F32, qp, x, wp, NULL, N, C, H * E);
         dl_k_rope(D, DL_F32, q, pos, N, H, E, 10000.0f, DL_ROPE_PAIRS, 0);
         dl_k_rope(D, DL_F32, qp, pos, N, H, E, 10000.0f, DL_ROPE_HALF, 0);
         for (size_t v = 0; v < (size_t)N * H; v++)
