@@ -33,10 +33,11 @@
 #include "dl_stream.h"
 #include "dl_model_open.h"
 #include "dl_tok.h"
+#include "preset.h"
 #include "sample.h"
 
 static dl_common common;
-static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace;
+static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset;
 static dl_strlist o_prompts;
 static long long o_gen, o_steps, o_block, o_topk, o_seed, o_batch, o_threads;
 static double o_temp, o_topp, o_cfg, o_alg_temp, o_eps, o_threshold;
@@ -48,6 +49,7 @@ static const dl_opt OPTS[] = {
     { "bos", 0, DL_OPT_FLAG, &o_bos, NULL, NULL, "-p: start every prompt with the checkpoint's BOS token", NULL },
     { "batch", 'b', DL_OPT_INT, &o_batch, "8", "N", "prompts sampled together (each row its own prompt length)", NULL },
     { "Sampling (ALGORITHMS.md 3)", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
+    { "preset", 0, DL_OPT_STR, &o_preset, NULL, "NAME", "a family's published defaults: llada, dream, fast-dllm (what each sets: below); any other flag overrides it", NULL },
     { "gen-length", 'n', DL_OPT_INT, &o_gen, "128", "G", "tokens generated after each prompt (0: pure infilling)", NULL },
     { "steps", 's', DL_OPT_INT, &o_steps, "0", "S", "diffusion steps over the whole canvas (0: G, or the mask count when infilling)", NULL },
     { "block-length", 0, DL_OPT_INT, &o_block, "0", "B", "semi-autoregressive block length; G % B == 0, S % (G/B) == 0 (0: G)", NULL },
@@ -210,6 +212,10 @@ static void check_options(smp_opts *o) {
     o->eps = o_eps;
     o->threshold = o_threshold;
     o->keep_eos = o_keep_eos;
+    dl_verbose("sampling:%s%s --gen-length %d --steps %d --block-length %d --temperature %g --top-k %d --top-p %g "
+               "--cfg %g --alg %s --remask %s --alg-temp %g --eps %g --threshold %g",
+               o_preset ? " --preset " : "", o_preset ? o_preset : "", G, o->steps, o->block_length, o_temp,
+               o->top_k, o_topp, o_cfg, o_alg, o_remask, o_alg_temp, o_eps, o_threshold);
 }
 
 /* The options that need the checkpoint's config. */
@@ -374,6 +380,26 @@ static void batch_free(batch *bt) {
     free(bt->pr); free(bt->rows); free(bt->nz); free(bt->canv);
 }
 
+/* --preset NAME: parse again with the preset's options first (preset.h), so
+ * that every flag of the command line, wherever it stands, overrides them.
+ * What the first parse accumulated (repeatable -p, -v counts, positionals)
+ * is dropped first; flags are set again by the second parse. */
+static void apply_preset(int argc, char **argv, char ***paths, int *npaths) {
+    char err[1024];
+    const smp_preset *p = smp_preset_find(o_preset);
+    if (!p) dl_die(DL_EXIT_USAGE, "--preset '%s': unknown (known: %s)", o_preset, smp_preset_names());
+    int n;
+    char **v = smp_preset_argv(p, argc, argv, &n);
+    if (!v) dl_die(DL_EXIT_IO, "out of memory");
+    dl_strlist_free(&o_prompts);
+    memset(&common, 0, sizeof common);
+    free(*paths);
+    *paths = NULL;
+    int rc = dl_opts_parse(OPTS, n, v, paths, npaths, err, sizeof err);
+    if (rc < 0) dl_die(DL_EXIT_USAGE, "--preset %s: %s", p->name, err);
+    free(v);   /* the options point into argv and the preset table, not into v */
+}
+
 int main(int argc, char **argv) {
     char err[1024];
     char **paths = NULL;
@@ -381,7 +407,14 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-sample", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
-    if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
+    if (o_preset) apply_preset(argc, argv, &paths, &npaths);
+    if (common.help) {
+        char *presets = smp_preset_help();
+        if (!presets) dl_die(DL_EXIT_IO, "out of memory");
+        rc = dl_opts_help_epilog(OPTS, SYNOPSIS, DESCRIPTION, presets);
+        free(presets);
+        return rc;
+    }
     if (common.version) { printf("dllm-sample %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (o_prompts.n && npaths) dl_die(DL_EXIT_USAGE, "give either -p TEXT or input streams, not both");

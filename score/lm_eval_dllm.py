@@ -40,6 +40,11 @@ Model arguments (--model_args k=v,...):
   causal=BOOL       exact chain-rule scoring and left-to-right sampling [False]
   mc=N              dllm-score --mc (diffusion Monte-Carlo samples) [128]
   seed=S            dllm-score / dllm-sample --seed [0]
+  add_bos_token=BOOL  start every context with the BOS token, as lm-eval's hf
+                    model argument of that name [the tokenizer's setting:
+                    tokenizer_config.json's add_bos_token, else whether
+                    tokenizer.json's post-processor puts the BOS token first,
+                    which is what an HF tokenizer's encode() does]
   cfg=W             dllm-score --cfg (diffusion conditional only) [0: off]
   gen_length=G      dllm-sample -n (default: the task's max_gen_toks, else 256)
   steps=S           dllm-sample -s [0: G]
@@ -72,8 +77,15 @@ Conventions and limits:
   * generate_until decodes the generated ids alone (as lm-eval's HF model
     does), so a SentencePiece tokenizer's leading space is not in the text;
     special tokens (EOS) are dropped; dllm-sample stops at EOS by itself.
-  * Diffusion estimates are random (keyed by --seed and record index), so a
-    request's number depends on its position in the batch lm-eval sends.
+  * BOS (add_bos_token, lm-eval's hf rule): a context that already starts with
+    the BOS token's text gets no second one; an empty context is the prefix
+    alone (with add_bos_token and the default prefix: just BOS).  dllm-tok
+    --bos adds the id, so the numbers equal dllm-score --task --bos.
+    loglikelihood_rolling ignores it (its context is the prefix token, as hf).
+  * Diffusion estimates are random, keyed by --seed and the request's content
+    (dllm-score --rng-key content: a hash of the context's token ids), never
+    by its position, so lm-eval's reordering changes nothing and the numbers
+    equal dllm-score --task's (which keys the same way).
 """
 import json
 import os
@@ -241,6 +253,32 @@ def _special_text(ckpt, tid):
     return None
 
 
+def _tokenizer_adds_bos(ckpt):
+    """The tokenizer's own BOS setting, as an HF tokenizer loaded from CKPT
+    applies it in encode(): tokenizer_config.json's add_bos_token when it has
+    one, else True when tokenizer.json's post-processor (TemplateProcessing,
+    possibly inside a Sequence) starts its "single" template with a special
+    token (Llama-2's "<s> $A"), else False."""
+    try:
+        with open(os.path.join(ckpt, "tokenizer_config.json"), encoding="utf-8") as f:
+            tc = json.load(f)
+        if isinstance(tc.get("add_bos_token"), bool):
+            return tc["add_bos_token"]
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(ckpt, "tokenizer.json"), encoding="utf-8") as f:
+            pp = json.load(f).get("post_processor")
+    except (OSError, ValueError):
+        return False
+    procs = (pp or {}).get("processors") if (pp or {}).get("type") == "Sequence" else [pp]
+    for p in procs or []:
+        if isinstance(p, dict) and p.get("type") == "TemplateProcessing":
+            single = p.get("single") or []
+            return bool(single) and isinstance(single[0], dict) and "SpecialToken" in single[0]
+    return False
+
+
 def _run_pipeline(cmds, stdin_path, what):
     """Run cmds[0] < stdin_path | cmds[1] | ... ; return the last one's stdout
     bytes.  Stderr of each goes to a temp file (no pipe can fill up and
@@ -317,7 +355,7 @@ from lm_eval.api.registry import register_model  # noqa: E402
 class DllmLM(LM):
     """lm-eval model answered by dllm-score / dllm-sample (see the module text)."""
 
-    def __init__(self, ckpt=None, causal=False, mc=128, seed=0, cfg=0, gen_length=None,
+    def __init__(self, ckpt=None, causal=False, mc=128, seed=0, cfg=0, add_bos_token=None, gen_length=None,
                  steps=0, block_length=0, temperature=None, threads=0, prefix=None,
                  bin=None, dllm_device=None, batch_size=None, max_batch_size=None, device=None, **unused):
         super().__init__()
@@ -374,6 +412,14 @@ class DllmLM(LM):
                         break
         self.prefix = prefix or ""
         self._drop = None
+        self.add_bos = (_bool(add_bos_token) if add_bos_token not in (None, "")
+                        else _tokenizer_adds_bos(self.ckpt))
+        self.bos_text = None
+        if self.add_bos:
+            tid = conf.get("bos_token_id")
+            self.bos_text = _special_text(self.ckpt, tid) if isinstance(tid, int) else None
+            if not self.bos_text:
+                raise ValueError("dllm: add_bos_token=True but %s has no BOS token (bos_token_id)" % self.ckpt)
 
     # common flags of dllm-score and dllm-sample
     def _runtime(self):
@@ -384,20 +430,33 @@ class DllmLM(LM):
             a += ["--device", self.dev]
         return a
 
+    def _tok_cmd(self, bos=False):
+        return [self.tok, "-t", self.ckpt, "--jsonl", "-q"] + (["--bos"] if bos else [])
+
+    def _context(self, ctx):
+        """The context text as dllm-tok gets it: the prefix for an empty one;
+        with add_bos_token a leading BOS text is removed, as dllm-tok --bos puts
+        the id back (lm-eval's hf adds no BOS to a context that has one)."""
+        ctx = ctx if ctx else self.prefix
+        if self.add_bos and ctx.startswith(self.bos_text):
+            ctx = ctx[len(self.bos_text):]
+        return ctx
+
     def _score_cmd(self):
-        cmd = [self.score, "-m", self.ckpt, "-q", "--seed", str(self.seed)]
+        cmd = [self.score, "-m", self.ckpt, "-q", "--seed", str(self.seed), "--rng-key", "content"]
         if self.causal:
             cmd.append("--causal")
         else:
             cmd += ["--mc", str(self.mc)]
         return cmd + self._runtime()
 
-    def _scores(self, rows, what, greedy=False):
+    def _scores(self, rows, what, greedy=False, bos=False):
         """rows: JSONL records for dllm-tok (each with "req") -> score records;
-        greedy: ask dllm-score for the "greedy" field (is_greedy)."""
+        greedy: ask dllm-score for the "greedy" field (is_greedy); bos:
+        dllm-tok --bos (the BOS id first)."""
         path = _write_jsonl(rows)
         try:
-            out = _run_pipeline([[self.tok, "-t", self.ckpt, "--jsonl", "-q"],
+            out = _run_pipeline([self._tok_cmd(bos),
                                  self._score_cmd() + (["--greedy"] if greedy else []) + ["-"]], path, what)
         finally:
             os.unlink(path)
@@ -429,8 +488,8 @@ class DllmLM(LM):
                 continue
             if drop and cont[0] == " " and len(cont) > 1:
                 cont = cont[1:]
-            rows.append({"prompt": ctx if ctx else self.prefix, "response": cont, "req": len(rows)})
-        recs = self._scores(rows, "loglikelihood", greedy=True) if rows else []
+            rows.append({"prompt": self._context(ctx), "response": cont, "req": len(rows)})
+        recs = self._scores(rows, "loglikelihood", greedy=True, bos=self.add_bos) if rows else []
         res, j = [], 0
         for ctx, cont in args:
             if not cont:
@@ -497,11 +556,11 @@ class DllmLM(LM):
             if self.batch:
                 cmd += ["-b", str(self.batch)]
             cmd += self._runtime() + ["-"]
-            rows = [{"text": ctx if ctx else self.prefix, "req": j}
+            rows = [{"text": self._context(ctx), "req": j}
                     for j, (k, ctx, _) in enumerate(items)]
             path = _write_jsonl(rows)
             try:
-                out = _run_pipeline([[self.tok, "-t", self.ckpt, "--jsonl", "-q"], cmd,
+                out = _run_pipeline([self._tok_cmd(self.add_bos), cmd,
                                      [self.tok, "-d", "-t", self.ckpt, "--jsonl",
                                       "--skip-special", "-q"]], path, "generate_until")
             finally:

@@ -14,7 +14,10 @@
  *     bound estimate; exact for causal), n_tokens = response length.
  * Record i (global 0-based index over the inputs, plus the header's
  * index_base) draws its Monte-Carlo noise keyed by (--seed, i), so scores do
- * not depend on --batch (up to fp32 rounding), --shard or the device.
+ * not depend on --batch (up to fp32 rounding), --shard or the device; with
+ * --rng-key content (the lm-eval bridge) by (--seed, sc_content_key(prompt
+ * ids, or all scored ids without a prompt)) instead, so a record scores the
+ * same at any position.  --task keys by content unless --rng-key index.
  * Output: a `scores` stream: {nll (float64 nats), n_tokens, se (float64, the
  * standard error of nll; 0 when exact, NaN with --mc 1), n_prompt (when
  * conditional), every other key of the input record except ids / docs /
@@ -39,17 +42,19 @@
 #include "score.h"
 
 static dl_common common;
-static const char *o_model, *o_device = "cpu", *o_summary, *o_task, *o_delim, *o_format;
+static const char *o_model, *o_device = "cpu", *o_summary, *o_task, *o_delim, *o_format, *o_rng_key;
 static long long o_mc, o_batch, o_seed, o_threads, o_mask_id = -1, o_limit;
 static double o_cfg, o_eps;
 static int o_causal, o_shift, o_bos, o_no_strip, o_greedy;
+static int key_content;   /* --rng-key content (streams) */
 
 static const dl_opt OPTS[] = {
     { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
     { "Estimators (ALGORITHMS.md 4)", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "mc", 0, DL_OPT_INT, &o_mc, "128", "N", "Monte-Carlo samples per record (ELBO) or per answer (conditional); >= 1", NULL },
     { "batch", 'b', DL_OPT_INT, &o_batch, "0", "N", "rows per forward (0: all --mc rows of a record); conditional: also LLaDA's stratification group (batch_size)", NULL },
-    { "seed", 's', DL_OPT_INT, &o_seed, "0", "S", "noise seed (draws keyed by seed and record index)", NULL },
+    { "seed", 's', DL_OPT_INT, &o_seed, "0", "S", "noise seed (draws keyed by seed and --rng-key)", NULL },
+    { "rng-key", 0, DL_OPT_STR, &o_rng_key, NULL, "K", "what keys a record's draws: index (its position; streams' default) or content (a hash of its prompt ids, all ids without one: the same at any position; --task's default)", NULL },
     { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "ELBO: t = E + (1-E) u, u ~ U[0,1)", NULL },
     { "cfg", 0, DL_OPT_FLOAT, &o_cfg, "0", "W", "conditional: classifier-free guidance un + (W+1)(cond - un), un = prompt masked (0: off)", NULL },
     { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "exact chain-rule log-likelihood (default for checkpoints with objective causal)", NULL },
@@ -124,6 +129,7 @@ static int score_one(sc_ctx *c, const msgpack_object *rec, uint64_t index, int64
     if (n > (size_t)sc_max_len(c))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%zu ids: longer than the model's max_position_embeddings %d",
                          n, sc_max_len(c));
+    if (key_content) index = sc_content_key(ids->p, np > 0 ? np : n);
     double nll, se;
     int nt, greedy = -1;   /* -1: not computed */
     if (np > 0) {
@@ -287,6 +293,9 @@ int main(int argc, char **argv) {
     if (o_threads < 0) dl_die(DL_EXIT_USAGE, "--threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
     if (o_task && npaths) dl_die(DL_EXIT_USAGE, "give either --task FILE or input streams, not both");
+    if (o_rng_key && strcmp(o_rng_key, "index") && strcmp(o_rng_key, "content"))
+        dl_die(DL_EXIT_USAGE, "--rng-key '%s': expected index or content", o_rng_key);
+    key_content = o_rng_key && !strcmp(o_rng_key, "content");
     if (!o_task && (o_delim || o_limit || o_bos || o_no_strip || strcmp(o_format, "auto")))
         dl_die(DL_EXIT_USAGE, "--delimiter, --task-format, --limit, --bos and --no-strip need --task");
 
@@ -321,6 +330,7 @@ int main(int argc, char **argv) {
         to.format = o_format;
         to.bos = o_bos;
         to.no_strip = o_no_strip;
+        to.key_by_index = o_rng_key && !strcmp(o_rng_key, "index");
         rc = task_run(c, o_task, &to, err, sizeof err);
     } else {
         rc = run_streams(c, paths, npaths, err, sizeof err);

@@ -77,6 +77,12 @@ int sc_greedy_match(sc_ctx *c, const uint32_t *prompt, int np, const uint32_t *r
 int sc_elbo(sc_ctx *c, const uint32_t *ids, int n, uint64_t index, double *nll, double *se,
             int *n_tokens, char *err, size_t errlen);
 
+/* A record's Monte-Carlo key from its content (content_key.c): a 64-bit hash
+ * of ids[0..n), passed as `index` above so that draws do not depend on the
+ * record's position.  Callers hash the prompt (conditional) or all scored
+ * ids (ELBO). */
+uint64_t sc_content_key(const uint32_t *ids, size_t n);
+
 /* Accessors (for task.c / main.c). */
 dl_tok *sc_tok(sc_ctx *c);                  /* NULL unless opened with need_tok */
 const dl_config *sc_config(const sc_ctx *c);
@@ -102,6 +108,9 @@ typedef struct {
     int bos;                 /* --bos: prepend the tokenizer's BOS id to every context */
     int no_strip;            /* --no-strip: keep the fields' surrounding whitespace
                                 (default: strip, as llm-foundry's strip_dataset) */
+    int key_by_index;        /* --rng-key index: draws keyed by the item's position in the
+                                file (the keying before issue 10); 0 = keyed by the
+                                context's ids (sc_content_key), as the lm-eval bridge */
 } task_opts;
 /* Score the JSONL task file at path with c; print the per-task result on
  * stderr (dl_info).  Malformed lines are -DL_EXIT_DATA naming path:line. */

@@ -26,10 +26,15 @@
  * space for such tokenizers).  --bos puts the BOS id before every context.  When context +
  * continuation exceed sc_max_len the context loses its leftmost tokens (BOS
  * kept), as both harnesses trim; such items are counted in the summary.
- * Randomness: every option of item i is scored with RNG index i (the item's
- * 0-based position in the file), so the options of one item share their
- * Monte-Carlo draws (common random numbers: the argmax compares estimates
- * with correlated noise) and an item's estimates do not depend on --limit.
+ * Randomness: every option is scored with RNG key sc_content_key(its
+ * context ids as scored: BOS included, cut when cut), so an option's
+ * estimate depends on its content alone, never on its position: the lm-eval
+ * bridge (requests reordered by lm-eval) keys the same way and gets the same
+ * numbers.  Options sharing their context (mc: every option of an item)
+ * share their Monte-Carlo draws (common random numbers: the argmax compares
+ * estimates with correlated noise); schema items' options have different
+ * contexts and draw independently.  --rng-key index (o->key_by_index) keys
+ * by the item's 0-based position instead, as before issue 10.
  * Statistics (lm-eval's): acc = mean of 0/1 outcomes, stderr =
  * sqrt(p(1-p)/(n-1)); lambada: mean ll per item with sd/sqrt(n), perplexity
  * exp(-mean ll) (lm-eval's per-item perplexity) and per token
@@ -198,6 +203,7 @@ static json_t *summary_json(const char *name, const char *path, tk_layout lay, c
     json_object_set_new(j, "causal", json_boolean(sc_is_causal(c)));
     json_object_set_new(j, "mc", json_integer(so->mc));
     json_object_set_new(j, "seed", json_integer((json_int_t)so->seed));
+    json_object_set_new(j, "rng_key", json_string(o->key_by_index ? "index" : "content"));
     json_object_set_new(j, "cfg", json_real(so->cfg));
     json_object_set_new(j, "bos", json_boolean(o->bos));
     json_object_set_new(j, "strip", json_boolean(!o->no_strip));
@@ -229,6 +235,7 @@ typedef struct {
     int64_t bos;          /* -1 = none */
     int maxlen;
     int drop_space;       /* 1: drop one leading space of continuations (see the top) */
+    int key_by_index;     /* 1: RNG key = item index; 0: sc_content_key(prompt) */
     dl_u32buf ctx, resp, cut;
     const char *last_ctx; /* text whose ids are in ctx */
 } enc;
@@ -283,7 +290,8 @@ static int score_item(enc *e, const char *path, tk_layout lay, size_t i, const t
         any_cut |= cut;
         b->np[j] = np;
         b->nr[j] = (int)e->resp.n;
-        if ((rc = sc_cond_loglik(e->c, prompt, np, e->resp.p, (int)e->resp.n, (uint64_t)i, &b->ll[j], &b->se[j], err, errlen))) {
+        uint64_t key = e->key_by_index ? (uint64_t)i : sc_content_key(prompt, (size_t)np);
+        if ((rc = sc_cond_loglik(e->c, prompt, np, e->resp.p, (int)e->resp.n, key, &b->ll[j], &b->se[j], err, errlen))) {
             dl_err_prefix(err, errlen, "%s:%d: option %d", path, it->line, j);
             return rc;
         }
@@ -325,7 +333,7 @@ int task_run(sc_ctx *c, const char *path, const task_opts *o, char *err, size_t 
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "--task-format %s: expected auto, mc, schema or lambada", o->format);
     dl_tok *tok = sc_tok(c);
     if (!tok) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "task scoring needs the checkpoint's tokenizer (sc_opts.need_tok)");
-    enc e = { .c = c, .tok = tok, .bos = -1, .maxlen = sc_max_len(c) };
+    enc e = { .c = c, .tok = tok, .bos = -1, .maxlen = sc_max_len(c), .key_by_index = o->key_by_index };
     if (o->bos) {
         e.bos = dl_tok_special_id(tok, DL_TOK_BOS);
         if (e.bos < 0) e.bos = sc_config(c)->bos_token_id;

@@ -167,14 +167,25 @@ task_lls "$T/d4.scores" "$T/d4.lls"
 is "--limit 2: n 2" "$(jnum n "$T/d4.json")" "2"
 head -n "$(wc -l < "$T/d4.lls")" "$T/d1.lls" > "$T/d1h.lls"
 same "$T/d4.lls" "$T/d1h.lls" "--limit 2: the first items' estimates are those of the full run"
-# item 0's options use RNG index 0: equal to one-record streams scored at index 0
+# draws are keyed by the context's ids (sc_content_key), not the item's position:
+# item 0's options equal one-record streams scored with --rng-key content; with
+# --rng-key index (the keying before issue 10) they equal the streams' index-0 draws
+check "--rng-key index" "dllm-score -q -m '$S' --mc 4 --seed 1 --bos --rng-key index --task '$D/mc.jsonl' -o '$T/d5.scores'"
+task_lls "$T/d5.scores" "$T/d5.lls"
+is "--rng-key index: other estimates than content keying" "$(cmp -s "$T/d1.lls" "$T/d5.lls" || echo differ)" "differ"
+check "summary: rng_key content" "grep -q '\"rng_key\": \"content\"' '$T/d1.json'"
+expect_exit 2 "--rng-key other than index or content is a usage error" "dllm-score -q -m '$S' --rng-key position --task '$D/mc.jsonl'"
 for j in 0 1 2; do
     sed -n "$((j + 1))p" "$D/mc.pairs.jsonl" > "$T/one.jsonl"
-    dllm-tok -q -t "$S/tokenizer.json" --bos "$T/one.jsonl" |
-        dllm-score -q -m "$S" --mc 4 --seed 1 | dllm-cat --no-header |
+    dllm-tok -q -t "$S/tokenizer.json" --bos "$T/one.jsonl" > "$T/one.tok"
+    dllm-score -q -m "$S" --mc 4 --seed 1 --rng-key content "$T/one.tok" | dllm-cat --no-header |
         sed 's/.*"nll":\([-0-9.eE+]*\).*/\1/' > "$T/one.nll"
-    near "diffusion: item 0 option $j == one-record stream at index 0 (same draws)" \
+    near "diffusion: item 0 option $j == one-record stream keyed by content (same draws)" \
         "$(awk -v j=$j '$1 == 0 && $2 == j { printf "%.17g", -$3 }' "$T/d1.lls")" "$(cat "$T/one.nll")"
+    dllm-score -q -m "$S" --mc 4 --seed 1 "$T/one.tok" | dllm-cat --no-header |
+        sed 's/.*"nll":\([-0-9.eE+]*\).*/\1/' > "$T/one.nll"
+    near "--rng-key index: item 0 option $j == one-record stream at index 0 (same draws)" \
+        "$(awk -v j=$j '$1 == 0 && $2 == j { printf "%.17g", -$3 }' "$T/d5.lls")" "$(cat "$T/one.nll")"
 done
 check "schema and lambada in diffusion mode (--mc 2)" \
     "dllm-score -q -m '$S' --mc 2 --task '$D/schema.jsonl' -o '$T/ds.scores' && dllm-score -q -m '$S' --mc 2 --task '$D/lambada.jsonl' -o '$T/dl.scores'"
