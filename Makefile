@@ -181,15 +181,67 @@ bench: all
 	@bench/run.sh
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) bin build-fuzz
 
 help:
-	@echo "make [all|test|test-cuda|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
+	@echo "make [all|test|test-cuda|fuzz [FUZZ_SECONDS=N]|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
 
 # The target triple and the flags a build would use (no detection, no build).
 print-flags:
 	@echo "target: $(TARGET)"
 	@echo "cflags: $(CFLAGS) $(DL_CFLAGS)"
 
+# ---------------------------------------------------------------- fuzzing
+# `make fuzz`: each libFuzzer target tests/fuzz/fuzz_NAME.c becomes
+# build-fuzz/fuzz_NAME, linked with the library (and cat/'s JSON code,
+# score/task_parse.c) compiled again by FUZZ_CC with the same sanitizers and
+# coverage instrumentation into build-fuzz/ (never mixed with build/).
+# clang with its libFuzzer runtime is an optional part: only this goal asks
+# for it (scripts/deps.sh check fuzz), installing it when missing.
+# `make fuzz FUZZ_SECONDS=N` also runs every target N seconds
+# (tests/fuzz/run.sh; last line "N targets, N executions, N crashes").
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  ?= -O1 -g
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# clang-only notes on code tuned for gcc (omp simd not vectorized at -O1,
+# gcc's optimize attribute): not findings, kept out of the build log.
+FUZZ_WARN    := -Wno-pass-failed -Wno-unknown-attributes
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ_SRC := $(LIB_SRC) $(filter-out cat/main.c,$(wildcard cat/*.c)) score/task_parse.c
+FUZZ_OBJ     := $(FUZZ_OBJ_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB     := $(FUZZ_BUILD)/libdllm-fuzz.a
+FUZZ_STAMP   := $(FUZZ_BUILD)/config.stamp
+
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+FUZZ_MISSING := $(shell FUZZ_CC=$(FUZZ_CC) scripts/deps.sh check fuzz)
+ifneq ($(strip $(FUZZ_MISSING)),)
+  $(info dllm: fuzzing needs: $(FUZZ_MISSING) -> scripts/deps.sh install fuzz)
+  FUZZ_DEPS_RC := $(shell FUZZ_CC=$(FUZZ_CC) scripts/deps.sh install fuzz >&2; echo $$?)
+  ifneq ($(FUZZ_DEPS_RC),0)
+    $(error dllm: could not install $(FUZZ_MISSING) for make fuzz (FUZZ_CC=$(FUZZ_CC)))
+  endif
+endif
+FUZZ_LINE := $(FUZZ_CC) | $(FUZZ_CFLAGS) $(FUZZ_SAN) $(DL_CFLAGS) $(FUZZ_WARN) | $(LDLIBS)
+$(shell mkdir -p $(FUZZ_BUILD) && { [ "$$(cat $(FUZZ_STAMP) 2>/dev/null)" = '$(FUZZ_LINE)' ] || printf '%s\n' '$(FUZZ_LINE)' > $(FUZZ_STAMP); })
+endif
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+	@if [ -n "$(FUZZ_SECONDS)" ]; then tests/fuzz/run.sh $(FUZZ_SECONDS); fi
+
+$(FUZZ_STAMP): ;
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(DL_CFLAGS) $(FUZZ_WARN) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_STAMP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $(DL_CFLAGS) -Itests/fuzz -Icat -Iscore $< $(FUZZ_LIB) \
+	  -o $@ $(LDLIBS)
+
 PROG_OBJ := $(foreach d,$(PROG_DIRS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(d)/*.c)))
--include $(LIB_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(TESTS:%=%.d)
+-include $(LIB_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(TESTS:%=%.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BINS:%=%.d)

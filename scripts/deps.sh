@@ -2,6 +2,8 @@
 # scripts/deps.sh — find and install the Debian packages dllm needs.
 #   scripts/deps.sh check          print the missing packages (nothing if all present)
 #   scripts/deps.sh install [PKG]  apt-get install them (as root, or through sudo)
+#   scripts/deps.sh check fuzz     the optional part `make fuzz` needs: clang and
+#   scripts/deps.sh install fuzz   its libFuzzer runtime (FUZZ_CC, default clang)
 # Detection is by compiling and linking a tiny program against each library
 # (never by dpkg), so a library installed any other way counts as present.
 set -u
@@ -33,12 +35,22 @@ missing() {
     echo $out
 }
 
+# The fuzzing part: FUZZ_CC must build and link a libFuzzer target with
+# the sanitizers (Debian: clang, and libclang-rt-dev for libFuzzer itself).
+missing_fuzz() {
+    printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; return (int)(n & 0); }\n' > "$tmp.c"
+    ${FUZZ_CC:-clang} -fsanitize=fuzzer,address,undefined "$tmp.c" -o "$tmp" >/dev/null 2>&1 ||
+        echo clang libclang-rt-dev
+}
+
 case "${1:-check}" in
-check) missing ;;
+check) if [ "${2:-}" = fuzz ]; then missing_fuzz; else missing; fi ;;
 install)
     shift
+    part=main
+    [ "${1:-}" = fuzz ] && { part=fuzz; shift; }
     pkgs="$*"
-    [ -n "$pkgs" ] || pkgs=$(missing)
+    [ -n "$pkgs" ] || pkgs=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
     [ -n "$pkgs" ] || { echo "deps: all present"; exit 0; }
     if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
         echo "deps: need root or sudo to install: $pkgs" >&2; exit 3; fi
@@ -46,8 +58,8 @@ install)
     $SUDO apt-get update -qq >&2 || true
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >&2 || {
         echo "deps: apt-get install failed for: $pkgs" >&2; exit 3; }
-    left=$(missing)
+    left=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
     [ -z "$left" ] || { echo "deps: still missing after install: $left" >&2; exit 3; }
     echo "deps: installed $pkgs" >&2 ;;
-*) echo "usage: scripts/deps.sh check|install [PKG...]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh check [fuzz] | install [fuzz] [PKG...]" >&2; exit 2 ;;
 esac

@@ -64,27 +64,34 @@ void dl_llama2c_close(dl_llama2c *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* Offsets (in floats after the header) of each weight array. */
+/* Offsets (in floats after the header) of each weight array.  Sizes up to
+ * 2^24 make products like L*F*D reach 2^72, so every step saturates at
+ * UINT64_MAX: a header whose true size wrapped around 2^64 (and could then
+ * match a small file) gets an impossible total instead. */
 typedef struct { uint64_t emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq, cls, total; } layout;
+
+static uint64_t mul_sat(uint64_t a, uint64_t b) { return a && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
+static uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 
 static layout offsets(const dl_config *c) {
     uint64_t V = (uint64_t)c->vocab_size, D = (uint64_t)c->dim, L = (uint64_t)c->n_layers, F = (uint64_t)c->hidden_dim,
              KV = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim, S = (uint64_t)c->max_seq_len;
+    uint64_t LD = mul_sat(L, D), LDD = mul_sat(LD, D), LKVD = mul_sat(mul_sat(L, KV), D), LFD = mul_sat(mul_sat(L, F), D);
     layout o;
     o.emb = 0;
-    o.rms_att = o.emb + V * D;
-    o.wq = o.rms_att + L * D;
-    o.wk = o.wq + L * D * D;
-    o.wv = o.wk + L * KV * D;
-    o.wo = o.wv + L * KV * D;
-    o.rms_ffn = o.wo + L * D * D;
-    o.w1 = o.rms_ffn + L * D;
-    o.w2 = o.w1 + L * F * D;
-    o.w3 = o.w2 + L * D * F;
-    o.rms_final = o.w3 + L * F * D;
-    o.freq = o.rms_final + D;
-    o.cls = o.freq + S * (uint64_t)c->head_dim;
-    o.total = o.cls + (c->tied ? 0 : V * D);
+    o.rms_att = add_sat(o.emb, mul_sat(V, D));
+    o.wq = add_sat(o.rms_att, LD);
+    o.wk = add_sat(o.wq, LDD);
+    o.wv = add_sat(o.wk, LKVD);
+    o.wo = add_sat(o.wv, LKVD);
+    o.rms_ffn = add_sat(o.wo, LDD);
+    o.w1 = add_sat(o.rms_ffn, LD);
+    o.w2 = add_sat(o.w1, LFD);
+    o.w3 = add_sat(o.w2, LFD);
+    o.rms_final = add_sat(o.w3, LFD);
+    o.freq = add_sat(o.rms_final, D);
+    o.cls = add_sat(o.freq, mul_sat(S, (uint64_t)c->head_dim));
+    o.total = add_sat(o.cls, c->tied ? 0 : mul_sat(V, D));
     return o;
 }
 
@@ -144,11 +151,12 @@ int dl_llama2c_open(dl_llama2c *l, const char *path, char *err, size_t errlen) {
     c->eos_token_id = 2;
     snprintf(c->objective, sizeof c->objective, "causal");
     layout o = offsets(c);
-    if (28 + 4 * o.total != (uint64_t)l->size) {
+    if (o.total > ((uint64_t)l->size - 28) / 4 || 28 + 4 * o.total != (uint64_t)l->size) {
         rc = dl_seterr(err, errlen, -DL_EXIT_DATA,
                        "%s: %zu bytes, but its header (dim %d, %d layers, vocab %d, %s classifier) needs %llu: "
                        "truncated or not a legacy llama2.c export", path, l->size, c->dim, c->n_layers, c->vocab_size,
-                       c->tied ? "shared" : "separate", (unsigned long long)(28 + 4 * o.total));
+                       c->tied ? "shared" : "separate",
+                       (unsigned long long)(o.total > (UINT64_MAX - 28) / 4 ? UINT64_MAX : 28 + 4 * o.total));
         dl_llama2c_close(l);
         return rc;
     }
