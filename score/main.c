@@ -175,9 +175,11 @@ static int run_streams(sc_ctx *c, char **paths, int npaths, char *err, size_t er
     dl_tok *tok = sc_tok(c);
     dl_header_get_extra_uint(ih, "index_base", &index_base);
     if (ih->has_tok && ih->tok.vocab_size > cf->vocab_size) {
+        /* format before closing: ih belongs to rd */
+        dl_seterr(err, errlen, -DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size,
+                  cf->vocab_size);
         dl_reader_close(rd);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size,
-                         cf->vocab_size);
+        return -DL_EXIT_DATA;
     }
     if (tok && ih->has_tok && ih->tok.sha256[0] && strcmp(ih->tok.sha256, dl_tok_sha256(tok)))
         dl_warn("the input was tokenised with another tokenizer than %s/tokenizer.json", o_model);

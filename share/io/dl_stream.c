@@ -496,10 +496,23 @@ const char *dl_reader_where(dl_reader *r) {
 uint64_t dl_reader_raw_bytes(const dl_reader *r) { return r->raw_done + (r->in ? dl_in_raw_consumed(r->in) : 0); }
 uint64_t dl_reader_total_bytes(const dl_reader *r) { return r->total_bytes; }
 
+/* The first input that cannot be read a second time: "-", or a path that
+ * stat() (which never opens, so never blocks on a FIFO) does not show as a
+ * regular file.  NULL when every input is a regular file. */
+static const char *first_unrereadable(const dl_reader *r) {
+    for (int i = 0; i < r->n; i++) {
+        struct stat st;
+        if (strcmp(r->paths[i], "-") == 0 || stat(r->paths[i], &st) != 0 || !S_ISREG(st.st_mode)) return r->paths[i];
+    }
+    return NULL;
+}
+
 int dl_reader_rewind(dl_reader *r, char *err, size_t errlen) {
-    for (int i = 0; i < r->n; i++)
-        if (strcmp(r->paths[i], "-") == 0)
-            return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read standard input (give file names)");
+    const char *bad = first_unrereadable(r);
+    if (bad && strcmp(bad, "-") == 0)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read standard input (give file names)");
+    if (bad)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read %s: not a regular file (give file names)", bad);
     close_input(r);
     msgpack_unpacked_destroy(&r->res);
     msgpack_unpacked_init(&r->res);
@@ -944,11 +957,17 @@ int dl_reader_slice(dl_reader *r, int is_stdin, long long shard_i, long long sha
     *lo = 0;
     *hi = UINT64_MAX;
     if (shard_n <= 1) return 0;
-    if (is_stdin) {
+    const char *bad = is_stdin ? "-" : first_unrereadable(r);
+    if (bad) {
+        int std = strcmp(bad, "-") == 0;
         if (explicit_shard)
-            return dl_seterr(err, errlen, -DL_EXIT_USAGE,
-                             "--shard needs input files (stdin cannot be sliced; slice upstream)");
-        dl_verbose("SLURM array slice ignored: input is stdin (the upstream stage slices)");
+            return std ? dl_seterr(err, errlen, -DL_EXIT_USAGE,
+                                   "--shard needs input files (stdin cannot be sliced; slice upstream)")
+                       : dl_seterr(err, errlen, -DL_EXIT_USAGE,
+                                   "--shard needs input files (%s is not a regular file and cannot be sliced; "
+                                   "slice upstream)", bad);
+        dl_verbose("SLURM array slice ignored: input %s is not a regular file (the upstream stage slices)",
+                   path_display(bad));
         return 0;
     }
     uint64_t n;

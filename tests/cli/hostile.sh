@@ -1,0 +1,53 @@
+#!/bin/sh
+# tests/cli/hostile.sh — inputs a hostile or careless user feeds the programs
+# (issue 9): --shard on inputs that cannot be read twice (a named pipe,
+# /dev/stdin, a process substitution) is the same usage error as stdin and
+# never hangs; a tokenizer.json with one huge vocab id fails fast in little
+# memory; a record that declares more array/map elements than the input holds
+# is a data error, not "out of memory".  Every run is under `timeout` so a
+# hang fails the test instead of the suite.
+. "$(dirname "$0")/lib.sh"
+CK=$ROOT/tests/data/sample/ckpt
+TO="timeout 60"
+
+printf '%s\n' '{"dllm":1,"kind":"tokens","tokenizer":{"vocab_size":300,"mask_id":299,"eos_id":1}}' \
+    '{"ids":[5,6,7,8,9]}' '{"ids":[10,11,12]}' '{"ids":[13,14,15,16]}' > "$T/p.jsonl"
+dllm-cat --from-json "$T/p.jsonl" -o "$T/p.msgpack"
+dllm-pack -q -L 4 "$T/p.msgpack" -o "$T/rows.msgpack"
+
+# ------------------------------------------------ --shard on a non-regular input
+# fifo_run NAME FEED CMD: a writer copies FEED into a fresh FIFO in the
+# background, CMD (reading $T/fifo) must exit 2 naming the FIFO; the writer is
+# killed afterwards in case CMD never opened the FIFO.
+fifo_run() {
+    name=$1; feed=$2; shift 2
+    rm -f "$T/fifo"; mkfifo "$T/fifo"
+    cat "$feed" > "$T/fifo" 2>/dev/null &
+    wpid=$!
+    expect_exit 2 "$name" "$TO $*"
+    expect_err "fifo is not a regular file" "$name: the message names the input"
+    kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+}
+if command -v mkfifo > /dev/null && command -v timeout > /dev/null; then
+    fifo_run "pack --shard on a FIFO: usage error, no hang" "$T/p.msgpack" "dllm-pack -q -L 4 --shard 0/2 '$T/fifo' -o '$T/x'"
+    fifo_run "mask --shard on a FIFO: usage error, no hang" "$T/rows.msgpack" "dllm-mask -q --shard 0/2 '$T/fifo' -o '$T/x'"
+    fifo_run "score --shard on a FIFO: usage error, no hang" "$T/p.msgpack" "dllm-score -q -m '$CK' --shard 1/2 '$T/fifo' -o '$T/x'"
+    fifo_run "sample --shard on a FIFO: usage error, no hang" "$T/p.msgpack" "dllm-sample -q -m '$CK' --shard 1/2 '$T/fifo' -o '$T/x'"
+    no_file "$T/x" "no output left after a --shard usage error"
+    # /dev/stdin redirected from a regular file is that file: it can be sliced
+    check "pack --shard on /dev/stdin < a file works" "$TO dllm-pack -q -L 4 --shard 0/2 /dev/stdin < '$T/p.msgpack' -o '$T/x0'"
+    expect_exit 2 "mask --shard on /dev/stdin (a pipe): usage error" "cat '$T/rows.msgpack' | $TO dllm-mask -q --shard 0/2 /dev/stdin -o '$T/x'"
+    expect_err "/dev/stdin is not a regular file" "... the message names /dev/stdin"
+    if command -v bash > /dev/null; then
+        expect_exit 2 "pack --shard on a process substitution: usage error" \
+            "bash -c \"$TO dllm-pack -q -L 4 --shard 1/2 <(cat '$T/p.msgpack') -o '$T/x'\""
+    else
+        skip "pack --shard on a process substitution" "no bash"
+    fi
+    # without --shard the same FIFO is read once, as before
+    rm -f "$T/fifo"; mkfifo "$T/fifo"; cat "$T/p.msgpack" > "$T/fifo" &
+    check "pack reads a FIFO without --shard" "$TO dllm-pack -q -L 4 '$T/fifo' -o '$T/fifo.rows'"
+    is "... the same rows as from the file" "$(dllm-cat --no-header "$T/fifo.rows")" "$(dllm-cat --no-header "$T/rows.msgpack")"
+else
+    skip "--shard on a FIFO" "no mkfifo or timeout"
+fi
