@@ -51,3 +51,18 @@ if command -v mkfifo > /dev/null && command -v timeout > /dev/null; then
 else
     skip "--shard on a FIFO" "no mkfifo or timeout"
 fi
+
+# ------------------------------------------------ a tokenizer.json with one huge id
+# 270 bytes that once made the id tables 4.7 GB; ulimit -v keeps a regression
+# from taking the machine down (it fails with "out of memory" instead)
+printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":300000000,"b":1},"merges":[]}}' > "$T/huge.json"
+expect_exit 1 "tokenizer.json with vocab id 300000000: data error in little memory" \
+    "ulimit -v 400000; $TO dllm-tok -t '$T/huge.json' --lines /dev/null -o '$T/x'"
+expect_err "huge.json: vocab entry \"a\": id 300000000 is unreasonable .*below 260" "... naming the file, the entry, the id and the rule"
+printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]},"added_tokens":[{"id":2147483000,"content":"x"}]}' > "$T/huge2.json"
+expect_exit 1 "added token id near INT32_MAX: data error in little memory" \
+    "ulimit -v 400000; $TO dllm-tok -t '$T/huge2.json' --lines /dev/null -o '$T/x'"
+expect_err "huge2.json: added_tokens\[0\]: id 2147483000 is unreasonable" "... naming the file and the id"
+# holes are tolerated: ids below twice the entries + 256 load
+printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":200},"merges":[]}}' > "$T/holes.json"
+check "a vocab with holes below the limit loads" "echo ab | $TO dllm-tok -q -t '$T/holes.json' --lines - -o '$T/holes.msgpack'"
