@@ -191,6 +191,10 @@ int dl_header_from_obj(dl_header *h, const msgpack_object *o, char *err, size_t 
                 break;
             }
             uint32_t n = v->via.array.size;
+            /* a repeated key: the last one wins, as for every key; drop the first */
+            for (size_t j = 0; j < h->n_history; j++) free(h->history[j]);
+            free(h->history);
+            h->n_history = 0;
             h->history = calloc(n ? n : 1, sizeof *h->history);
             if (!h->history) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); break; }
             for (uint32_t j = 0; j < n; j++) {

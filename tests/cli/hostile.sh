@@ -66,3 +66,16 @@ expect_err "huge2.json: added_tokens\[0\]: id 2147483000 is unreasonable" "... n
 # holes are tolerated: ids below twice the entries + 256 load
 printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":200},"merges":[]}}' > "$T/holes.json"
 check "a vocab with holes below the limit loads" "echo ab | $TO dllm-tok -q -t '$T/holes.json' --lines - -o '$T/holes.msgpack'"
+
+# ------------------------------------------------ hand-made msgpack
+# hexbin HEX: the bytes of a hex string (portable: awk + printf octal escapes)
+hexbin() {
+    printf "$(echo "$1" | sed 's/../& /g' | awk 'BEGIN { for (i = 0; i < 256; i++) h[sprintf("%02x", i)] = i }
+        { for (i = 1; i <= NF; i++) printf "\\%03o", h[$i] }')"
+}
+# a header with "history" twice: the last wins (as for every key), the first
+# array is freed (a leak under ASan before)
+hexbin 84a4646c6c6d01a46b696e64a6746f6b656e73a7686973746f727991a161a7686973746f727991a16281a3696473c40401000000 \
+    > "$T/hist2.msgpack"
+check "a header with \"history\" twice reads" "dllm-pack -q -L 1 --eos-id 0 '$T/hist2.msgpack' -o '$T/hist2.rows'"
+is "... the last \"history\" wins" "$(dllm-cat "$T/hist2.rows" | head -n 1 | grep -o '"history":\["[ab]"')" '"history":["b"'
