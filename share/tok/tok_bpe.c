@@ -327,7 +327,7 @@ static int cache_put(tok_bpe *b, const char *s, size_t n, const uint32_t *ids, s
         b->cache_ent = p; b->cache_ecap = c;
     }
     if (tok_strmap_put(&b->cache, s, n, (uint32_t)b->cache_en)) return -1;
-    memcpy(b->cache_ids + b->cache_n, ids, k * sizeof *ids);
+    if (k) memcpy(b->cache_ids + b->cache_n, ids, k * sizeof *ids);   /* k == 0: ids and cache_ids may be NULL */
     b->cache_ent[b->cache_en].off = (uint32_t)b->cache_n;
     b->cache_ent[b->cache_en].n = (uint32_t)k;
     b->cache_en++;

@@ -53,15 +53,22 @@ else
 fi
 
 # ------------------------------------------------ a tokenizer.json with one huge id
-# 270 bytes that once made the id tables 4.7 GB; ulimit -v keeps a regression
-# from taking the machine down (it fails with "out of memory" instead)
+# 270 bytes that once made the id tables 4.7 GB; a memory limit keeps a
+# regression from taking the machine down (it fails with "out of memory"
+# instead): ulimit -v, or under ASan (which reserves terabytes of shadow
+# address space, so ulimit -v kills it) ASan's own allocation cap.
+if [ -n "${DLLM_SAN_LOG:-}" ]; then
+    LIMIT="ASAN_OPTIONS=\${ASAN_OPTIONS:-}:max_allocation_size_mb=400:allocator_may_return_null=1"
+else
+    LIMIT="ulimit -v 400000;"
+fi
 printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":300000000,"b":1},"merges":[]}}' > "$T/huge.json"
 expect_exit 1 "tokenizer.json with vocab id 300000000: data error in little memory" \
-    "ulimit -v 400000; $TO dllm-tok -t '$T/huge.json' --lines /dev/null -o '$T/x'"
+    "$LIMIT $TO dllm-tok -t '$T/huge.json' --lines /dev/null -o '$T/x'"
 expect_err "huge.json: vocab entry \"a\": id 300000000 is unreasonable .*below 260" "... naming the file, the entry, the id and the rule"
 printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]},"added_tokens":[{"id":2147483000,"content":"x"}]}' > "$T/huge2.json"
 expect_exit 1 "added token id near INT32_MAX: data error in little memory" \
-    "ulimit -v 400000; $TO dllm-tok -t '$T/huge2.json' --lines /dev/null -o '$T/x'"
+    "$LIMIT $TO dllm-tok -t '$T/huge2.json' --lines /dev/null -o '$T/x'"
 expect_err "huge2.json: added_tokens\[0\]: id 2147483000 is unreasonable" "... naming the file and the id"
 # holes are tolerated: ids below twice the entries + 256 load
 printf '%s' '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":200},"merges":[]}}' > "$T/holes.json"
@@ -79,3 +86,12 @@ hexbin 84a4646c6c6d01a46b696e64a6746f6b656e73a7686973746f727991a161a7686973746f7
     > "$T/hist2.msgpack"
 check "a header with \"history\" twice reads" "dllm-pack -q -L 1 --eos-id 0 '$T/hist2.msgpack' -o '$T/hist2.rows'"
 is "... the last \"history\" wins" "$(dllm-cat "$T/hist2.rows" | head -n 1 | grep -o '"history":\["[ab]"')" '"history":["b"'
+
+# ------------------------------------------------ empty values (UB under UBSan before)
+# an empty ids bin and an empty string: msgpack-c may hand out NULL pointers
+# for them, and memcpy(NULL, ..., 0) / NULL + 0 are undefined behaviour
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7382a3696473c400a173a0 > "$T/empty.msgpack"
+is "an empty ids bin and an empty string print" "$(dllm-cat -n "$T/empty.msgpack")" '{"ids":[],"s":""}'
+check "dllm-pack reads an empty ids bin" "dllm-pack -q -L 4 --eos-id 0 '$T/empty.msgpack' -o '$T/empty.rows'"
+# a word of unknown characters only (no unk token): the BPE cache stores 0 ids
+is "a word that encodes to no ids" "$(echo 'c a c' | dllm-tok -q -t "$T/holes.json" --lines - | dllm-cat -n)" '{"ids":[0]}'
