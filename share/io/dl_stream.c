@@ -18,6 +18,7 @@
  */
 #include "dl_stream.h"
 #include "dl_log.h"
+#include "dl_mpscan.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,7 @@ struct dl_reader {
     int u_ok;                   /* u initialised */
     msgpack_unpacker u;
     msgpack_unpacked res;
+    dl_mpscan scan;             /* the buffered part of the next object (dl_mpscan.h) */
     uint64_t fed;               /* bytes fed to the unpacker from the current file */
     uint64_t file_objs;         /* objects (headers + records) of the current file */
     uint64_t file_recs, total_recs;
@@ -360,9 +362,21 @@ static int next_obj(dl_reader *r, char *err, size_t errlen) {
             if (rc) return rc;
             r->in_eof = 0;
             r->fed = r->file_objs = r->file_recs = 0;
+            dl_mpscan_reset(&r->scan);
         }
-        msgpack_unpack_return ur = msgpack_unpacker_next(&r->u, &r->res);
+        /* the unpacker sees an object only once it is wholly buffered, so
+         * it never allocates for elements the input does not hold */
+        size_t buffered = r->u.used - r->u.off;
+        int64_t size = dl_in_is_zstd(r->in) ? -1 : dl_in_size(r->in);
+        uint64_t start = r->fed - buffered;   /* offset of the object in the file */
+        uint64_t avail = size >= 0 && (uint64_t)size >= start ? (uint64_t)size - start : DL_MPSCAN_UNKNOWN;
+        char msg[256];
+        int sc = dl_mpscan_feed(&r->scan, (const unsigned char *)r->u.buffer + r->u.off, buffered, avail, msg,
+                                sizeof msg);
+        if (sc < 0) return rerr(r, err, errlen, sc, "%s", msg);
+        msgpack_unpack_return ur = sc ? msgpack_unpacker_next(&r->u, &r->res) : MSGPACK_UNPACK_CONTINUE;
         if (ur == MSGPACK_UNPACK_SUCCESS) {
+            dl_mpscan_reset(&r->scan);
             r->file_objs++;
             return 1;
         }
@@ -371,11 +385,14 @@ static int next_obj(dl_reader *r, char *err, size_t errlen) {
             return rerr(r, err, errlen, -DL_EXIT_DATA, "malformed msgpack in the record starting at byte %llu%s",
                         (unsigned long long)obj_start(r), dl_in_is_zstd(r->in) ? " (decompressed)" : "");
         if (r->in_eof) {
-            if (r->u.parsed || r->u.used != r->u.off)
+            if (r->u.parsed || r->u.used != r->u.off) {
+                if (dl_mpscan_eof_msg(&r->scan, buffered, msg, sizeof msg))
+                    return rerr(r, err, errlen, -DL_EXIT_DATA, "%s", msg);
                 return rerr(r, err, errlen, -DL_EXIT_DATA,
                             "truncated record at byte %llu%s (input ends inside the record starting at byte %llu)",
                             (unsigned long long)r->fed, dl_in_is_zstd(r->in) ? " (decompressed)" : "",
                             (unsigned long long)obj_start(r));
+            }
             if (r->file_objs == 0)
                 return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: empty input / no header", r->last_name);
             close_input(r);
@@ -529,6 +546,7 @@ int dl_reader_rewind(dl_reader *r, char *err, size_t errlen) {
     r->u_ok = 1;
     r->cur = 0;
     r->in_eof = 0;
+    dl_mpscan_reset(&r->scan);
     r->fed = r->file_objs = r->file_recs = r->total_recs = r->raw_done = 0;
     r->last_name = path_display(r->paths[0]);
     return 0;

@@ -95,3 +95,27 @@ is "an empty ids bin and an empty string print" "$(dllm-cat -n "$T/empty.msgpack
 check "dllm-pack reads an empty ids bin" "dllm-pack -q -L 4 --eos-id 0 '$T/empty.msgpack' -o '$T/empty.rows'"
 # a word of unknown characters only (no unk token): the BPE cache stores 0 ids
 is "a word that encodes to no ids" "$(echo 'c a c' | dllm-tok -q -t "$T/holes.json" --lines - | dllm-cat -n)" '{"ids":[0]}'
+
+# ------------------------------------------------ declared sizes beyond the input
+# a record {"x": array32 of 4294967295} followed by 3 bytes: msgpack-c would
+# allocate 96 GB for it ("out of memory", exit 3); it is a data error
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a3696473c4040100000081a178ddffffffff010203 > "$T/bigarr.msgpack"
+expect_exit 1 "a record declaring 4294967295 array elements: data error" "$TO dllm-cat '$T/bigarr.msgpack'"
+expect_err "record 1: truncated or corrupt record: declared array of 4294967295 elements exceeds the remaining input \(3 bytes\)" "... the message names the record and the size"
+expect_exit 1 "... from a pipe (size unknown): data error at the end" "cat '$T/bigarr.msgpack' | $TO dllm-cat"
+expect_err "declared array of 4294967295 elements exceeds" "... the same message"
+if command -v zstd > /dev/null; then
+    zstd -qc "$T/bigarr.msgpack" > "$T/bigarr.msgpack.zst"
+    expect_exit 1 "... zstd-compressed: data error" "$TO dllm-cat '$T/bigarr.msgpack.zst'"
+else
+    skip "... zstd-compressed" "no zstd program"
+fi
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a3696473c40401000000dfffffffff > "$T/bigmap.msgpack"
+expect_exit 1 "a record that is a map of 4294967295 pairs: data error" "$TO dllm-pack -q -L 4 --eos-id 0 '$T/bigmap.msgpack' -o '$T/x'"
+expect_err "declared map of 4294967295 elements" "... the message says map"
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a3696473c6ffffffff00 > "$T/bigbin.msgpack"
+expect_exit 1 "a bin declaring 4 GB in a 40-byte file: data error" "$TO dllm-cat '$T/bigbin.msgpack'"
+# 33 nested arrays: msgpack-c's limit is 32 open containers
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a178$(printf '91%.0s' $(seq 33))01 > "$T/deep.msgpack"
+expect_exit 1 "arrays nested 33 deep: data error" "$TO dllm-cat '$T/deep.msgpack'"
+expect_err "nested deeper than 32" "... the message names the limit"
