@@ -119,3 +119,8 @@ expect_exit 1 "a bin declaring 4 GB in a 40-byte file: data error" "$TO dllm-cat
 hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a178$(printf '91%.0s' $(seq 33))01 > "$T/deep.msgpack"
 expect_exit 1 "arrays nested 33 deep: data error" "$TO dllm-cat '$T/deep.msgpack'"
 expect_err "nested deeper than 32" "... the message names the limit"
+# dllm-tok reads text streams with its own unpacker: the same rule
+hexbin 82a4646c6c6d01a46b696e64a47465787481a474657874a2686981a474657874ddffffffff0102 > "$T/bigtext.msgpack"
+expect_exit 1 "dllm-tok: a text record declaring 4294967295 elements: data error" \
+    "$TO dllm-tok -q -t '$DATA/gpt2-tokenizer' '$T/bigtext.msgpack' -o '$T/x'"
+expect_err "record 1: truncated or corrupt record: declared array of 4294967295 elements" "... the message names the record"
