@@ -1,5 +1,5 @@
 # dllm — top-level build.  `make` builds libdllm and every program into bin/;
-# `make test`, `make demo`, `make bench`.  See README.md.
+# `make test`, `make test-asan`, `make demo`, `make bench`.  See README.md.
 #
 # Optional parts are tri-state: unset = auto-detect by test-compiling,
 # 0 = off, 1 = required (fail loudly):  HAVE_OPENBLAS HAVE_CUDA HAVE_NCCL HAVE_MPI
@@ -16,6 +16,7 @@ NVCC      ?= $(CUDA_HOME)/bin/nvcc
 NVCC_ARCH ?= 90
 HASH      := \#
 BUILD     := build
+BIN       := bin
 
 # -march only where the compiler targets x86-64 (x86-64-v2: SSE4.2/POPCNT, any
 # x86 CPU since 2009); on aarch64 (GH200 nodes) and others the compiler's own
@@ -120,7 +121,7 @@ LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libdllm.a
 PROG_DIRS := $(foreach d,tok pack mask cat train sample score,$(if $(wildcard $(d)/main.c),$(d)))
-PROGS    := $(PROG_DIRS:%=bin/dllm-%)
+PROGS    := $(PROG_DIRS:%=$(BIN)/dllm-%)
 PROG_LIB  = $(BUILD)/$(1)/lib$(1).a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -131,7 +132,7 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 TEST_PROGS_test_show  := sample
 TEST_PROGS_test_score := score
 
-.PHONY: all lib test test-cuda demo bench clean help print-flags
+.PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
 all: $(PROGS) $(TESTS) $(FAULT_SO)
 lib: $(LIB)
 
@@ -144,13 +145,13 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# build/X/libX.a from X/*.c but main.c; bin/dllm-X from main.o, it, libdllm
+# build/X/libX.a from X/*.c but main.c; $(BIN)/dllm-X from main.o, it, libdllm
 define prog_rule
 $(call PROG_LIB,$(1)): $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
 	@mkdir -p $$(dir $$@)
 	rm -f $$@ && ar rcs $$@ $$^
-bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(LIB)
-	@mkdir -p bin
+$(BIN)/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(LIB)
+	@mkdir -p $(BIN)
 	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) $$^ -o $$@ $$(LDLIBS)
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call prog_rule,$(d))))
@@ -168,8 +169,29 @@ $(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -fPIC -shared $< -o $@ -ldl
 
+# The tests find the build through DLLM_BUILD (unit test binaries) and
+# DLLM_BIN (programs), so one suite runs either build.
+TEST_ENV = DLLM_BUILD=$(BUILD) DLLM_BIN=$(CURDIR)/$(BIN)
 test: all
-	@tests/run.sh
+	@$(TEST_ENV) $(SAN_ENV) tests/run.sh
+
+# The whole suite under AddressSanitizer + UBSan (any UB aborts) with leak
+# detection, in its own build-asan/ and bin-asan/ (the plain build is left
+# alone).  tests/lsan.supp silences only third-party libraries' own leaks
+# (libgomp, OpenBLAS thread pools), never dllm code.
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=bin-asan CFLAGS="$(SAN_CFLAGS)" DLLM_SAN=1 test
+# Reports go to files DLLM_SAN_LOG.<pid> that tests/run.sh turns into
+# failures: a report inside a pipeline or under an expected exit code (ASan's
+# own exit code, 99 here, could be lost there) still fails the suite.
+ifeq ($(DLLM_SAN),1)
+SAN_LOG = $(CURDIR)/$(BUILD)/san/report
+SAN_ENV = DLLM_SAN_LOG=$(SAN_LOG) \
+          ASAN_OPTIONS=detect_leaks=1:exitcode=99:log_path=$(SAN_LOG) \
+          LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99:log_path=$(SAN_LOG)
+endif
 
 test-cuda: all
 	@tests/run-cuda.sh
@@ -181,10 +203,10 @@ bench: all
 	@bench/run.sh
 
 clean:
-	rm -rf $(BUILD) bin build-fuzz
+	rm -rf $(BUILD) bin build-fuzz build-asan bin-asan
 
 help:
-	@echo "make [all|test|test-cuda|fuzz [FUZZ_SECONDS=N]|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
+	@echo "make [all|test|test-asan|test-cuda|fuzz [FUZZ_SECONDS=N]|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
 
 # The target triple and the flags a build would use (no detection, no build).
 print-flags:

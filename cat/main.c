@@ -12,11 +12,11 @@
  * --from-json writes the header line verbatim (its history is not extended,
  * so stream -> JSON -> stream -> JSON is the identity) after checking it.
  *
- * Text output to stdout restores the default SIGPIPE action, so
- * `dllm-cat f | head` ends quietly like cat(1); binary output reports EPIPE.
+ * A closed pipe is what it is for every dllm program (README, exit codes):
+ * SIGPIPE is ignored (dl_prog_init), the failed write is an I/O error, one
+ * message "<stdout>: write error: Broken pipe", exit 3 -- text output too.
  * Does not: filter or transform records (other programs do that).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +243,7 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-cat", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (common.help || common.version) free(paths);   /* the only allocation so far */
     if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-cat %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
@@ -255,7 +256,6 @@ int main(int argc, char **argv) {
     if (opt_from_json) {
         rc = from_json(paths, npaths, err, sizeof err);
     } else {
-        if (!common.output || !strcmp(common.output, "-")) signal(SIGPIPE, SIG_DFL);
         rc = print_streams(paths, npaths, err, sizeof err);
     }
     free(paths);

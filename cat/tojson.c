@@ -108,7 +108,7 @@ static int put_str(dl_strbuf *b, const char *s, size_t n) {
         }
         i += len;
     }
-    if (!rc) rc = dl_strbuf_append(b, s + n - run, run);
+    if (!rc && run) rc = dl_strbuf_append(b, s + n - run, run);   /* an empty string's s may be NULL */
     if (!rc) rc = dl_strbuf_append(b, "\"", 1);
     return rc;
 }

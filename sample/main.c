@@ -408,6 +408,7 @@ int main(int argc, char **argv) {
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
     if (o_preset) apply_preset(argc, argv, &paths, &npaths);
+    if (common.help || common.version) free(paths);   /* the only allocation so far */
     if (common.help) {
         char *presets = smp_preset_help();
         if (!presets) dl_die(DL_EXIT_IO, "out of memory");

@@ -181,9 +181,11 @@ static int run_streams(sc_ctx *c, char **paths, int npaths, char *err, size_t er
     dl_tok *tok = sc_tok(c);
     dl_header_get_extra_uint(ih, "index_base", &index_base);
     if (ih->has_tok && ih->tok.vocab_size > cf->vocab_size) {
+        /* format before closing: ih belongs to rd */
+        dl_seterr(err, errlen, -DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size,
+                  cf->vocab_size);
         dl_reader_close(rd);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "input vocab %lld > the model's %d", (long long)ih->tok.vocab_size,
-                         cf->vocab_size);
+        return -DL_EXIT_DATA;
     }
     if (tok && ih->has_tok && ih->tok.sha256[0] && strcmp(ih->tok.sha256, dl_tok_sha256(tok)))
         dl_warn("the input was tokenised with another tokenizer than %s/tokenizer.json", o_model);
@@ -279,6 +281,7 @@ int main(int argc, char **argv) {
     dl_prog_init("dllm-score", argc, argv);
     int rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err);
     if (rc < 0) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (common.help || common.version) free(paths);   /* the only allocation so far */
     if (common.help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (common.version) { printf("dllm-score %s\n", DL_VERSION); return 0; }
     if (dl_common_finish(&common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);

@@ -4,12 +4,19 @@
 # "not ok - NAME" or "skip - NAME: why"; a program that exits non-zero without
 # printing "not ok" counts as one failure.  Last line: "N passed, N failed".
 #   tests/run.sh [PATTERN]   only tests whose file name contains PATTERN
+# Environment (set by make test / make test-asan): DLLM_BUILD (build dir of
+# the unit tests, default build), DLLM_BIN (the programs, default bin/, read
+# by tests/cli/lib.sh), DLLM_SAN_LOG (sanitizer reports land in
+# DLLM_SAN_LOG.<pid>; any such file fails the test that produced it).
 cd "$(dirname "$0")/.." || exit 3
+build=${DLLM_BUILD:-build}
+sanlog=${DLLM_SAN_LOG:-}
+[ -n "$sanlog" ] && { mkdir -p "$(dirname "$sanlog")"; rm -f "$sanlog".*; }
 pat=${1:-}
 pass=0; fail=0; skip=0
 log=${TMPDIR:-/tmp}/dllm-test.$$
 trap 'rm -f "$log"' EXIT
-for t in build/tests/test_* tests/cli/*.sh; do
+for t in "$build"/tests/test_* tests/cli/*.sh; do
     [ -e "$t" ] || continue
     case "$t" in *.d|*/lib.sh) continue ;; esac
     [ -n "$pat" ] && case "$t" in *"$pat"*) ;; *) continue ;; esac
@@ -17,6 +24,13 @@ for t in build/tests/test_* tests/cli/*.sh; do
     case "$t" in *.sh) sh "$t" > "$log" 2>&1 ;; *) "$t" > "$log" 2>&1 ;; esac
     rc=$?
     p=$(grep -c '^ok - ' "$log"); f=$(grep -c '^not ok - ' "$log"); s=$(grep -c '^skip - ' "$log")
+    if [ -n "$sanlog" ] && ls "$sanlog".* > /dev/null 2>&1; then
+        for r in "$sanlog".*; do
+            f=$((f + 1)); echo "not ok - $t: sanitizer report $r" >> "$log"
+            head -n 40 "$r" | sed 's/^/    # /' >> "$log"
+            mv "$r" "$(dirname "$sanlog")/kept.${t##*/}.${r##*.}"
+        done
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1; echo "not ok - $t exited with status $rc" >> "$log"
     fi

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dl_io.h"
+#include "dl_mpscan.h"
 #include "tok.h"
 
 enum { IN_WHOLE, IN_LINES, IN_SPLIT, IN_JSONL, IN_STREAM };
@@ -48,6 +49,7 @@ struct tk_input {
     msgpack_unpacker up;
     int up_init;
     msgpack_unpacked res;
+    dl_mpscan mpscan;    /* the buffered part of the next object (dl_mpscan.h) */
     dl_header hdr;
     int have_hdr;
     uint64_t rec;
@@ -280,9 +282,38 @@ static int stream_more(tk_input *p, char *err, size_t errlen) {
     return r > 0;
 }
 
+/* msgpack_unpacker_next on wholly buffered objects only, so msgpack-c never
+ * allocates for elements the input does not hold (dl_mpscan.h): CONTINUE
+ * while incomplete; *rc < 0 (err set) for nesting beyond msgpack-c's limit. */
+static msgpack_unpack_return next_whole(tk_input *p, int *rc, char *err, size_t errlen) {
+    *rc = dl_mpscan_feed(&p->mpscan, (const unsigned char *)p->up.buffer + p->up.off, p->up.used - p->up.off,
+                         DL_MPSCAN_UNKNOWN, err, errlen);
+    if (*rc < 0) return MSGPACK_UNPACK_PARSE_ERROR;
+    if (*rc == 0) return MSGPACK_UNPACK_CONTINUE;
+    *rc = 0;
+    msgpack_unpack_return ur = msgpack_unpacker_next(&p->up, &p->res);
+    if (ur == MSGPACK_UNPACK_SUCCESS) dl_mpscan_reset(&p->mpscan);
+    return ur;
+}
+
+/* The input ended inside an object: the declaration that did not fit, or a
+ * plain truncation. */
+static int truncated(tk_input *p, char *err, size_t errlen) {
+    char msg[256];
+    if (dl_mpscan_eof_msg(&p->mpscan, p->up.used - p->up.off, msg, sizeof msg))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: record %llu: %s", name(p), (unsigned long long)p->rec, msg);
+    return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: record %llu: truncated at end of input", name(p),
+                     (unsigned long long)p->rec);
+}
+
 static int stream_next(tk_input *p, tk_doc *d, char *err, size_t errlen) {
     for (;;) {
-        msgpack_unpack_return ur = msgpack_unpacker_next(&p->up, &p->res);
+        int src;
+        msgpack_unpack_return ur = next_whole(p, &src, err, errlen);
+        if (src < 0) {
+            dl_err_prefix(err, errlen, "%s: record %llu", name(p), (unsigned long long)p->rec);
+            return src;
+        }
         if (ur == MSGPACK_UNPACK_SUCCESS) {
             const msgpack_object *o = &p->res.data;
             if (o->type == MSGPACK_OBJECT_MAP && dl_rec_get(o, "dllm")) {
@@ -315,9 +346,7 @@ static int stream_next(tk_input *p, tk_doc *d, char *err, size_t errlen) {
         int rc = stream_more(p, err, errlen);
         if (rc < 0) return rc;
         if (rc == 0) {
-            if (p->up.used > p->up.off)
-                return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: record %llu: truncated at end of input",
-                                 name(p), (unsigned long long)p->rec);
+            if (p->up.used > p->up.off) return truncated(p, err, errlen);
             return 0;
         }
     }
@@ -356,8 +385,10 @@ int tk_input_open(tk_input **out, const char *path, const tk_cfg *cfg, const tk_
         p->len = p->cap = 0;
         /* read the header now so the output header can carry its history */
         msgpack_unpack_return ur;
-        while ((ur = msgpack_unpacker_next(&p->up, &p->res)) == MSGPACK_UNPACK_CONTINUE &&
+        int src = 0;
+        while ((ur = next_whole(p, &src, err, errlen)) == MSGPACK_UNPACK_CONTINUE &&
                (rc = stream_more(p, err, errlen)) > 0) {}
+        if (src < 0) { dl_err_prefix(err, errlen, "%s: header", name(p)); tk_input_close(p); return src; }
         if (rc < 0) { tk_input_close(p); return rc; }
         if (ur == MSGPACK_UNPACK_SUCCESS) {
             const msgpack_object *o = &p->res.data;

@@ -165,6 +165,7 @@ int main(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     if (dl_opts_parse(OPTS, ac, av, &pos, &npos, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (cfg.common.help || cfg.common.version) { free(pos); free(av); }   /* the only allocations so far */
     if (cfg.common.help) return dl_opts_help_epilog(OPTS, SYNOPSIS, DESCRIPTION, TK_CHAT_HELP);
     if (cfg.common.version) { printf("dllm-tok %s\n", DL_VERSION); return fclose(stdout) ? DL_EXIT_IO : 0; }
     if (dl_common_finish(&cfg.common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);

@@ -305,6 +305,7 @@ int main(int argc, char **argv) {
     int npaths = 0, rc;
     dl_prog_init("dllm-train", argc, argv);
     if ((rc = dl_opts_parse(OPTS, argc, argv, &paths, &npaths, err, sizeof err)) < 0) dl_die(DL_EXIT_USAGE, "%s", err);
+    if (o_help || o_version) free(paths);   /* the only allocation so far */
     if (o_help) return dl_opts_help(OPTS, SYNOPSIS, DESCRIPTION);
     if (o_version) { printf("dllm-train %s\n", DL_VERSION); return 0; }
     dl_verbosity = o_quiet ? 0 : 1 + o_verbose;
@@ -408,6 +409,7 @@ int main(int argc, char **argv) {
             train_progress_end(&pr);
             dl_error("interrupted: stopped after step %lld, checkpoint saved in %s (continue with --resume %s)",
                      (long long)step, o_out, o_out);
+            free(paths);   /* the rest hangs off the static R */
             return DL_EXIT_INTERRUPTED;
         }
     }
@@ -419,6 +421,7 @@ int main(int argc, char **argv) {
     if ((rc = train_metrics_close(&R.mt, err, sizeof err))) dl_die(-rc, "%s", err);
     if (train_signal_pending()) {   /* e.g. stdin ended because the pipeline was interrupted */
         dl_error("interrupted: stopped after step %lld, checkpoint saved in %s", (long long)step, o_out);
+        free(paths);
         return DL_EXIT_INTERRUPTED;
     }
     double el = dl_now() - R.t0;

@@ -139,7 +139,7 @@ void dl_strbuf_free(dl_strbuf *b) {
 /* ------------------------------------------------------------ little endian */
 void dl_u32_to_le(void *dst, const uint32_t *src, size_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(dst, src, n * 4);
+    if (n) memcpy(dst, src, n * 4);   /* an empty bin's pointer may be NULL: memcpy(NULL, ..., 0) is UB */
 #else
     unsigned char *d = dst;
     for (size_t i = 0; i < n; i++) {
@@ -152,7 +152,7 @@ void dl_u32_to_le(void *dst, const uint32_t *src, size_t n) {
 
 void dl_u32_from_le(uint32_t *dst, const void *src, size_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(dst, src, n * 4);
+    if (n) memcpy(dst, src, n * 4);   /* an empty bin's pointer may be NULL: memcpy(NULL, ..., 0) is UB */
 #else
     const unsigned char *s = src;
     for (size_t i = 0; i < n; i++)

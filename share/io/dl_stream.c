@@ -18,6 +18,7 @@
  */
 #include "dl_stream.h"
 #include "dl_log.h"
+#include "dl_mpscan.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,10 @@ int dl_header_from_obj(dl_header *h, const msgpack_object *o, char *err, size_t 
                 break;
             }
             uint32_t n = v->via.array.size;
+            /* a repeated key: the last one wins, as for every key; drop the first */
+            for (size_t j = 0; j < h->n_history; j++) free(h->history[j]);
+            free(h->history);
+            h->n_history = 0;
             h->history = calloc(n ? n : 1, sizeof *h->history);
             if (!h->history) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); break; }
             for (uint32_t j = 0; j < n; j++) {
@@ -273,6 +278,7 @@ struct dl_reader {
     int u_ok;                   /* u initialised */
     msgpack_unpacker u;
     msgpack_unpacked res;
+    dl_mpscan scan;             /* the buffered part of the next object (dl_mpscan.h) */
     uint64_t fed;               /* bytes fed to the unpacker from the current file */
     uint64_t file_objs;         /* objects (headers + records) of the current file */
     uint64_t file_recs, total_recs;
@@ -356,9 +362,21 @@ static int next_obj(dl_reader *r, char *err, size_t errlen) {
             if (rc) return rc;
             r->in_eof = 0;
             r->fed = r->file_objs = r->file_recs = 0;
+            dl_mpscan_reset(&r->scan);
         }
-        msgpack_unpack_return ur = msgpack_unpacker_next(&r->u, &r->res);
+        /* the unpacker sees an object only once it is wholly buffered, so
+         * it never allocates for elements the input does not hold */
+        size_t buffered = r->u.used - r->u.off;
+        int64_t size = dl_in_is_zstd(r->in) ? -1 : dl_in_size(r->in);
+        uint64_t start = r->fed - buffered;   /* offset of the object in the file */
+        uint64_t avail = size >= 0 && (uint64_t)size >= start ? (uint64_t)size - start : DL_MPSCAN_UNKNOWN;
+        char msg[256];
+        int sc = dl_mpscan_feed(&r->scan, (const unsigned char *)r->u.buffer + r->u.off, buffered, avail, msg,
+                                sizeof msg);
+        if (sc < 0) return rerr(r, err, errlen, sc, "%s", msg);
+        msgpack_unpack_return ur = sc ? msgpack_unpacker_next(&r->u, &r->res) : MSGPACK_UNPACK_CONTINUE;
         if (ur == MSGPACK_UNPACK_SUCCESS) {
+            dl_mpscan_reset(&r->scan);
             r->file_objs++;
             return 1;
         }
@@ -367,11 +385,14 @@ static int next_obj(dl_reader *r, char *err, size_t errlen) {
             return rerr(r, err, errlen, -DL_EXIT_DATA, "malformed msgpack in the record starting at byte %llu%s",
                         (unsigned long long)obj_start(r), dl_in_is_zstd(r->in) ? " (decompressed)" : "");
         if (r->in_eof) {
-            if (r->u.parsed || r->u.used != r->u.off)
+            if (r->u.parsed || r->u.used != r->u.off) {
+                if (dl_mpscan_eof_msg(&r->scan, buffered, msg, sizeof msg))
+                    return rerr(r, err, errlen, -DL_EXIT_DATA, "%s", msg);
                 return rerr(r, err, errlen, -DL_EXIT_DATA,
                             "truncated record at byte %llu%s (input ends inside the record starting at byte %llu)",
                             (unsigned long long)r->fed, dl_in_is_zstd(r->in) ? " (decompressed)" : "",
                             (unsigned long long)obj_start(r));
+            }
             if (r->file_objs == 0)
                 return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: empty input / no header", r->last_name);
             close_input(r);
@@ -496,10 +517,23 @@ const char *dl_reader_where(dl_reader *r) {
 uint64_t dl_reader_raw_bytes(const dl_reader *r) { return r->raw_done + (r->in ? dl_in_raw_consumed(r->in) : 0); }
 uint64_t dl_reader_total_bytes(const dl_reader *r) { return r->total_bytes; }
 
+/* The first input that cannot be read a second time: "-", or a path that
+ * stat() (which never opens, so never blocks on a FIFO) does not show as a
+ * regular file.  NULL when every input is a regular file. */
+static const char *first_unrereadable(const dl_reader *r) {
+    for (int i = 0; i < r->n; i++) {
+        struct stat st;
+        if (strcmp(r->paths[i], "-") == 0 || stat(r->paths[i], &st) != 0 || !S_ISREG(st.st_mode)) return r->paths[i];
+    }
+    return NULL;
+}
+
 int dl_reader_rewind(dl_reader *r, char *err, size_t errlen) {
-    for (int i = 0; i < r->n; i++)
-        if (strcmp(r->paths[i], "-") == 0)
-            return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read standard input (give file names)");
+    const char *bad = first_unrereadable(r);
+    if (bad && strcmp(bad, "-") == 0)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read standard input (give file names)");
+    if (bad)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "cannot re-read %s: not a regular file (give file names)", bad);
     close_input(r);
     msgpack_unpacked_destroy(&r->res);
     msgpack_unpacked_init(&r->res);
@@ -512,6 +546,7 @@ int dl_reader_rewind(dl_reader *r, char *err, size_t errlen) {
     r->u_ok = 1;
     r->cur = 0;
     r->in_eof = 0;
+    dl_mpscan_reset(&r->scan);
     r->fed = r->file_objs = r->file_recs = r->total_recs = r->raw_done = 0;
     r->last_name = path_display(r->paths[0]);
     return 0;
@@ -944,11 +979,17 @@ int dl_reader_slice(dl_reader *r, int is_stdin, long long shard_i, long long sha
     *lo = 0;
     *hi = UINT64_MAX;
     if (shard_n <= 1) return 0;
-    if (is_stdin) {
+    const char *bad = is_stdin ? "-" : first_unrereadable(r);
+    if (bad) {
+        int std = strcmp(bad, "-") == 0;
         if (explicit_shard)
-            return dl_seterr(err, errlen, -DL_EXIT_USAGE,
-                             "--shard needs input files (stdin cannot be sliced; slice upstream)");
-        dl_verbose("SLURM array slice ignored: input is stdin (the upstream stage slices)");
+            return std ? dl_seterr(err, errlen, -DL_EXIT_USAGE,
+                                   "--shard needs input files (stdin cannot be sliced; slice upstream)")
+                       : dl_seterr(err, errlen, -DL_EXIT_USAGE,
+                                   "--shard needs input files (%s is not a regular file and cannot be sliced; "
+                                   "slice upstream)", bad);
+        dl_verbose("SLURM array slice ignored: input %s is not a regular file (the upstream stage slices)",
+                   path_display(bad));
         return 0;
     }
     uint64_t n;

@@ -89,15 +89,19 @@ uint64_t dl_reader_file_index(const dl_reader *r);  /* its index within the curr
 const char *dl_reader_where(dl_reader *r);
 uint64_t dl_reader_raw_bytes(const dl_reader *r);   /* input bytes consumed, for progress */
 uint64_t dl_reader_total_bytes(const dl_reader *r); /* sum of input file sizes, 0 if unknown */
-/* Restart from the first input (files only; stdin -> -DL_EXIT_USAGE). */
+/* Restart from the first input (regular files only: stdin, a named pipe,
+ * /dev/stdin or a process substitution cannot be read twice -> -DL_EXIT_USAGE,
+ * checked with stat() so a FIFO is never reopened, which would block). */
 int dl_reader_rewind(dl_reader *r, char *err, size_t errlen);
 /* Count the data records of all inputs (files only; rewinds after). */
 int dl_reader_count(dl_reader *r, uint64_t *n, char *err, size_t errlen);
 /* The --shard I/N slice of the input: the contiguous global record range
  * [I*n/N, (I+1)*n/N) (*lo, *hi), n counted by dl_reader_count, so slices
  * concatenated equal one run.  N <= 1: everything (hi = UINT64_MAX).  stdin
- * cannot be counted: an explicit --shard is a usage error, a slice that only
- * came from SLURM_ARRAY_* is ignored (the upstream stage already sliced). */
+ * and any other input that is not a regular file (pipe, FIFO, /dev/stdin,
+ * <(...)) cannot be counted: an explicit --shard is a usage error, a slice
+ * that only came from SLURM_ARRAY_* is ignored (the upstream stage already
+ * sliced).  is_stdin: the caller's own "-" test; the reader also checks. */
 int dl_reader_slice(dl_reader *r, int is_stdin, long long shard_i, long long shard_n, int explicit_shard,
                     uint64_t *lo, uint64_t *hi, char *err, size_t errlen);
 void dl_reader_close(dl_reader *r);

@@ -64,6 +64,9 @@ int tok_bpe_parse(dl_tok *t, const void *mjson, char *err, size_t errlen) {
         json_int_t id = json_integer_value(val);
         if (!json_is_integer(val) || id < 0 || id >= INT32_MAX)
             return dl_seterr(err, errlen, -DL_EXIT_DATA, "vocab entry \"%.40s\": bad id", key);
+        if ((uint64_t)id >= t->id_limit)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "vocab entry \"%.40s\": id %lld is unreasonable (%s)", key,
+                             (long long)id, t->id_limit_why);
         size_t kn = strlen(key);
         if (tok_strmap_put(&b->vocab, key, kn, (uint32_t)id) || tok_set_id_token(t, (uint32_t)id, key, kn))
             return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
@@ -324,7 +327,7 @@ static int cache_put(tok_bpe *b, const char *s, size_t n, const uint32_t *ids, s
         b->cache_ent = p; b->cache_ecap = c;
     }
     if (tok_strmap_put(&b->cache, s, n, (uint32_t)b->cache_en)) return -1;
-    memcpy(b->cache_ids + b->cache_n, ids, k * sizeof *ids);
+    if (k) memcpy(b->cache_ids + b->cache_n, ids, k * sizeof *ids);   /* k == 0: ids and cache_ids may be NULL */
     b->cache_ent[b->cache_en].off = (uint32_t)b->cache_n;
     b->cache_ent[b->cache_en].n = (uint32_t)k;
     b->cache_en++;

@@ -103,6 +103,8 @@ struct dl_tok {
     char sha[65];
     char *path;                    /* the tokenizer.json path */
     uint32_t vocab_n;              /* max id + 1 */
+    uint64_t id_limit;             /* while loading: ids must be below this (set_id_limit, tok_load.c) */
+    char id_limit_why[160];        /* the rule, for the error message */
     /* id -> token string (added tokens override the model) */
     uint32_t *id_off, *id_len;     /* UINT32_MAX = no token with that id */
     size_t id_cap;

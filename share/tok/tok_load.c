@@ -8,6 +8,7 @@
  * Added-token ids are taken from the file (HF re-derives them the same way
  * for any file HF itself wrote).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,6 +95,20 @@ static void read_config(dl_tok *t, const char *jpath) {
         if (!from_config[w]) t->special[w] = fallback_special(t, w);
 }
 
+/* ---------------------------------------------------------------- id limit */
+/* The id tables (tok_vocab.c) are indexed by id, so one huge id in a tiny
+ * file ({"a": 300000000}) would cost gigabytes.  HF's vocab size is a count
+ * (model entries + added tokens), so HF's own files use ids below that count;
+ * ids up to twice the count plus 256 are accepted so a file with holes still
+ * loads.  Table memory (9 bytes per id) thus stays proportional to the file:
+ * each entry takes at least 6 bytes of JSON. */
+static void set_id_limit(dl_tok *t, size_t n_vocab, size_t n_added) {
+    t->id_limit = 2 * ((uint64_t)n_vocab + n_added) + 256;
+    snprintf(t->id_limit_why, sizeof t->id_limit_why,
+             "the file has %zu vocab entries and %zu added tokens, so ids must be below %llu", n_vocab, n_added,
+             (unsigned long long)t->id_limit);
+}
+
 /* ---------------------------------------------------------------- load */
 static int load_json(dl_tok *t, char *err, size_t errlen) {
     json_error_t je;
@@ -101,6 +116,8 @@ static int load_json(dl_tok *t, char *err, size_t errlen) {
     if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "line %d: %s", je.line, je.text);
     int rc = 0;
     if (!json_is_object(root)) { rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "not a JSON object"); goto done; }
+    set_id_limit(t, json_object_size(json_object_get(json_object_get(root, "model"), "vocab")),
+                 json_array_size(json_object_get(root, "added_tokens")));
     if ((rc = tok_bpe_parse(t, json_object_get(root, "model"), err, errlen))) goto done;
     json_t *added = json_object_get(root, "added_tokens"), *a;
     size_t i;
@@ -109,6 +126,11 @@ static int load_json(dl_tok *t, char *err, size_t errlen) {
         if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 ||
             json_integer_value(id) >= INT32_MAX) {
             rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "added_tokens[%zu]: needs \"content\" and \"id\"", i);
+            goto done;
+        }
+        if ((uint64_t)json_integer_value(id) >= t->id_limit) {
+            rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "added_tokens[%zu]: id %lld is unreasonable (%s)", i,
+                           (long long)json_integer_value(id), t->id_limit_why);
             goto done;
         }
         int special = json_is_true(json_object_get(a, "special"));

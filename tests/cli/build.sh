@@ -41,7 +41,7 @@ for part in CUDA NCCL MPI; do
     esac
 done
 
-stamp=build/config.stamp
+stamp=${DLLM_BUILD:-build}/config.stamp
 if [ -f "$stamp" ]; then
     before=$(ls -l --time-style=full-iso "$stamp")
     make -n all > /dev/null 2>&1

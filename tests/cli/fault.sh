@@ -25,7 +25,7 @@ if [ -z "${DLLM_FAULT_NS:-}" ] && [ "$(id -u)" -ne 0 ] &&
     exec unshare -rm sh "$0" "$@"
 fi
 . "$(dirname "$0")/lib.sh"
-SO=$ROOT/build/tests/fault/inject.so
+SO=$ROOT/${DLLM_BUILD:-build}/tests/fault/inject.so
 OMP_NUM_THREADS=1; export OMP_NUM_THREADS
 # under AddressSanitizer (make test-asan) the shim is preloaded before the ASan runtime
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0; export ASAN_OPTIONS

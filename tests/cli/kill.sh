@@ -11,7 +11,7 @@
 # Delays are drawn from the shell's pid (printed in the test names, so a
 # failure can be replayed with DLLM_KILL_SEED=N).
 . "$(dirname "$0")/lib.sh"
-SO=$ROOT/build/tests/fault/inject.so
+SO=$ROOT/${DLLM_BUILD:-build}/tests/fault/inject.so
 OMP_NUM_THREADS=1; export OMP_NUM_THREADS
 # under AddressSanitizer (make test-asan) the shim is preloaded before the ASan runtime
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0; export ASAN_OPTIONS

@@ -6,11 +6,11 @@
 #   no_file PATH NAME          ok when PATH does not exist (no half output)
 #   same FILE1 FILE2 NAME      ok when the files are byte-identical
 #   is NAME GOT WANT           ok when the strings GOT and WANT are equal
-# Variables: ROOT (repo), BIN (bin/), T (a fresh temp dir, removed at exit),
+# Variables: ROOT (repo), BIN (bin/, or $DLLM_BIN: make test-asan's bin-asan/), T (a fresh temp dir, removed at exit),
 # DATA (share/data), SHARED (../shared/data or empty when absent).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/bin
+BIN=${DLLM_BIN:-$ROOT/bin}
 DATA=$ROOT/share/data
 SHARED=""
 [ -d "$ROOT/../shared/data" ] && SHARED=$(cd "$ROOT/../shared/data" && pwd)

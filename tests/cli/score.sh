@@ -107,6 +107,10 @@ expect_exit 1 "a record longer than max_position_embeddings: data error" \
     "dllm-cat --from-json '$T/long.jsonl' | dllm-score -m '$S' --causal -o '$T/x.msgpack'"
 expect_err "record 0.*512" "the message names the record and the limit"
 no_file "$T/x.msgpack" "no output left after an error"
+printf '%s\n' '{"dllm":1,"kind":"tokens","tokenizer":{"vocab_size":50257}}' '{"ids":[1,2,3]}' > "$T/bigvocab.jsonl"
+expect_exit 1 "input vocab larger than the model's: data error (was a use-after-free in the message)" \
+    "dllm-cat --from-json '$T/bigvocab.jsonl' | dllm-score -m '$S' -o '$T/x.msgpack'"
+expect_err "input vocab 50257 > the model's [0-9]+" "the message names both vocab sizes"
 
 # ------------------------------------------------ --greedy (lm-eval's is_greedy)
 # the greedy story's own continuation is greedy; a changed token is not

@@ -22,8 +22,7 @@
 #include "dl_test.h"
 
 #define DIR "tests/data/sample/"
-#define PROG "bin/dllm-sample"
-static char tmp[256];
+static char tmp[256], PROG[512];   /* PROG: $DLLM_BIN/dllm-sample (make test-asan), else bin/dllm-sample */
 
 static uint64_t splitmix(uint64_t x) {
     uint64_t z = x + 0x9E3779B97F4A7C15ull;
@@ -217,6 +216,7 @@ static void run_config(json_t *fx, json_t *cfg) {
 }
 
 int main(void) {
+    snprintf(PROG, sizeof PROG, "%s/dllm-sample", getenv("DLLM_BIN") ? getenv("DLLM_BIN") : "bin");
     if (access(PROG, X_OK)) {
         printf("skip - sample fixtures: %s not built (run from the repository root after make)\n", PROG);
         return 0;

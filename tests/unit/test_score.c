@@ -260,13 +260,15 @@ static void test_cond_fixture(void) {
 
 /* ---------------------------------------------------------------- (c) */
 static void test_causal_stories(void) {
-    if (access("bin/dllm-train", X_OK)) { printf("skip - causal stories260K: bin/dllm-train is not built\n"); return; }
+    char train[512];   /* $DLLM_BIN/dllm-train (make test-asan), else bin/dllm-train */
+    snprintf(train, sizeof train, "%s/dllm-train", getenv("DLLM_BIN") ? getenv("DLLM_BIN") : "bin");
+    if (access(train, X_OK)) { printf("skip - causal stories260K: %s is not built\n", train); return; }
     json_error_t je;
     json_t *fx = json_load_file("tests/data/score/causal_stories260k.json", 0, &je);
     if (!fx) { DL_CHECK(0, "load causal_stories260k.json: %s", je.text); return; }
-    char dir[512], cmd[1024], err[512];
+    char dir[512], cmd[2048], err[512];
     snprintf(dir, sizeof dir, "%s/s260", tmpdir);
-    snprintf(cmd, sizeof cmd, "bin/dllm-train -q --init share/data/stories260K/stories260K.bin -o '%s' --steps 0", dir);
+    snprintf(cmd, sizeof cmd, "%s -q --init share/data/stories260K/stories260K.bin -o '%s' --steps 0", train, dir);
     int rc = system(cmd);
     DL_CHECK(rc == 0, "convert stories260K (dllm-train --steps 0)");
     if (rc) return;

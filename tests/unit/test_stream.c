@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "dl_io.h"
 #include "dl_log.h"
+#include "dl_mpscan.h"
 #include "dl_stream.h"
 #include "dl_test.h"
 
@@ -557,6 +558,41 @@ static void t_outset(void) {
     }
 }
 
+/* dl_mpscan: complete objects fed byte by byte, declared sizes vs avail */
+static void t_mpscan(void) {
+    /* {"a":[1,"xy",{}],"b":bin8(2)} */
+    static const unsigned char obj[] = { 0x82, 0xa1, 'a', 0x93, 0x01, 0xa2, 'x', 'y', 0x80, 0xa1, 'b', 0xc4, 0x02, 9, 9 };
+    dl_mpscan s;
+    char msg[256];
+    dl_mpscan_reset(&s);
+    int rc = 0;
+    size_t n;
+    for (n = 1; n <= sizeof obj && (rc = dl_mpscan_feed(&s, obj, n, DL_MPSCAN_UNKNOWN, msg, sizeof msg)) == 0; n++) {}
+    DL_CHECK(rc == 1 && n == sizeof obj && s.pos == sizeof obj, "mpscan: a nested object fed byte by byte completes at its last byte");
+    static const unsigned char big[] = { 0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2, 3 };
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, big, sizeof big, sizeof big, msg, sizeof msg);
+    DL_CHECK(rc == -DL_EXIT_DATA && strstr(msg, "declared array of 4294967295 elements exceeds the remaining input (3 bytes)"),
+             "mpscan: array32 of 2^32-1 in 9 known bytes: data msgor (%s)", msg);
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, big, sizeof big, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == 0 && dl_mpscan_eof_msg(&s, sizeof big, msg, sizeof msg) && strstr(msg, "array of 4294967295"),
+             "mpscan: ... size unknown: incomplete, then named at the end");
+    static const unsigned char trunc[] = { 0x91, 0xa3, 0x78 };   /* ["x.." cut] */
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, trunc, sizeof trunc, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == 0 && !dl_mpscan_eof_msg(&s, sizeof trunc, msg, sizeof msg), "mpscan: a fitting array whose string is cut short is a plain truncation");
+    unsigned char deep[40];
+    memset(deep, 0x91, sizeof deep);
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, deep, sizeof deep, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == -DL_EXIT_DATA && strstr(msg, "deeper than 32"), "mpscan: 33 nested arrays: data msgor");
+    deep[32] = 0x01;
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, deep, 33, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == 1, "mpscan: 32 nested arrays (msgpack-c's limit) complete");
+}
+
 int main(int argc, char **argv) {
     dl_prog_init("test_stream", argc, argv);
     snprintf(dir, sizeof dir, "%s/dllm-test-stream.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -567,6 +603,7 @@ int main(int argc, char **argv) {
     t_reader();
     t_records();
     t_outset();
+    t_mpscan();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("# could not remove %s\n", dir);
