@@ -9,7 +9,6 @@
  * Not here: round trips (depend on the pipeline: fuzz_tok_bundled.c checks
  * them for real tokenizers), dl_tok_save.
  */
-#include <jansson.h>
 #include "dl_tok.h"
 #include "fuzz_common.h"
 
