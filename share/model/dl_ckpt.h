@@ -93,6 +93,15 @@ void dl_llama2c_close(dl_llama2c *l);       /* safe on a zeroed struct */
  * tokenizer.json (SentencePiece-style BPE, byte fallback) at out_path. */
 int dl_llama2c_tokenizer_json(const char *tok_bin, int n_vocab, const char *out_path, char *err, size_t errlen);
 
+/* ---- model families (dl_family.c) ----
+ * The name that the model's tensor `name` (HF LLaMA / Qwen names, as
+ * dl_model.c has them) has in a checkpoint of c->family: LLaDA's
+ * model.transformer.* names, every other family's are the HF ones.
+ * -DL_EXIT_DATA when the family has no such tensor. */
+int dl_family_tensor_name(const dl_config *c, const char *name, char *out, size_t n, char *err, size_t errlen);
+/* 1 when src_name is the family name of one of m's tensors. */
+int dl_family_has_tensor(const dl_model *m, const char *src_name);
+
 /* Trainer state JSON alone (dl_ckpt_save / dl_ckpt_load_train_state use them). */
 int dl_train_state_save(const dl_train_state *st, const char *path, char *err, size_t errlen);
 int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t errlen);
