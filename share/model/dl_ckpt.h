@@ -50,7 +50,8 @@ int dl_ckpt_save(const dl_model *m, const char *dir, const char *tokenizer_json,
 
 /* Conversion from an autoregressive model: SRC is an HF checkpoint directory
  * (config.json + model.safetensors or model.safetensors.index.json shards;
- * llama / qwen2 / mistral; F32 / F16 / BF16) or a llama2.c .bin (then
+ * every family of dl_config.c: llama / qwen2 / mistral / qwen3 / llada /
+ * Dream / a2d-*; F32 / F16 / BF16) or a llama2.c .bin (then
  * tokenizer_bin names its tokenizer .bin, or "tok<vocab>.bin" (tok512.bin)
  * or "tokenizer.bin" beside it is used).  The result is a model in memory plus the path of a
  * tokenizer.json written into scratch_dir (llama2.c tokenizers are converted

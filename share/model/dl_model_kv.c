@@ -3,7 +3,7 @@
  * row, attending to the cached keys / values of the earlier ones.
  *
  *   x = embed[new ids]
- *   per layer: h = rmsnorm(x) → q, k, v → RoPE at positions pos0[b] + j
+ *   per layer: h = rmsnorm(x) → q, k, v (→ q_norm / k_norm) → RoPE at positions pos0[b] + j
  *              → k, v of the valid new tokens copied into the cache
  *              → dl_k_attention_kv_fwd (query j sees cache [0, pos0[b]+j])
  *              → o_proj → x += · → MLP → x += ·

@@ -12,7 +12,8 @@
  *    the canonical checkpoint gives the same log-probs, keeps shift_logits,
  *    the mask id (from the tokenizer for a2d-*) and the chat template.
  *  - qwen3 backward: gradients of the mean causal CE over all positions
- *    equal PyTorch's for q_norm, k_norm, q_proj, k_proj, input_layernorm.
+ *    equal PyTorch's for q_norm, k_norm, q_proj, k_proj, input_layernorm;
+ *    the KV-cached causal forward gives the reference's last-token log-probs.
  *  - bad input: unknown model_type names the supported ones; every
  *    unimplemented LLaDA option, MoE, and short sliding windows are refused
  *    by name.
@@ -241,6 +242,49 @@ static void test_qwen3_backward(void) {
     ref_free(&r);
 }
 
+/* qwen3 through the KV cache (causal sampling): prompt in two pieces, the
+ * last token's log-probs equal the reference's (q_norm / k_norm in the
+ * cached path too). */
+static void test_qwen3_kv(void) {
+    char err[512];
+    ref_t r;
+    dl_model m;
+    if (ref_load(&r, "qwen3") || dl_ckpt_load(&m, FIX "qwen3", dev, err, sizeof err)) {
+        DL_CHECK(0, "qwen3 kv: load");
+        return;
+    }
+    int T = r.T, V = r.V, n1 = 6;
+    dl_kv *kv = NULL;
+    uint32_t *d_ids = dl_dev_alloc(m.dev, T * sizeof *d_ids);
+    float *d_logits = dl_dev_alloc(m.dev, V * sizeof(float)), *l = malloc(V * sizeof *l);
+    dl_dev_h2d(m.dev, d_ids, r.ids, T * sizeof *d_ids);   /* row 0 */
+    int32_t pos0 = 0;
+    int rc = dl_model_kv_init(&kv, &m, 1, T, T, err, sizeof err);
+    if (!rc) rc = dl_model_forward_kv(&m, kv, d_ids, 1, n1, &pos0, NULL, d_logits, err, sizeof err);
+    pos0 = n1;
+    if (!rc) rc = dl_model_forward_kv(&m, kv, d_ids + n1, 1, T - n1, &pos0, NULL, d_logits, err, sizeof err);
+    double worst = 1e9;
+    if (!rc) {
+        dl_dev_d2h(m.dev, l, d_logits, V * sizeof *l);
+        double mx = l[0], s = 0;
+        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        for (int v = 0; v < V; v++) s += exp(l[v] - mx);
+        worst = 0;
+        for (int v = 0; v < V; v++) {
+            double d = fabs(l[v] - mx - log(s) - r.lp[(size_t)(T - 1) * V + v]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    DL_CHECK(rc == 0 && worst <= 1e-5, "qwen3: KV-cached causal forward = Qwen3ForCausalLM within 1e-5: max |d| %.3g%s%s",
+             worst, rc ? ": " : "", rc ? err : "");
+    dl_model_kv_free(kv);
+    dl_dev_free(m.dev, d_ids);
+    dl_dev_free(m.dev, d_logits);
+    free(l);
+    dl_model_free(&m);
+    ref_free(&r);
+}
+
 /* A config.json of text: loading it fails with a data error naming `want`. */
 static void expect_refused(const char *label, const char *json, const char *want) {
     char p[600], err[512];
@@ -321,6 +365,7 @@ int main(void) {
     test_forward();
     test_init();
     test_qwen3_backward();
+    test_qwen3_kv();
     test_bad();
     dl_dev_close(dev);
     char cmd[128];
