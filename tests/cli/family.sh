@@ -4,7 +4,8 @@
 # families' own code; log-probs and gradients are compared in
 # tests/unit/test_family.c):
 #  - dllm-sample -m DIR at temperature 0 on LLaDA gives exactly the ids of
-#    LLaDA's own generate.py (low-confidence remasking, blocks);
+#    LLaDA's own generate.py (low-confidence remasking, blocks), and on Dream
+#    those of its diffusion_generate (maskgit_plus, one step: shifted logits);
 #  - dllm-sample / dllm-score -m DIR run on every family (a2d-*: the mask id
 #    from the tokenizer), qwen3 as an AR model (--causal);
 #  - dllm-train --init DIR writes the canonical layout (model_type llama /
@@ -28,6 +29,13 @@ check "llada: dllm-sample -m DIR (no conversion)" \
     "dllm-sample -q -m '$FAM/llada' -n 8 -s 8 --block-length 4 --keep-eos '$T/p.msgpack' -o '$T/llada.msgpack'"
 got=$(dllm-cat --no-header "$T/llada.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
 is "llada: temperature-0 ids = LLaDA's generate.py" "$got" "$want"
+
+# Dream's diffusion_generate(maskgit_plus, temperature 0, steps 1): shifted logits, argmax
+want=$(tr -d ' \n' < "$FAM/dream/reference.json" | sed 's/.*"generate":{[^}]*"ids":\[\([^]]*\)\].*/\1/')
+check "dream: dllm-sample -m DIR -s 1" \
+    "dllm-sample -q -m '$FAM/dream' -n 8 -s 1 --keep-eos '$T/p.msgpack' -o '$T/dream1.msgpack'"
+got=$(dllm-cat --no-header "$T/dream1.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+is "dream: temperature-0 ids = Dream's diffusion_generate (one step)" "$got" "$want"
 
 for f in dream a2d-llama a2d-qwen2 a2d-qwen3; do
     check "$f: dllm-sample -m DIR" "dllm-sample -q -m '$FAM/$f' -n 8 -s 8 --block-length 4 '$T/p.msgpack' -o '$T/$f.msgpack'"

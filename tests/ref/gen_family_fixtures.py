@@ -32,9 +32,11 @@ Reference outputs (tests/data/families/<name>/reference.json):
   logprobs   (B, T, V) log_softmax of the family model's logits, computed in
              float64 (model.double()), flattened; the C test wants 1e-5
   causal     1 for qwen3 (causal attention), else 0 (bidirectional)
-  generate   llada only: LLaDA's generate.py generate(model, prompt, steps,
+  generate   llada: LLaDA's generate.py generate(model, prompt, steps,
              gen_length, block_length, temperature 0, remasking
-             low_confidence, mask_id) on the float64 model: prompt and ids
+             low_confidence, mask_id) on the float64 model: prompt and ids;
+             dream: its diffusion_generate (maskgit_plus, temperature 0,
+             steps 1: its multi-step schedule is not one dllm-sample has)
 
 Source files (not in this repository; `fetch` github:ZHZisZZ/dllm and
 github:ML-GSAI/LLaDA) are read from --src DIR laid out as
@@ -192,7 +194,28 @@ def dream_build():
     model = DreamModel(cfg).eval()
     redraw(model, SEED + 10)
     ids = input_ids(SEED + 11, 21, 22)
-    return model, ids, logprobs(model, ids), 0, None
+    lp = logprobs(model, ids)
+    # Dream's own diffusion_generate, maskgit_plus at temperature 0, ONE step:
+    # every mask committed from one forward of the right-shifted logits.
+    # (With more steps its schedule int(n (1 - s/t)) is not one dllm-sample
+    # implements, so only the one-step case is compared id for id.)
+    m64 = copy.deepcopy(model).double().eval()
+    prompt = torch.tensor([[1, 5, 9, 3, 12, 7]])
+    try:
+        from dream.generation_utils import DreamGenerationConfig
+        # passed explicitly: transformers 5's from_model_config returns a plain
+        # GenerationConfig, without Dream's fields (eps, alg, steps ...)
+        gc = DreamGenerationConfig(max_new_tokens=8, steps=1, temperature=0.0, alg="maskgit_plus", eps=1e-3,
+                                   mask_token_id=21, pad_token_id=20, bos_token_id=20, eos_token_id=20,
+                                   output_history=False, return_dict_in_generate=False)
+        gen = m64.diffusion_generate(prompt, generation_config=gc)
+        gen = gen.sequences if hasattr(gen, "sequences") else gen
+        extra = {"generate": {"prompt": prompt[0].tolist(), "steps": 1, "gen_length": 8, "block_length": 8,
+                              "ids": gen[0].tolist()}}
+    except Exception as e:   # recorded, not hidden: the CLI test then skips
+        print("dream: diffusion_generate failed:", repr(e))
+        extra = None
+    return model, ids, lp, 0, extra
 
 
 def a2d(kind, tied, seed):
