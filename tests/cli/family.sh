@@ -5,7 +5,8 @@
 # tests/unit/test_family.c):
 #  - dllm-sample -m DIR at temperature 0 on LLaDA gives exactly the ids of
 #    LLaDA's own generate.py (low-confidence remasking, blocks), and on Dream
-#    those of its diffusion_generate (maskgit_plus, one step: shifted logits);
+#    those of its diffusion_generate (maskgit_plus, one step: shifted logits),
+#    on a2d-* those of dLLM's MDLMSampler;
 #  - dllm-sample / dllm-score -m DIR run on every family (a2d-*: the mask id
 #    from the tokenizer), qwen3 as an AR model (--causal);
 #  - dllm-train --init DIR writes the canonical layout (model_type llama /
@@ -37,9 +38,16 @@ check "dream: dllm-sample -m DIR -s 1" \
 got=$(dllm-cat --no-header "$T/dream1.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
 is "dream: temperature-0 ids = Dream's diffusion_generate (one step)" "$got" "$want"
 
-for f in dream a2d-llama a2d-qwen2 a2d-qwen3; do
-    check "$f: dllm-sample -m DIR" "dllm-sample -q -m '$FAM/$f' -n 8 -s 8 --block-length 4 '$T/p.msgpack' -o '$T/$f.msgpack'"
+# dLLM's MDLMSampler (steps 8, block_size 4, temperature 0, low_confidence,
+# suppress_tokens [mask]: dllm-sample never generates the mask token)
+for f in a2d-llama a2d-qwen2 a2d-qwen3; do
+    want=$(tr -d ' \n' < "$FAM/$f/reference.json" | sed 's/.*"generate":{[^}]*"ids":\[\([^]]*\)\].*/\1/')
+    check "$f: dllm-sample -m DIR (mask id from the tokenizer)" \
+        "dllm-sample -q -m '$FAM/$f' -n 8 -s 8 --block-length 4 --keep-eos '$T/p.msgpack' -o '$T/$f.msgpack'"
+    got=$(dllm-cat --no-header "$T/$f.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+    is "$f: temperature-0 ids = dLLM's MDLMSampler" "$got" "$want"
 done
+check "dream: dllm-sample -m DIR" "dllm-sample -q -m '$FAM/dream' -n 8 -s 8 --block-length 4 '$T/p.msgpack' -o '$T/dream.msgpack'"
 check "qwen3: dllm-sample -m DIR --causal" "dllm-sample -q -m '$FAM/qwen3' --causal -n 8 '$T/p.msgpack' -o '$T/q3.msgpack'"
 for f in llada dream a2d-llama a2d-qwen2 a2d-qwen3; do
     check "$f: dllm-score -m DIR" "dllm-score -q -m '$FAM/$f' --mc 4 '$T/s.msgpack' -o '$T/$f.score.msgpack'"

@@ -36,13 +36,18 @@ Reference outputs (tests/data/families/<name>/reference.json):
              gen_length, block_length, temperature 0, remasking
              low_confidence, mask_id) on the float64 model: prompt and ids;
              dream: its diffusion_generate (maskgit_plus, temperature 0,
-             steps 1: its multi-step schedule is not one dllm-sample has)
+             steps 1: its multi-step schedule is not one dllm-sample has);
+             a2d-*: dLLM's MDLMSampler.sample (steps 8, block_size 4,
+             temperature 0, low_confidence, suppress_tokens [mask])
 
 Source files (not in this repository; `fetch` github:ZHZisZZ/dllm and
 github:ML-GSAI/LLaDA) are read from --src DIR laid out as
   DIR/llada/{__init__,configuration_llada,modeling_llada,generate}.py
   DIR/dream/{__init__,configuration_dream,modeling_dream,generation_utils}.py
   DIR/a2d/{__init__,a2d_llama,a2d_qwen2,a2d_qwen3}.py   (modeling_*.py renamed)
+  DIR/dllm/core/samplers/{base,utils,mdlm}.py, DIR/dllm/core/schedulers/*
+      (empty __init__.py in DIR/dllm, DIR/dllm/core, DIR/dllm/core/samplers:
+      the sampler without the rest of the dllm package)
 Run from the repository root:
   /work/venv/bin/python tests/ref/gen_family_fixtures.py --src DIR
 `make test` never runs this script.
@@ -246,7 +251,21 @@ def a2d(kind, tied, seed):
             layer.attention_type = (getattr(cfg, "layer_types", None) or ["full_attention"] * L)[i]
     redraw(model, seed)
     ids = input_ids(seed + 1, 21, 22)
-    return model, ids, logprobs(model, ids), 0, None
+    # dLLM's own MDLM sampler (dllm/core/samplers/mdlm.py, linear alpha
+    # scheduler, low_confidence, temperature 0) on the float64 model; it reads
+    # only mask / bos / eos ids from the tokenizer.  suppress_tokens=[mask]:
+    # dllm-sample never generates the mask token (its softmax leaves it out);
+    # with random weights p(mask) ~ 1/V would otherwise reorder the commits.
+    from types import SimpleNamespace
+    from dllm.core.samplers.mdlm import MDLMSampler
+    m64 = copy.deepcopy(model).double().eval()
+    tok = SimpleNamespace(mask_token_id=21, bos_token_id=1, eos_token_id=20)
+    prompt = [1, 5, 9, 3, 12, 7]
+    gen = MDLMSampler(model=m64, tokenizer=tok).sample([prompt], max_new_tokens=8, steps=8, block_size=4,
+                                                        temperature=0.0, remasking="low_confidence", suppress_tokens=[21],
+                                                        return_dict=False)
+    extra = {"generate": {"prompt": prompt, "steps": 8, "gen_length": 8, "block_length": 4, "ids": gen[0].tolist()}}
+    return model, ids, logprobs(model, ids), 0, extra
 
 
 def qwen3(src):
