@@ -25,7 +25,8 @@
  *              activation_type silu is refused, and so is each of alibi,
  *              attention_layer_norm, input_emb_norm, scale_logits,
  *              include_bias, bias_for_layer_norm, clip_qkv,
- *              layer_norm_with_affine false, block_group_size != 1 (named);
+ *              layer_norm_with_affine false, block_group_size != 1, a
+ *              nonzero attention/residual/embedding_dropout (named);
  *   Dream      qwen2 keys -> qwen2 with shift_logits (mask_token_id from config);
  *   a2d-llama / a2d-qwen2 / a2d-qwen3   (dLLM's converted models: the base
  *              config with a new model_type) -> llama / qwen2 / qwen3.
@@ -227,7 +228,21 @@ static int parse_llada(dl_config *c, json_t *root, const char *path, char *err, 
     if ((rc = get_pos(root, "mlp_hidden_size", 0, &c->hidden_dim, path, err, errlen)) < 0) return rc;
     if ((rc = get_pos(root, "vocab_size", 1, &c->vocab_size, path, err, errlen)) < 0) return rc;
     /* the embedding (and the logits) have embedding_size rows (vocab padded) */
+    int real_vocab = c->vocab_size;
     if ((rc = get_pos(root, "embedding_size", 0, &c->vocab_size, path, err, errlen)) < 0) return rc;
+    if (c->vocab_size < real_vocab)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada embedding_size %d < vocab_size %d", path, c->vocab_size,
+                         real_vocab);
+    /* dropout is not implemented (training here never drops): a checkpoint
+     * that asks for it is refused by name; absent means none was saved */
+    static const char *const drops[] = { "attention_dropout", "residual_dropout", "embedding_dropout" };
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        float pd = 0;
+        if ((rc = get_real(root, drops[i], &pd, path, err, errlen)) < 0) return rc;
+        if (pd != 0)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada %s = %g: dropout is not implemented", path,
+                             drops[i], pd);
+    }
     c->max_seq_len = 1024;
     if ((rc = get_pos(root, "max_sequence_length", 0, &c->max_seq_len, path, err, errlen)) < 0) return rc;
     c->norm_eps = 1e-5f;

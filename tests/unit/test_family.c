@@ -322,6 +322,7 @@ static void test_bad(void) {
         { "\"scale_logits\":true", "scale_logits" }, { "\"include_bias\":true", "include_bias" },
         { "\"clip_qkv\":8.0", "clip_qkv" }, { "\"bias_for_layer_norm\":true", "bias_for_layer_norm" },
         { "\"block_group_size\":2", "block_group_size" }, { "\"layer_norm_with_affine\":false", "layer_norm_with_affine" },
+        { "\"residual_dropout\":0.1", "residual_dropout" }, { "\"embedding_size\":16", "embedding_size" },
     };
     for (size_t i = 0; i < sizeof llada_bad / sizeof llada_bad[0]; i++) {
         char j[1024];
