@@ -25,6 +25,10 @@
  *    (dl_k_convert) and bf16 activations; not done here.  The last forward's
  *    ids / sel / targets are copied in (d2d), so the caller may reuse its
  *    buffers before backward.
+ *  - Qwen3's q_norm / k_norm (cfg.qk_norm): its own step between the q/k
+ *    projection and RoPE (qk_norm_fwd / qk_norm_bwd), with its buffers
+ *    (dl_qk_norm_acts, dq_in / dk_in) carved only for such models, so other
+ *    models' layouts and results are unchanged.
  *  - Backward: d ce -> d logits (softmax_xent_bwd) -> head -> final norm at
  *    the selected rows -> scatter into the residual gradient -> layers in
  *    reverse -> embedding.  Weight gradients accumulate (kernels contract).
@@ -465,7 +469,7 @@ const float *dl_model_logits(const dl_model *m) {
 #define G(p) (m->grads + ((p) - m->params))
 #define GB(p) ((p) ? G(p) : NULL)
 
-/* Backward of dl_model_qk_norm_fwd: dq_in, dk_in (overwritten) from dq, dk
+/* Backward of qk_norm_fwd: dq_in, dk_in (overwritten) from dq, dk
  * (after the RoPE backward); the norm weights' gradients accumulate. */
 static void qk_norm_bwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_acts *qk, float *dq_in, float *dk_in,
                         const float *dq, const float *dk, int N) {

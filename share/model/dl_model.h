@@ -153,7 +153,7 @@ void dl_model_zero_grads(dl_model *m);
  * qkv:  h = rmsnorm(x)·attn_norm (rstd saved); q|k|v = ONE fused linear(h)
  *       (+bias) over [wq; wk; wv] (dl_k_linear_fwd_split); with qk_norm q and
  *       k are first written to qk->q_in / k_in and normalised per head into
- *       q / k (dl_model_qk_norm_fwd); RoPE on q and k at positions pos (N).
+ *       q / k (dl_model.c qk_norm_fwd); RoPE on q and k at positions pos (N).
  * mlp:  h = rmsnorm(res)·mlp_norm; gate|up = ONE fused linear(h) over
  *       [w_gate; w_up]; out = res + down(silu(gate) * up); out may alias
  *       res; tmp (N, D) scratch. */
