@@ -52,6 +52,9 @@
  * are copied out of the read-only map one by one and each one's pages are
  * dropped after it (dl_st_release).  dl_ckpt_load_infer keeps a BF16
  * checkpoint's matrices bf16 (dl_model wdtype DL_BF16): never an f32 copy.
+ * A family's own directory (LLaDA, Dream, dLLM's a2d-*, Qwen3) loads as it
+ * is: dl_config_load reads its config.json, dl_family_tensor_name its
+ * tensor names.
  *
  * Not here: conversion of foreign checkpoints (dl_convert.c), config.json
  * parsing (dl_config.c).
@@ -520,8 +523,9 @@ static int put_weight(dl_model *m, const dl_tensor *t, const dl_st_file *f, cons
     return rc ? rc : dl_model_set_tensor(m, t, host, DL_F32, err, errlen);
 }
 
-/* Copy the tensors of m (named prefix + name) from w into block (device).
- * Every expected tensor must be there with its shape. */
+/* Copy the tensors of m (named prefix + name; weights (prefix ""): the name
+ * in the checkpoint's family, dl_family_tensor_name) from w into block
+ * (device).  Every expected tensor must be there with its shape. */
 static int load_block(dl_model *m, float *block, const dl_ckpt_weights *w, const char *prefix, char *err, size_t errlen) {
     float *host = malloc(max_numel(m) * sizeof(float));
     if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
@@ -530,7 +534,8 @@ static int load_block(dl_model *m, float *block, const dl_ckpt_weights *w, const
     for (int i = 0; i < m->n_tensors && !rc; i++) {
         const dl_tensor *t = &m->tensors[i];
         const dl_st_file *f;
-        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if (*prefix) snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        else if ((rc = dl_family_tensor_name(&m->cfg, t->name, name, sizeof name, err, errlen))) break;
         const dl_st_tensor *s = dl_ckpt_weights_find(w, name, &f);
         if (!s) {
             rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" missing (the config implies it)", w->where, name);
@@ -566,8 +571,10 @@ static int check_extras(const dl_model *m, const dl_ckpt_weights *w, const char 
             int ok = 0;
             for (int k = 0; k < n && !ok; k++) {
                 size_t pn = strlen(prefixes[k]);
+                /* weights (no prefix) are named as the checkpoint's family names them */
                 ok = !strncmp(nm, prefixes[k], pn) &&
-                     (dl_model_tensor(m, nm + pn) || allowed_extra(nm + pn, m->cfg.tied));
+                     (allowed_extra(nm + pn, m->cfg.tied) ||
+                      (pn ? dl_model_tensor(m, nm + pn) != NULL : dl_family_has_tensor(m, nm)));
             }
             if (!ok)
                 return dl_seterr(err, errlen, -DL_EXIT_DATA,

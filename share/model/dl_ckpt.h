@@ -64,7 +64,8 @@ int dl_ckpt_save(const dl_model *m, const char *dir, const char *tokenizer_json,
 
 /* Conversion from an autoregressive model: SRC is an HF checkpoint directory
  * (config.json + model.safetensors or model.safetensors.index.json shards;
- * llama / qwen2 / mistral; F32 / F16 / BF16) or a llama2.c .bin (then
+ * every family of dl_config.c: llama / qwen2 / mistral / qwen3 / llada /
+ * Dream / a2d-*; F32 / F16 / BF16) or a llama2.c .bin (then
  * tokenizer_bin names its tokenizer .bin, or "tok<vocab>.bin" (tok512.bin)
  * or "tokenizer.bin" beside it is used).  The result is a model in memory plus the path of a
  * tokenizer.json written into scratch_dir (llama2.c tokenizers are converted
@@ -110,6 +111,15 @@ void dl_llama2c_close(dl_llama2c *l);       /* safe on a zeroed struct */
 /* A llama2.c tokenizer .bin of n_vocab entries written as an equivalent HF
  * tokenizer.json (SentencePiece-style BPE, byte fallback) at out_path. */
 int dl_llama2c_tokenizer_json(const char *tok_bin, int n_vocab, const char *out_path, char *err, size_t errlen);
+
+/* ---- model families (dl_family.c) ----
+ * The name that the model's tensor `name` (HF LLaMA / Qwen names, as
+ * dl_model.c has them) has in a checkpoint of c->family: LLaDA's
+ * model.transformer.* names, every other family's are the HF ones.
+ * -DL_EXIT_DATA when the family has no such tensor. */
+int dl_family_tensor_name(const dl_config *c, const char *name, char *out, size_t n, char *err, size_t errlen);
+/* 1 when src_name is the family name of one of m's tensors. */
+int dl_family_has_tensor(const dl_model *m, const char *src_name);
 
 /* Trainer state JSON alone (dl_ckpt_save / dl_ckpt_load_train_state use them). */
 int dl_train_state_save(const dl_train_state *st, const char *path, char *err, size_t errlen);

@@ -1,7 +1,7 @@
 /* dl_config.c — dl_config defaults, config.json load / save, shape compare.
  *
  * Reads the Hugging Face config.json field names of LlamaConfig,
- * Qwen2Config and MistralConfig:
+ * Qwen2Config, MistralConfig and Qwen3Config:
  *   model_type (or architectures[0]), hidden_size, num_hidden_layers,
  *   num_attention_heads, num_key_value_heads, head_dim, intermediate_size,
  *   vocab_size, max_position_embeddings, rms_norm_eps, rope_theta (or
@@ -10,12 +10,33 @@
  * plus the dllm fields, stored at the top level under the same names:
  *   mask_token_id, shift_logits, objective ("diffusion" | "causal"),
  *   rope_layout ("half" | "pairs").
- * Missing optional fields take the transformers class defaults (llama,
- * qwen2, mistral: rms_norm_eps 1e-6, rope_theta 10000, untied, no bias;
- * qwen2 always has q/k/v biases).  Refused: hidden_act other than silu,
- * mlp_bias, rope_scaling other than null/"default" — the model here does
- * not implement them.  Mistral's sliding_window is ignored (every sequence
- * we train is shorter than any window used in practice).
+ * Missing optional fields take the transformers class defaults (rms_norm_eps
+ * 1e-6, rope_theta 10000, untied, no bias; qwen2 always has q/k/v biases;
+ * qwen3 always has q_norm / k_norm).
+ *
+ * Families read from their own config.json (FAMILIES; c->family keeps the
+ * model_type read, c->arch the canonical one we compute and save):
+ *   llada      LLaDA's keys (d_model, n_layers, n_heads, n_kv_heads,
+ *              mlp_hidden_size | mlp_ratio, vocab_size, embedding_size (the
+ *              padded vocab: the embedding / logit rows), weight_tying,
+ *              include_qkv_bias, rope_theta, rms_norm_eps,
+ *              max_sequence_length, mask/eos/pad_token_id) -> llama;
+ *              anything but block_type llama, layer_norm_type rms, rope true,
+ *              activation_type silu is refused, and so is each of alibi,
+ *              attention_layer_norm, input_emb_norm, scale_logits,
+ *              include_bias, bias_for_layer_norm, clip_qkv,
+ *              layer_norm_with_affine false, block_group_size != 1, a
+ *              nonzero attention/residual/embedding_dropout (named);
+ *   Dream      qwen2 keys -> qwen2 with shift_logits (mask_token_id from config);
+ *   a2d-llama / a2d-qwen2 / a2d-qwen3   (dLLM's converted models: the base
+ *              config with a new model_type) -> llama / qwen2 / qwen3.
+ * Refused: an unknown model_type (the message lists the supported ones),
+ * mixture-of-experts variants (*moe*, mixtral, num_experts,
+ * num_local_experts, n_routed_experts), hidden_act other than silu,
+ * mlp_bias, rope_scaling other than null/"default", and sliding-window
+ * attention shorter than max_position_embeddings (check_sliding_window):
+ * it is not implemented, so such a checkpoint is refused at load rather
+ * than run with full attention.
  *
  * Saving writes what transformers' AutoConfig / AutoModelForCausalLM read
  * (architectures, model_type, torch_dtype, ...), through dl_out (temp file +
@@ -47,12 +68,23 @@ void dl_config_default(dl_config *c) {
 }
 
 /* ---------------------------------------------------------------- load */
-static const struct { const char *arch, *cls; } ARCHS[] = {
-    { "llama", "LlamaForCausalLM" },
-    { "qwen2", "Qwen2ForCausalLM" },
-    { "mistral", "MistralForCausalLM" },
+/* Every model_type we read, the canonical arch we compute and save it as,
+ * and its class in "architectures".  The first four are the canonical ones
+ * (type == arch): dl_config_save writes only those. */
+static const struct { const char *type, *arch, *cls; } FAMILIES[] = {
+    { "llama", "llama", "LlamaForCausalLM" },
+    { "qwen2", "qwen2", "Qwen2ForCausalLM" },
+    { "mistral", "mistral", "MistralForCausalLM" },
+    { "qwen3", "qwen3", "Qwen3ForCausalLM" },
+    { "llada", "llama", "LLaDAModelLM" },           /* ML-GSAI/LLaDA: own keys and names */
+    { "Dream", "qwen2", "DreamModel" },             /* DreamLM/Dream: qwen2 names, shifted logits */
+    { "a2d-llama", "llama", "A2DLlamaLMHeadModel" }, /* ZHZisZZ/dllm a2d: HF names, bidirectional */
+    { "a2d-qwen2", "qwen2", "A2DQwen2LMHeadModel" },
+    { "a2d-qwen3", "qwen3", "A2DQwen3LMHeadModel" },
 };
-#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+#define N_FAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
+#define N_CANONICAL 4
+#define SUPPORTED "llama, qwen2, mistral, qwen3, llada, Dream, a2d-llama, a2d-qwen2, a2d-qwen3"
 
 static int get_int(json_t *o, const char *key, int required, int64_t *v, const char *path,
                    char *err, size_t errlen) {
@@ -118,28 +150,119 @@ static int get_string(json_t *o, const char *key, char *dst, size_t n, const cha
     return 0;
 }
 
-static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
-    char mt[32] = "";
-    int rc = get_string(root, "model_type", mt, sizeof mt, path, err, errlen);
-    if (rc < 0) return rc;
-    if (!mt[0]) {   /* no model_type: take it from architectures[0] */
-        json_t *a = json_object_get(root, "architectures");
-        const char *cls = json_is_array(a) ? json_string_value(json_array_get(a, 0)) : NULL;
-        for (size_t i = 0; cls && i < N_ARCHS; i++)
-            if (!strcmp(cls, ARCHS[i].cls)) snprintf(mt, sizeof mt, "%s", ARCHS[i].arch);
-        if (!mt[0])
-            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no model_type (and architectures names none of "
-                             "LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)", path);
-    }
-    size_t k = 0;
-    while (k < N_ARCHS && strcmp(mt, ARCHS[k].arch)) k++;
-    if (k == N_ARCHS)
-        return dl_seterr(err, errlen, -DL_EXIT_DATA,
-                         "%s: model_type \"%s\" not supported (llama, qwen2, mistral)", path, mt);
-    dl_config_default(c);
-    snprintf(c->arch, sizeof c->arch, "%s", mt);
-    c->norm_eps = 1e-6f;   /* transformers' default for all three */
+/* A JSON value that is set and not false / 0 / null / "" (for option flags). */
+static int truthy(json_t *j) {
+    return j && !json_is_null(j) && !json_is_false(j) && !(json_is_integer(j) && !json_integer_value(j)) &&
+           !(json_is_string(j) && !*json_string_value(j));
+}
 
+/* Sliding-window attention is not implemented: a checkpoint whose window is
+ * shorter than its max_position_embeddings is refused at load (a run could
+ * otherwise use sequences the model never attends to in full).  Mistral:
+ * sliding_window (null = none).  Qwen2 / Qwen3 / Dream: only when
+ * use_sliding_window is true and some layer uses it (layer_types, or
+ * max_window_layers < num_hidden_layers). */
+static int check_sliding_window(const dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
+    int64_t w = 0;
+    int rc = get_int(root, "sliding_window", 0, &w, path, err, errlen);
+    if (rc < 0) return rc;
+    if (rc == 1 || w >= c->max_seq_len) return 0;
+    if (strcmp(c->arch, "mistral")) {
+        if (!truthy(json_object_get(root, "use_sliding_window"))) return 0;
+        json_t *lt = json_object_get(root, "layer_types");
+        int64_t mwl = 0;
+        if (json_is_array(lt)) {
+            int any = 0;
+            for (size_t i = 0; i < json_array_size(lt); i++)
+                any |= !json_is_string(json_array_get(lt, i)) ||
+                       strcmp(json_string_value(json_array_get(lt, i)), "full_attention") != 0;
+            if (!any) return 0;
+        } else if (get_int(root, "max_window_layers", 0, &mwl, path, err, errlen) == 0 && mwl >= c->n_layers)
+            return 0;
+    }
+    return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: sliding_window %lld < max_position_embeddings %d: sliding-window "
+                     "attention is not implemented (refused, not ignored)", path, (long long)w, c->max_seq_len);
+}
+
+/* LLaDA (configuration_llada.py, ModelConfig): its own keys; only the
+ * LLaMA-style block is implemented.  Defaults are ModelConfig's, so an
+ * absent block_type ("sequential"), layer_norm_type ("default"), rope
+ * (false) or activation_type ("swiglu") is refused like a wrong one. */
+static int parse_llada(dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
+    int rc;
+    static const struct { const char *key, *want; } strs[] = {
+        { "block_type", "llama" }, { "layer_norm_type", "rms" }, { "activation_type", "silu" },
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        const char *v = json_string_value(json_object_get(root, strs[i].key));
+        if (!v || strcmp(v, strs[i].want))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada %s \"%s\" not supported (only \"%s\")", path,
+                             strs[i].key, v ? v : "(default)", strs[i].want);
+    }
+    if (!json_is_true(json_object_get(root, "rope")))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada rope = false not supported (RoPE only)", path);
+    /* options that change the math and are not implemented: refused by name */
+    static const char *const off[] = { "alibi", "attention_layer_norm", "input_emb_norm", "scale_logits",
+                                       "include_bias", "bias_for_layer_norm", "clip_qkv" };
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (truthy(json_object_get(root, off[i])))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada %s is set: not supported", path, off[i]);
+    json_t *aff = json_object_get(root, "layer_norm_with_affine");
+    if (aff && json_is_false(aff))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada layer_norm_with_affine = false not supported", path);
+    int64_t g = 1;
+    if ((rc = get_int(root, "block_group_size", 0, &g, path, err, errlen)) < 0) return rc;
+    if (g != 1)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada block_group_size %lld not supported (only 1)", path,
+                         (long long)g);
+    if ((rc = get_pos(root, "d_model", 1, &c->dim, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "n_layers", 1, &c->n_layers, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "n_heads", 1, &c->n_heads, path, err, errlen)) < 0) return rc;
+    int mqa = 0;   /* ModelConfig.effective_n_kv_heads */
+    if ((rc = get_bool(root, "multi_query_attention", &mqa, path, err, errlen)) < 0) return rc;
+    c->n_kv_heads = mqa ? 1 : c->n_heads;
+    if ((rc = get_pos(root, "n_kv_heads", 0, &c->n_kv_heads, path, err, errlen)) < 0) return rc;
+    int ratio = 4;
+    if ((rc = get_pos(root, "mlp_ratio", 0, &ratio, path, err, errlen)) < 0) return rc;
+    c->hidden_dim = ratio * c->dim;
+    if ((rc = get_pos(root, "mlp_hidden_size", 0, &c->hidden_dim, path, err, errlen)) < 0) return rc;
+    if ((rc = get_pos(root, "vocab_size", 1, &c->vocab_size, path, err, errlen)) < 0) return rc;
+    /* the embedding (and the logits) have embedding_size rows (vocab padded) */
+    int real_vocab = c->vocab_size;
+    if ((rc = get_pos(root, "embedding_size", 0, &c->vocab_size, path, err, errlen)) < 0) return rc;
+    if (c->vocab_size < real_vocab)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada embedding_size %d < vocab_size %d", path, c->vocab_size,
+                         real_vocab);
+    /* dropout is not implemented (training here never drops): a checkpoint
+     * that asks for it is refused by name; absent means none was saved */
+    static const char *const drops[] = { "attention_dropout", "residual_dropout", "embedding_dropout" };
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        float pd = 0;
+        if ((rc = get_real(root, drops[i], &pd, path, err, errlen)) < 0) return rc;
+        if (pd != 0)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: llada %s = %g: dropout is not implemented", path,
+                             drops[i], pd);
+    }
+    c->max_seq_len = 1024;
+    if ((rc = get_pos(root, "max_sequence_length", 0, &c->max_seq_len, path, err, errlen)) < 0) return rc;
+    c->norm_eps = 1e-5f;
+    if ((rc = get_real(root, "rms_norm_eps", &c->norm_eps, path, err, errlen)) < 0) return rc;
+    if ((rc = get_real(root, "rope_theta", &c->rope_theta, path, err, errlen)) < 0) return rc;
+    c->tied = 1;
+    if ((rc = get_bool(root, "weight_tying", &c->tied, path, err, errlen)) < 0) return rc;
+    if ((rc = get_bool(root, "include_qkv_bias", &c->qkv_bias, path, err, errlen)) < 0) return rc;
+    if (c->dim % c->n_heads)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: d_model %d not divisible by n_heads %d", path, c->dim,
+                         c->n_heads);
+    c->head_dim = c->dim / c->n_heads;
+    return 0;
+}
+
+/* llama / qwen2 / mistral / qwen3 and the families that use their keys. */
+static int parse_hf(dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
+    int rc;
+    const char *mt = c->arch;
+    c->norm_eps = 1e-6f;   /* transformers' default for all of them */
     if ((rc = get_pos(root, "hidden_size", 1, &c->dim, path, err, errlen)) < 0) return rc;
     if ((rc = get_pos(root, "num_hidden_layers", 1, &c->n_layers, path, err, errlen)) < 0) return rc;
     if ((rc = get_pos(root, "num_attention_heads", 1, &c->n_heads, path, err, errlen)) < 0) return rc;
@@ -147,9 +270,13 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     if ((rc = get_pos(root, "vocab_size", 1, &c->vocab_size, path, err, errlen)) < 0) return rc;
     c->n_kv_heads = c->n_heads;
     if ((rc = get_pos(root, "num_key_value_heads", 0, &c->n_kv_heads, path, err, errlen)) < 0) return rc;
-    int has_head_dim = 0;
     if ((rc = get_pos(root, "head_dim", 0, &c->head_dim, path, err, errlen)) < 0) return rc;
-    has_head_dim = rc == 0;
+    if (rc == 1) {
+        if (c->dim % c->n_heads)
+            return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                             "%s: hidden_size %d not divisible by num_attention_heads %d", path, c->dim, c->n_heads);
+        c->head_dim = c->dim / c->n_heads;
+    }
     if ((rc = get_pos(root, "max_position_embeddings", 0, &c->max_seq_len, path, err, errlen)) < 0) return rc;
     if ((rc = get_real(root, "rms_norm_eps", &c->norm_eps, path, err, errlen)) < 0) return rc;
     if ((rc = get_real(root, "rope_theta", &c->rope_theta, path, err, errlen)) < 0) return rc;
@@ -165,12 +292,11 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
             return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rope_scaling \"%s\" not supported (only default RoPE)",
                              path, ty ? ty : "?");
     }
-    if (!(c->norm_eps > 0) || !(c->rope_theta > 0) || !isfinite(c->norm_eps) || !isfinite(c->rope_theta))
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rms_norm_eps and rope_theta must be positive", path);
     if ((rc = get_bool(root, "tie_word_embeddings", &c->tied, path, err, errlen)) < 0) return rc;
     if (!strcmp(mt, "qwen2")) c->qkv_bias = 1;
-    else if (!strcmp(mt, "llama") && (rc = get_bool(root, "attention_bias", &c->qkv_bias, path, err, errlen)) < 0)
+    else if (strcmp(mt, "mistral") && (rc = get_bool(root, "attention_bias", &c->qkv_bias, path, err, errlen)) < 0)
         return rc;
+    c->qk_norm = !strcmp(mt, "qwen3");
     int mlp_bias = 0;
     if ((rc = get_bool(root, "mlp_bias", &mlp_bias, path, err, errlen)) < 0) return rc;
     if (mlp_bias) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mlp_bias = true not supported", path);
@@ -178,6 +304,45 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     if ((rc = get_string(root, "hidden_act", act, sizeof act, path, err, errlen)) < 0) return rc;
     if (strcmp(act, "silu"))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: hidden_act \"%s\" not supported (silu only)", path, act);
+    return check_sliding_window(c, root, path, err, errlen);
+}
+
+static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t errlen) {
+    char mt[32] = "";
+    int rc = get_string(root, "model_type", mt, sizeof mt, path, err, errlen);
+    if (rc < 0) return rc;
+    if (!mt[0]) {   /* no model_type: take it from architectures[0] */
+        json_t *a = json_object_get(root, "architectures");
+        const char *cls = json_is_array(a) ? json_string_value(json_array_get(a, 0)) : NULL;
+        for (size_t i = 0; cls && i < N_FAMILIES; i++)
+            if (!strcmp(cls, FAMILIES[i].cls)) snprintf(mt, sizeof mt, "%s", FAMILIES[i].type);
+        if (!mt[0])
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: no model_type (and architectures names none of the "
+                             "supported classes; model types: " SUPPORTED ")", path);
+    }
+    /* mixture-of-experts variants: named, not mistaken for the dense model */
+    static const char *const moe_keys[] = { "num_experts", "num_local_experts", "n_routed_experts" };
+    const char *moe = strstr(mt, "moe") || !strcmp(mt, "mixtral") ? "model_type" : NULL;
+    for (size_t i = 0; !moe && i < sizeof moe_keys / sizeof moe_keys[0]; i++)
+        if (truthy(json_object_get(root, moe_keys[i]))) moe = moe_keys[i];
+    if (moe)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: model_type \"%s\" (%s): mixture-of-experts models are not "
+                         "supported (dense only: " SUPPORTED ")", path, mt, moe);
+    size_t k = 0;
+    while (k < N_FAMILIES && strcmp(mt, FAMILIES[k].type)) k++;
+    if (k == N_FAMILIES)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: model_type \"%s\" not supported (" SUPPORTED ")", path, mt);
+    dl_config_default(c);
+    snprintf(c->arch, sizeof c->arch, "%s", FAMILIES[k].arch);
+    snprintf(c->family, sizeof c->family, "%s", FAMILIES[k].type);
+    if (!strcmp(mt, "llada")) rc = parse_llada(c, root, path, err, errlen);
+    else rc = parse_hf(c, root, path, err, errlen);
+    if (rc < 0) return rc;
+    if (!(c->norm_eps > 0) || !(c->rope_theta > 0) || !isfinite(c->norm_eps) || !isfinite(c->rope_theta))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rms_norm_eps and rope_theta must be positive", path);
+    /* Dream predicts token i from hidden i-1 (its generate shifts the logits right by one) */
+    if (!strcmp(mt, "Dream")) c->shift_logits = 1;
+
     if ((rc = get_token_id(root, "bos_token_id", &c->bos_token_id, path, err, errlen)) < 0) return rc;
     if ((rc = get_token_id(root, "eos_token_id", &c->eos_token_id, path, err, errlen)) < 0) return rc;
     if ((rc = get_token_id(root, "pad_token_id", &c->pad_token_id, path, err, errlen)) < 0) return rc;
@@ -194,12 +359,6 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     else return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: rope_layout \"%s\": expected half or pairs", path, rl);
 
     /* consistency */
-    if (!has_head_dim) {
-        if (c->dim % c->n_heads)
-            return dl_seterr(err, errlen, -DL_EXIT_DATA,
-                             "%s: hidden_size %d not divisible by num_attention_heads %d", path, c->dim, c->n_heads);
-        c->head_dim = c->dim / c->n_heads;
-    }
     if (c->n_heads % c->n_kv_heads)
         return dl_seterr(err, errlen, -DL_EXIT_DATA,
                          "%s: num_attention_heads %d not divisible by num_key_value_heads %d", path, c->n_heads,
@@ -248,16 +407,18 @@ static json_t *token_id(int64_t v) { return v < 0 ? json_null() : json_integer(v
 
 int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype, char *err, size_t errlen) {
     size_t k = 0;
-    while (k < N_ARCHS && strcmp(c->arch, ARCHS[k].arch)) k++;
-    if (k == N_ARCHS)
+    while (k < N_CANONICAL && strcmp(c->arch, FAMILIES[k].arch)) k++;
+    if (k == N_CANONICAL)
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: model_type \"%s\" not supported", path, c->arch);
     if (!strcmp(c->arch, "qwen2") && !c->qkv_bias)
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: qwen2 always has q/k/v biases", path);
     if (!strcmp(c->arch, "mistral") && c->qkv_bias)
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mistral has no q/k/v biases (use llama)", path);
+    if (c->qk_norm != !strcmp(c->arch, "qwen3"))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: q_norm / k_norm exist in qwen3 only (arch %s)", path, c->arch);
     json_t *o = json_object();
     json_t *arch = json_array();
-    json_array_append_new(arch, json_string(ARCHS[k].cls));
+    json_array_append_new(arch, json_string(FAMILIES[k].cls));
     json_object_set_new(o, "architectures", arch);
     json_object_set_new(o, "model_type", json_string(c->arch));
     json_object_set_new(o, "hidden_size", json_integer(c->dim));
@@ -274,11 +435,12 @@ int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype
     json_object_set_new(o, "hidden_act", json_string("silu"));
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tied));
-    if (!strcmp(c->arch, "llama")) {
+    if (!strcmp(c->arch, "llama") || !strcmp(c->arch, "qwen3")) {
         json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
         json_object_set_new(o, "mlp_bias", json_false());
     }
-    if (!strcmp(c->arch, "qwen2")) json_object_set_new(o, "use_sliding_window", json_false());
+    if (!strcmp(c->arch, "qwen2") || !strcmp(c->arch, "qwen3"))
+        json_object_set_new(o, "use_sliding_window", json_false());
     if (!strcmp(c->arch, "mistral")) json_object_set_new(o, "sliding_window", json_null());
     json_object_set_new(o, "attention_dropout", json_real(0.0));
     json_object_set_new(o, "bos_token_id", token_id(c->bos_token_id));
@@ -311,6 +473,7 @@ int dl_config_same_shapes(const dl_config *a, const dl_config *b, char *err, siz
     SAME(vocab_size, "vocab_size");
     SAME(tied, "tie_word_embeddings");
     SAME(qkv_bias, "attention_bias");
+    SAME(qk_norm, "q_norm / k_norm");
 #undef SAME
     return 0;
 }

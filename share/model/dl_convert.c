@@ -2,8 +2,8 @@
  * (implements dl_convert_load of dl_ckpt.h).
  *
  * Sources: an HF checkpoint directory (config.json, tokenizer.json,
- * model.safetensors or model.safetensors.index.json + shards; llama, qwen2
- * and mistral share the tensor names; F32 / F16 / BF16; tied or untied; a
+ * model.safetensors or model.safetensors.index.json + shards; every family
+ * of dl_config.c, tensor names mapped by dl_family_tensor_name; F32 / F16 / BF16; tied or untied; a
  * checkpoint saved without the "model." prefix is read too), or a llama2.c
  * legacy .bin with its tokenizer .bin (dl_llama2c.c: RoPE rows permuted to
  * the HF layout, tokenizer rewritten as tokenizer.json).
@@ -70,10 +70,15 @@ static const dl_st_tensor *hf_find(const dl_ckpt_weights *w, const char *name, c
 }
 
 /* The source tensor `name`, of shape (rows) or (rows, cols), into dst. */
-static int fetch(source *s, const char *name, int ndim, int64_t rows, int64_t cols, float *dst, char *err, size_t errlen) {
+static int fetch(source *s, const dl_config *cfg, const char *name, int ndim, int64_t rows, int64_t cols, float *dst,
+                 char *err, size_t errlen) {
     size_t n = (size_t)rows * (size_t)(ndim == 2 ? cols : 1);
     if (s->is_l2c) return dl_llama2c_tensor(&s->l2c, name, dst, n, err, errlen);
     const dl_st_file *f;
+    char src_name[128];
+    int rc = dl_family_tensor_name(cfg, name, src_name, sizeof src_name, err, errlen);
+    if (rc) return rc;
+    name = src_name;
     const dl_st_tensor *t = hf_find(&s->w, name, &f);
     if (!t) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" missing (the config implies it)", s->path, name);
     if (t->ndim != ndim || t->shape[0] != rows || (ndim == 2 && t->shape[1] != cols)) {
@@ -97,7 +102,7 @@ static int check_extras(const source *s, const dl_model *m, char *err, size_t er
             const char *nm = s->w.f[i].t[j].name;
             size_t n = strlen(nm), k = strlen("rotary_emb.inv_freq");
             snprintf(buf, sizeof buf, "model.%s", nm);
-            if (dl_model_tensor(m, nm) || dl_model_tensor(m, buf) || (n >= k && !strcmp(nm + n - k, "rotary_emb.inv_freq")) ||
+            if (dl_family_has_tensor(m, nm) || dl_family_has_tensor(m, buf) || (n >= k && !strcmp(nm + n - k, "rotary_emb.inv_freq")) ||
                 (m->cfg.tied && !strcmp(nm, "lm_head.weight")))
                 continue;
             return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: tensor \"%s\" has no place in a %s model of this config",
@@ -186,7 +191,7 @@ static int load_weights(dl_model *m, source *s, int v0, int n_real, int64_t mask
     for (int i = 0; i < m->n_tensors && !rc; i++) {
         const dl_tensor *t = &m->tensors[i];
         int vocab_rows = !strcmp(t->name, "model.embed_tokens.weight") || !strcmp(t->name, "lm_head.weight");
-        rc = fetch(s, t->name, t->ndim, vocab_rows ? v0 : t->shape[0], t->shape[1], host, err, errlen);
+        rc = fetch(s, &m->cfg, t->name, t->ndim, vocab_rows ? v0 : t->shape[0], t->shape[1], host, err, errlen);
         if (rc) break;
         if (vocab_rows) fill_new_rows(host, t->shape[0], t->shape[1], v0, n_real, mask, added);
         dl_dev_h2d(m->dev, m->params + t->offset, host, numel(t) * sizeof(float));

@@ -28,6 +28,10 @@
  *    (dl_k_convert) and bf16 activations; not done here.  The last forward's
  *    ids / sel / targets are copied in (d2d), so the caller may reuse its
  *    buffers before backward.
+ *  - Qwen3's q_norm / k_norm (cfg.qk_norm): its own step between the q/k
+ *    projection and RoPE (qk_norm_fwd / qk_norm_bwd), with its buffers
+ *    (dl_qk_norm_acts, dq_in / dk_in) carved only for such models, so other
+ *    models' layouts and results are unchanged.
  *  - Backward: d ce -> d logits (softmax_xent_bwd) -> head -> final norm at
  *    the selected rows -> scatter into the residual gradient -> layers in
  *    reverse -> embedding.  Weight gradients accumulate (kernels contract).
@@ -54,6 +58,7 @@ typedef struct {
     float *ao;                           /* (N,Hq*E) attention output (o_proj input) */
     float *res_mid, *rstd2, *h2;         /* (N,D) (N) (N,D): MLP-norm input / rstd / output */
     float *gate, *up, *act;              /* (N,F) each; act = silu(gate)*up (down input) */
+    dl_qk_norm_acts qk;                  /* qk_norm only (else NULLs): q, k before the per-head norm + rstd */
 } layer_acts;
 
 struct dl_acts {
@@ -75,6 +80,7 @@ struct dl_acts {
     float *dq, *dk, *dv, *dao;   /* (N,Hq*E) (N,Hk*E) (N,Hk*E) (N,Hq*E) */
     float *datt;                 /* (B,Hq,T,T) attention backward scratch */
     float *dgate, *dup, *dact;   /* (N,F) */
+    float *dq_in, *dk_in;        /* (N,Hq*E) (N,Hk*E) qk_norm only: gradients before the per-head norm */
     float *dhs, *dxg;            /* (M,D) */
     /* the last forward */
     int fB, fT, fM, f_valid, f_has_targets, f_has_lens, f_block, pos_T, pos_N;
@@ -146,6 +152,8 @@ static int build_tensors(dl_model *m) {
         T("self_attn.v_proj.weight", 2, KD, D, 1)
         if (c->qkv_bias) { T("self_attn.v_proj.bias", 1, KD, 0, 0) }
         T("self_attn.o_proj.weight", 2, D, QD, 1)
+        if (c->qk_norm) { T("self_attn.q_norm.weight", 1, c->head_dim, 0, 0) }
+        if (c->qk_norm) { T("self_attn.k_norm.weight", 1, c->head_dim, 0, 0) }
         T("post_attention_layernorm.weight", 1, D, 0, 0)
         T("mlp.gate_proj.weight", 2, F, D, 1)
         T("mlp.up_proj.weight", 2, F, D, 1)
@@ -283,6 +291,8 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
         p->bk = view(m, "model.layers.%d.self_attn.k_proj.bias", l);
         p->bv = view(m, "model.layers.%d.self_attn.v_proj.bias", l);
         p->wo = view(m, "model.layers.%d.self_attn.o_proj.weight", l);
+        p->q_norm = view(m, "model.layers.%d.self_attn.q_norm.weight", l);
+        p->k_norm = view(m, "model.layers.%d.self_attn.k_norm.weight", l);
         p->mlp_norm = view(m, "model.layers.%d.post_attention_layernorm.weight", l);
         p->w_gate = view(m, "model.layers.%d.mlp.gate_proj.weight", l);
         p->w_up = view(m, "model.layers.%d.mlp.up_proj.weight", l);
@@ -414,6 +424,10 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
         CARVE(x->ao, float, N * QD);
         CARVE(x->res_mid, float, N * D); CARVE(x->rstd2, float, N); CARVE(x->h2, float, N * D);
         CARVE(x->gate, float, N * F); CARVE(x->up, float, N * F); CARVE(x->act, float, N * F);
+        if (c->qk_norm) {
+            CARVE(x->qk.q_in, float, N * QD); CARVE(x->qk.k_in, float, N * KD);
+            CARVE(x->qk.rstd_q, float, N * c->n_heads); CARVE(x->qk.rstd_k, float, N * c->n_kv_heads);
+        }
     }
     if (a && !train)
         for (int l = 1; l < c->n_layers; l++) a->L[l] = a->L[0];
@@ -430,6 +444,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
         CARVE(z->dao, float, N * QD); CARVE(z->datt, float, ATT);
         CARVE(z->dgate, float, N * F); CARVE(z->dup, float, N * F); CARVE(z->dact, float, N * F);
         CARVE(z->dhs, float, M * D); CARVE(z->dxg, float, M * D);
+        if (c->qk_norm) { CARVE(z->dq_in, float, N * QD); CARVE(z->dk_in, float, N * KD); }
     }
 #undef CARVE
     return off;
@@ -509,7 +524,7 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         float *out = l + 1 < c->n_layers ? a->L[l + 1].res_in : a->res_out;
-        dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, x->res_in, a->pos, N);
+        dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, c->qk_norm ? &x->qk : NULL, x->res_in, a->pos, N);
         dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
         dl_k_linear_fwd(d, dt, wdt, a->tmp, x->ao, p->xo, NULL, N, QD, D);
         dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
@@ -539,6 +554,18 @@ const float *dl_model_logits(const dl_model *m) {
 /* ---------------------------------------------------------------- backward */
 #define G(p) (m->grads + ((p) - m->params))
 #define GB(p) ((p) ? G(p) : NULL)
+
+/* Backward of qk_norm_fwd: dq_in, dk_in (overwritten) from dq, dk
+ * (after the RoPE backward); the norm weights' gradients accumulate. */
+static void qk_norm_bwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_acts *qk, float *dq_in, float *dk_in,
+                        const float *dq, const float *dk, int N) {
+    const dl_config *c = &m->cfg;
+    int E = c->head_dim, NQ = N * c->n_heads, NK = N * c->n_kv_heads;
+    dl_dev_memset0(m->dev, dq_in, (size_t)NQ * E * sizeof(float));   /* rmsnorm_bwd accumulates into dx */
+    dl_dev_memset0(m->dev, dk_in, (size_t)NK * E * sizeof(float));
+    dl_k_rmsnorm_bwd(m->dev, m->dtype, dq_in, G(p->q_norm), dq, qk->q_in, p->q_norm, qk->rstd_q, NQ, E);
+    dl_k_rmsnorm_bwd(m->dev, m->dtype, dk_in, G(p->k_norm), dk, qk->k_in, p->k_norm, qk->rstd_k, NK, E);
+}
 
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const dl_config *c = &m->cfg;
@@ -584,8 +611,13 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
                            lens, B, T, Hq, Hk, E, a->f_mask, a->f_block);
         dl_k_rope(d, dt, a->dq, a->pos, N, Hq, E, c->rope_theta, c->rope_layout, 1);
         dl_k_rope(d, dt, a->dk, a->pos, N, Hk, E, c->rope_theta, c->rope_layout, 1);
-        dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), a->dq, x->h1, p->wq, N, D, QD);
-        dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), a->dk, x->h1, p->wk, N, D, KD);
+        const float *dq = a->dq, *dk = a->dk;
+        if (c->qk_norm) {
+            qk_norm_bwd(m, p, &x->qk, a->dq_in, a->dk_in, a->dq, a->dk, N);
+            dq = a->dq_in; dk = a->dk_in;
+        }
+        dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), dq, x->h1, p->wq, N, D, QD);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), dk, x->h1, p->wk, N, D, KD);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
         dl_k_linear_bwd(d, dt, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, p->wv, N, D, KD);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
@@ -598,15 +630,27 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
 /* ------------------------------------------------ blocks shared with the KV path */
 /* q|k|v (and gate|up) are ONE fused linear over the adjacent weights
  * (dl_k_linear_fwd_split: a single GEMM where the backend gains from it). */
+/* Qwen3's q_norm / k_norm: each head's q (and k) row of head_dim values is
+ * RMS-normalised with its own weight (E) and the model's eps, before RoPE:
+ * as one rmsnorm over (N*H, E) rows, since q is (N, H*E) row-major. */
+static void qk_norm_fwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_acts *qk, float *q, float *k, int N) {
+    const dl_config *c = &m->cfg;
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, q, qk->rstd_q, qk->q_in, p->q_norm, N * c->n_heads, c->head_dim, c->norm_eps);
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, k, qk->rstd_k, qk->k_in, p->k_norm, N * c->n_kv_heads, c->head_dim,
+                     c->norm_eps);
+}
+
 void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
-                      const float *x, const int32_t *pos, int N) {
+                      const dl_qk_norm_acts *qk, const float *x, const int32_t *pos, int N) {
     const dl_config *c = &m->cfg;
     const dl_dtype dt = m->dtype;
     int D = c->dim, E = c->head_dim, QD = c->n_heads * E, KD = c->n_kv_heads * E;
-    void *const outs[3] = { q, k, v };
+    DL_ASSERT(!c->qk_norm || (qk && p->q_norm && p->k_norm));
+    void *const outs[3] = { c->qk_norm ? qk->q_in : q, c->qk_norm ? qk->k_in : k, v };
     const int parts[3] = { QD, KD, KD };
     dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
     dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 3, h, p->xq, p->bq, N, D);
+    if (c->qk_norm) qk_norm_fwd(m, p, qk, q, k, N);
     dl_k_rope(m->dev, dt, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
     dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
 }

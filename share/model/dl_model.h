@@ -2,7 +2,8 @@
  * and its forward/backward over the kernels of kernels/kernels.h.
  *
  *   x = embed[ids]
- *   per layer: h = rmsnorm(x)·w_attn_norm → q,k,v (+bias if qkv_bias) → RoPE(q,k)
+ *   per layer: h = rmsnorm(x)·w_attn_norm → q,k,v (+bias if qkv_bias)
+ *              [→ per-head rmsnorm of q and k over head_dim if qk_norm (Qwen3)] → RoPE(q,k)
  *              → attention (bidirectional | causal | block; GQA) → o_proj → x += ·
  *              h = rmsnorm(x)·w_mlp_norm → down(silu(gate(h)) * up(h)) → x += ·
  *   final rmsnorm → output head (tied to embed or lm_head) ONLY at the M
@@ -27,7 +28,9 @@
 #include "kernels.h"
 
 typedef struct {
-    char arch[32];          /* "llama" | "qwen2" | "mistral" (HF model_type) */
+    char arch[32];          /* "llama" | "qwen2" | "mistral" | "qwen3": the canonical HF model_type we save */
+    char family[32];        /* model_type as read ("llada", "Dream", "a2d-qwen3", ... or == arch): the
+                               tensor names of the checkpoint it came from (dl_family_tensor_name) */
     int dim;                /* hidden_size */
     int n_layers;           /* num_hidden_layers */
     int n_heads;            /* num_attention_heads */
@@ -41,6 +44,7 @@ typedef struct {
     dl_rope_layout rope_layout;  /* HF checkpoints: HALF (weights permuted at llama2.c import) */
     int tied;               /* tie_word_embeddings */
     int qkv_bias;           /* attention_bias (llama) / always for qwen2 */
+    int qk_norm;            /* per-head RMSNorm of q and k before RoPE (qwen3: q_norm / k_norm, (head_dim)) */
     /* dllm fields (kept in config.json under the same names) */
     int64_t mask_token_id;  /* -1 = none */
     int64_t bos_token_id, eos_token_id, pad_token_id;   /* -1 = none */
@@ -73,6 +77,7 @@ typedef struct {
     float *wq, *wk, *wv;/* (Hq*E, D), (Hk*E, D), (Hk*E, D); adjacent: wq is also [wq; wk; wv] (Hq*E+2Hk*E, D) */
     float *bq, *bk, *bv;/* (Hq*E), (Hk*E), (Hk*E) or NULL; adjacent like the weights */
     float *wo;          /* (D, Hq*E) */
+    float *q_norm, *k_norm; /* (E), (E) or NULL (cfg.qk_norm) */
     float *mlp_norm;    /* (D) */
     float *w_gate, *w_up; /* (F, D); adjacent: w_gate is also [w_gate; w_up] (2F, D) */
     float *w_down;      /* (D, F) */
@@ -171,13 +176,17 @@ void dl_model_zero_grads(dl_model *m);
 /* Layer blocks shared by dl_model_forward and dl_model_forward_kv (same
  * kernels, same order, so cached and full forwards agree):
  * qkv:  h = rmsnorm(x)·attn_norm (rstd saved); q|k|v = ONE fused linear(h)
- *       (+bias) over [wq; wk; wv] (dl_k_linear_fwd_split); RoPE on q and k
- *       at positions pos (N).
+ *       (+bias) over [wq; wk; wv] (dl_k_linear_fwd_split); with qk_norm q and
+ *       k are first written to qk->q_in / k_in and normalised per head into
+ *       q / k (dl_model.c qk_norm_fwd); RoPE on q and k at positions pos (N).
  * mlp:  h = rmsnorm(res)·mlp_norm; gate|up = ONE fused linear(h) over
  *       [w_gate; w_up]; out = res + down(silu(gate) * up); out may alias
  *       res; tmp (N, D) scratch. */
+/* qk: only when cfg.qk_norm (else NULL): the projections before the
+ * per-head norm and its rstd, (N,Hq*E) (N,Hk*E) (N*Hq) (N*Hk); backward reads them. */
+typedef struct { float *q_in, *k_in, *rstd_q, *rstd_k; } dl_qk_norm_acts;
 void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
-                      const float *x, const int32_t *pos, int N);
+                      const dl_qk_norm_acts *qk, const float *x, const int32_t *pos, int N);
 void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
                       float *gate, float *up, float *act, float *tmp, int N);
 

@@ -3,7 +3,7 @@
  * row, attending to the cached keys / values of the earlier ones.
  *
  *   x = embed[new ids]
- *   per layer: h = rmsnorm(x) → q, k, v → RoPE at positions pos0[b] + j
+ *   per layer: h = rmsnorm(x) → q, k, v (→ q_norm / k_norm) → RoPE at positions pos0[b] + j
  *              → k, v of the valid new tokens copied into the cache
  *              → dl_k_attention_kv_fwd (query j sees cache [0, pos0[b]+j])
  *              → o_proj → x += · → MLP → x += ·
@@ -40,6 +40,7 @@ struct dl_kv {
     float **kc, **vc;                /* host arrays (n_layers) of device views (B, T_max, KD) */
     float *x, *h, *rstd, *q, *k, *v, *ao, *tmp, *gate, *up, *act;   /* (N, ...) activations */
     float *xg, *hs, *rstd_h;         /* (B, D) (B, D) (B) head at the last valid token */
+    dl_qk_norm_acts qk;              /* qk_norm only: (N, QD) (N, KD) (N*Hq) (N*Hk), else NULLs */
     int32_t *pos, *past, *sel;       /* device (N) (B) (B) */
     int32_t *h_pos, *h_sel;          /* host (N) (B) */
 };
@@ -76,6 +77,10 @@ int dl_model_kv_init(dl_kv **out, const dl_model *m, int B, int T_max, int n_max
         CARVE(kv->ao, float, N * QD); CARVE(kv->tmp, float, N * D);
         CARVE(kv->gate, float, N * F); CARVE(kv->up, float, N * F); CARVE(kv->act, float, N * F);
         CARVE(kv->xg, float, (size_t)B * D); CARVE(kv->hs, float, (size_t)B * D); CARVE(kv->rstd_h, float, (size_t)B);
+        if (c->qk_norm) {
+            CARVE(kv->qk.q_in, float, N * QD); CARVE(kv->qk.k_in, float, N * KD);
+            CARVE(kv->qk.rstd_q, float, N * c->n_heads); CARVE(kv->qk.rstd_k, float, N * c->n_kv_heads);
+        }
         CARVE(kv->pos, int32_t, N); CARVE(kv->past, int32_t, (size_t)B); CARVE(kv->sel, int32_t, (size_t)B);
 #undef CARVE
         if (!pass) {
@@ -133,7 +138,7 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_k_embedding_fwd(d, dt, m->wdtype, kv->x, ids, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
-        dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, kv->x, kv->pos, N);
+        dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, c->qk_norm ? &kv->qk : NULL, kv->x, kv->pos, N);
         for (int b = 0; b < B; b++) {   /* a row's valid new tokens are contiguous in the cache too */
             int nv = n_valid ? n_valid[b] : n_new;
             if (!nv) continue;

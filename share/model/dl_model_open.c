@@ -83,7 +83,15 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
     if (rc) return rc;
     const dl_config *c = &m->cfg;
     info->causal = o->force_causal || !strcmp(c->objective, "causal");
+    snprintf(info->tok_path, sizeof info->tok_path, "%s/tokenizer.json", o->dir);
+    if (dl_is_file(info->tok_path) && (rc = dl_tok_load(&info->tok, info->tok_path, err, errlen))) {
+        dl_model_close(m);
+        return rc;
+    }
+    /* dLLM's a2d-* checkpoints keep their mask token in the tokenizer only */
     int64_t mid = o->mask_id >= 0 ? o->mask_id : c->mask_token_id;
+    if (mid < 0 && info->tok && !strncmp(c->family, "a2d-", 4) && (mid = dl_tok_special_id(info->tok, DL_TOK_MASK)) >= 0)
+        m->cfg.mask_token_id = mid;   /* the opened model's config names it, as if config.json had */
     if (!info->causal && mid < 0)
         rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: config.json has no mask_token_id: diffusion %s needs a mask "
                        "token (--causal for an autoregressive model)", o->dir, o->what);
@@ -91,8 +99,10 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
         rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mask id %lld >= vocab size %d", o->dir, (long long)mid,
                        c->vocab_size);
     info->mask_id = mid >= 0 ? (uint32_t)mid : UINT32_MAX;
-    snprintf(info->tok_path, sizeof info->tok_path, "%s/tokenizer.json", o->dir);
-    if (!rc && dl_is_file(info->tok_path)) rc = dl_tok_load(&info->tok, info->tok_path, err, errlen);
-    if (rc) dl_model_close(m);
+    if (rc) {
+        dl_tok_free(info->tok);
+        info->tok = NULL;
+        dl_model_close(m);
+    }
     return rc;
 }

@@ -56,8 +56,11 @@ typedef struct {
     int causal;               /* force_causal, or the checkpoint's objective is "causal" */
     uint32_t mask_id;         /* the mask id (UINT32_MAX: none, only when causal) */
 } dl_infer_info;
-/* Open device + checkpoint + tokenizer.  A diffusion model (not causal)
- * without a mask id, or a mask id >= the vocab, is -DL_EXIT_DATA. */
+/* Open device + checkpoint + tokenizer.  The mask id: o->mask_id, else
+ * config.json's mask_token_id, else, for dLLM's a2d-* checkpoints only
+ * (which name it only there), the tokenizer's mask token (then
+ * m->cfg.mask_token_id is set to it); other families need it in config.json.  A diffusion model (not causal) without
+ * a mask id, or a mask id >= the vocab, is -DL_EXIT_DATA. */
 int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o, char *err, size_t errlen);
 
 #endif
