@@ -113,6 +113,11 @@ typedef struct {
     float *lm_head;           /* (V, D); == embed when tied */
     const void *xembed, *xlm_head;   /* embed / lm_head as the forward reads them (wdtype) */
     struct dl_acts *acts;     /* activation block, see dl_model.c */
+    /* LoRA adapter (dl_lora.h) or NULL.  When attached: forward / backward
+     * add its low-rank path (hooks marked "LoRA hook" in dl_model.c), the
+     * base weights are frozen (grads may be NULL: their gradients are
+     * skipped), dl_optim trains the adapter, dl_model_free frees it. */
+    struct dl_lora *lora;
 } dl_model;
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);
