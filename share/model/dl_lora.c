@@ -242,6 +242,12 @@ static int read_config(const char *path, dl_lora_cfg *c, char *base, size_t base
     return rc;
 }
 
+int dl_lora_read_config(const char *dir, dl_lora_cfg *c, char *base, size_t base_len, char *err, size_t errlen) {
+    char p[DL_PATH_MAX];
+    int rc = dl_path_join(p, dir, "adapter_config.json", err, errlen);
+    return rc ? rc : read_config(p, c, base, base_len, err, errlen);
+}
+
 static int shape_is(const dl_st_tensor *s, int a, int b) {
     return s->ndim == 2 && s->shape[0] == a && s->shape[1] == b;
 }
@@ -311,8 +317,7 @@ int dl_lora_load(dl_lora **out, const dl_model *m, const char *dir, char *base_o
     char p[DL_PATH_MAX];
     dl_lora_cfg c;
     *out = NULL;
-    int rc = dl_path_join(p, dir, "adapter_config.json", err, errlen);
-    if (!rc) rc = read_config(p, &c, base_out, base_len, err, errlen);
+    int rc = dl_lora_read_config(dir, &c, base_out, base_len, err, errlen);
     if (!rc) rc = make(out, m, &c, err, errlen);
     if (rc) return rc;
     dl_st_file f;

@@ -69,6 +69,8 @@ int dl_lora_new(dl_lora **lo, const dl_model *m, const dl_lora_cfg *c, uint64_t 
  * base_out (may be NULL): base_model_name_or_path. */
 int dl_lora_load(dl_lora **lo, const dl_model *m, const char *dir, char *base_out, size_t base_len, char *err,
                  size_t errlen);
+/* Only dir/adapter_config.json: c and base_model_name_or_path (base may be NULL). */
+int dl_lora_read_config(const char *dir, dl_lora_cfg *c, char *base, size_t base_len, char *err, size_t errlen);
 void dl_lora_free(dl_lora *lo);   /* NULL is fine */
 const dl_lora_cfg *dl_lora_config(const dl_lora *lo);
 size_t dl_lora_n_params(const dl_lora *lo);
