@@ -450,6 +450,8 @@ int dl_lora_save(const dl_lora *lo, const dl_config *mc, const char *dir, const 
 }
 
 /* ---------------------------------------------------------------- attach, fold */
+static const dl_lora_ops OPS = { dl_lora_reserve, dl_lora_fwd, dl_lora_bwd, dl_lora_zero_grads, dl_lora_free };
+
 int dl_lora_attach(dl_model *m, dl_lora *lo, char *err, size_t errlen) {
     if (m->wdtype != DL_F32)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "LoRA training needs fp32 base weights (this model holds %s "
@@ -463,6 +465,7 @@ int dl_lora_attach(dl_model *m, dl_lora *lo, char *err, size_t errlen) {
         return dl_seterr(err, errlen, -DL_EXIT_IO, "LoRA: cannot allocate gradients and optimizer state (%.1f MB)",
                          3.0 * b / 1e6);
     m->lora = lo;
+    m->lora_ops = &OPS;
     return 0;
 }
 

@@ -45,7 +45,7 @@
 #include "dl_ckpt.h"
 #include "dl_model.h"
 
-enum { DL_LORA_Q, DL_LORA_K, DL_LORA_V, DL_LORA_O, DL_LORA_GATE, DL_LORA_UP, DL_LORA_DOWN, DL_LORA_NT };
+/* targets: DL_LORA_Q .. DL_LORA_DOWN (dl_model.h) */
 
 typedef struct {
     int r;                  /* rank > 0 */
@@ -94,7 +94,7 @@ int dl_lora_load_moments(dl_lora *lo, const char *dir, char *err, size_t errlen)
 typedef struct { float *params, *grads, *adam_m, *adam_v; size_t n; } dl_lora_block;
 dl_lora_block dl_lora_block_of(dl_lora *lo);
 
-/* ---- hooks called by dl_model.c (all device pointers; F32) ----
+/* ---- hooks called by dl_model.c through m->lora_ops (all device pointers; F32) ----
  * reserve: activations for N = B*T rows (train: per layer, else shared).
  * fwd: y (N, out) += s * B (A x), x (N, in) the linear's input.
  * bwd: dA, dB += ...; dx (N, in) += s * (dy B) A, dy (N, out) the linear's

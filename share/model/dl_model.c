@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dl_lora.h"
 #include "dl_model.h"
 #include "dl_rng.h"
 
@@ -314,7 +313,7 @@ static void free_acts(dl_model *m) {
 void dl_model_free(dl_model *m) {
     if (!m) return;
     free_acts(m);
-    dl_lora_free(m->lora);   /* LoRA hook */
+    if (m->lora) m->lora_ops->free(m->lora);   /* LoRA hook */
     if (m->params) dl_dev_free(m->dev, m->params);
     if (m->wlow) dl_dev_free(m->dev, m->wlow);
     if (m->grads) dl_dev_free(m->dev, m->grads);
@@ -353,7 +352,7 @@ int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen) {
 
 void dl_model_zero_grads(dl_model *m) {
     if (m->grads) dl_dev_memset0(m->dev, m->grads, m->n_params * sizeof(float));
-    if (m->lora) dl_lora_zero_grads(m->lora);   /* LoRA hook */
+    if (m->lora) m->lora_ops->zero_grads(m->lora);   /* LoRA hook */
 }
 
 /* ---------------------------------------------------------------- init */
@@ -448,7 +447,7 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     if (B <= 0 || T <= 0 || M_max < 0 || (mode != DL_ACTS_TRAIN && mode != DL_ACTS_INFER))
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bad activation shape B=%d T=%d M=%d", B, T, M_max);
     int rc;   /* LoRA hook: the adapter's activations for the same rows */
-    if (m->lora && (rc = dl_lora_reserve(m->lora, B * T, mode == DL_ACTS_TRAIN, err, errlen))) return rc;
+    if (m->lora && (rc = m->lora_ops->reserve(m->lora, B * T, mode == DL_ACTS_TRAIN, err, errlen))) return rc;
     /* a TRAIN block serves inference too; an INFER block never serves training */
     if (m->acts && m->acts->B >= B && m->acts->T >= T && m->acts->M >= M_max &&
         (m->acts->mode == DL_ACTS_TRAIN || mode == DL_ACTS_INFER))
@@ -517,7 +516,7 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, x->res_in, a->pos, N);
         dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
         dl_k_linear_fwd(d, dt, wdt, a->tmp, x->ao, p->xo, NULL, N, QD, D);
-        if (m->lora) dl_lora_fwd(m->lora, l, DL_LORA_O, a->tmp, x->ao, N);   /* LoRA hook */
+        if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_O, a->tmp, x->ao, N);   /* LoRA hook */
         dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
     }
@@ -547,7 +546,7 @@ const float *dl_model_logits(const dl_model *m) {
  * frozen under a LoRA adapter and has no gradient buffer */
 #define G(p) (m->grads ? m->grads + ((p) - m->params) : NULL)
 #define GB(p) ((p) ? G(p) : NULL)
-#define LORA_BWD(t, dx, dy, x) if (m->lora) dl_lora_bwd(m->lora, l, t, dx, dy, x, N)   /* LoRA hook */
+#define LORA_BWD(t, dx, dy, x) if (m->lora) m->lora_ops->bwd(m->lora, l, t, dx, dy, x, N)   /* LoRA hook */
 
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const dl_config *c = &m->cfg;
@@ -625,9 +624,9 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
     dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 3, h, p->xq, p->bq, N, D);
     if (m->lora) {   /* LoRA hook: before RoPE, on the projections themselves */
         int l = (int)(p - m->layers);
-        dl_lora_fwd(m->lora, l, DL_LORA_Q, q, h, N);
-        dl_lora_fwd(m->lora, l, DL_LORA_K, k, h, N);
-        dl_lora_fwd(m->lora, l, DL_LORA_V, v, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_Q, q, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_K, k, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_V, v, h, N);
     }
     dl_k_rope(m->dev, dt, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
     dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
@@ -644,11 +643,11 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
     dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 2, h, p->xgate, NULL, N, D);
     int l = (int)(p - m->layers);
     if (m->lora) {   /* LoRA hook */
-        dl_lora_fwd(m->lora, l, DL_LORA_GATE, gate, h, N);
-        dl_lora_fwd(m->lora, l, DL_LORA_UP, up, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_GATE, gate, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_UP, up, h, N);
     }
     dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
     dl_k_linear_fwd(m->dev, dt, m->wdtype, tmp, act, p->xdown, NULL, N, F, D);
-    if (m->lora) dl_lora_fwd(m->lora, l, DL_LORA_DOWN, tmp, act, N);   /* LoRA hook */
+    if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_DOWN, tmp, act, N);   /* LoRA hook */
     dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
 }
