@@ -109,7 +109,8 @@ void dl_k_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, c
 /* y = x * rstd * w,  rstd (N, fp32) = 1/sqrt(mean(x^2) + eps) saved for backward */
 void dl_k_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                       float eps);
-/* dx (N,D) += ..., dw (D, fp32) += ...   (dx ACCUMULATES: it is the residual stream) */
+/* dx (N,D) += ..., dw (D, fp32) += ...   (dx ACCUMULATES: it is the residual stream;
+ * dw NULL: skipped, a frozen weight) */
 void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                       const float *rstd, int N, int D);
 
@@ -126,7 +127,7 @@ void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void
  * (outputs must stay bit-identical to the unfused model). */
 void dl_k_linear_fwd_split(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *const *outs, const int *O_parts, int nparts,
                            const void *inp, const void *w, const void *bias, int N, int C);
-/* dinp (N,C) = dout @ w  [dinp NULL: skip];  dw (O,C) += dout^T @ inp;
+/* dinp (N,C) = dout @ w  [dinp NULL: skip];  dw (O,C) += dout^T @ inp [dw NULL: skip, a frozen weight];
  * dbias (O) += sum dout [NULL: skip].  dw, dbias fp32. */
 void dl_k_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                      const void *w, int N, int C, int O);

@@ -37,6 +37,7 @@
 #include "sample.h"
 
 static dl_common common;
+static const char *o_adapter;
 static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset;
 static dl_strlist o_prompts;
 static long long o_gen, o_steps, o_block, o_topk, o_seed, o_batch, o_threads;
@@ -45,6 +46,7 @@ static int o_keep_eos, o_causal, o_show, o_bos, o_shift;
 
 static const dl_opt OPTS[] = {
     { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
+    { "adapter", 0, DL_OPT_STR, &o_adapter, NULL, "DIR", "a PEFT LoRA adapter (dllm-train --lora) folded into CKPT's weights at load", NULL },
     { "prompt", 'p', DL_OPT_STRLIST, &o_prompts, NULL, "TEXT", "a prompt, tokenised with CKPT/tokenizer.json (instead of input streams)", NULL },
     { "bos", 0, DL_OPT_FLAG, &o_bos, NULL, NULL, "-p: start every prompt with the checkpoint's BOS token", NULL },
     { "batch", 'b', DL_OPT_INT, &o_batch, "8", "N", "prompts sampled together (each row its own prompt length)", NULL },
@@ -426,7 +428,7 @@ int main(int argc, char **argv) {
     dl_model m;
     dl_infer_info mi;
     dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
-                         .mask_id = -1, .what = "sampling" };
+                         .mask_id = -1, .what = "sampling", .adapter = o_adapter };
     if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
     if ((o_prompts.n || o_show) && !mi.tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
     model_options(&o, &m.cfg, mi.causal);

@@ -42,6 +42,7 @@
 #include "score.h"
 
 static dl_common common;
+static const char *o_adapter;
 static const char *o_model, *o_device = "cpu", *o_summary, *o_task, *o_delim, *o_format, *o_rng_key;
 static long long o_mc, o_batch, o_seed, o_threads, o_mask_id = -1, o_limit;
 static double o_cfg, o_eps;
@@ -50,6 +51,7 @@ static int key_content;   /* --rng-key content (streams) */
 
 static const dl_opt OPTS[] = {
     { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
+    { "adapter", 0, DL_OPT_STR, &o_adapter, NULL, "DIR", "a PEFT LoRA adapter (dllm-train --lora) folded into CKPT's weights at load", NULL },
     { "Estimators (ALGORITHMS.md 4)", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "mc", 0, DL_OPT_INT, &o_mc, "128", "N", "Monte-Carlo samples per record (ELBO) or per answer (conditional); >= 1", NULL },
     { "batch", 'b', DL_OPT_INT, &o_batch, "0", "N", "rows per forward (0: all --mc rows of a record); conditional: also LLaDA's stratification group (batch_size)", NULL },
@@ -315,6 +317,7 @@ int main(int argc, char **argv) {
     so.device = o_device;
     so.threads = (int)o_threads;
     so.need_tok = o_task != NULL;
+    so.adapter = o_adapter;
     sc_ctx *c = NULL;
     if ((rc = sc_open(&c, o_model, &so, err, sizeof err))) dl_die(-rc, "%s", err);
     if (sc_is_causal(c) && o_cfg > 0) dl_warn("--cfg is ignored by causal scoring");

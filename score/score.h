@@ -47,6 +47,7 @@ typedef struct {
     int64_t mask_id;     /* -1 = the checkpoint's mask_token_id */
     int need_tok;        /* 1: load the checkpoint's tokenizer (tasks need it) */
     size_t mem_budget;   /* bytes of activations one forward may use; 0 = SC_MEM_DEFAULT */
+    const char *adapter; /* PEFT LoRA adapter dir folded into the weights at load, or NULL */
 } sc_opts;
 void sc_opts_default(sc_opts *o);   /* mc 128, batch 0, seed 0, eps 1e-3, cpu, mask_id -1 */
 

@@ -306,12 +306,46 @@ static int copy_tokenizer_of(const char *dir, const char *scr, char *tok_path, s
     return rc;
 }
 
+/* base_model_name_or_path of the adapter this run trains ("" = none) */
+static char lora_base[4096];
+
+/* --resume of an adapter directory: its base, the adapter, its moments, the trainer state */
+static int open_lora_resume(dl_model *m, const char *device, int threads, const char *dir, char *tok_path, size_t tl,
+                            dl_train_state *st, char *err, size_t errlen) {
+    dl_lora_cfg c;
+    dl_lora *lo = NULL;
+    char p[1024];
+    int rc = dl_lora_read_config(dir, &c, lora_base, sizeof lora_base, err, errlen);
+    if (rc) return rc;
+    if (!lora_base[0] || !is_dllm_dir(lora_base))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "--resume %s: base_model_name_or_path \"%s\" is not a dllm "
+                         "checkpoint directory", dir, lora_base);
+    snprintf(p, sizeof p, "%s/trainer_state.json", dir);
+    if (!dl_is_file(p))
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "--resume %s: no trainer_state.json (an adapter without "
+                         "training state)", dir);
+    if ((rc = dl_model_open_ckpt(m, lora_base, device, threads, err, errlen))) return rc;
+    if ((rc = dl_lora_load(&lo, m, dir, NULL, 0, err, errlen))) return rc;
+    if ((rc = dl_lora_attach(m, lo, err, errlen))) { dl_lora_free(lo); return rc; }
+    if ((rc = dl_lora_load_moments(lo, dir, err, errlen))) return rc;
+    if ((rc = dl_train_state_load(st, p, err, errlen))) return rc;
+    const char *scr = train_scratch(err, errlen);
+    return scr ? copy_tokenizer_of(lora_base, scr, tok_path, tl, err, errlen) : -DL_EXIT_IO;
+}
+
 int train_model_open(dl_model *m, const char *device, int threads, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen) {
     int rc;
     tok_path[0] = 0;
+    lora_base[0] = 0;
     const char *scr = train_scratch(err, errlen);
     if (!scr) return -DL_EXIT_IO;
+    char ac[1024];
+    snprintf(ac, sizeof ac, "%s/adapter_config.json", src->resume ? src->resume : "");
+    if (src->resume && dl_is_file(ac)) return open_lora_resume(m, device, threads, src->resume, tok_path, tl, st, err, errlen);
+    if ((src->lora.r > 0 || src->merge) && !(src->init && is_dllm_dir(src->init)))
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s needs --init with a dllm checkpoint directory (convert "
+                         "others first: dllm-train --init SRC --steps 0 -o BASE)", src->merge ? "--merge" : "--lora");
     if (src->resume) {
         if (!is_dllm_dir(src->resume))
             return dl_seterr(err, errlen, access(src->resume, F_OK) ? -DL_EXIT_IO : -DL_EXIT_DATA,
@@ -352,14 +386,29 @@ int train_model_open(dl_model *m, const char *device, int threads, const train_m
         snprintf(tok_path, tl, "%s/tokenizer.json", scr);
         if ((rc = dl_copy_file(src->tokenizer, tok_path, err, errlen))) return rc;
     }
+    if (src->merge && (rc = dl_lora_fold_dir(m, src->merge, err, errlen))) {
+        dl_err_prefix(err, errlen, "--merge %s", src->merge);
+        return rc;
+    }
+    if (src->lora.r > 0) {   /* a new adapter on the --init model, which stays as it is on disk */
+        dl_lora *lo;
+        if (!realpath(src->init, lora_base))
+            return dl_seterr(err, errlen, -DL_EXIT_IO, "--init %s: %s", src->init, strerror(errno));
+        if ((rc = dl_lora_new(&lo, m, &src->lora, (uint64_t)src->seed, err, errlen))) return rc;
+        if ((rc = dl_lora_attach(m, lo, err, errlen))) { dl_lora_free(lo); return rc; }
+    }
     return 0;
 }
 
 int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, dl_st_dtype wdtype,
                int keep, char *err, size_t errlen) {
+    char kd[1024];
+    snprintf(kd, sizeof kd, "%s-step%lld", dir, st ? (long long)st->step : 0LL);
+    if (m->lora) {
+        int rc = dl_lora_save(m->lora, &m->cfg, dir, lora_base, st, err, errlen);
+        return rc || !keep || !st ? rc : dl_lora_save(m->lora, &m->cfg, kd, lora_base, st, err, errlen);
+    }
     int rc = dl_ckpt_save(m, dir, tok_path && tok_path[0] ? tok_path : NULL, st, wdtype, err, errlen);
     if (rc || !keep || !st) return rc;
-    char kd[1024];
-    snprintf(kd, sizeof kd, "%s-step%lld", dir, (long long)st->step);
     return dl_ckpt_save(m, kd, tok_path && tok_path[0] ? tok_path : NULL, st, wdtype, err, errlen);
 }

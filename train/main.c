@@ -36,6 +36,9 @@ static double o_lr = NAN, o_min_lr = NAN, o_beta1 = NAN, o_beta2 = NAN, o_eps = 
 static double o_mask_eps = NAN, o_rlen = NAN;
 static int o_path_loss, o_shift, o_causal, o_otf, o_no_pad_loss, o_bf16, o_keep, o_quiet, o_verbose, o_progress;
 static int o_help, o_version;
+static long long o_lora;                 /* LoRA rank, 0 = full fine-tuning */
+static double o_lora_alpha = NAN, o_lora_dropout = 0;
+static const char *o_lora_targets, *o_merge;
 
 static const dl_opt OPTS[] = {
     { "Model", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -49,6 +52,13 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "predict position i from hidden state i-1 (Dream; keeps an AR head's meaning)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
     { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+
+    { "LoRA", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
+    { "lora", 0, DL_OPT_INT, &o_lora, "0", "R", "train only LoRA adapters of rank R on the --init model (frozen); -o DIR gets a PEFT adapter (adapter_config.json, adapter_model.safetensors) [0: off]", NULL },
+    { "lora-alpha", 0, DL_OPT_FLOAT, &o_lora_alpha, NULL, "A", "LoRA scaling alpha / R [8, PEFT's default]", NULL },
+    { "lora-targets", 0, DL_OPT_STR, &o_lora_targets, NULL, "LIST", "linears to adapt, of q,k,v,o,gate,up,down [all seven]", NULL },
+    { "lora-dropout", 0, DL_OPT_FLOAT, &o_lora_dropout, "0", "P", "LoRA dropout: only 0 is implemented (others are refused)", NULL },
+    { "merge", 0, DL_OPT_STR, &o_merge, NULL, "ADAPTER", "fold a PEFT LoRA adapter directory into the --init weights (with --steps 0: write the merged checkpoint)", NULL },
 
     { "Data", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "seq-len", 'L', DL_OPT_INT, &o_seq_len, NULL, "L", "expected row length (default: the data header's)", NULL },
@@ -197,6 +207,18 @@ static void check_usage(void) {
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda"))
         dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
+    if (o_lora < 0 || o_lora > 65536) dl_die(DL_EXIT_USAGE, "--lora R: R must be in [1, 65536] (0: off)");
+    if (!o_lora && (o_lora_targets || !isnan(o_lora_alpha)))
+        dl_die(DL_EXIT_USAGE, "--lora-alpha and --lora-targets go with --lora R");
+    if (o_lora_dropout != 0)
+        dl_die(DL_EXIT_USAGE, "--lora-dropout %g: LoRA dropout is not implemented (only 0)", o_lora_dropout);
+    if (o_lora && o_resume)
+        dl_die(DL_EXIT_USAGE, "--lora with --resume: the adapter directory's adapter_config.json sets r, alpha and "
+               "targets (give --resume DIR alone)");
+    if ((o_lora || o_merge) && !o_init) dl_die(DL_EXIT_USAGE, "%s needs --init BASE", o_merge ? "--merge" : "--lora");
+    if (o_lora && o_merge)
+        dl_die(DL_EXIT_USAGE, "--merge with --lora: merge first (--steps 0 -o MERGED), then train an adapter on it");
+    if (!isnan(o_lora_alpha) && !(o_lora_alpha > 0)) dl_die(DL_EXIT_USAGE, "--lora-alpha must be > 0");
 }
 
 static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
@@ -271,7 +293,7 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
     char err[1024];
     int rc;
     dl_config *mc = &R->m.cfg;
-    if (o_steps > 0 && !o_resume &&
+    if (o_steps > 0 && !o_resume && !R->m.lora &&
         ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err))))
         dl_die(-rc, "%s", err);
     if (L <= 0) return;
@@ -321,12 +343,20 @@ int main(int argc, char **argv) {
     if (R.has_data && (rc = train_data_open(&R.data, paths, npaths, &dc, err, sizeof err))) dl_die(-rc, "%s", err);
 
     train_model_src src = { o_config, o_init, o_init_tok, o_tokenizer, o_resume, o_seed == LLONG_MIN ? 0 : o_seed,
-                            R.has_data ? dl_reader_header(R.data.r) : NULL };
+                            R.has_data ? dl_reader_header(R.data.r) : NULL, { 0, 0, 0 }, o_merge };
+    if (o_lora) {
+        src.lora.r = (int)o_lora;
+        src.lora.alpha = isnan(o_lora_alpha) ? 8.0 : o_lora_alpha;
+        src.lora.targets = (1u << DL_LORA_NT) - 1;
+        if (o_lora_targets && (rc = dl_lora_parse_targets(o_lora_targets, &src.lora.targets, err, sizeof err)))
+            dl_die(-rc, "--lora-targets: %s", err);
+    }
     if ((rc = train_model_open(&R.m, o_device, (int)o_threads, &src, R.tok, sizeof R.tok, &R.st, err, sizeof err))) dl_die(-rc, "%s", err);
     /* storage dtype of what we save: asked for, else the source's (f16
      * stays f16: rounding it to bf16 would lose 3 mantissa bits) */
     if (o_dtype || o_bf16)
         save_dtype = o_bf16 || !strcmp(o_dtype, "bf16") ? DL_ST_BF16 : !strcmp(o_dtype, "f16") ? DL_ST_F16 : DL_ST_F32;
+    else if (R.m.lora) save_dtype = DL_ST_F32;   /* adapters are F32; the base is not written */
     else if ((o_init || o_resume) && (rc = dl_ckpt_source_dtype(o_init ? o_init : o_resume, &save_dtype, err, sizeof err)))
         dl_die(-rc, "%s", err);
     if (o_resume) {
@@ -361,6 +391,9 @@ int main(int argc, char **argv) {
     dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s", mc->arch, mc->dim,
             mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, R.m.n_params / 1e6,
             o_causal ? "causal" : "diffusion", dl_model_device_describe(&R.m));
+    if (R.m.lora)
+        dl_info("LoRA: r %d, alpha %g, %.3fM adapter parameters trained, base frozen", dl_lora_config(R.m.lora)->r,
+                dl_lora_config(R.m.lora)->alpha, dl_lora_n_params(R.m.lora) / 1e6);
     if (R.has_data && o_steps > R.step0)
         dl_info("training steps %lld..%lld, batch %lld (micro %lld) x %d tokens, lr %g %s, loss %s%s%s",
                 (long long)R.step0 + 1, o_steps, o_batch, o_micro, L, o_lr, o_schedule,

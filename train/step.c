@@ -126,7 +126,8 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
     if (!isfinite(o->loss))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is %s", isnan(o->loss) ? "nan" : "inf");
     if (s->comm) {
-        int rc = dl_comm_allreduce_sum(s->comm, m->grads, m->n_params, err, errlen);
+        dl_optim_block ob = dl_optim_trained(m);   /* the adapter's alone under LoRA */
+        int rc = dl_comm_allreduce_sum(s->comm, ob.grads, ob.n, err, errlen);
         if (rc) return rc;
     }
     o->grad_norm = dl_optim_grad_norm(m);

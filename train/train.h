@@ -18,6 +18,7 @@
 #include "dl_ckpt.h"
 #include "dl_comm.h"
 #include "dl_loss.h"
+#include "dl_lora.h"
 #include "dl_mask.h"
 #include "dl_model.h"
 #include "dl_model_open.h"
@@ -161,13 +162,22 @@ typedef struct {
     const char *config, *init, *init_tok, *tokenizer, *resume;
     long long seed;
     const dl_header *hdr;   /* training data header or NULL */
+    /* LoRA: lora.r > 0 = train a new adapter on the --init model (a dllm
+     * checkpoint dir; the adapter's base_model_name_or_path); --resume of
+     * an adapter directory (adapter_config.json) reloads its base, the
+     * adapter and its optimizer state whatever lora says.  merge: a PEFT
+     * adapter dir folded into the --init weights (a normal checkpoint). */
+    dl_lora_cfg lora;
+    const char *merge;
 } train_model_src;
 /* device, threads: where the model runs (it owns the device: close it with
  * dl_model_close).  tok_path: the tokenizer.json to store with checkpoints ("" = none).
  * Resume: m gets grads + optimizer and *st is filled. */
 int train_model_open(dl_model *m, const char *device, int threads, const train_model_src *src, char *tok_path, size_t tl,
                      dl_train_state *st, char *err, size_t errlen);
-/* dl_ckpt_save into dir, weights stored as wdtype; keep: also into DIR-stepN (st->step). */
+/* dl_ckpt_save into dir, weights stored as wdtype; keep: also into DIR-stepN (st->step).
+ * A model with a LoRA adapter attached saves the adapter directory instead
+ * (dl_lora_save; the base is not written again). */
 int train_save(const dl_model *m, const char *dir, const char *tok_path, const dl_train_state *st, dl_st_dtype wdtype,
                int keep, char *err, size_t errlen);
 

@@ -40,7 +40,7 @@ void cpu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinpv, float *dw, float *dbias
     float *dinp = dinpv;
     const float *dout = doutv, *inp = inpv, *w = wv;
     if (dinp) cpu_gemm(d, 0, 0, N, C, O, 1.0f, dout, O, w, C, 0.0f, dinp, C);
-    cpu_gemm(d, 1, 0, O, C, N, 1.0f, dout, O, inp, C, 1.0f, dw, C);
+    if (dw) cpu_gemm(d, 1, 0, O, C, N, 1.0f, dout, O, inp, C, 1.0f, dw, C);   /* NULL: a frozen weight (LoRA) */
     if (dbias) {
         int ns = (O + SLICE - 1) / SLICE;
 #pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)N * O, 32768))

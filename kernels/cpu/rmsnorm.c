@@ -53,7 +53,7 @@ void cpu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dxv, float *dw, const void *d
 #pragma omp simd
             for (int j = 0; j < D; j++) dxr[j] += r * (g[j] * w[j] - (xr[j] * r) * c);
         }
-        int ns = (D + SLICE - 1) / SLICE;
+        int ns = dw ? (D + SLICE - 1) / SLICE : 0;   /* dw NULL: a frozen norm (LoRA) */
 #pragma omp for schedule(static)
         for (int s = 0; s < ns; s++) {
             int j0 = s * SLICE, j1 = j0 + SLICE < D ? j0 + SLICE : D;

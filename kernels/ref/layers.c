@@ -45,7 +45,7 @@ void ref_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy
             st(dx, dt, i, ld(dx, dt, i) + r * (ld(dy, dt, i) * ld(w, dt, j) - xh * c));
         }
     }
-    for (int j = 0; j < D; j++) {
+    for (int j = 0; dw && j < D; j++) {   /* dw NULL: a frozen norm */
         double s = 0;
         for (int n = 0; n < N; n++) s += ld(dy, dt, (size_t)n * D + j) * ld(x, dt, (size_t)n * D + j) * rstd[n];
         dw[j] += (float)s;
@@ -73,7 +73,7 @@ void ref_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias,
                 for (int o = 0; o < O; o++) s += ld(dout, dt, (size_t)n * O + o) * ld(w, dt, (size_t)o * C + c);
                 st(dinp, dt, (size_t)n * C + c, s);
             }
-    for (int o = 0; o < O; o++)
+    for (int o = 0; dw && o < O; o++)   /* dw NULL: a frozen weight */
         for (int c = 0; c < C; c++) {
             double s = 0;
             for (int n = 0; n < N; n++) s += ld(dout, dt, (size_t)n * O + o) * ld(inp, dt, (size_t)n * C + c);

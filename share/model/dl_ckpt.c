@@ -264,6 +264,7 @@ static const char *const KNOWN[] = {
     "config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors", "trainer_state.json",
     "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model",
     "model.safetensors.index.json", "model-*.safetensors", "README.md",
+    "adapter_config.json", "adapter_model.safetensors",   /* LoRA adapter directories (dl_lora.h) */
 };
 
 static int known_name(const char *n) {
@@ -477,8 +478,22 @@ static int write_all(const dl_model *m, const char *tmp, const char *tokenizer_j
     return rc;
 }
 
+typedef struct {
+    const dl_model *m; const char *tokenizer_json; const dl_train_state *st; dl_st_dtype wdtype;
+} save_args;
+
+static int write_ckpt(void *ctx, const char *tmp, char *err, size_t errlen) {
+    const save_args *a = ctx;
+    return write_all(a->m, tmp, a->tokenizer_json, a->st, a->wdtype, err, errlen);
+}
+
 int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_json, const dl_train_state *st,
                  dl_st_dtype wdtype, char *err, size_t errlen) {
+    save_args a = { m, tokenizer_json, st, wdtype };
+    return dl_ckpt_save_with(dir_in, write_ckpt, &a, err, errlen);
+}
+
+int dl_ckpt_save_with(const char *dir_in, dl_ckpt_writer write, void *ctx, char *err, size_t errlen) {
     char dir[DL_PATH_MAX], tmp[DL_PATH_MAX + 32];
     size_t n = strlen(dir_in);
     while (n > 1 && dir_in[n - 1] == '/') n--;
@@ -496,7 +511,7 @@ int dl_ckpt_save(const dl_model *m, const char *dir_in, const char *tokenizer_js
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     if (dl_is_dir(tmp)) remove_dir(tmp);   /* stale, from this very pid */
     if (mkdir(tmp, 0755)) return dl_seterr(err, errlen, -DL_EXIT_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    if ((rc = write_all(m, tmp, tokenizer_json, st, wdtype, err, errlen)) || (rc = dl_sync_dir(tmp, err, errlen))) {
+    if ((rc = write(ctx, tmp, err, errlen)) || (rc = dl_sync_dir(tmp, err, errlen))) {
         remove_dir(tmp);
         return rc;
     }

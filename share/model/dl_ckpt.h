@@ -62,6 +62,13 @@ int dl_ckpt_load_train_state(dl_model *m, dl_train_state *st, const char *dir, c
 int dl_ckpt_save(const dl_model *m, const char *dir, const char *tokenizer_json, const dl_train_state *st,
                  dl_st_dtype wdtype, char *err, size_t errlen);
 
+/* The atomic directory save of dl_ckpt_save with another writer: write
+ * fills the fresh directory tmp (each file through dl_out / the safetensors
+ * writer, so fsynced); the same replace rules and steps apply (LoRA adapter
+ * directories use it, dl_lora.h). */
+typedef int (*dl_ckpt_writer)(void *ctx, const char *tmp, char *err, size_t errlen);
+int dl_ckpt_save_with(const char *dir, dl_ckpt_writer write, void *ctx, char *err, size_t errlen);
+
 /* Conversion from an autoregressive model: SRC is an HF checkpoint directory
  * (config.json + model.safetensors or model.safetensors.index.json shards;
  * every family of dl_config.c: llama / qwen2 / mistral / qwen3 / llada /

@@ -323,6 +323,7 @@ static void free_acts(dl_model *m) {
 void dl_model_free(dl_model *m) {
     if (!m) return;
     free_acts(m);
+    if (m->lora) m->lora_ops->free(m->lora);   /* LoRA hook */
     if (m->params) dl_dev_free(m->dev, m->params);
     if (m->wlow) dl_dev_free(m->dev, m->wlow);
     if (m->grads) dl_dev_free(m->dev, m->grads);
@@ -361,6 +362,7 @@ int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen) {
 
 void dl_model_zero_grads(dl_model *m) {
     if (m->grads) dl_dev_memset0(m->dev, m->grads, m->n_params * sizeof(float));
+    if (m->lora) m->lora_ops->zero_grads(m->lora);   /* LoRA hook */
 }
 
 /* ---------------------------------------------------------------- init */
@@ -459,6 +461,8 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     const dl_config *c = &m->cfg;
     if (B <= 0 || T <= 0 || M_max < 0 || (mode != DL_ACTS_TRAIN && mode != DL_ACTS_INFER))
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bad activation shape B=%d T=%d M=%d", B, T, M_max);
+    int rc;   /* LoRA hook: the adapter's activations for the same rows */
+    if (m->lora && (rc = m->lora_ops->reserve(m->lora, B * T, mode == DL_ACTS_TRAIN, err, errlen))) return rc;
     /* a TRAIN block serves inference too; an INFER block never serves training */
     if (m->acts && m->acts->B >= B && m->acts->T >= T && m->acts->M >= M_max &&
         (m->acts->mode == DL_ACTS_TRAIN || mode == DL_ACTS_INFER))
@@ -527,6 +531,7 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, c->qk_norm ? &x->qk : NULL, x->res_in, a->pos, N);
         dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
         dl_k_linear_fwd(d, dt, wdt, a->tmp, x->ao, p->xo, NULL, N, QD, D);
+        if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_O, a->tmp, x->ao, N);   /* LoRA hook */
         dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
     }
@@ -552,8 +557,11 @@ const float *dl_model_logits(const dl_model *m) {
 }
 
 /* ---------------------------------------------------------------- backward */
-#define G(p) (m->grads + ((p) - m->params))
+/* weight gradient of p; NULL (skipped by the kernels) when the base is
+ * frozen under a LoRA adapter and has no gradient buffer */
+#define G(p) (m->grads ? m->grads + ((p) - m->params) : NULL)
 #define GB(p) ((p) ? G(p) : NULL)
+#define LORA_BWD(t, dx, dy, x) if (m->lora) m->lora_ops->bwd(m->lora, l, t, dx, dy, x, N)   /* LoRA hook */
 
 /* Backward of qk_norm_fwd: dq_in, dk_in (overwritten) from dq, dk
  * (after the RoPE backward); the norm weights' gradients accumulate. */
@@ -572,7 +580,7 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     struct dl_acts *a = m->acts;
     dl_dev *d = m->dev;
     if (m->wdtype != DL_F32) return refuse_low(m, "backward", err, errlen);
-    if (!m->grads) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward without gradients");
+    if (!m->grads && !m->lora) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward without gradients");
     if (a && a->mode != DL_ACTS_TRAIN)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: backward after an inference-only reserve "
                          "(dl_model_reserve DL_ACTS_INFER keeps nothing for backward)");
@@ -600,13 +608,17 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
         layer_acts *x = &a->L[l];
         /* MLP: dx is d(res_out of this layer) */
         dl_k_linear_bwd(d, dt, a->dact, G(p->w_down), NULL, a->dx, x->act, p->w_down, N, F, D);
+        LORA_BWD(DL_LORA_DOWN, a->dact, a->dx, x->act);
         dl_k_swiglu_bwd(d, dt, a->dgate, a->dup, a->dact, x->gate, x->up, N, F);
         dl_k_linear_bwd(d, dt, a->dh, G(p->w_gate), NULL, a->dgate, x->h2, p->w_gate, N, D, F);
+        LORA_BWD(DL_LORA_GATE, a->dh, a->dgate, x->h2);
         dl_k_linear_bwd(d, dt, a->dh2, G(p->w_up), NULL, a->dup, x->h2, p->w_up, N, D, F);
+        LORA_BWD(DL_LORA_UP, a->dh2, a->dup, x->h2);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
         dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->mlp_norm), a->dh, x->res_mid, p->mlp_norm, x->rstd2, N, D);
         /* attention: dx is d(res_mid) */
         dl_k_linear_bwd(d, dt, a->dao, G(p->wo), NULL, a->dx, x->ao, p->wo, N, QD, D);
+        LORA_BWD(DL_LORA_O, a->dao, a->dx, x->ao);
         dl_k_attention_bwd(d, dt, a->dq, a->dk, a->dv, a->datt, a->dao, x->ao, x->lse, x->att, x->q, x->k, x->v,
                            lens, B, T, Hq, Hk, E, a->f_mask, a->f_block);
         dl_k_rope(d, dt, a->dq, a->pos, N, Hq, E, c->rope_theta, c->rope_layout, 1);
@@ -616,14 +628,18 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
             qk_norm_bwd(m, p, &x->qk, a->dq_in, a->dk_in, a->dq, a->dk, N);
             dq = a->dq_in; dk = a->dk_in;
         }
+        /* LoRA's q/k hooks see the projections' own gradients (before q_norm/k_norm, as PEFT's q_proj/k_proj) */
         dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), dq, x->h1, p->wq, N, D, QD);
+        LORA_BWD(DL_LORA_Q, a->dh, dq, x->h1);
         dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), dk, x->h1, p->wk, N, D, KD);
+        LORA_BWD(DL_LORA_K, a->dh2, dk, x->h1);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
         dl_k_linear_bwd(d, dt, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, p->wv, N, D, KD);
+        LORA_BWD(DL_LORA_V, a->dh2, a->dv, x->h1);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
         dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->attn_norm), a->dh, x->res_in, p->attn_norm, x->rstd1, N, D);
     }
-    dl_k_embedding_bwd(d, dt, G(m->embed), a->dx, a->ids, N, D);
+    if (m->grads) dl_k_embedding_bwd(d, dt, G(m->embed), a->dx, a->ids, N, D);   /* frozen under LoRA: skipped */
     return 0;
 }
 
@@ -650,6 +666,12 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
     const int parts[3] = { QD, KD, KD };
     dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
     dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 3, h, p->xq, p->bq, N, D);
+    if (m->lora) {   /* LoRA hook: on the projections themselves (before q_norm/k_norm and RoPE, as PEFT) */
+        int l = (int)(p - m->layers);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_Q, outs[0], h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_K, outs[1], h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_V, v, h, N);
+    }
     if (c->qk_norm) qk_norm_fwd(m, p, qk, q, k, N);
     dl_k_rope(m->dev, dt, q, pos, N, c->n_heads, E, c->rope_theta, c->rope_layout, 0);
     dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
@@ -664,7 +686,13 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
     void *const outs[2] = { gate, up };
     const int parts[2] = { F, F };
     dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 2, h, p->xgate, NULL, N, D);
+    int l = (int)(p - m->layers);
+    if (m->lora) {   /* LoRA hook */
+        m->lora_ops->fwd(m->lora, l, DL_LORA_GATE, gate, h, N);
+        m->lora_ops->fwd(m->lora, l, DL_LORA_UP, up, h, N);
+    }
     dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
     dl_k_linear_fwd(m->dev, dt, m->wdtype, tmp, act, p->xdown, NULL, N, F, D);
+    if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_DOWN, tmp, act, N);   /* LoRA hook */
     dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
 }

@@ -87,6 +87,19 @@ typedef struct {
     const void *xq, *xo, *xgate, *xdown;
 } dl_layer_params;
 
+/* The linears an adapter can hook (dl_lora.h), and the hooks dl_model.c
+ * calls when one is attached (m->lora, m->lora_ops): a table, so that this
+ * file does not depend on dl_lora (dl_lora fills it). */
+struct dl_lora;
+enum { DL_LORA_Q, DL_LORA_K, DL_LORA_V, DL_LORA_O, DL_LORA_GATE, DL_LORA_UP, DL_LORA_DOWN, DL_LORA_NT };
+typedef struct {
+    int (*reserve)(struct dl_lora *lo, int N, int train, char *err, size_t errlen);
+    void (*fwd)(struct dl_lora *lo, int layer, int t, void *y, const void *x, int N);
+    void (*bwd)(struct dl_lora *lo, int layer, int t, void *dx, const void *dy, const void *x, int N);
+    void (*zero_grads)(struct dl_lora *lo);
+    void (*free)(struct dl_lora *lo);
+} dl_lora_ops;
+
 typedef struct {
     dl_config cfg;
     dl_dev *dev;
@@ -118,6 +131,12 @@ typedef struct {
     float *lm_head;           /* (V, D); == embed when tied */
     const void *xembed, *xlm_head;   /* embed / lm_head as the forward reads them (wdtype) */
     struct dl_acts *acts;     /* activation block, see dl_model.c */
+    /* LoRA adapter (dl_lora.h) or NULL.  When attached: forward / backward
+     * add its low-rank path (hooks marked "LoRA hook" in dl_model.c), the
+     * base weights are frozen (grads may be NULL: their gradients are
+     * skipped), dl_optim trains the adapter, dl_model_free frees it. */
+    struct dl_lora *lora;
+    const dl_lora_ops *lora_ops;   /* its hooks (set with lora by dl_lora_attach) */
 } dl_model;
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);

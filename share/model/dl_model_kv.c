@@ -113,6 +113,8 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_dev *d = m->dev;
     int D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, F = c->hidden_dim, V = c->vocab_size,
         QD = Hq * E, KD = Hk * E, Tm = kv->T_max;
+    if (m->lora)   /* LoRA hook: inference folds adapters into the weights (dl_lora_fold) */
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: a model with a LoRA adapter attached (fold it first)");
     if (kv->n_layers != c->n_layers || kv->D != D || kv->QD != QD || kv->KD != KD || kv->F != F || kv->V != V)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: made for another model shape");
     if (B <= 0 || B > kv->B || n_new <= 0 || n_new > kv->n_max)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "dl_lora.h"
 #include "dl_model_open.h"
 
 static int open_device(dl_dev **d, const char *name, int threads, char *err, size_t errlen) {
@@ -99,6 +100,8 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
         rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: mask id %lld >= vocab size %d", o->dir, (long long)mid,
                        c->vocab_size);
     info->mask_id = mid >= 0 ? (uint32_t)mid : UINT32_MAX;
+    if (!rc && o->adapter && (rc = dl_lora_fold_dir(m, o->adapter, err, errlen)))
+        dl_err_prefix(err, errlen, "--adapter %s (on %s)", o->adapter, o->dir);
     if (rc) {
         dl_tok_free(info->tok);
         info->tok = NULL;

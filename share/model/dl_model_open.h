@@ -49,6 +49,8 @@ typedef struct {
     int force_causal;         /* the program's --causal */
     int64_t mask_id;          /* >= 0: overrides the checkpoint's mask_token_id; -1: the checkpoint's */
     const char *what;         /* "sampling" | "scoring": for messages */
+    const char *adapter;      /* a PEFT LoRA adapter directory folded into the weights at load
+                                 (dl_lora_fold: W += s B A, rounded once to the weights' dtype), or NULL */
 } dl_infer_opts;
 typedef struct {
     dl_tok *tok;              /* DIR/tokenizer.json, or NULL when the checkpoint has none (caller frees) */

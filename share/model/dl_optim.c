@@ -3,9 +3,21 @@
  * dl_model_alloc_grads / dl_model_alloc_optimizer).
  */
 #include <math.h>
+#include "dl_lora.h"
 #include "dl_optim.h"
 
-double dl_optim_grad_norm(dl_model *m) { return sqrt(dl_k_sumsq(m->dev, m->grads, m->n_params)); }
+dl_optim_block dl_optim_trained(const dl_model *m) {
+    if (m->lora) {
+        dl_lora_block b = dl_lora_block_of(m->lora);
+        return (dl_optim_block){ b.params, b.grads, b.adam_m, b.adam_v, b.n, b.n };
+    }
+    return (dl_optim_block){ m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->n_decay_params };
+}
+
+double dl_optim_grad_norm(dl_model *m) {
+    dl_optim_block b = dl_optim_trained(m);
+    return sqrt(dl_k_sumsq(m->dev, b.grads, b.n));
+}
 
 double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm) {
     return c->clip > 0 && grad_norm > c->clip ? c->clip / (grad_norm + 1e-6) : 1.0;
@@ -13,13 +25,14 @@ double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm) {
 
 void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale) {
     dl_dev *d = m->dev;
-    size_t nd = m->n_decay_params;
+    dl_optim_block b = dl_optim_trained(m);
+    size_t nd = b.n_decay;
     float gs = (float)clip_scale;
     if (nd)
-        dl_k_adamw(d, m->params, m->grads, m->adam_m, m->adam_v, nd, (float)lr, (float)c->beta1, (float)c->beta2,
+        dl_k_adamw(d, b.params, b.grads, b.adam_m, b.adam_v, nd, (float)lr, (float)c->beta1, (float)c->beta2,
                    (float)c->eps, (float)c->wd, (int)step, gs);
-    if (m->n_params > nd)
-        dl_k_adamw(d, m->params + nd, m->grads + nd, m->adam_m + nd, m->adam_v + nd, m->n_params - nd, (float)lr,
+    if (b.n > nd)
+        dl_k_adamw(d, b.params + nd, b.grads + nd, b.adam_m + nd, b.adam_v + nd, b.n - nd, (float)lr,
                    (float)c->beta1, (float)c->beta2, (float)c->eps, 0.0f, (int)step, gs);
     dl_dev_sync(d);
 }

@@ -22,7 +22,14 @@ typedef struct {
     double clip;                    /* max global gradient norm; <= 0 = no clipping */
 } dl_optim_cfg;
 
-/* sqrt of the sum of squares of m->grads (synchronises). */
+/* The block the optimizer trains: m's parameters (n_decay of them get
+ * weight decay, the rest not), or, with a LoRA adapter attached
+ * (m->lora), the adapter's alone (all matrices: all decayed); the base is
+ * frozen then.  The functions below work on this block. */
+typedef struct { float *params, *grads, *adam_m, *adam_v; size_t n, n_decay; } dl_optim_block;
+dl_optim_block dl_optim_trained(const dl_model *m);
+
+/* sqrt of the sum of squares of the trained gradients (synchronises). */
 double dl_optim_grad_norm(dl_model *m);
 /* The clip factor for a gradient norm. */
 double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm);
