@@ -9,6 +9,11 @@ Writes tests/data/lora/:
                                              False (B random, not zero, so it matters)
   logits.json                                {"ids": [...], "logits": [[...]]} of
                                              PeftModel(base, adapter) on ids (one row, causal)
+With --ours DIR (an adapter written by dllm-train --init tests/data/lora/base --lora 4 ...):
+copies its adapter_config.json and adapter_model.safetensors to tests/data/lora/ours/ and writes
+tests/data/lora/ours_logits.json: PeftModel.from_pretrained(base, ours) on IDS, so the C test shows
+that PEFT reads OUR files and gives our logits (the commands that made ours/ are in
+tests/data/lora/ours/HOW.md).
 With --check DIR (a dllm-written adapter on this base, e.g. dllm-train --init base --lora ...):
 prints the max |logit| difference of PEFT with that adapter vs PEFT with the adapter folded in by
 hand, after loading it with PeftModel.from_pretrained (peft reads our files).
@@ -39,6 +44,24 @@ def main():
     torch.manual_seed(0)
     base = base_model()
     bdir = os.path.join(OUT, "base")
+    if len(sys.argv) > 2 and sys.argv[1] == "--ours":
+        import shutil
+        odir = os.path.join(OUT, "ours")
+        os.makedirs(odir, exist_ok=True)
+        for fn in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(os.path.join(sys.argv[2], fn), os.path.join(odir, fn))
+        with open(os.path.join(odir, "adapter_config.json")) as f:
+            ac = json.load(f)
+        ac["base_model_name_or_path"] = "tests/data/lora/base"   # not the machine's absolute path
+        with open(os.path.join(odir, "adapter_config.json"), "w") as f:
+            json.dump(ac, f, indent=1)
+        pm = PeftModel.from_pretrained(base, odir).eval()
+        with torch.no_grad():
+            logits = pm(torch.tensor([IDS])).logits[0].double()
+        with open(os.path.join(OUT, "ours_logits.json"), "w") as f:
+            json.dump({"ids": IDS, "logits": [[float("%.9g" % v) for v in row] for row in logits.tolist()]}, f)
+        print("peft loaded our adapter; wrote", odir, "and ours_logits.json")
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--check":
         pm = PeftModel.from_pretrained(base, sys.argv[2]).eval()
         ids = torch.tensor([IDS])

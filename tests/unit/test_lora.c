@@ -7,6 +7,9 @@
  *    forward) and folded into the weights (dl_lora_fold_dir, what sample /
  *    score --adapter do) equal PeftModel's within |d| <= 1e-5; the
  *    attached and folded models agree within 1e-5 too (merged = adapter);
+ *  - PEFT reads OUR files: tests/data/lora/ours is an adapter written by
+ *    dllm-train --lora (ours/HOW.md); ours_logits.json is PeftModel's
+ *    logits with it; ours folded and attached equal them within 1e-5;
  *  - save / load round trip: dl_lora_save writes the same tensors back
  *    (reloaded logits bit-identical);
  *  - gradients: on the reference backend (float64 sums) every adapter
@@ -45,6 +48,49 @@ static float *logits_of(dl_model *m, const uint32_t *ids, int T, dl_attn_mask ma
     dl_dev_free(m->dev, dids);
     dl_dev_free(m->dev, dsel);
     return out;
+}
+
+/* PEFT's logits with an adapter dllm-train wrote (tests/data/lora/ours). */
+static void peft_reads_ours(dl_dev *dev) {
+    char err[400];
+    json_error_t je;
+    json_t *fx = json_load_file(FIX "/ours_logits.json", 0, &je);
+    DL_CHECK(fx != NULL, "fixture ours_logits.json loads");
+    if (!fx) return;
+    json_t *jids = json_object_get(fx, "ids"), *jl = json_object_get(fx, "logits");
+    int T = (int)json_array_size(jids);
+    uint32_t ids[64];
+    for (int i = 0; i < T && i < 64; i++) ids[i] = (uint32_t)json_integer_value(json_array_get(jids, i));
+    dl_model m, f;
+    int rc = dl_ckpt_load(&m, FIX "/base", dev, err, sizeof err);
+    DL_CHECK(rc == 0, "base loads: %s", rc ? err : "ok");
+    if (rc) { json_decref(fx); return; }
+    int V = m.cfg.vocab_size;
+    float *ref = malloc(sizeof(float) * (size_t)T * V);
+    for (int i = 0; i < T; i++)
+        for (int v = 0; v < V; v++) ref[(size_t)i * V + v] = (float)json_real_value(json_array_get(json_array_get(jl, i), v));
+    dl_lora *lo;
+    rc = dl_lora_load(&lo, &m, FIX "/ours", NULL, 0, err, sizeof err);
+    if (!rc) rc = dl_lora_attach(&m, lo, err, sizeof err);
+    DL_CHECK(rc == 0, "our (dllm-train) adapter loads and attaches: %s", rc ? err : "ok");
+    if (!rc) {
+        float *att = logits_of(&m, ids, T, DL_ATTN_CAUSAL);
+        dl_tcheck("dllm-written adapter, attached = PEFT's logits with it", att, ref, (size_t)T * V, 1e-5f, 0, 1e-10);
+        free(att);
+    }
+    rc = dl_ckpt_load(&f, FIX "/base", dev, err, sizeof err);
+    if (!rc) rc = dl_lora_fold_dir(&f, FIX "/ours", err, sizeof err);
+    DL_CHECK(rc == 0, "fold our adapter: %s", rc ? err : "ok");
+    if (!rc) {
+        float *fold = logits_of(&f, ids, T, DL_ATTN_CAUSAL);
+        dl_tcheck("dllm-written adapter, folded (--adapter) = PEFT's logits with it", fold, ref, (size_t)T * V, 1e-5f, 0,
+                  1e-10);
+        free(fold);
+        dl_model_free(&f);
+    }
+    dl_model_free(&m);
+    free(ref);
+    json_decref(fx);
 }
 
 static void peft_fixture(dl_dev *dev) {
@@ -235,6 +281,7 @@ int main(void) {
     dl_dev *dev;
     if (dl_dev_open(&dev, DL_DEV_CPU, 2, err, sizeof err)) { printf("not ok - cpu: %s\n", err); return 1; }
     peft_fixture(dev);
+    peft_reads_ours(dev);
     fresh_is_identity(dev);
     dl_dev_close(dev);
     gradients();
