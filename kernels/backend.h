@@ -23,6 +23,7 @@ typedef struct dl_backend_ops {
     /* wdt: the weight dtype (== dt for every op that takes no wdt) */
     int (*supports)(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
     int (*cpu_blas)(dl_dev *d, int on);                 /* NULL: no BLAS switch */
+    int (*cpu_gemv)(dl_dev *d, int rows);               /* NULL: no GEMV switch */
     /* memory */
     void *(*alloc)(dl_dev *d, size_t bytes);
     void (*free)(dl_dev *d, void *p);

@@ -72,6 +72,7 @@ int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
            d->ops->supports(d, op, dt, wdt);
 }
 int dl_dev_cpu_blas(dl_dev *d, int on) { return d->ops->cpu_blas ? d->ops->cpu_blas(d, on) : 0; }
+int dl_dev_cpu_gemv(dl_dev *d, int rows) { return d->ops->cpu_gemv ? d->ops->cpu_gemv(d, rows) : 0; }
 void *dl_dev_alloc(dl_dev *d, size_t bytes) { return d->ops->alloc(d, bytes); }
 void dl_dev_free(dl_dev *d, void *p) { d->ops->free(d, p); }
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes) { d->ops->memset0(d, p, bytes); }

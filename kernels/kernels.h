@@ -98,6 +98,14 @@ int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops u
  * GEMM, -1 only asks.  Returns the setting now in effect (0 without
  * OpenBLAS, and on other backends). */
 int dl_dev_cpu_blas(dl_dev *d, int on);
+/* CPU only, for decoding: rows > 0 makes linear_fwd with N <= rows (capped
+ * at 16) stream each weight row once per call (a GEMV, kernels/cpu/gemv.c,
+ * f32 or bf16 weights, threads split the output rows) instead of the GEMM;
+ * its summation order differs from the GEMM's (results agree to ~1e-6
+ * relative), so it is off (0) unless a caller asks: the autoregressive
+ * sampler's decode steps.  -1 only asks.  Returns the setting now in
+ * effect (0 on other backends). */
+int dl_dev_cpu_gemv(dl_dev *d, int rows);
 
 /* ------------------------------------------------------------ embedding */
 /* out (N,D, dt) = wte[ids[n]] (wte (V,D) in wdt; a bf16 row widens exactly) ; ids (N) < V */

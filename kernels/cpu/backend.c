@@ -74,6 +74,11 @@ static int cpu_blas(dl_dev *d, int on) {
     return cpu_st(d)->use_blas;
 }
 
+static int cpu_gemv_set(dl_dev *d, int rows) {
+    if (rows >= 0) cpu_st(d)->gemv_rows = rows > CPU_GEMV_NMAX ? CPU_GEMV_NMAX : rows;
+    return cpu_st(d)->gemv_rows;
+}
+
 /* f32 everywhere; bf16 weights with f32 activations for the ops that take
  * a weight dtype (linear_bf16w.c) */
 static int cpu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
@@ -99,7 +104,7 @@ static void cpu_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) { (void
 static void cpu_sync(dl_dev *d) { (void)d; }
 
 const dl_backend_ops dl_backend_cpu_ops = {
-    .name = "cpu", .close = cpu_close, .supports = cpu_supports, .cpu_blas = cpu_blas,
+    .name = "cpu", .close = cpu_close, .supports = cpu_supports, .cpu_blas = cpu_blas, .cpu_gemv = cpu_gemv_set,
     .alloc = cpu_alloc, .free = cpu_free, .memset0 = cpu_memset0, .h2d = cpu_copy, .d2h = cpu_copy,
     .d2d = cpu_d2d, .sync = cpu_sync,
     .embedding_fwd = cpu_embedding_fwd, .embedding_bwd = cpu_embedding_bwd,
