@@ -60,6 +60,9 @@ typedef struct dl_backend_ops {
     void (*attention_kv_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                              const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk,
                              int E);
+    void (*attention_cached_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                                 const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n,
+                                 int Tmax, int Hq, int Hk, int E);
     void (*swiglu_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
     void (*swiglu_bwd)(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *dout, const void *gate,
                        const void *up, int N, int F);

@@ -112,6 +112,7 @@ const dl_backend_ops dl_backend_cpu_ops = {
     .linear_fwd = cpu_linear_fwd, .linear_bwd = cpu_linear_bwd, .rope = cpu_rope,
     .attention_fwd = cpu_attention_fwd, .attention_bwd = cpu_attention_bwd,
     .attention_bwd_scratch_bytes = cpu_attention_bwd_scratch_bytes, .attention_kv_fwd = cpu_attention_kv_fwd,
+    .attention_cached_fwd = cpu_attention_cached_fwd,
     .swiglu_fwd = cpu_swiglu_fwd, .swiglu_bwd = cpu_swiglu_bwd, .add = cpu_add, .add_inplace = cpu_add_inplace,
     .gather_rows = cpu_gather_rows, .scatter_add_rows = cpu_scatter_add_rows, .copy_2d = cpu_copy_2d,
     .convert = cpu_convert, .xent_fwd = cpu_xent_fwd, .xent_bwd = cpu_xent_bwd, .sumsq = cpu_sumsq,
