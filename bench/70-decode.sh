@@ -35,7 +35,7 @@ for m in stories260K:$S/stories260K.bin m85:$W/m85.bin; do
               sed -n 's/achieved tok\/s: //p')
         ours=$(bin/dllm-sample -j $j -m "$W/$name" --causal --bos --keep-eos -p "Once upon a time" -n $N -o /dev/null 2>&1 |
                sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
-        echo "decode $name greedy AR, $j thread(s): tokens/s ours $ours, llama2.c run.c $ref, ratio $(echo "$ours $ref" | awk '{printf "%.2f", $2 > 0 ? $1 / $2 : 0}')"
+        echo "decode $name greedy AR, $j thread(s): tokens/s ours $ours, llama2.c run.c $ref, ratio $(echo "$ours $ref" | awk "{printf \"%.2f\", (\$2 > 0 ? \$1 / \$2 : 0)}")"
     done
 done
 for B in 1 2 4 8; do
@@ -54,5 +54,5 @@ tn=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/none.err"); nn=$(sed -n 's/.
 for c in prefix dual; do
     t=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/$c.err"); nf=$(sed -n 's/.*NFE \([0-9]*\) .*/\1/p' "$W/$c.err")
     same=$(paste "$W/$c.ids" "$W/none.ids" | tail -n 128 | awk '$1 == $2 { s++ } END { printf "%.3f", s / NR }')
-    echo "decode m85 diffusion --cache $c vs none (gen 128, block 32, 2 threads): tokens/s ours $t, --cache none $tn, ratio $(echo "$t $tn" | awk '{printf "%.2f", $2 > 0 ? $1 / $2 : 0}'); NFE $nf vs $nn; tokens identical to none $same"
+    echo "decode m85 diffusion --cache $c vs none (gen 128, block 32, 2 threads): tokens/s ours $t, --cache none $tn, ratio $(echo "$t $tn" | awk "{printf \"%.2f\", (\$2 > 0 ? \$1 / \$2 : 0)}"); NFE $nf vs $nn; tokens identical to none $same"
 done
