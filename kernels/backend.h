@@ -23,6 +23,7 @@ typedef struct dl_backend_ops {
     /* wdt: the weight dtype (== dt for every op that takes no wdt) */
     int (*supports)(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
     int (*cpu_blas)(dl_dev *d, int on);                 /* NULL: no BLAS switch */
+    int (*cpu_gemv)(dl_dev *d, int rows);               /* NULL: no GEMV switch */
     /* memory */
     void *(*alloc)(dl_dev *d, size_t bytes);
     void (*free)(dl_dev *d, void *p);
@@ -59,6 +60,9 @@ typedef struct dl_backend_ops {
     void (*attention_kv_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                              const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk,
                              int E);
+    void (*attention_cached_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                                 const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n,
+                                 int Tmax, int Hq, int Hk, int E);
     void (*swiglu_fwd)(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
     void (*swiglu_bwd)(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *dout, const void *gate,
                        const void *up, int N, int F);

@@ -34,7 +34,7 @@ const char *dl_op_name(dl_op op) {
         "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "linear_fwd", "linear_fwd_split", "linear_bwd", "rope",
         "attention_fwd", "attention_bwd", "attention_kv_fwd", "swiglu_fwd", "swiglu_bwd", "add", "add_inplace",
         "gather_rows", "scatter_add_rows", "copy_2d", "convert", "xent_fwd", "xent_bwd", "sumsq", "adamw", "scale",
-        "select_tokens",
+        "select_tokens", "attention_cached_fwd",
     };
     return (unsigned)op < DL_OP_COUNT ? names[op] : "?";
 }
@@ -72,6 +72,7 @@ int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
            d->ops->supports(d, op, dt, wdt);
 }
 int dl_dev_cpu_blas(dl_dev *d, int on) { return d->ops->cpu_blas ? d->ops->cpu_blas(d, on) : 0; }
+int dl_dev_cpu_gemv(dl_dev *d, int rows) { return d->ops->cpu_gemv ? d->ops->cpu_gemv(d, rows) : 0; }
 void *dl_dev_alloc(dl_dev *d, size_t bytes) { return d->ops->alloc(d, bytes); }
 void dl_dev_free(dl_dev *d, void *p) { d->ops->free(d, p); }
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes) { d->ops->memset0(d, p, bytes); }
@@ -141,6 +142,11 @@ size_t dl_k_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, i
 void dl_k_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                            const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
     d->ops->attention_kv_fwd(d, dt, out, q, kcache, vcache, n_past, B, n, Tmax, Hq, Hk, E);
+}
+void dl_k_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                               const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                               int Hq, int Hk, int E) {
+    d->ops->attention_cached_fwd(d, dt, out, q, kcache, vcache, rows, n_keys, B, n, Tmax, Hq, Hk, E);
 }
 void dl_k_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F) {
     d->ops->swiglu_fwd(d, dt, out, gate, up, N, F);

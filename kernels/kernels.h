@@ -61,7 +61,7 @@ typedef enum {
     DL_OP_LINEAR_FWD, DL_OP_LINEAR_FWD_SPLIT, DL_OP_LINEAR_BWD, DL_OP_ROPE, DL_OP_ATTENTION_FWD, DL_OP_ATTENTION_BWD,
     DL_OP_ATTENTION_KV_FWD, DL_OP_SWIGLU_FWD, DL_OP_SWIGLU_BWD, DL_OP_ADD, DL_OP_ADD_INPLACE,
     DL_OP_GATHER_ROWS, DL_OP_SCATTER_ADD_ROWS, DL_OP_COPY_2D, DL_OP_CONVERT, DL_OP_XENT_FWD, DL_OP_XENT_BWD,
-    DL_OP_SUMSQ, DL_OP_ADAMW, DL_OP_SCALE, DL_OP_SELECT_TOKENS,
+    DL_OP_SUMSQ, DL_OP_ADAMW, DL_OP_SCALE, DL_OP_SELECT_TOKENS, DL_OP_ATTENTION_CACHED_FWD,
     DL_OP_COUNT
 } dl_op;
 const char *dl_op_name(dl_op op);           /* "linear_fwd" ... */
@@ -98,6 +98,14 @@ int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops u
  * GEMM, -1 only asks.  Returns the setting now in effect (0 without
  * OpenBLAS, and on other backends). */
 int dl_dev_cpu_blas(dl_dev *d, int on);
+/* CPU only, for decoding: rows > 0 makes linear_fwd with N <= rows (capped
+ * at 16) stream each weight row once per call (a GEMV, kernels/cpu/gemv.c,
+ * f32 or bf16 weights, threads split the output rows) instead of the GEMM;
+ * its summation order differs from the GEMM's (results agree to ~1e-6
+ * relative), so it is off (0) unless a caller asks: the autoregressive
+ * sampler's decode steps.  -1 only asks.  Returns the setting now in
+ * effect (0 on other backends). */
+int dl_dev_cpu_gemv(dl_dev *d, int rows);
 
 /* ------------------------------------------------------------ embedding */
 /* out (N,D, dt) = wte[ids[n]] (wte (V,D) in wdt; a bf16 row widens exactly) ; ids (N) < V */
@@ -182,6 +190,19 @@ size_t dl_k_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, i
  * to rounding.  No probabilities are kept (inference only). */
 void dl_k_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                            const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
+
+/* Bidirectional attention of a window against a cache (the diffusion
+ * sampler's prefix / dual caches, share/model/dl_model_dcache.c): q, out
+ * (B, n, Hq, E) the n window queries of each row; kcache, vcache
+ * (R, Tmax, Hk, E) per cache row, already holding the window's own keys /
+ * values; rows (B, device) the cache row of query row b (NULL: b);
+ * n_keys (B, device): EVERY query of row b sees keys [0, n_keys[b]) of its
+ * cache row (clamped to Tmax), whatever its position.  GQA and scale as
+ * above.  Equals dl_k_attention_fwd DL_ATTN_BIDIR with lens = n_keys on the
+ * matching rows up to rounding.  Inference only. */
+void dl_k_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                               const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                               int Hq, int Hk, int E);
 
 /* ------------------------------------------------------------ SwiGLU */
 /* out (N,F) = silu(gate) * up */

@@ -36,6 +36,10 @@
  * documents are separated by BOS (llama2.c's run.c stops when the model
  * emits 1), this reproduces run.c's greedy story.
  *
+ * Decode steps (after the prefill) run the linears as GEMVs
+ * (dl_dev_cpu_gemv: each weight read once per token, the memory-bandwidth
+ * bound); the prefill keeps the GEMM.
+ *
  * Steps 1-4 run on the device (share/model/dl_select.h, DL_SEL_INVCDF with
  * DL_CONF_PROB0): the running rows' logits stay there and only (token,
  * confidence) pairs come back; the uniforms are drawn there from (seed,
@@ -97,6 +101,7 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
         .suppress = o->suppress, .n_suppress = o->n_suppress, .mask_id = o->mask_id, .purpose = DL_RNG_SAMPLE,
     };
     uint32_t *canvas = NULL;
+    int gemv0 = -1;   /* the device's GEMV setting before this call, restored at the end */
     int32_t *pos0 = calloc((size_t)n, sizeof *pos0), *nv = calloc((size_t)n, sizeof *nv);
     int *gen = calloc((size_t)n, sizeof *gen), *done = calloc((size_t)n, sizeof *done);
     double *fnoise = malloc(sizeof *fnoise * (size_t)n);   /* --noise FILE: one step's uniforms */
@@ -127,9 +132,12 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
     }
     if (o->show && !done[0]) draw(o, &rows[0], 0, rows[0].n_prompt + G, -1, canvas, new_mask, 0);
     int n_new = P;
+    gemv0 = dl_dev_cpu_gemv(m->dev, -1);
     for (int step = 0; running > 0; step++) {
         int nb = n;   /* rows past the last running one are left out of the forward */
         while (done[nb - 1]) nb--;
+        /* decode steps (one new token per row) stream each weight once: GEMV */
+        dl_dev_cpu_gemv(m->dev, n_new == 1 ? nb : 0);
         if ((rc = dl_batch_forward_kv(&bt, kv, nb, n_new, pos0, nv, dl_select_logits(&sel), err, errlen))) goto out;
         /* the running rows' tokens: uniforms taken in row order (one each when T > 0) */
         int M = 0, file = 0;
@@ -184,6 +192,7 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
             if (rows[b].noise && (rc = smp_noise_check(rows[b].noise, err, errlen))) goto out;
     }
 out:
+    if (gemv0 >= 0) dl_dev_cpu_gemv(m->dev, gemv0);
     dl_model_kv_free(kv);
     dl_select_free(&sel);
     dl_batch_free(&bt);

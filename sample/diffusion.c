@@ -72,6 +72,8 @@ typedef struct {
     int *pos;                 /* (L) those positions */
     uint64_t gum, rnd, atu;   /* noise indices of this step's Gumbel / random / alg-temp uniforms */
     int has_gum, has_rnd, has_atu;
+    int cblk;                 /* --cache: block whose start refreshed the cache (-1: none yet) */
+    int wlo, whi;             /* --cache: this step's window [wlo, whi) */
 } rowst;
 
 static int is_infill(const smp_row *r, uint32_t mask_id) {
@@ -185,6 +187,57 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+/* --cache prefix | dual: this step's forward as a window over each row's
+ * cache (dl_model_forward_window).  A row's first step in a block (and its
+ * very first step) refreshes: window [0, L), every position's keys / values
+ * recomputed and stored.  Later steps of the block: prefix = [block start,
+ * L) (the prompt and finished blocks read from the cache), dual = [block
+ * start, block end) (the suffix too).  With shift_logits the window starts
+ * one earlier (the block's first position reads the hidden state before
+ * it).  Cache row f*n + b (f = 1: the CFG row); bt->sel, built for the full
+ * forward's (row, position) layout, is mapped to window slots. */
+static int window_forward(dl_model *m, dl_dcache *dc, const smp_opts *o, const smp_row *rows, rowst *st, int n,
+                          int B, int M, int nf, const dl_batch *bt, uint32_t *wids, int32_t *wrows, int32_t *wq0,
+                          int32_t *wnv, int32_t *wkeys, int32_t *wsel, const float **logits, char *err,
+                          size_t errlen) {
+    int W = 1;
+    for (int b = 0; b < n; b++) {
+        rowst *s = &st[b];
+        if (!s->run) continue;
+        int refresh = s->cblk != s->blk;
+        s->wlo = refresh ? 0 : s->blk_lo - (o->shift_logits && s->blk_lo > 0);
+        s->whi = refresh || o->cache == SMP_CACHE_PREFIX ? s->L : s->blk_hi;
+        s->cblk = s->blk;
+        if (s->whi - s->wlo > W) W = s->whi - s->wlo;
+    }
+    int T = 0;   /* the full forward's row stride that bt->sel was built for */
+    for (int b = 0; b < n; b++)
+        if (st[b].run && st[b].L > T) T = st[b].L;
+    for (int b = 0; b < n; b++) {
+        const rowst *s = &st[b];
+        if (!s->run) continue;
+        const smp_row *r = &rows[b];
+        for (int f = 0; f < nf; f++) {
+            int fr = f * B + s->fb, w = s->whi - s->wlo;
+            wrows[fr] = f * n + b;
+            wq0[fr] = s->wlo;
+            wnv[fr] = w;
+            wkeys[fr] = s->L;
+            uint32_t *dst = wids + (size_t)fr * W;
+            for (int j = 0; j < W; j++) {
+                int p = s->wlo + j;
+                dst[j] = j < w && !(f == 1 && p < r->n_prompt) ? r->ids[p] : o->mask_id;
+            }
+        }
+    }
+    for (int q = 0; q < nf * M; q++) {   /* full layout fr*T + h -> window slot fr*W + (h - wlo) */
+        int fr = bt->sel[q] / T, h = bt->sel[q] % T;
+        int b = wrows[fr] % n;
+        wsel[q] = fr * W + (h - st[b].wlo);
+    }
+    return dl_model_forward_window(m, dc, wids, nf * B, W, wrows, wq0, wnv, wkeys, wsel, nf * M, logits, err, errlen);
+}
+
 int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *err, size_t errlen) {
     const int V = m->cfg.vocab_size;
     const int cfg_on = o->cfg != 0;
@@ -210,6 +263,7 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
         s->spb = s->nb ? (S + s->nb - 1) / s->nb : 1;
         if (s->spb < 1) s->spb = 1;
         if (!s->nb) s->done = 1;
+        s->cblk = -1;
         if (s->L > Tmax) Tmax = s->L;
         Mmax += s->bk;
         s->sched = malloc((size_t)s->spb * sizeof *s->sched);
@@ -240,6 +294,19 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     int *moff = malloc((size_t)n * sizeof *moff);
     int *mrow = malloc((size_t)Mmax * sizeof *mrow);
     double *fnoise = NULL;   /* --noise FILE: the step's reserved uniforms, uploaded */
+    /* --cache: the cache and the window forward's host inputs */
+    dl_dcache *dc = NULL;
+    const int R = nf * n;
+    uint32_t *wids = NULL;
+    int32_t *wrows = NULL, *wq0 = NULL, *wnv = NULL, *wkeys = NULL, *wsel = NULL;
+    if (o->cache != SMP_CACHE_NONE) {
+        wids = malloc((size_t)R * Tmax * sizeof *wids);
+        wrows = malloc((size_t)R * 4 * sizeof *wrows);
+        wsel = malloc((size_t)nf * Mmax * sizeof *wsel);
+        if (!wids || !wrows || !wsel) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); goto free_all; }
+        wq0 = wrows + R; wnv = wq0 + R; wkeys = wnv + R;
+        if ((rc = dl_model_dcache_init(&dc, m, R, Tmax, R, nf * Mmax, err, errlen))) goto free_all;
+    }
     int ok = cand && conf && ck && cpos && ctok && cconf && ubuf && newm && moff && mrow;
     if (!ok) { rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory for a batch of %d rows", n); goto free_all; }
     if ((rc = dl_batch_reserve(&bt, m, nf * n, NB, nf * Mmax, err, errlen)) ||
@@ -298,7 +365,13 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
         }
         if (cfg_on)
             for (int j = 0; j < M; j++) bt.sel[M + j] = bt.sel[j] + B * T;
-        if ((rc = dl_batch_forward(&bt, nf * B, T, nf * M, 1, 0, DL_ATTN_BIDIR, 0, err, errlen))) goto free_all;
+        const float *wlogits = NULL;
+        if (o->cache == SMP_CACHE_NONE) {
+            if ((rc = dl_batch_forward(&bt, nf * B, T, nf * M, 1, 0, DL_ATTN_BIDIR, 0, err, errlen))) goto free_all;
+        } else if ((rc = window_forward(m, dc, o, rows, st, n, B, M, nf, &bt, wids, wrows, wq0, wnv, wkeys, wsel,
+                                        &wlogits, err, errlen))) {
+            goto free_all;
+        }
 
         /* 3. candidates and confidences of the M positions, on the device */
         if (fnz && hi > lo) {   /* --noise FILE: upload the uniforms this step reserved */
@@ -310,7 +383,8 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
             for (int q = 0; q < M; q++)
                 if (st[mrow[q]].has_gum) sel.base[q] -= lo;
         }
-        if ((rc = dl_select_run(&sel, M, seed, err, errlen))) goto free_all;
+        if ((rc = wlogits ? dl_select_run_logits(&sel, wlogits, M, seed, err, errlen)
+                          : dl_select_run(&sel, M, seed, err, errlen))) goto free_all;
         for (int q = 0; q < M; q++) {
             int b = mrow[q];
             cand[q] = sel.tok[q];
@@ -375,6 +449,8 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     for (int b = 0; b < n; b++) smp_trim_eos(o, &rows[b]);
 
 free_all:
+    dl_model_dcache_free(dc);
+    free(wids); free(wrows); free(wsel);
     free(fnoise); free(mrow); free(moff); free(newm); free(ubuf); free(cconf); free(ctok); free(cpos); free(ck);
     free(conf); free(cand);
     dl_select_free(&sel);

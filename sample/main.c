@@ -38,7 +38,7 @@
 
 static dl_common common;
 static const char *o_adapter;
-static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset;
+static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset, *o_cache;
 static dl_strlist o_prompts;
 static long long o_gen, o_steps, o_block, o_topk, o_seed, o_batch, o_threads;
 static double o_temp, o_topp, o_cfg, o_alg_temp, o_eps, o_threshold;
@@ -64,6 +64,7 @@ static const dl_opt OPTS[] = {
     { "alg-temp", 0, DL_OPT_FLOAT, &o_alg_temp, "0", "X", "> 0: sample the committed positions from softmax(confidence / X) (Dream)", NULL },
     { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "--alg origin: time grid t_j = 1 - j(1-E)/steps", NULL },
     { "threshold", 0, DL_OPT_FLOAT, &o_threshold, "0", "TAU", "Fast-dLLM: commit every position with confidence >= TAU (at least one); adaptive steps", NULL },
+    { "cache", 0, DL_OPT_STR, &o_cache, "none", "C", "diffusion KV cache (Fast-dLLM): none; prefix: prompt + finished blocks cached, refreshed at each block start; dual: the masked suffix too", NULL },
     { "suppress", 0, DL_OPT_STR, &o_suppress, NULL, "IDS", "comma-separated token ids never generated (the mask token never is)", NULL },
     { "seed", 0, DL_OPT_INT, &o_seed, "0", "S", "noise seed (per prompt: keyed by seed and prompt index)", NULL },
     { "keep-eos", 0, DL_OPT_FLAG, &o_keep_eos, NULL, NULL, "keep the whole canvas (default: cut after the first EOS after the prompt)", NULL },
@@ -196,6 +197,10 @@ static void check_options(smp_opts *o) {
     else if (!strcmp(o_remask, "margin")) o->remask = SMP_REMASK_MARGIN;
     else if (!strcmp(o_remask, "entropy")) o->remask = SMP_REMASK_ENTROPY;
     else dl_die(DL_EXIT_USAGE, "--remask '%s': expected low-confidence, random, margin or entropy", o_remask);
+    if (!strcmp(o_cache, "none")) o->cache = SMP_CACHE_NONE;
+    else if (!strcmp(o_cache, "prefix")) o->cache = SMP_CACHE_PREFIX;
+    else if (!strcmp(o_cache, "dual")) o->cache = SMP_CACHE_DUAL;
+    else dl_die(DL_EXIT_USAGE, "--cache '%s': expected none, prefix or dual", o_cache);
     if (!strcmp(o_alg, "llada")) o->alg = SMP_ALG_LLADA;
     else if (!strcmp(o_alg, "origin")) o->alg = SMP_ALG_ORIGIN;
     else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada or origin", o_alg);

@@ -94,6 +94,7 @@ void smp_noise_free(smp_noise *n);   /* NULL is fine */
 /* ---- options -------------------------------------------------------------- */
 typedef enum { SMP_REMASK_LOWCONF, SMP_REMASK_RANDOM, SMP_REMASK_MARGIN, SMP_REMASK_ENTROPY } smp_remask;
 typedef enum { SMP_ALG_LLADA, SMP_ALG_ORIGIN } smp_alg;
+typedef enum { SMP_CACHE_NONE, SMP_CACHE_PREFIX, SMP_CACHE_DUAL } smp_cache;
 
 typedef struct {
     int gen_length;          /* G: masks appended to every prompt (0 = pure infilling) */
@@ -108,6 +109,7 @@ typedef struct {
     double alg_temp;         /* > 0: positions sampled (Gumbel-top-k) instead of top-k confidence */
     double eps;              /* --alg origin time grid end (Dream: 1e-3) */
     double threshold;        /* Fast-dLLM tau; <= 0 = off */
+    smp_cache cache;         /* --cache: none | prefix | dual (diffusion.c) */
     const uint32_t *suppress; int n_suppress;
     int keep_eos;            /* 1: keep the whole canvas; 0: trim at the first EOS after the prompt */
     uint32_t mask_id;

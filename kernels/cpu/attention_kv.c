@@ -87,3 +87,31 @@ void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, co
         one_query(O, Q, K, V, ldk, nk, E, scale);
     }
 }
+
+/* The window variant (kernels.h dl_k_attention_cached_fwd): every query of
+ * row b sees keys [0, n_keys[b]) of cache row rows[b]; same one_query. */
+void cpu_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
+                              const void *vcv, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                              int Hq, int Hk, int E) {
+    CPU_F32(dt);
+    float *out = outv;
+    const float *q = qv, *kcache = kcv, *vcache = vcv;
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
+    const int rep = Hq / Hk;
+    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
+    const float scale = 1.0f / sqrtf((float)E);
+    const long ntask = (long)B * Hq * n;
+    size_t work = 0;
+    for (int b = 0; b < B; b++) work += (size_t)(n_keys[b] > 0 ? n_keys[b] : 0);
+    work *= (size_t)Hq * n * E * 2;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, work, 65536))
+    for (long t = 0; t < ntask; t++) {
+        int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / rep;
+        int nk = n_keys[b] > Tmax ? Tmax : n_keys[b] < 0 ? 0 : n_keys[b];
+        size_t r = rows ? (size_t)rows[b] : (size_t)b;
+        const float *Q = q + ((size_t)b * n + j) * ldq + (size_t)h * E;
+        const float *K = kcache + r * Tmax * ldk + (size_t)g * E;
+        const float *V = vcache + r * Tmax * ldk + (size_t)g * E;
+        one_query(out + ((size_t)b * n + j) * ldq + (size_t)h * E, Q, K, V, ldk, nk, E, scale);
+    }
+}

@@ -74,6 +74,11 @@ static int cpu_blas(dl_dev *d, int on) {
     return cpu_st(d)->use_blas;
 }
 
+static int cpu_gemv_set(dl_dev *d, int rows) {
+    if (rows >= 0) cpu_st(d)->gemv_rows = rows > CPU_GEMV_NMAX ? CPU_GEMV_NMAX : rows;
+    return cpu_st(d)->gemv_rows;
+}
+
 /* f32 everywhere; bf16 weights with f32 activations for the ops that take
  * a weight dtype (linear_bf16w.c) */
 static int cpu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
@@ -99,7 +104,7 @@ static void cpu_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) { (void
 static void cpu_sync(dl_dev *d) { (void)d; }
 
 const dl_backend_ops dl_backend_cpu_ops = {
-    .name = "cpu", .close = cpu_close, .supports = cpu_supports, .cpu_blas = cpu_blas,
+    .name = "cpu", .close = cpu_close, .supports = cpu_supports, .cpu_blas = cpu_blas, .cpu_gemv = cpu_gemv_set,
     .alloc = cpu_alloc, .free = cpu_free, .memset0 = cpu_memset0, .h2d = cpu_copy, .d2h = cpu_copy,
     .d2d = cpu_d2d, .sync = cpu_sync,
     .embedding_fwd = cpu_embedding_fwd, .embedding_bwd = cpu_embedding_bwd,
@@ -107,6 +112,7 @@ const dl_backend_ops dl_backend_cpu_ops = {
     .linear_fwd = cpu_linear_fwd, .linear_bwd = cpu_linear_bwd, .rope = cpu_rope,
     .attention_fwd = cpu_attention_fwd, .attention_bwd = cpu_attention_bwd,
     .attention_bwd_scratch_bytes = cpu_attention_bwd_scratch_bytes, .attention_kv_fwd = cpu_attention_kv_fwd,
+    .attention_cached_fwd = cpu_attention_cached_fwd,
     .swiglu_fwd = cpu_swiglu_fwd, .swiglu_bwd = cpu_swiglu_bwd, .add = cpu_add, .add_inplace = cpu_add_inplace,
     .gather_rows = cpu_gather_rows, .scatter_add_rows = cpu_scatter_add_rows, .copy_2d = cpu_copy_2d,
     .convert = cpu_convert, .xent_fwd = cpu_xent_fwd, .xent_bwd = cpu_xent_bwd, .sumsq = cpu_sumsq,

@@ -23,6 +23,7 @@
 /* Backend state behind dl_dev.be (threads live in dl_dev itself). */
 typedef struct cpu_state {
     int use_blas;         /* 1: cblas_sgemm (only when built with OpenBLAS); 0: plain C */
+    int gemv_rows;        /* linear_fwd with N <= gemv_rows runs cpu_gemv (gemv.c); 0 = never (default) */
     /* RoPE cos/sin table (rope.c), the one scratch an op allocates itself:
      * rope_tab[(p * E/2 + j) * 2 + {0: cos, 1: sin}] for positions
      * p < rope_npos, built for (rope_theta, rope_E); rebuilt when those change
@@ -59,6 +60,9 @@ void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, voi
                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block);
 size_t cpu_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att);
+void cpu_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                              const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                              int Hq, int Hk, int E);
 void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                           const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
 void cpu_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
@@ -82,6 +86,10 @@ int cpu_select_tokens(dl_dev *d, const dl_select_args *a);
 /* f32 activations x bf16 weights (linear_bf16w.c); contracts as the f32 ops */
 void cpu_linear_fwd_bf16w(dl_dev *d, float *out, const float *inp, const uint16_t *w, const float *bias,
                           int N, int C, int O);
+/* out (N,O) = inp (N,C) @ w (O,C)^T [+ bias]; w f32 (bf16 = 0) or bf16 (gemv.c) */
+void cpu_gemv(dl_dev *d, float *out, const float *inp, const void *w, int bf16, const float *bias, int N, int C,
+              int O);
+#define CPU_GEMV_NMAX 16   /* the most rows dl_dev_cpu_gemv accepts */
 void cpu_embedding_fwd_bf16w(dl_dev *d, float *out, const uint32_t *ids, const uint16_t *wte, int N, int D);
 
 /* Parallel GEMM: splits C into panels across d->threads OpenMP threads (small

@@ -8,6 +8,8 @@
  * GEMMs go through cpu_gemm (gemm.c: OpenBLAS sgemm or the plain-C kernel,
  * panels across OpenMP threads).  dbias is OpenMP over column slices, rows
  * summed in order (independent of the thread count).
+ * With dl_dev_cpu_gemv(d, n) set, N <= n rows go to cpu_gemv (gemv.c)
+ * instead, f32 or bf16 weights.
  * Does not: fuse activations, handle a transposed weight layout.
  */
 #include <string.h>
@@ -16,6 +18,10 @@
 void cpu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *outv, const void *inpv, const void *wv, const void *biasv,
                     int N, int C, int O) {
     CPU_F32(dt);
+    if (N <= cpu_st(d)->gemv_rows) {   /* decoding: stream the weights once (gemv.c) */
+        cpu_gemv(d, outv, inpv, wv, wdt == DL_BF16, biasv, N, C, O);
+        return;
+    }
     if (wdt == DL_BF16) {
         cpu_linear_fwd_bf16w(d, outv, inpv, wv, biasv, N, C, O);
         return;

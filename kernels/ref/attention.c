@@ -137,3 +137,26 @@ void ref_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, cons
                 }
             }
 }
+
+void ref_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                              const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                              int Hq, int Hk, int E) {
+    (void)d;
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0);
+    double p[Tmax > 0 ? Tmax : 1];
+    size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < n; j++)
+            for (int h = 0; h < Hq; h++) {
+                int nk = n_keys[b] > Tmax ? Tmax : n_keys[b] < 0 ? 0 : n_keys[b];
+                size_t r = rows ? (size_t)rows[b] : (size_t)b;
+                size_t qoff = ((size_t)b * n + j) * ldq + (size_t)h * E;
+                size_t koff = r * Tmax * ldk + (size_t)(h / (Hq / Hk)) * E;
+                prob_row(p, dt, q, kcache, qoff, koff, ldk, nk, E);
+                for (int e = 0; e < E; e++) {
+                    double o = 0;
+                    for (int t = 0; t < nk; t++) o += p[t] * ld(vcache, dt, koff + (size_t)t * ldk + e);
+                    st(out, dt, qoff + e, o);
+                }
+            }
+}

@@ -48,6 +48,7 @@ const dl_backend_ops dl_backend_ref_ops = {
     .linear_fwd = ref_linear_fwd, .linear_bwd = ref_linear_bwd, .rope = ref_rope,
     .attention_fwd = ref_attention_fwd, .attention_bwd = ref_attention_bwd,
     .attention_bwd_scratch_bytes = ref_attention_bwd_scratch_bytes, .attention_kv_fwd = ref_attention_kv_fwd,
+    .attention_cached_fwd = ref_attention_cached_fwd,
     .swiglu_fwd = ref_swiglu_fwd, .swiglu_bwd = ref_swiglu_bwd, .add = ref_add, .add_inplace = ref_add_inplace,
     .gather_rows = ref_gather_rows, .scatter_add_rows = ref_scatter_add_rows, .copy_2d = ref_copy_2d,
     .convert = ref_convert, .xent_fwd = ref_xent_fwd, .xent_bwd = ref_xent_bwd, .sumsq = ref_sumsq,

@@ -47,6 +47,9 @@ void ref_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, voi
                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block);
 size_t ref_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att);
+void ref_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                              const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                              int Hq, int Hk, int E);
 void ref_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
                           const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
 void ref_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);

@@ -237,4 +237,31 @@ void dl_model_kv_free(dl_kv *kv);   /* NULL is fine */
 int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int n_new, const int32_t *pos0,
                         const int32_t *n_valid, float *logits, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- Diffusion cache
+ * Fast-dLLM's prefix / dual caches for the diffusion sampler,
+ * dl_model_dcache.c: every layer's keys / values (after RoPE) of R rows of
+ * up to T_max positions, plus the activations of a window of up to B_max
+ * rows x T_max positions and M_max selected positions.  Caller-owned
+ * (init / free); the model is not changed; one forward at a time. */
+typedef struct dl_dcache dl_dcache;
+int dl_model_dcache_init(dl_dcache **c, const dl_model *m, int R, int T_max, int B_max, int M_max, char *err,
+                         size_t errlen);
+void dl_model_dcache_free(dl_dcache *c);   /* NULL is fine */
+/* Bidirectional forward of a window of B rows x n slots (all HOST arrays):
+ *   ids (B*n)       window tokens: row b's slot j is position q0[b] + j
+ *   rows (B)        cache row of forward row b (< R)
+ *   q0, n_valid (B) window start and valid slots (the rest is padding:
+ *                   computed, never cached; ids still < vocab_size)
+ *   n_keys (B)      every query of row b attends to cache positions
+ *                   [0, n_keys[b]) (the row's canvas length)
+ *   sel (M)         window slots b*n + j whose logits are wanted
+ * The window's keys / values are written into the cache first (so a window
+ * [0, L) is a refresh), then its queries attend to the cache.  *logits:
+ * (M, V) device pointer, valid until the next call.  When the cache
+ * positions outside the window hold keys / values computed from the same
+ * canvas, the logits equal dl_model_forward DL_ATTN_BIDIR's up to fp32
+ * rounding (tests/unit/test_dcache.c). */
+int dl_model_forward_window(dl_model *m, dl_dcache *c, const uint32_t *ids, int B, int n, const int32_t *rows,
+                            const int32_t *q0, const int32_t *n_valid, const int32_t *n_keys, const int32_t *sel,
+                            int M, const float **logits, char *err, size_t errlen);
 #endif

@@ -105,3 +105,7 @@ int dl_select_run_rows(dl_selector *s, int M, uint64_t seed, char *err, size_t e
     if (!s->d_logits) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "token selection: no logits block");
     return run(s, s->d_logits, M, 1, seed, err, errlen);
 }
+
+int dl_select_run_logits(dl_selector *s, const float *logits, int M, uint64_t seed, char *err, size_t errlen) {
+    return run(s, (float *)logits, M, 0, seed, err, errlen);
+}

@@ -75,4 +75,7 @@ int dl_select_run(dl_selector *s, int M, uint64_t seed, char *err, size_t errlen
  * row[q] (no cfg). */
 int dl_select_run_rows(dl_selector *s, int M, uint64_t seed, char *err, size_t errlen);
 
+/* dl_select_run on logits (M or 2M rows with cfg, V) the caller computed
+ * elsewhere (device pointer; dl_model_forward_window) */
+int dl_select_run_logits(dl_selector *s, const float *logits, int M, uint64_t seed, char *err, size_t errlen);
 #endif

@@ -243,6 +243,19 @@ static void run_attention_kv(ctx *c, const case_s *k, res *r, float garbage) {
     free(q); free(kk); free(v);
 }
 
+/* i: B n Tmax Hq Hk E  (cache rows reversed: 3 rows, query row b reads cache row 2 - b) */
+static void run_attention_cached(ctx *c, const case_s *k, res *r, float garbage) {
+    int B = k->i[0], n = k->i[1], Tm = k->i[2], Hq = k->i[3], Hk = k->i[4], E = k->i[5];
+    size_t nq = (size_t)B * n * Hq * E, nk = (size_t)3 * Tm * Hk * E;
+    float *q = hrand(nq, -2, 2), *kk = hrand(nk, -2, 2), *v = hrand(nk, -1, 1);
+    int32_t keys[3] = { Tm, 1, Tm / 2 }, rows[3] = { 2, 1, 0 };
+    void *Q = up(c, q, nq), *K = up(c, kk, nk), *V = up(c, v, nk), *O = junk(c, nq, garbage);
+    int32_t *NK = upraw(c, keys, 4 * (size_t)B), *RW = upraw(c, rows, 4 * (size_t)B);
+    dl_k_attention_cached_fwd(c->d, c->dt, O, Q, K, V, RW, NK, B, n, Tm, Hq, Hk, E);
+    down(c, r, "out", O, nq);
+    free(q); free(kk); free(v);
+}
+
 /* i: N F */
 static void run_swiglu(ctx *c, const case_s *k, res *r, float garbage) {
     size_t n = (size_t)k->i[0] * k->i[1];
@@ -473,6 +486,8 @@ static void build_cases(void) {
                 }
     ADD(DL_OP_ATTENTION_KV_FWD, run_attention_kv, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 3, 4, 40, 4, 2, 8);
     ADD(DL_OP_ATTENTION_KV_FWD, run_attention_kv, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 2, 1, 300, 2, 2, 16);
+    ADD(DL_OP_ATTENTION_CACHED_FWD, run_attention_cached, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 3, 5, 40, 4, 2, 8);
+    ADD(DL_OP_ATTENTION_CACHED_FWD, run_attention_cached, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 2, 1, 300, 2, 2, 16);
     static const int ne[] = { 1, 37, 70001 };
     for (int s = 0; s < 3; s++) {
         ADD(DL_OP_ADD, run_elementwise, "n=%d", ne[s]);
