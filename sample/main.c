@@ -57,10 +57,12 @@ static const dl_opt OPTS[] = {
     { "top-k", 0, DL_OPT_INT, &o_topk, "0", "K", "sample among the K most likely tokens (0: off)", NULL },
     { "top-p", 0, DL_OPT_FLOAT, &o_topp, "1", "P", "sample among the smallest set of tokens with mass >= P (1: off)", NULL },
     { "cfg", 0, DL_OPT_FLOAT, &o_cfg, "0", "W", "classifier-free guidance: un + (W+1)(cond - un), un = prompt masked (0: off)", NULL },
-    { "remask", 0, DL_OPT_STR, &o_remask, "low-confidence", "R", "which positions to commit: low-confidence, random, margin, entropy", NULL },
-    { "alg", 0, DL_OPT_STR, &o_alg, "llada", "A", "llada (schedule + --remask) or origin (Dream: reveal with probability 1 - s/t)", NULL },
+    { "remask", 0, DL_OPT_STR, &o_remask, "low-confidence", "R", "--alg llada: which positions to commit: low-confidence, random, margin, entropy", NULL },
+    { "alg", 0, DL_OPT_STR, &o_alg, "llada", "A", "llada (LLaDA's schedule + --remask), or Dream's diffusion_generate algs: maskgit_plus, "
+      "topk_margin, entropy (commit int(m(1 - s/t)) per step by p(x0), p1 - p2, -entropy of the tempered top-p/top-k "
+      "distribution), origin (reveal each mask with probability 1 - s/t)", NULL },
     { "alg-temp", 0, DL_OPT_FLOAT, &o_alg_temp, "0", "X", "> 0: sample the committed positions from softmax(confidence / X) (Dream)", NULL },
-    { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "--alg origin: time grid t_j = 1 - j(1-E)/steps", NULL },
+    { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "Dream's algs: time grid linspace(1, E, steps + 1)", NULL },
     { "threshold", 0, DL_OPT_FLOAT, &o_threshold, "0", "TAU", "Fast-dLLM: commit every position with confidence >= TAU (at least one); adaptive steps", NULL },
     { "suppress", 0, DL_OPT_STR, &o_suppress, NULL, "IDS", "comma-separated token ids never generated (the mask token never is)", NULL },
     { "seed", 0, DL_OPT_INT, &o_seed, "0", "S", "noise seed (per prompt: keyed by seed and prompt index)", NULL },
@@ -83,7 +85,8 @@ static const char SYNOPSIS[] =
 static const char DESCRIPTION[] =
     "Generates a continuation of every prompt with a masked-diffusion model (LLaDA's\n"
     "generate(): canvas [prompt | G masks], blocks, a per-step commit schedule, CFG,\n"
-    "Fast-dLLM --threshold, Dream --alg origin), or left to right for causal models.\n"
+    "Fast-dLLM --threshold, Dream's diffusion_generate --alg maskgit_plus|topk_margin|entropy|origin),\n"
+    "or left to right for causal models.\n"
     "A prompt holding mask tokens (dllm-tok keeps the mask token's text) is infilled:\n"
     "exactly its masks (and the G appended ones) are filled; blocks tile the whole canvas.\n"
     "Input: a `tokens` stream; a record's prompt is ids[0..n_prompt) when it has n_prompt.\n"
@@ -196,7 +199,15 @@ static void check_options(smp_opts *o) {
     else dl_die(DL_EXIT_USAGE, "--remask '%s': expected low-confidence, random, margin or entropy", o_remask);
     if (!strcmp(o_alg, "llada")) o->alg = SMP_ALG_LLADA;
     else if (!strcmp(o_alg, "origin")) o->alg = SMP_ALG_ORIGIN;
-    else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada or origin", o_alg);
+    else if (!strcmp(o_alg, "maskgit_plus")) o->alg = SMP_ALG_MASKGIT_PLUS;
+    else if (!strcmp(o_alg, "topk_margin")) o->alg = SMP_ALG_TOPK_MARGIN;
+    else if (!strcmp(o_alg, "entropy")) o->alg = SMP_ALG_ENTROPY;
+    else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada, maskgit_plus, topk_margin, entropy or origin", o_alg);
+    /* Dream's confidence algs name their own confidence and schedule */
+    if (o->alg != SMP_ALG_LLADA && o->alg != SMP_ALG_ORIGIN && o->remask != SMP_REMASK_LOWCONF)
+        dl_die(DL_EXIT_USAGE, "--remask %s is for --alg llada (--alg %s names its confidence)", o_remask, o_alg);
+    if (o->alg != SMP_ALG_LLADA && o->alg != SMP_ALG_ORIGIN && o_threshold > 0)
+        dl_die(DL_EXIT_USAGE, "--threshold is for --alg llada (Dream's --alg %s has its own schedule)", o_alg);
     if (o->alg == SMP_ALG_ORIGIN && (o_threshold > 0 || o_alg_temp > 0))
         dl_die(DL_EXIT_USAGE, "--alg origin takes neither --threshold nor --alg-temp");
     if (o_threshold > 0 && o_alg_temp > 0) dl_die(DL_EXIT_USAGE, "--threshold and --alg-temp exclude each other");

@@ -5,8 +5,9 @@
 # tests/unit/test_family.c):
 #  - dllm-sample -m DIR at temperature 0 on LLaDA gives exactly the ids of
 #    LLaDA's own generate.py (low-confidence remasking, blocks), and on Dream
-#    those of its diffusion_generate (maskgit_plus, one step: shifted logits),
-#    on a2d-* those of dLLM's MDLMSampler;
+#    those of its diffusion_generate (maskgit_plus, one step: shifted logits;
+#    and several steps with --alg maskgit_plus / topk_margin / entropy, top-p,
+#    top-k: dream/diffusion_generate.txt), on a2d-* those of dLLM's MDLMSampler;
 #  - dllm-sample / dllm-score -m DIR run on every family (a2d-*: the mask id
 #    from the tokenizer), qwen3 as an AR model (--causal);
 #  - dllm-train --init DIR writes the canonical layout (model_type llama /
@@ -37,6 +38,15 @@ check "dream: dllm-sample -m DIR -s 1" \
     "dllm-sample -q -m '$FAM/dream' -n 8 -s 1 --keep-eos '$T/p.msgpack' -o '$T/dream1.msgpack'"
 got=$(dllm-cat --no-header "$T/dream1.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
 is "dream: temperature-0 ids = Dream's diffusion_generate (one step)" "$got" "$want"
+
+# Dream's diffusion_generate over several steps (temperature 0, alg_temp 0):
+# its schedule int(m (1 - s/t)) and its confidences on the top-p / top-k
+# filtered distribution; one line per case, "alg steps gen top_p top_k : ids"
+grep -v '^#' "$FAM/dream/diffusion_generate.txt" | while read -r alg steps gen tp tk colon want; do
+    got=$(dllm-sample -q -m "$FAM/dream" -n "$gen" -s "$steps" --alg "$alg" --temperature 0 --top-p "$tp" \
+          --top-k "$tk" --alg-temp 0 --keep-eos "$T/p.msgpack" | dllm-cat --no-header | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+    is "dream: --alg $alg -s $steps -n $gen --top-p $tp --top-k $tk = Dream's diffusion_generate" "$got" "$want"
+done
 
 # dLLM's MDLMSampler (steps 8, block_size 4, temperature 0, low_confidence,
 # suppress_tokens [mask]: dllm-sample never generates the mask token)
