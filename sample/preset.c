@@ -8,10 +8,12 @@
  *
  * Prompts: LLaDA's chat.py / generate.py and Dream's README wrap an Instruct
  * model's prompt in the tokenizer's chat template (apply_chat_template with
- * add_generation_prompt); the Base models take raw text.  A preset sets
- * sampling options only: for Instruct models render the prompt first with
- * `dllm-tok -t CKPT --chat-template llada|chatml` on {"messages": [...]}
- * records and pipe the tokens in (-p TEXT is encoded as it is).
+ * add_generation_prompt); the Base models take raw text.  The rule: a preset
+ * sets sampling options only and never turns the chat template on (a Base
+ * checkpoint may ship a chat_template too, so its presence does not say
+ * "Instruct"); add --chat for Instruct checkpoints (-p TEXT becomes one user
+ * turn in the checkpoint's template), or render {"messages": [...]} records
+ * with `dllm-tok -t CKPT --chat-template llada|chatml` and pipe the tokens in.
  */
 #include "preset.h"
 #include <stdio.h>
@@ -70,10 +72,12 @@ static const smp_preset_opt FAST_DLLM[] = {
 
 static const smp_preset PRESETS[] = {
     { "llada", "LLaDA-8B's generate() / chat.py (ML-GSAI/LLaDA)",
-      "no chat template: Instruct prompts go through dllm-tok --chat-template llada", LLADA },
+      "the chat template is not turned on: add --chat for LLaDA-8B-Instruct", LLADA },
     { "dream", "Dream-v0-7B's diffusion_generate() example (DreamLM/Dream README)",
       "Dream's torch random stream (temperature 0.2 samples from the same distribution,\n"
-      "          not the same ids); steps that commit nothing run no forward", DREAM },
+      "          not the same ids); steps that commit nothing run no forward; the chat\n"
+      "          template is not turned on: add --chat for Dream-v0-Instruct-7B (chatml,\n"
+      "          without its template's default system message)", DREAM },
     { "fast-dllm", "Fast-dLLM's parallel decoding on LLaDA (NVlabs/Fast-dLLM, GSM8K script)",
       "no KV cache (Fast-dLLM's prefix/dual cache are approximations; dllm-sample runs\n"
       "          every forward in full)", FAST_DLLM },

@@ -13,6 +13,8 @@
 #  - dllm-train --init DIR writes the canonical layout (model_type llama /
 #    qwen2 / qwen3) with the family's conventions (shift_logits, mask id,
 #    chat template) and trains from it (qwen3: q_norm / k_norm backward);
+#  - --chat wraps -p in the checkpoint's chat template (chatml recognised),
+#    --chat-template NAME, presets never turn it on;
 #  - bad input: an unknown model_type names the supported ones; an LLaDA
 #    option we do not implement is refused by name (exit 1).
 . "$(dirname "$0")/lib.sh"
@@ -91,6 +93,31 @@ dllm-pack -q -L 16 --seed 1 "$T/tr-tok.msgpack" -o "$T/tr-rows.msgpack"
 dllm-mask -q --seed 1 "$T/tr-rows.msgpack" -o "$T/tr.msgpack"
 check "qwen3: dllm-train --init DIR trains (q_norm / k_norm backward)" \
     "dllm-train -q --init '$FAM/qwen3' '$T/tr.msgpack' -o '$T/q3-t' --steps 2 --batch 4"
+
+# --chat (sample/main.c, share/tok/dl_chat.h): -p TEXT as one user turn in the
+# checkpoint's template = dllm-tok's rendering of {"messages": [user TEXT]};
+# the fixtures' own template is none we know: refused by name; presets never
+# turn chat on (the rule in sample/preset.c)
+mkdir -p "$T/chatml"
+cp "$FAM/dream/config.json" "$FAM/dream/model.safetensors" "$FAM/dream/tokenizer.json" "$T/chatml/"
+sed 's/"chat_template": "[^"]*"/"chat_template": "{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}"/' \
+    "$FAM/dream/tokenizer_config.json" > "$T/chatml/tokenizer_config.json"
+echo '{"messages":[{"role":"user","content":"hello"}]}' > "$T/m.jsonl"
+dllm-tok -q -t "$T/chatml" --chat-template chatml "$T/m.jsonl" -o "$T/m.msgpack"
+want=$(dllm-cat --no-header "$T/m.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+got=$(dllm-sample -q -m "$T/chatml" --chat -p hello -n 4 -s 4 --keep-eos | dllm-cat --no-header \
+      | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | cut -d, -f1-"$(echo "$want" | tr ',' '\n' | wc -l)")
+is "--chat: the checkpoint's chatml template = dllm-tok --chat-template chatml" "$got" "$want"
+got=$(dllm-sample -q -m "$FAM/dream" --chat-template chatml -p hello -n 4 -s 4 --keep-eos | dllm-cat --no-header \
+      | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | cut -d, -f1-"$(echo "$want" | tr ',' '\n' | wc -l)")
+is "--chat-template chatml names it (and implies --chat)" "$got" "$want"
+np=$(dllm-sample -q -m "$T/chatml" --preset dream -p hello -n 4 -s 4 | dllm-cat --no-header | sed 's/.*"n_prompt":\([0-9]*\).*/\1/')
+echo hello | dllm-tok -q -t "$T/chatml" -o "$T/plain.msgpack"
+is "--preset dream does not turn chat on (-p encoded as it is)" "$np" \
+    "$(dllm-cat --no-header "$T/plain.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | tr ',' '\n' | wc -l | tr -d ' ')"
+expect_exit 1 "--chat on an unknown chat_template: data error" "dllm-sample -q -m '$FAM/dream' --chat -p hello -n 4"
+expect_err "chat_template is none of chatml, llada, llama3.*--chat-template NAME" "... naming the file and the way out"
+expect_exit 2 "--chat without -p: usage error" "dllm-sample -q -m '$FAM/dream' --chat '$T/p.msgpack'"
 
 # bad input
 mkdir -p "$T/gpt2" "$T/alibi"
