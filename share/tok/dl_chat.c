@@ -118,6 +118,8 @@ int dl_chat_render(const dl_chat *c, const dl_chat_msg *m, size_t n, dl_strbuf *
 }
 
 int dl_chat_checkpoint(const char *tok_path, const dl_tok *tok, const dl_chat **out, char *err, size_t errlen) {
+    /* the directory part: up to the last '/' of a *.json path, else the
+     * whole path plus a '/' (a checkpoint directory); dn = its length */
     size_t n = strlen(tok_path);
     const char *slash = strrchr(tok_path, '/');
     size_t dn = n >= 5 && !strcmp(tok_path + n - 5, ".json") ? (slash ? (size_t)(slash - tok_path + 1) : 0) : n + 1;
