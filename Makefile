@@ -131,6 +131,7 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 # archives it links (and whose headers it sees).  Others link libdllm only.
 TEST_PROGS_test_show  := sample
 TEST_PROGS_test_score := score
+TEST_PROGS_test_family := sample
 
 .PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
 all: $(PROGS) $(TESTS) $(FAULT_SO)

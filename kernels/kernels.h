@@ -275,7 +275,18 @@ void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
  *                     first kept id in increasing id order whose running sum of
  *                     exp(z - zmax) exceeds u * W (else the last with weight > 0;
  *                     no weight at all: the argmax).
- *   4. conf (float64): DL_CONF_NONE 0; DL_CONF_PROB p(token) under softmax(l)
+ *      DL_SEL_DREAM   (diffusion, Dream's sample_tokens) z = l / T (T > 0) or l
+ *                     (T <= 0); top-p (0 < p < 1) on all ids sorted best first
+ *                     (ties: lower id), softmax(z) mass c accumulated: idx[0]
+ *                     kept, idx[j] kept while c through idx[j-1] <= p; then
+ *                     top-k (0 < k < V) keeps the kept ids whose l is >= the
+ *                     k-th best kept l (ties all kept); q = softmax(z) over the
+ *                     kept ids.  Token: T <= 0 argmax l (lowest id), else as
+ *                     GUMBEL over the kept finite ids (V uniforms).  Filters
+ *                     apply at T <= 0 too: they change q, hence conf.
+ *   4. conf (float64), DL_SEL_DREAM: from q (PROB / PROB0 q(token), MARGIN
+ *      q1 - q2, NEGENT sum q log(q + 1e-10), Dream's epsilon); other draws:
+ *      DL_CONF_NONE 0; DL_CONF_PROB p(token) under softmax(l)
  *      (after 2, untempered, unfiltered); DL_CONF_PROB0 the same but 0 when every
  *      logit is -inf; DL_CONF_MARGIN p1 - p2 (two largest); DL_CONF_NEGENT
  *      sum p log p.
@@ -284,7 +295,7 @@ void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
  * copy, e.g. of a test file), else kphilox_uniform(key, noise_stream[q],
  * purpose, i) (kernels/kphilox.h).  All pointers are device pointers.
  * Returns 0, or -1 when scratch memory could not be had. */
-typedef enum { DL_SEL_ARGMAX = 0, DL_SEL_GUMBEL = 1, DL_SEL_INVCDF = 2 } dl_sel_draw;
+typedef enum { DL_SEL_ARGMAX = 0, DL_SEL_GUMBEL = 1, DL_SEL_INVCDF = 2, DL_SEL_DREAM = 3 } dl_sel_draw;
 typedef enum { DL_CONF_NONE = 0, DL_CONF_PROB = 1, DL_CONF_PROB0 = 2, DL_CONF_MARGIN = 3,
                DL_CONF_NEGENT = 4 } dl_sel_conf;
 typedef struct {

@@ -1,6 +1,6 @@
 /* diffusion.c — the masked-diffusion sampler of ALGORITHMS.md §3 (LLaDA's
- * generate(), Fast-dLLM's threshold rule, Dream's origin algorithm) over a
- * batch of rows, each with its own canvas, prompt length and schedule.
+ * generate(), Fast-dLLM's threshold rule, Dream's diffusion_generate algs)
+ * over a batch of rows, each with its own canvas, prompt length and schedule.
  *
  * Per row:
  *   canvas   [prompt | G x mask], L = n_prompt + G.
@@ -21,6 +21,17 @@
  *            torch.topk leaves the order unspecified); with --alg-temp a > 0
  *            the k_i largest conf/a - log(-log u) instead (sampling without
  *            replacement from softmax(conf/a), Dream's alg_temp).
+ *   dream    (--alg maskgit_plus | topk_margin | entropy: Dream's _sample in
+ *            generation_utils.py): step i of a block (i < spb), with t, s =
+ *            entries i, i+1 of torch.linspace(1, eps, spb + 1) in float32
+ *            (dream_grid), commits k_i = int(m (1 - s/t)) positions, m = the
+ *            block's masks now (all of them at the block's last step),
+ *            float32 arithmetic as Dream's tensors; k_i = 0: no forward, no
+ *            noise (Dream runs the forward and commits nothing).  Candidates
+ *            and confidences from DL_SEL_DREAM (its sample_tokens: top-p, top-k
+ *            and temperature shape the confidence); the k_i most confident,
+ *            or with --alg-temp as llada.  With one block, no CFG and
+ *            temperature 0 these are Dream's ids (tests/cli/family.sh).
  *   threshold (--threshold tau, Fast-dLLM): every step commits each masked
  *            position of the block with confidence >= tau, and at least the
  *            most confident; the block ends when it has no mask left.
@@ -80,6 +91,27 @@ static int is_infill(const smp_row *r, uint32_t mask_id) {
     for (int i = 0; i < r->n_prompt; i++)
         if (r->ids[i] == mask_id) return 1;
     return 0;
+}
+
+static int is_dream(smp_alg a) { return a == SMP_ALG_MASKGIT_PLUS || a == SMP_ALG_TOPK_MARGIN || a == SMP_ALG_ENTROPY; }
+
+/* Entry j of torch.linspace(1, eps, S + 1) (float32): torch's CPU kernel
+ * computes start + step * j below the halfway index and end - step * (S - j)
+ * from it, each as one fused multiply-add (equal to torch 2.x's values for
+ * every S < 2100 and eps 1e-3, 1e-2, 0.05: tests/ref/gen_family_fixtures.py). */
+static float dream_grid(int j, int S, double eps) {
+    const float start = 1.0f, end = (float)eps, step = (end - start) / (float)S;
+    return j < (S + 1) / 2 ? fmaf(step, (float)j, start) : fmaf(-step, (float)(S - j), end);
+}
+
+/* Dream's number_transfer_tokens at step i of S with m masks left:
+ * int(m * (1 - s / t)) in float32 (its timesteps and mask count are float32
+ * tensors), all m at the last step. */
+int smp_dream_transfer(int m, int i, int S, double eps) {
+    if (i >= S - 1) return m;
+    float t = dream_grid(i, S, eps), sn = dream_grid(i + 1, S, eps);
+    float frac = 1.0f - sn / t;
+    return (int)((float)m * frac);
 }
 
 static int count_masks(const uint32_t *ids, int lo, int hi, uint32_t mask_id) {
@@ -152,7 +184,9 @@ static void advance(const smp_opts *o, smp_row *r, rowst *s, int V, double *ubuf
         if (s->i >= s->spb) { s->started = 0; s->blk++; continue; }
         int i = s->i++;
         s->step = s->blk * s->spb + i;
-        if (o->alg == SMP_ALG_LLADA) {
+        if (is_dream(o->alg))
+            s->sched[i] = smp_dream_transfer(count_masks(r->ids, s->blk_lo, s->blk_hi, o->mask_id), i, s->spb, o->eps);
+        if (o->alg != SMP_ALG_ORIGIN) {
             if (s->sched[i] == 0) continue;
             s->npos = 0;
             for (int p = s->blk_lo; p < s->blk_hi; p++)
@@ -276,8 +310,9 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
     dl_batch bt = { 0 };
     dl_selector sel = { 0 };
     dl_select_cfg scfg = {
-        .draw = o->temperature > 0 ? DL_SEL_GUMBEL : DL_SEL_ARGMAX,
-        .conf = o->alg == SMP_ALG_ORIGIN || o->remask == SMP_REMASK_LOWCONF ? DL_CONF_PROB
+        .draw = is_dream(o->alg) ? DL_SEL_DREAM : o->temperature > 0 ? DL_SEL_GUMBEL : DL_SEL_ARGMAX,
+        .conf = o->alg == SMP_ALG_TOPK_MARGIN ? DL_CONF_MARGIN : o->alg == SMP_ALG_ENTROPY ? DL_CONF_NEGENT
+                : o->alg == SMP_ALG_ORIGIN || o->alg == SMP_ALG_MASKGIT_PLUS || o->remask == SMP_REMASK_LOWCONF ? DL_CONF_PROB
                 : o->remask == SMP_REMASK_RANDOM ? DL_CONF_NONE
                 : o->remask == SMP_REMASK_MARGIN ? DL_CONF_MARGIN : DL_CONF_NEGENT,
         .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p, .cfg = o->cfg,

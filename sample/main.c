@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "ar.h"
+#include "dl_chat.h"
 #include "dl_ckpt.h"
 #include "dl_log.h"
 #include "dl_opts.h"
@@ -39,16 +40,21 @@
 static dl_common common;
 static const char *o_adapter;
 static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset, *o_cache;
+static const char *o_chat_tmpl;
 static dl_strlist o_prompts;
 static long long o_gen, o_steps, o_block, o_topk, o_seed, o_batch, o_threads;
 static double o_temp, o_topp, o_cfg, o_alg_temp, o_eps, o_threshold;
-static int o_keep_eos, o_causal, o_show, o_bos, o_shift;
+static int o_keep_eos, o_causal, o_show, o_bos, o_shift, o_chat;
 
 static const dl_opt OPTS[] = {
     { "model", 'm', DL_OPT_STR, &o_model, NULL, "CKPT", "checkpoint directory (config.json, model.safetensors, tokenizer.json) (required)", NULL },
     { "adapter", 0, DL_OPT_STR, &o_adapter, NULL, "DIR", "a PEFT LoRA adapter (dllm-train --lora) folded into CKPT's weights at load", NULL },
     { "prompt", 'p', DL_OPT_STRLIST, &o_prompts, NULL, "TEXT", "a prompt, tokenised with CKPT/tokenizer.json (instead of input streams)", NULL },
     { "bos", 0, DL_OPT_FLAG, &o_bos, NULL, NULL, "-p: start every prompt with the checkpoint's BOS token", NULL },
+    { "chat", 0, DL_OPT_FLAG, &o_chat, NULL, NULL, "-p: wrap every prompt as one user turn + the assistant header, in CKPT's chat template "
+      "(tokenizer_config.json's chat_template recognised as chatml, llada or llama3); presets never turn this on", NULL },
+    { "chat-template", 0, DL_OPT_STR, &o_chat_tmpl, NULL, "NAME", "--chat with this template instead: chatml, llada, llama3, plain, auto "
+      "(dllm-tok --help lists them); implies --chat", NULL },
     { "batch", 'b', DL_OPT_INT, &o_batch, "8", "N", "prompts sampled together (each row its own prompt length)", NULL },
     { "Sampling (ALGORITHMS.md 3)", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "preset", 0, DL_OPT_STR, &o_preset, NULL, "NAME", "a family's published defaults: llada, dream, fast-dllm (what each sets: below); any other flag overrides it", NULL },
@@ -59,10 +65,12 @@ static const dl_opt OPTS[] = {
     { "top-k", 0, DL_OPT_INT, &o_topk, "0", "K", "sample among the K most likely tokens (0: off)", NULL },
     { "top-p", 0, DL_OPT_FLOAT, &o_topp, "1", "P", "sample among the smallest set of tokens with mass >= P (1: off)", NULL },
     { "cfg", 0, DL_OPT_FLOAT, &o_cfg, "0", "W", "classifier-free guidance: un + (W+1)(cond - un), un = prompt masked (0: off)", NULL },
-    { "remask", 0, DL_OPT_STR, &o_remask, "low-confidence", "R", "which positions to commit: low-confidence, random, margin, entropy", NULL },
-    { "alg", 0, DL_OPT_STR, &o_alg, "llada", "A", "llada (schedule + --remask) or origin (Dream: reveal with probability 1 - s/t)", NULL },
+    { "remask", 0, DL_OPT_STR, &o_remask, "low-confidence", "R", "--alg llada: which positions to commit: low-confidence, random, margin, entropy", NULL },
+    { "alg", 0, DL_OPT_STR, &o_alg, "llada", "A", "llada (LLaDA's schedule + --remask), or Dream's diffusion_generate algs: maskgit_plus, "
+      "topk_margin, entropy (commit int(m(1 - s/t)) per step by p(x0), p1 - p2, -entropy of the tempered top-p/top-k "
+      "distribution), origin (reveal each mask with probability 1 - s/t)", NULL },
     { "alg-temp", 0, DL_OPT_FLOAT, &o_alg_temp, "0", "X", "> 0: sample the committed positions from softmax(confidence / X) (Dream)", NULL },
-    { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "--alg origin: time grid t_j = 1 - j(1-E)/steps", NULL },
+    { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "Dream's algs: time grid linspace(1, E, steps + 1)", NULL },
     { "threshold", 0, DL_OPT_FLOAT, &o_threshold, "0", "TAU", "Fast-dLLM: commit every position with confidence >= TAU (at least one); adaptive steps", NULL },
     { "cache", 0, DL_OPT_STR, &o_cache, "none", "C", "diffusion KV cache (Fast-dLLM): none; prefix: prompt + finished blocks cached, refreshed at each block start; dual: the masked suffix too", NULL },
     { "suppress", 0, DL_OPT_STR, &o_suppress, NULL, "IDS", "comma-separated token ids never generated (the mask token never is)", NULL },
@@ -86,7 +94,8 @@ static const char SYNOPSIS[] =
 static const char DESCRIPTION[] =
     "Generates a continuation of every prompt with a masked-diffusion model (LLaDA's\n"
     "generate(): canvas [prompt | G masks], blocks, a per-step commit schedule, CFG,\n"
-    "Fast-dLLM --threshold, Dream --alg origin), or left to right for causal models.\n"
+    "Fast-dLLM --threshold, Dream's diffusion_generate --alg maskgit_plus|topk_margin|entropy|origin),\n"
+    "or left to right for causal models.\n"
     "A prompt holding mask tokens (dllm-tok keeps the mask token's text) is infilled:\n"
     "exactly its masks (and the G appended ones) are filled; blocks tile the whole canvas.\n"
     "Input: a `tokens` stream; a record's prompt is ids[0..n_prompt) when it has n_prompt.\n"
@@ -203,10 +212,23 @@ static void check_options(smp_opts *o) {
     else dl_die(DL_EXIT_USAGE, "--cache '%s': expected none, prefix or dual", o_cache);
     if (!strcmp(o_alg, "llada")) o->alg = SMP_ALG_LLADA;
     else if (!strcmp(o_alg, "origin")) o->alg = SMP_ALG_ORIGIN;
-    else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada or origin", o_alg);
+    else if (!strcmp(o_alg, "maskgit_plus")) o->alg = SMP_ALG_MASKGIT_PLUS;
+    else if (!strcmp(o_alg, "topk_margin")) o->alg = SMP_ALG_TOPK_MARGIN;
+    else if (!strcmp(o_alg, "entropy")) o->alg = SMP_ALG_ENTROPY;
+    else dl_die(DL_EXIT_USAGE, "--alg '%s': expected llada, maskgit_plus, topk_margin, entropy or origin", o_alg);
+    /* Dream's confidence algs name their own confidence and schedule */
+    if (o->alg != SMP_ALG_LLADA && o->alg != SMP_ALG_ORIGIN && o->remask != SMP_REMASK_LOWCONF)
+        dl_die(DL_EXIT_USAGE, "--remask %s is for --alg llada (--alg %s names its confidence)", o_remask, o_alg);
+    if (o->alg != SMP_ALG_LLADA && o->alg != SMP_ALG_ORIGIN && o_threshold > 0)
+        dl_die(DL_EXIT_USAGE, "--threshold is for --alg llada (Dream's --alg %s has its own schedule)", o_alg);
     if (o->alg == SMP_ALG_ORIGIN && (o_threshold > 0 || o_alg_temp > 0))
         dl_die(DL_EXIT_USAGE, "--alg origin takes neither --threshold nor --alg-temp");
     if (o_threshold > 0 && o_alg_temp > 0) dl_die(DL_EXIT_USAGE, "--threshold and --alg-temp exclude each other");
+    if (o_chat_tmpl) o_chat = 1;
+    if (o_chat && !o_prompts.n)
+        dl_die(DL_EXIT_USAGE, "--chat wraps -p prompts (render token streams with dllm-tok --chat-template)");
+    if (o_chat_tmpl && !dl_chat_find(o_chat_tmpl, NULL))
+        dl_die(DL_EXIT_USAGE, "--chat-template '%s': unknown (chatml, llada, llama3, plain, auto)", o_chat_tmpl);
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
     o->gen_length = G;
     o->steps = (int)o_steps;
@@ -288,6 +310,7 @@ typedef struct {
     const dl_config *c;
     const smp_opts *o;
     dl_tok *tok;
+    const dl_chat *chat;          /* --chat: -p prompts become one user turn, or NULL */
     dl_reader *rd;                /* NULL with -p */
     uint64_t lo, hi, next_p;      /* --shard slice of record indices; next -p */
     int causal, nb, warned_len;
@@ -309,7 +332,15 @@ static int next_prompt(batch *bt, prompt *p, char *err, size_t errlen) {
             if (bt->c->bos_token_id < 0) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "--bos: %s has no bos_token_id", o_model);
             dl_u32buf_push(&p->ids, (uint32_t)bt->c->bos_token_id);
         }
-        if ((rc = dl_tok_encode(bt->tok, text, strlen(text), &p->ids, err, errlen))) return rc;
+        if (bt->chat) {   /* one user turn + the assistant header (dl_chat.h) */
+            dl_chat_msg msg = { "user", 4, text, strlen(text) };
+            dl_strbuf pb = { 0 }, rb = { 0 };
+            rc = dl_chat_render(bt->chat, &msg, 1, &pb, &rb, err, errlen);
+            if (!rc) rc = dl_tok_encode(bt->tok, pb.p, pb.n, &p->ids, err, errlen);
+            dl_strbuf_free(&pb);
+            dl_strbuf_free(&rb);
+            if (rc) return rc;
+        } else if ((rc = dl_tok_encode(bt->tok, text, strlen(text), &p->ids, err, errlen))) return rc;
         p->n_extra = 0;
         p->index = bt->next_p++;
         return 1;
@@ -438,6 +469,12 @@ int main(int argc, char **argv) {
     if ((o_prompts.n || o_show) && !mi.tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
     model_options(&o, &m.cfg, mi.causal);
     batch bt = { .c = &m.cfg, .o = &o, .tok = mi.tok, .causal = mi.causal, .nb = (int)o_batch };
+    if (o_chat) {
+        if (o_chat_tmpl) bt.chat = dl_chat_find(o_chat_tmpl, mi.tok);
+        else if ((rc = dl_chat_checkpoint(mi.tok_path, mi.tok, &bt.chat, err, sizeof err)))
+            dl_die(-rc, "--chat: %s; name one with --chat-template NAME", err);
+        dl_verbose("--chat: template %s", dl_chat_name(bt.chat));
+    }
     dl_header oh;
     bt.rd = open_input(paths, npaths, &m.cfg, mi.tok, mi.tok_path, &bt.lo, &bt.hi, &oh);
     dl_out_opts oo;

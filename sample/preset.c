@@ -8,10 +8,12 @@
  *
  * Prompts: LLaDA's chat.py / generate.py and Dream's README wrap an Instruct
  * model's prompt in the tokenizer's chat template (apply_chat_template with
- * add_generation_prompt); the Base models take raw text.  A preset sets
- * sampling options only: for Instruct models render the prompt first with
- * `dllm-tok -t CKPT --chat-template llada|chatml` on {"messages": [...]}
- * records and pipe the tokens in (-p TEXT is encoded as it is).
+ * add_generation_prompt); the Base models take raw text.  The rule: a preset
+ * sets sampling options only and never turns the chat template on (a Base
+ * checkpoint may ship a chat_template too, so its presence does not say
+ * "Instruct"); add --chat for Instruct checkpoints (-p TEXT becomes one user
+ * turn in the checkpoint's template), or render {"messages": [...]} records
+ * with `dllm-tok -t CKPT --chat-template llada|chatml` and pipe the tokens in.
  */
 #include "preset.h"
 #include <stdio.h>
@@ -35,17 +37,20 @@ static const smp_preset_opt LLADA[] = {
 
 /* Dream README.md:49-60 (= demo_completion.py:22-33): model.diffusion_generate(input_ids,
  * max_new_tokens=512, steps=512, temperature=0.2, top_p=0.95, alg="entropy", alg_temp=0.);
- * eval/eval.py:41 sampling_eps = 1e-3 (diffusion_generate's eps). */
+ * eps is not passed: DreamGenerationConfig's default 1e-3 (generation_utils.py, the
+ * model repository's file; = eval/eval.py:41 sampling_eps).  top_k is not passed (None).
+ * --alg entropy is Dream's own alg (sample/diffusion.c): its schedule and its
+ * confidence on the tempered top-p distribution. */
 static const smp_preset_opt DREAM[] = {
     { "--gen-length", "512", "Dream README.md:52 (max_new_tokens=512)" },
     { "--steps", "512", "Dream README.md:55" },
     { "--block-length", "0", "Dream diffusion_generate has no blocks" },
     { "--temperature", "0.2", "Dream README.md:56" },
     { "--top-p", "0.95", "Dream README.md:57" },
-    { "--alg", "llada", "Dream README.md:58 alg=\"entropy\": top-k by confidence (not origin)" },
-    { "--remask", "entropy", "Dream README.md:58 (alg=\"entropy\")" },
+    { "--top-k", "0", "Dream README.md: not passed (None)" },
+    { "--alg", "entropy", "Dream README.md:58 (alg=\"entropy\")" },
     { "--alg-temp", "0", "Dream README.md:59" },
-    { "--eps", "0.001", "Dream eval/eval.py:41 (sampling_eps)" },
+    { "--eps", "0.001", "Dream generation_utils.py DreamGenerationConfig (eps=1e-3)" },
     { "--cfg", "0", "Dream: no guidance" },
     { NULL, NULL, NULL }
 };
@@ -67,11 +72,12 @@ static const smp_preset_opt FAST_DLLM[] = {
 
 static const smp_preset PRESETS[] = {
     { "llada", "LLaDA-8B's generate() / chat.py (ML-GSAI/LLaDA)",
-      "no chat template: Instruct prompts go through dllm-tok --chat-template llada", LLADA },
+      "the chat template is not turned on: add --chat for LLaDA-8B-Instruct", LLADA },
     { "dream", "Dream-v0-7B's diffusion_generate() example (DreamLM/Dream README)",
-      "entropy confidence with LLaDA's commit schedule (k = n/steps per step) and the\n"
-      "          untempered softmax; Dream commits int(n(1 - s/t)) per step from the tempered,\n"
-      "          top-p filtered one; no chat template (dllm-tok --chat-template chatml)", DREAM },
+      "Dream's torch random stream (temperature 0.2 samples from the same distribution,\n"
+      "          not the same ids); steps that commit nothing run no forward; the chat\n"
+      "          template is not turned on: add --chat for Dream-v0-Instruct-7B (chatml,\n"
+      "          without its template's default system message)", DREAM },
     { "fast-dllm", "Fast-dLLM's parallel decoding on LLaDA (NVlabs/Fast-dLLM, GSM8K script)",
       "no KV cache (Fast-dLLM's prefix/dual cache are approximations; dllm-sample runs\n"
       "          every forward in full)", FAST_DLLM },

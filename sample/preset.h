@@ -6,9 +6,9 @@
  * command line, before or after --preset, overrides it.  --help prints the
  * same table (smp_preset_help), so help and behaviour cannot drift.
  *
- * Does not: apply chat templates (tokenizing is dllm-tok's: see preset.c for
- * what each family's scripts do with their prompts), choose a checkpoint's
- * conventions (mask id, logit shift: config.json's).
+ * Does not: turn on a chat template (--chat does, never a preset: see
+ * preset.c for what each family's scripts do with their prompts), choose a
+ * checkpoint's conventions (mask id, logit shift: config.json's).
  */
 #ifndef DL_SAMPLE_PRESET_H
 #define DL_SAMPLE_PRESET_H

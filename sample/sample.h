@@ -18,7 +18,8 @@
  * tests/ref/gen_sample_fixture.py).  Every step (one forward, or two with
  * --cfg), for each row still running, in row order, with L = that row's
  * canvas length (prompt + gen_length) and V = vocab size:
- *   diffusion, --alg llada (default):
+ *   diffusion, --alg llada (default) and Dream's maskgit_plus, topk_margin,
+ *   entropy (which take no --remask random):
  *     1. if temperature > 0: L*V Gumbel uniforms, position-major
  *        (u[pos*V + v], LLaDA's torch.rand_like(logits) for one row);
  *     2. if --remask random: L uniforms (u[pos] is the confidence of pos);
@@ -47,6 +48,9 @@
  * (= argmax of logits - T*log(-log u), LLaDA's exp(logits)/(-log u)^T).
  * Confidence needs the noise-free softmax of the suppressed logits
  * (unfiltered, untempered, as LLaDA): p(candidate), p1 - p2, or sum p log p.
+ * Dream's maskgit_plus / topk_margin / entropy instead use its sample_tokens
+ * (DL_SEL_DREAM): top-p on the tempered softmax first, then top-k (ties
+ * kept), and the confidence from that filtered, tempered distribution.
  *
  * What this does not do: tokenizing, streams, timing (main.c), terminal
  * drawing (show.c).
@@ -93,7 +97,9 @@ void smp_noise_free(smp_noise *n);   /* NULL is fine */
 
 /* ---- options -------------------------------------------------------------- */
 typedef enum { SMP_REMASK_LOWCONF, SMP_REMASK_RANDOM, SMP_REMASK_MARGIN, SMP_REMASK_ENTROPY } smp_remask;
-typedef enum { SMP_ALG_LLADA, SMP_ALG_ORIGIN } smp_alg;
+/* llada: LLaDA's schedule + --remask; origin, maskgit_plus, topk_margin,
+ * entropy: Dream's algs of the same names (diffusion.c) */
+typedef enum { SMP_ALG_LLADA, SMP_ALG_ORIGIN, SMP_ALG_MASKGIT_PLUS, SMP_ALG_TOPK_MARGIN, SMP_ALG_ENTROPY } smp_alg;
 typedef enum { SMP_CACHE_NONE, SMP_CACHE_PREFIX, SMP_CACHE_DUAL } smp_cache;
 
 typedef struct {
@@ -107,7 +113,7 @@ typedef struct {
     smp_remask remask;
     smp_alg alg;
     double alg_temp;         /* > 0: positions sampled (Gumbel-top-k) instead of top-k confidence */
-    double eps;              /* --alg origin time grid end (Dream: 1e-3) */
+    double eps;              /* Dream's algs: time grid end (Dream: 1e-3) */
     double threshold;        /* Fast-dLLM tau; <= 0 = off */
     smp_cache cache;         /* --cache: none | prefix | dual (diffusion.c) */
     const uint32_t *suppress; int n_suppress;
@@ -142,5 +148,9 @@ void smp_trace_line(FILE *f, uint64_t row, int step, int nfe, int block, const i
 /* Cut r after the first EOS at or after n_prompt (len = its index + 1, the
  * EOS kept, as ar.c); nothing unless o->keep_eos is 0 and eos_id >= 0. */
 void smp_trim_eos(const smp_opts *o, smp_row *r);
+
+/* Dream's commit count at step i of S over m masks (diffusion.c): int(m (1 -
+ * s/t)) on its float32 grid linspace(1, eps, S + 1); m at the last step. */
+int smp_dream_transfer(int m, int i, int S, double eps);
 
 #endif

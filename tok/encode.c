@@ -124,7 +124,7 @@ static int run(enc *e, char **paths, int npaths, char *err, size_t errlen) {
     for (int i = 0; i < npaths; i++) total += file_size(paths[i]);
     dl_progress prog;
     dl_progress_init(&prog, cfg->common.progress, total);
-    const tk_chat *chat = tk_chat_find(cfg->chat_template, e->tok);
+    const dl_chat *chat = dl_chat_find(cfg->chat_template, e->tok);
     int nin = npaths ? npaths : 1, rc = 0;
     for (int f = 0; f < nin && !rc; f++) {
         tk_input *in;

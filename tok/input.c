@@ -34,7 +34,7 @@ static const char *const KNOWN[] = { "text", "prompt", "response", "messages", "
 
 struct tk_input {
     const tk_cfg *cfg;
-    const tk_chat *chat;
+    const dl_chat *chat;
     dl_in *in;
     int mode;
     /* text modes: bytes [pos, len) of buf are not consumed yet */
@@ -161,8 +161,8 @@ static int is_known(const char *k, size_t n) {
 }
 
 /* Fill prompt/response from messages already collected in m[0..n). */
-static int render(tk_input *p, tk_doc *d, const tk_msg *m, size_t n, char *err, size_t errlen) {
-    int rc = tk_chat_render(p->chat, m, n, &d->prompt, &d->response, err, errlen);
+static int render(tk_input *p, tk_doc *d, const dl_chat_msg *m, size_t n, char *err, size_t errlen) {
+    int rc = dl_chat_render(p->chat, m, n, &d->prompt, &d->response, err, errlen);
     if (rc) return rc;
     d->sft = 1;
     return 0;
@@ -175,7 +175,7 @@ static int json_doc(tk_input *p, json_t *o, tk_doc *d, char *err, size_t errlen)
     if (msgs) {
         if (!json_is_array(msgs)) return dl_seterr(err, errlen, -DL_EXIT_DATA, "\"messages\" is not an array");
         size_t n = json_array_size(msgs);
-        tk_msg *m = calloc(n ? n : 1, sizeof *m);
+        dl_chat_msg *m = calloc(n ? n : 1, sizeof *m);
         if (!m) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         for (size_t i = 0; i < n; i++) {
             json_t *e = json_array_get(msgs, i), *role = json_object_get(e, "role"),
@@ -185,7 +185,7 @@ static int json_doc(tk_input *p, json_t *o, tk_doc *d, char *err, size_t errlen)
                 return dl_seterr(err, errlen, -DL_EXIT_DATA,
                                  "messages[%zu] is not {\"role\": string, \"content\": string}", i);
             }
-            m[i] = (tk_msg){ json_string_value(role), json_string_length(role),
+            m[i] = (dl_chat_msg){ json_string_value(role), json_string_length(role),
                               json_string_value(content), json_string_length(content) };
         }
         rc = render(p, d, m, n, err, errlen);
@@ -234,7 +234,7 @@ static int stream_doc(tk_input *p, const msgpack_object *o, tk_doc *d, char *err
     if (msgs) {
         if (msgs->type != MSGPACK_OBJECT_ARRAY) return dl_seterr(err, errlen, -DL_EXIT_DATA, "\"messages\" is not an array");
         size_t nm = msgs->via.array.size;
-        tk_msg *m = calloc(nm ? nm : 1, sizeof *m);
+        dl_chat_msg *m = calloc(nm ? nm : 1, sizeof *m);
         if (!m) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
         for (size_t i = 0; i < nm; i++) {
             const msgpack_object *e = &msgs->via.array.ptr[i];
@@ -245,7 +245,7 @@ static int stream_doc(tk_input *p, const msgpack_object *o, tk_doc *d, char *err
                 return dl_seterr(err, errlen, -DL_EXIT_DATA,
                                  "messages[%zu] is not {\"role\": string, \"content\": string}", i);
             }
-            m[i] = (tk_msg){ role->via.str.ptr, role->via.str.size, content->via.str.ptr, content->via.str.size };
+            m[i] = (dl_chat_msg){ role->via.str.ptr, role->via.str.size, content->via.str.ptr, content->via.str.size };
         }
         rc = render(p, d, m, nm, err, errlen);
         free(m);
@@ -359,7 +359,7 @@ static int looks_like_stream(const char *b, size_t n) {
     return memmem(b, n < 48 ? n : 48, "\xa4" "dllm", 5) != NULL;
 }
 
-int tk_input_open(tk_input **out, const char *path, const tk_cfg *cfg, const tk_chat *chat,
+int tk_input_open(tk_input **out, const char *path, const tk_cfg *cfg, const dl_chat *chat,
                    char *err, size_t errlen) {
     *out = NULL;
     tk_input *p = calloc(1, sizeof *p);

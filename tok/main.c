@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
     int npos = 0;
     if (dl_opts_parse(OPTS, ac, av, &pos, &npos, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (cfg.common.help || cfg.common.version) { free(pos); free(av); }   /* the only allocations so far */
-    if (cfg.common.help) return dl_opts_help_epilog(OPTS, SYNOPSIS, DESCRIPTION, TK_CHAT_HELP);
+    if (cfg.common.help) return dl_opts_help_epilog(OPTS, SYNOPSIS, DESCRIPTION, DL_CHAT_HELP);
     if (cfg.common.version) { printf("dllm-tok %s\n", DL_VERSION); return fclose(stdout) ? DL_EXIT_IO : 0; }
     if (dl_common_finish(&cfg.common, err, sizeof err)) dl_die(DL_EXIT_USAGE, "%s", err);
     if (!cfg.tk_path) dl_die(DL_EXIT_USAGE, "-t TOK is required (a tokenizer.json or a checkpoint directory)");
@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
         cfg.threads = 1;
 #endif
     }
-    if (!cfg.decode && !tk_chat_find(cfg.chat_template, NULL))
+    if (!cfg.decode && !dl_chat_find(cfg.chat_template, NULL))
         dl_die(DL_EXIT_USAGE, "--chat-template '%s': unknown (auto, plain, chatml, llama3, llada)", cfg.chat_template);
 
     /* a dl_tok is single-threaded: one per encoding thread, [0] is primary */

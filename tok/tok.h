@@ -3,7 +3,6 @@
  *   main.c    options, tokenizer set-up (special ids, mask token), dispatch
  *   input.c   documents from plain text (whole / --lines / --split), JSONL,
  *             and `text` msgpack streams
- *   chat.c    chat templates: messages -> prompt + response strings
  *   json.c    JSON <-> msgpack values (carried keys), UTF-8 repair
  *   encode.c  documents -> `tokens` records
  *   decode.c  tokens / rows / masked / samples records -> text or JSONL
@@ -21,6 +20,7 @@
 #include "dl_opts.h"
 #include "dl_stream.h"
 #include "dl_tok.h"
+#include "dl_chat.h"
 
 /* ------------------------------------------------------------ options */
 typedef struct {
@@ -42,28 +42,8 @@ typedef struct {
     long long threads;         /* encode threads */
 } tk_cfg;
 
-/* ------------------------------------------------------------ chat */
-typedef struct {
-    const char *role; size_t role_len;
-    const char *content; size_t content_len;
-} tk_msg;
-
-typedef struct tk_chat tk_chat;
-/* "plain", "chatml", "llama3", "llada"; "auto" picks by the tokenizer's
- * special tokens (<|im_start|> -> chatml, <|start_header_id|> with
- * <|startoftext|> -> llada, <|start_header_id|> -> llama3, else plain).
- * NULL when the name is unknown. */
-const tk_chat *tk_chat_find(const char *name, const dl_tok *tok);
-const char *tk_chat_name(const tk_chat *c);
-/* Render messages.  Last message from "assistant": prompt = everything up to
- * and including that turn's header, response = its content + end of turn;
- * *sft = 1.  Otherwise prompt = the whole conversation + the assistant
- * header (a generation prompt), response empty, *sft = 1 as well (the whole
- * document is prompt).  Zero messages is a data error. */
-int tk_chat_render(const tk_chat *c, const tk_msg *m, size_t n, dl_strbuf *prompt,
-                    dl_strbuf *response, char *err, size_t errlen);
-/* Multi-line description of every template, for --help. */
-extern const char TK_CHAT_HELP[];
+/* ------------------------------------------------------------ chat
+ * Chat templates live in share/tok/dl_chat.h (dllm-sample --chat uses them too). */
 
 /* ------------------------------------------------------------ documents */
 typedef struct {
@@ -87,7 +67,7 @@ typedef struct tk_input tk_input;
 /* path NULL or "-" = stdin.  JSONL when cfg->jsonl or the name ends in
  * .jsonl / .jsonl.zst; a `text` msgpack stream when the data starts with a
  * dllm header (any other kind is an error); else plain text split per cfg. */
-int tk_input_open(tk_input **in, const char *path, const tk_cfg *cfg, const tk_chat *chat,
+int tk_input_open(tk_input **in, const char *path, const tk_cfg *cfg, const dl_chat *chat,
                    char *err, size_t errlen);
 /* 1 = *d filled (d is reset first), 0 = end of this input, <0 = error
  * naming file and line/record. */

@@ -12,7 +12,8 @@
  *
  * Costs per position: argmax one pass over V; Gumbel one Philox block per
  * two ids + one log-log per kept id; top-k a quickselect (O(V)); top-p a
- * merge sort of the kept ids.  Does not: allocate when no filter runs, read
+ * merge sort of the kept ids (Dream's rule: of all V ids, its top-p comes
+ * first).  Does not: allocate when no filter runs, read
  * host memory.
  */
 #include <math.h>
@@ -186,6 +187,79 @@ static int pick_invcdf(const dl_select_args *a, const float *l, unif *u, sel_scr
     return last;
 }
 
+/* ---- Dream's sample_tokens (kernels.h DL_SEL_DREAM) ---------------------- */
+static double ztemp(const float *l, int v, double T) { return T > 0 ? (double)l[v] / T : (double)l[v]; }
+
+/* Mark the ids Dream's top-p then top-k keep (kept[v] = 1); idx, tmp scratch. */
+static void dream_keep(const dl_select_args *a, const float *l, sel_scratch *s) {
+    const int V = a->V, k = a->top_k;
+    const double T = a->temperature;
+    int32_t *idx = s->idx;
+    uint8_t *kept = s->kept;
+    for (int v = 0; v < V; v++) idx[v] = v;
+    if (a->top_p > 0 && a->top_p < 1) {
+        msort(l, idx, s->tmp, V);
+        double zmax = ztemp(l, idx[0], T), sum = 0;
+        for (int v = 0; v < V; v++) sum += exp(ztemp(l, v, T) - zmax);
+        double c = exp(ztemp(l, idx[0], T) - zmax) / sum;
+        int n = 1;   /* idx[n] kept while the mass through idx[n-1] is <= p */
+        while (n < V && c <= a->top_p) { c += exp(ztemp(l, idx[n], T) - zmax) / sum; n++; }
+        float lk = k > 0 && k < n ? l[idx[k - 1]] : -INFINITY;   /* top-k within them, ties kept */
+        for (int v = 0; v < V; v++) kept[v] = 0;
+        for (int j = 0; j < n; j++) kept[idx[j]] = l[idx[j]] >= lk;
+        return;
+    }
+    select_top(l, idx, V, k);   /* top-k alone: the k-th best value, ties kept */
+    float lk = l[idx[0]];
+    for (int j = 1; j < k; j++) if (l[idx[j]] < lk) lk = l[idx[j]];
+    for (int v = 0; v < V; v++) kept[v] = l[v] >= lk;
+}
+
+/* Token and confidence from q = softmax(z) over the kept ids (all when
+ * unfiltered): sums in increasing id order, as the reference. */
+static int pick_dream(const dl_select_args *a, const float *l, unif *u, sel_scratch *s, double *conf) {
+    const int V = a->V;
+    const double T = a->temperature;
+    const uint8_t *kept = NULL;
+    if ((a->top_k > 0 && a->top_k < V) || (a->top_p > 0 && a->top_p < 1)) {
+        dream_keep(a, l, s);
+        kept = s->kept;
+    }
+    int top = argmax(l, V), tok = top;
+    if (T > 0) {
+        int best = -1;
+        double bs = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            if ((kept && !kept[v]) || l[v] == -INFINITY) continue;
+            double sc = (double)l[v] - T * log(-log(unif_at(u, (uint64_t)v)));
+            if (best < 0 || sc > bs) { bs = sc; best = v; }
+        }
+        if (best >= 0) tok = best;
+    }
+    *conf = 0;
+    if (a->conf == DL_CONF_NONE || !(l[top] > -INFINITY)) return tok;
+    double zmax = ztemp(l, top, T), sum = 0, e2 = 0;
+    for (int v = 0; v < V; v++) {
+        if (kept && !kept[v]) continue;
+        double e = exp(ztemp(l, v, T) - zmax);
+        sum += e;
+        if (v != top && e > e2) e2 = e;
+    }
+    if (a->conf == DL_CONF_MARGIN) { *conf = 1.0 / sum - e2 / sum; return tok; }
+    if (a->conf == DL_CONF_NEGENT) {
+        double h = 0;
+        for (int v = 0; v < V; v++) {
+            if (kept && !kept[v]) continue;
+            double q = exp(ztemp(l, v, T) - zmax) / sum;
+            h += q * log(q + 1e-10);
+        }
+        *conf = h;
+        return tok;
+    }
+    *conf = exp(ztemp(l, tok, T) - zmax) / sum;
+    return tok;
+}
+
 /* Noise-free softmax statistics (kernels.h step 4). */
 static double confidence(dl_sel_conf kind, const float *l, int V, int tok) {
     if (kind == DL_CONF_NONE) return 0.0;
@@ -222,6 +296,12 @@ static void select_one(const dl_select_args *a, int q, sel_scratch *s) {
     unif u = { .a = a, .stream = a->noise_stream ? a->noise_stream[q] : 0,
                .base = a->noise_base ? a->noise_base[q] : 0, .blk = UINT64_MAX };
     int tok;
+    if (a->draw == DL_SEL_DREAM) {
+        double c;
+        a->tok[q] = (uint32_t)pick_dream(a, l, &u, s, &c);
+        a->confidence[q] = c;
+        return;
+    }
     if (a->draw == DL_SEL_ARGMAX || a->temperature <= 0) tok = argmax(l, V);
     else if (a->draw == DL_SEL_GUMBEL) tok = pick_gumbel(a, l, &u, s);
     else tok = pick_invcdf(a, l, &u, s);
@@ -234,6 +314,8 @@ int cpu_select_tokens(dl_dev *d, const dl_select_args *a) {
     int filt = a->temperature > 0 && a->draw != DL_SEL_ARGMAX &&
                ((a->top_k > 0 && a->top_k < a->V) || (a->top_p > 0 && a->top_p < 1) ||
                 (a->draw == DL_SEL_INVCDF && a->top_p < 1));
+    if (a->draw == DL_SEL_DREAM)   /* Dream filters at every temperature: they shape q */
+        filt = (a->top_k > 0 && a->top_k < a->V) || (a->top_p > 0 && a->top_p < 1);
     int nt = cpu_nthreads(d, (size_t)a->M, 1);
     sel_scratch *scr = calloc((size_t)nt, sizeof *scr);
     if (!scr) return -1;

@@ -100,6 +100,56 @@ static int invcdf(const dl_select_args *a, int q, const float *l, int32_t *idx, 
     return last;
 }
 
+/* Dream's sample_tokens (kernels.h DL_SEL_DREAM): q = softmax(z) over the
+ * ids its top-p then top-k keep (kept[v]); every sum in increasing id order. */
+static double zt(const float *l, int v, double T) { return T > 0 ? (double)l[v] / T : (double)l[v]; }
+
+static int dream(const dl_select_args *a, int q, const float *l, int32_t *idx, uint8_t *kept, double *cf) {
+    int V = a->V, top = argmax(l, V), k = a->top_k;
+    double T = a->temperature;
+    for (int v = 0; v < V; v++) kept[v] = 1;
+    if ((k > 0 && k < V) || (a->top_p > 0 && a->top_p < 1)) {
+        int n = sorted_ids(l, V, 0, idx);
+        if (a->top_p > 0 && a->top_p < 1) {
+            double zmax = zt(l, idx[0], T), sum = 0;
+            for (int v = 0; v < V; v++) sum += exp(zt(l, v, T) - zmax);
+            double c = exp(zt(l, idx[0], T) - zmax) / sum;
+            n = 1;
+            while (n < V && c <= a->top_p) c += exp(zt(l, idx[n++], T) - zmax) / sum;
+        }
+        float lk = k > 0 && k < n ? l[idx[k - 1]] : -INFINITY;
+        for (int v = 0; v < V; v++) kept[v] = 0;
+        for (int j = 0; j < n; j++) kept[idx[j]] = l[idx[j]] >= lk;
+    }
+    int tok = top;
+    if (T > 0) {
+        double bs = -INFINITY;
+        int best = -1;
+        for (int v = 0; v < V; v++) {
+            if (!kept[v] || l[v] == -INFINITY) continue;
+            double sc = (double)l[v] - T * log(-log(uniform(a, q, (uint64_t)v)));
+            if (best < 0 || sc > bs) { bs = sc; best = v; }
+        }
+        if (best >= 0) tok = best;
+    }
+    *cf = 0;
+    if (a->conf == DL_CONF_NONE || !(l[top] > -INFINITY)) return tok;
+    double zmax = zt(l, top, T), sum = 0, e2 = 0;
+    for (int v = 0; v < V; v++)
+        if (kept[v]) sum += exp(zt(l, v, T) - zmax);
+    for (int v = 0; v < V; v++)
+        if (kept[v] && v != top && exp(zt(l, v, T) - zmax) > e2) e2 = exp(zt(l, v, T) - zmax);
+    if (a->conf == DL_CONF_MARGIN) *cf = 1.0 / sum - e2 / sum;
+    else if (a->conf == DL_CONF_NEGENT) {
+        for (int v = 0; v < V; v++) {
+            if (!kept[v]) continue;
+            double p = exp(zt(l, v, T) - zmax) / sum;
+            *cf += p * log(p + 1e-10);
+        }
+    } else *cf = exp(zt(l, tok, T) - zmax) / sum;
+    return tok;
+}
+
 static double conf(dl_sel_conf kind, const float *l, int V, int tok) {
     if (kind == DL_CONF_NONE) return 0;
     int top = argmax(l, V);
@@ -139,6 +189,12 @@ int ref_select_tokens(dl_dev *d, const dl_select_args *a) {
         for (int i = 0; i < a->n_suppress; i++)
             if (a->suppress[i] < (uint32_t)V) l[a->suppress[i]] = -INFINITY;
         if (a->mask_id < (uint32_t)V) l[a->mask_id] = -INFINITY;
+        if (a->draw == DL_SEL_DREAM) {
+            double c;
+            a->tok[q] = (uint32_t)dream(a, q, l, idx, kept, &c);
+            a->confidence[q] = c;
+            continue;
+        }
         int tok = a->draw == DL_SEL_ARGMAX || a->temperature <= 0 ? argmax(l, V)
                   : a->draw == DL_SEL_GUMBEL ? gumbel(a, q, l, idx) : invcdf(a, q, l, idx, kept);
         a->tok[q] = (uint32_t)tok;

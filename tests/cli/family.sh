@@ -5,13 +5,16 @@
 # tests/unit/test_family.c):
 #  - dllm-sample -m DIR at temperature 0 on LLaDA gives exactly the ids of
 #    LLaDA's own generate.py (low-confidence remasking, blocks), and on Dream
-#    those of its diffusion_generate (maskgit_plus, one step: shifted logits),
-#    on a2d-* those of dLLM's MDLMSampler;
+#    those of its diffusion_generate (maskgit_plus, one step: shifted logits;
+#    and several steps with --alg maskgit_plus / topk_margin / entropy, top-p,
+#    top-k: dream/diffusion_generate.txt), on a2d-* those of dLLM's MDLMSampler;
 #  - dllm-sample / dllm-score -m DIR run on every family (a2d-*: the mask id
 #    from the tokenizer), qwen3 as an AR model (--causal);
 #  - dllm-train --init DIR writes the canonical layout (model_type llama /
 #    qwen2 / qwen3) with the family's conventions (shift_logits, mask id,
 #    chat template) and trains from it (qwen3: q_norm / k_norm backward);
+#  - --chat wraps -p in the checkpoint's chat template (chatml recognised),
+#    --chat-template NAME, presets never turn it on;
 #  - bad input: an unknown model_type names the supported ones; an LLaDA
 #    option we do not implement is refused by name (exit 1).
 . "$(dirname "$0")/lib.sh"
@@ -37,6 +40,15 @@ check "dream: dllm-sample -m DIR -s 1" \
     "dllm-sample -q -m '$FAM/dream' -n 8 -s 1 --keep-eos '$T/p.msgpack' -o '$T/dream1.msgpack'"
 got=$(dllm-cat --no-header "$T/dream1.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
 is "dream: temperature-0 ids = Dream's diffusion_generate (one step)" "$got" "$want"
+
+# Dream's diffusion_generate over several steps (temperature 0, alg_temp 0):
+# its schedule int(m (1 - s/t)) and its confidences on the top-p / top-k
+# filtered distribution; one line per case, "alg steps gen top_p top_k : ids"
+grep -v '^#' "$FAM/dream/diffusion_generate.txt" | while read -r alg steps gen tp tk colon want; do
+    got=$(dllm-sample -q -m "$FAM/dream" -n "$gen" -s "$steps" --alg "$alg" --temperature 0 --top-p "$tp" \
+          --top-k "$tk" --alg-temp 0 --keep-eos "$T/p.msgpack" | dllm-cat --no-header | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+    is "dream: --alg $alg -s $steps -n $gen --top-p $tp --top-k $tk = Dream's diffusion_generate" "$got" "$want"
+done
 
 # dLLM's MDLMSampler (steps 8, block_size 4, temperature 0, low_confidence,
 # suppress_tokens [mask]: dllm-sample never generates the mask token)
@@ -81,6 +93,31 @@ dllm-pack -q -L 16 --seed 1 "$T/tr-tok.msgpack" -o "$T/tr-rows.msgpack"
 dllm-mask -q --seed 1 "$T/tr-rows.msgpack" -o "$T/tr.msgpack"
 check "qwen3: dllm-train --init DIR trains (q_norm / k_norm backward)" \
     "dllm-train -q --init '$FAM/qwen3' '$T/tr.msgpack' -o '$T/q3-t' --steps 2 --batch 4"
+
+# --chat (sample/main.c, share/tok/dl_chat.h): -p TEXT as one user turn in the
+# checkpoint's template = dllm-tok's rendering of {"messages": [user TEXT]};
+# the fixtures' own template is none we know: refused by name; presets never
+# turn chat on (the rule in sample/preset.c)
+mkdir -p "$T/chatml"
+cp "$FAM/dream/config.json" "$FAM/dream/model.safetensors" "$FAM/dream/tokenizer.json" "$T/chatml/"
+sed 's/"chat_template": "[^"]*"/"chat_template": "{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}"/' \
+    "$FAM/dream/tokenizer_config.json" > "$T/chatml/tokenizer_config.json"
+echo '{"messages":[{"role":"user","content":"hello"}]}' > "$T/m.jsonl"
+dllm-tok -q -t "$T/chatml" --chat-template chatml "$T/m.jsonl" -o "$T/m.msgpack"
+want=$(dllm-cat --no-header "$T/m.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/')
+got=$(dllm-sample -q -m "$T/chatml" --chat -p hello -n 4 -s 4 --keep-eos | dllm-cat --no-header \
+      | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | cut -d, -f1-"$(echo "$want" | tr ',' '\n' | wc -l)")
+is "--chat: the checkpoint's chatml template = dllm-tok --chat-template chatml" "$got" "$want"
+got=$(dllm-sample -q -m "$FAM/dream" --chat-template chatml -p hello -n 4 -s 4 --keep-eos | dllm-cat --no-header \
+      | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | cut -d, -f1-"$(echo "$want" | tr ',' '\n' | wc -l)")
+is "--chat-template chatml names it (and implies --chat)" "$got" "$want"
+np=$(dllm-sample -q -m "$T/chatml" --preset dream -p hello -n 4 -s 4 | dllm-cat --no-header | sed 's/.*"n_prompt":\([0-9]*\).*/\1/')
+echo hello | dllm-tok -q -t "$T/chatml" -o "$T/plain.msgpack"
+is "--preset dream does not turn chat on (-p encoded as it is)" "$np" \
+    "$(dllm-cat --no-header "$T/plain.msgpack" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | tr ',' '\n' | wc -l | tr -d ' ')"
+expect_exit 1 "--chat on an unknown chat_template: data error" "dllm-sample -q -m '$FAM/dream' --chat -p hello -n 4"
+expect_err "chat_template is none of chatml, llada, llama3.*--chat-template NAME" "... naming the file and the way out"
+expect_exit 2 "--chat without -p: usage error" "dllm-sample -q -m '$FAM/dream' --chat '$T/p.msgpack'"
 
 # bad input
 mkdir -p "$T/gpt2" "$T/alibi"

@@ -53,3 +53,10 @@ expect_exit 2 "an unknown preset is a usage error" "dllm-sample -m $CK --preset 
 expect_err "error: --preset 'gpt': unknown \(known: llada, dream, fast-dllm\)" "  ... naming the known presets"
 expect_exit 2 "a preset's options are checked like typed ones" "dllm-sample -m $CK --preset llada -n 100 $T/p.msgpack"
 expect_err "not a multiple of --block-length 32" "  ... (gen-length 100 vs the preset's block-length 32)"
+
+# Dream's algs name their own confidence and schedule
+expect_exit 2 "--alg entropy with --remask random is a usage error" "dllm-sample -m $CK --alg entropy --remask random $T/p.msgpack"
+expect_err "remask random is for --alg llada" "  ... naming the conflict"
+expect_exit 2 "--alg maskgit_plus with --threshold is a usage error" "dllm-sample -m $CK --alg maskgit_plus --threshold 0.9 $T/p.msgpack"
+expect_exit 2 "an unknown --alg names the known ones" "dllm-sample -m $CK --alg foo $T/p.msgpack"
+expect_err "expected llada, maskgit_plus, topk_margin, entropy or origin" "  ... listed"

@@ -36,9 +36,21 @@ Reference outputs (tests/data/families/<name>/reference.json):
              gen_length, block_length, temperature 0, remasking
              low_confidence, mask_id) on the float64 model: prompt and ids;
              dream: its diffusion_generate (maskgit_plus, temperature 0,
-             steps 1: its multi-step schedule is not one dllm-sample has);
+             steps 1);
              a2d-*: dLLM's MDLMSampler.sample (steps 8, block_size 4,
              temperature 0, low_confidence, suppress_tokens [mask])
+
+Dream's multi-step generation (tests/data/families/dream/):
+  diffusion_generate.txt  one line per case, "alg steps gen_length top_p top_k
+             : ids": its diffusion_generate on the float64 model, temperature
+             0, alg_temp 0, with a generation_logits_hook_func that sets the
+             mask token's logit to -inf (dllm-sample never generates the mask
+             token; with random weights Dream's argmax would sometimes pick it)
+  dream_schedule.txt  one line per case "m steps eps : k_0 ... k_{steps-1}":
+             the commit counts of its _sample (timesteps = torch.linspace(1,
+             eps, steps + 1), int(num_mask_token * (1 - s / t)), all at the
+             last step), the lines of _sample replayed on float32 tensors
+             without a model (the counts depend only on the mask count)
 
 Source files (not in this repository; `fetch` github:ZHZisZZ/dllm and
 github:ML-GSAI/LLaDA) are read from --src DIR laid out as
@@ -49,7 +61,7 @@ github:ML-GSAI/LLaDA) are read from --src DIR laid out as
       (empty __init__.py in DIR/dllm, DIR/dllm/core, DIR/dllm/core/samplers:
       the sampler without the rest of the dllm package)
 Run from the repository root:
-  /work/venv/bin/python tests/ref/gen_family_fixtures.py --src DIR
+  /work/venv/bin/python tests/ref/gen_family_fixtures.py --src DIR [--only NAME]
 `make test` never runs this script.
 """
 import argparse
@@ -220,7 +232,56 @@ def dream_build():
     except Exception as e:   # recorded, not hidden: the CLI test then skips
         print("dream: diffusion_generate failed:", repr(e))
         extra = None
+    dream_multistep(m64, prompt)
     return model, ids, lp, 0, extra
+
+
+DREAM_CASES = [   # alg, steps, gen_length, top_p (1: None), top_k (0: None)
+    ("maskgit_plus", 8, 16, 1.0, 0), ("topk_margin", 8, 16, 1.0, 0), ("entropy", 8, 16, 1.0, 0),
+    ("entropy", 16, 16, 1.0, 0), ("entropy", 8, 16, 0.95, 0), ("maskgit_plus", 5, 16, 0.9, 3),
+    ("topk_margin", 6, 12, 1.0, 4), ("entropy", 12, 24, 0.8, 0),
+]
+SCHEDULE_CASES = [(512, 512, 1e-3), (16, 8, 1e-3), (16, 16, 1e-3), (256, 128, 1e-3), (100, 37, 1e-2),
+                  (1000, 999, 0.05), (2048, 2048, 1e-3), (7, 3, 1e-3)]
+
+
+def dream_multistep(m64, prompt):
+    """Dream's own diffusion_generate with several steps: ids per DREAM_CASES
+    (diffusion_generate.txt), and its commit schedule (dream_schedule.txt)."""
+    from dream.generation_utils import DreamGenerationConfig
+    d = os.path.join(OUT, "dream")
+    os.makedirs(d, exist_ok=True)
+
+    def no_mask(step, x, logits):   # dllm-sample never generates the mask token
+        logits = logits.clone()
+        logits[..., 21] = -float("inf")
+        return logits
+    lines = ["# alg steps gen_length top_p top_k : ids (Dream's diffusion_generate, temperature 0, alg_temp 0;"
+             " tests/ref/gen_family_fixtures.py)"]
+    for alg, steps, gen_len, top_p, top_k in DREAM_CASES:
+        gc = DreamGenerationConfig(max_new_tokens=gen_len, steps=steps, temperature=0.0, alg=alg, alg_temp=0.0,
+                                   top_p=None if top_p >= 1 else top_p, top_k=top_k or None, eps=1e-3,
+                                   mask_token_id=21, pad_token_id=20, bos_token_id=20, eos_token_id=20,
+                                   output_history=False, return_dict_in_generate=False)
+        out = m64.diffusion_generate(prompt, generation_config=gc, generation_logits_hook_func=no_mask)
+        out = out.sequences if hasattr(out, "sequences") else out
+        lines.append("%s %d %d %g %d : %s" % (alg, steps, gen_len, top_p, top_k, ",".join(map(str, out[0].tolist()))))
+    open(os.path.join(d, "diffusion_generate.txt"), "w").write("\n".join(lines) + "\n")
+
+    lines = ["# m steps eps : commit count of each step (Dream's _sample; tests/ref/gen_family_fixtures.py)"]
+    for m, steps, eps in SCHEDULE_CASES:
+        timesteps = torch.linspace(1, eps, steps + 1)
+        mask_index = torch.ones(1, m, dtype=torch.bool)
+        ks = []
+        for i in range(steps):   # the lines of _sample, without the model
+            num_mask_token = mask_index.sum() / mask_index.shape[0]
+            t, s = timesteps[i], timesteps[i + 1]
+            k = int(num_mask_token * (1 - s / t)) if i < steps - 1 else int(num_mask_token)
+            ks.append(k)
+            mask_index[0, :k] = False
+            mask_index = torch.cat([mask_index[:, k:], mask_index[:, :k]], dim=1)
+        lines.append("%d %d %g : %s" % (m, steps, eps, " ".join(map(str, ks))))
+    open(os.path.join(d, "dream_schedule.txt"), "w").write("\n".join(lines) + "\n")
 
 
 def a2d(kind, tied, seed):
@@ -297,6 +358,7 @@ def qwen3(src):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--src", required=True)
+    ap.add_argument("--only", help="write one family's directory (e.g. dream)")
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.src))
     torch.manual_seed(0)
@@ -309,6 +371,8 @@ def main():
         "qwen3": (qwen3 and (lambda: qwen3(args.src)), None, False),
     }
     for name, (fn, mask_name, with_mask) in fams.items():
+        if args.only and name != args.only:
+            continue
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         model, ids, lp, causal, extra = fn()

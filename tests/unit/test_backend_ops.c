@@ -505,6 +505,10 @@ static void build_cases(void) {
     ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 7, 97, 1, 4, 0, 0, 80, 10, 0, 1);
     ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 33, 300, 2, 2, 0, 40, 95, 8, 2, 0);
     ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 4, 1000, 2, 2, 0, 0, 100, 12, 1, 1);
+    /* draw 3 = DL_SEL_DREAM (Dream's sample_tokens): filters at T = 0 shape the confidence */
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 9, 97, 3, 4, 0, 0, 95, 0, 2, 0);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 9, 97, 3, 3, 1, 10, 90, 2, 3, 0);
+    ADD(DL_OP_SELECT_TOKENS, run_select, "M=%d V=%d draw=%d conf=%d cfg=%d top_k=%d top_p=%d%% T*10=%d suppress=%d noise_buf=%d", 5, 300, 3, 1, 0, 7, 100, 10, 0, 1);
 }
 
 /* attention labels carry the mask as a number: print its name instead */

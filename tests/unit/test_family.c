@@ -14,6 +14,9 @@
  *  - qwen3 backward: gradients of the mean causal CE over all positions
  *    equal PyTorch's for q_norm, k_norm, q_proj, k_proj, input_layernorm;
  *    the KV-cached causal forward gives the reference's last-token log-probs.
+ *  - Dream's commit schedule: sample/diffusion.c's smp_dream_transfer over
+ *    a whole run equals the counts of Dream's _sample (float32 linspace
+ *    grid, int(m (1 - s/t))) in dream/dream_schedule.txt, up to 2048 steps.
  *  - bad input: unknown model_type names the supported ones; every
  *    unimplemented LLaDA option, MoE, and short sliding windows are refused
  *    by name.
@@ -28,6 +31,7 @@
 #include "dl_test.h"
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "sample.h"   /* smp_dream_transfer (sample/diffusion.c; TEST_PROGS_test_family) */
 
 #define FIX "tests/data/families/"
 
@@ -359,6 +363,41 @@ static void test_bad(void) {
     }
 }
 
+/* Each line "m steps eps : k_0 ... k_{steps-1}": replay the run (m -= k_i). */
+static void test_dream_schedule(void) {
+    FILE *f = fopen(FIX "dream/dream_schedule.txt", "r");
+    if (!f) { DL_CHECK(0, "dream/dream_schedule.txt"); return; }
+    char *line = NULL;
+    size_t cap = 0;
+    int cases = 0, ok = 1;
+    while (getline(&line, &cap, f) > 0) {
+        if (line[0] == '#') continue;
+        int m, S, off;
+        double eps;
+        if (sscanf(line, "%d %d %lf : %n", &m, &S, &eps, &off) != 3) { ok = 0; break; }
+        const char *p = line + off;
+        int m0 = m, i = 0;
+        for (; i < S; i++) {
+            char *end;
+            long want = strtol(p, &end, 10);
+            if (end == p) break;
+            p = end;
+            int got = smp_dream_transfer(m, i, S, eps);
+            if (got != want) {
+                printf("  # m %d steps %d eps %g: step %d commits %d, Dream %ld\n", m0, S, eps, i, got, want);
+                ok = 0;
+                break;
+            }
+            m -= got;
+        }
+        ok &= i == S && m == 0;
+        cases++;
+    }
+    free(line);
+    fclose(f);
+    DL_CHECK(ok && cases >= 8, "dream: commit counts = Dream's _sample at every step (%d runs)", cases);
+}
+
 int main(void) {
     char err[512];
     if (!mkdtemp(tmp)) { printf("not ok - mkdtemp\n"); return 1; }
@@ -368,6 +407,7 @@ int main(void) {
     test_qwen3_backward();
     test_qwen3_kv();
     test_bad();
+    test_dream_schedule();
     dl_dev_close(dev);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -114,28 +114,71 @@ static void test_kernel(void) {
     double *noise = malloc(sizeof(double) * (M * V + 2));
     for (int i = 0; i < M * V + 2; i++) noise[i] = ((splitmix() >> 11) + 0.5) * 0x1.0p-53;
     uint32_t sup[3] = { 5, 1000, 17 };
-    const dl_sel_draw draws[] = { DL_SEL_ARGMAX, DL_SEL_GUMBEL, DL_SEL_INVCDF };
+    const dl_sel_draw draws[] = { DL_SEL_ARGMAX, DL_SEL_GUMBEL, DL_SEL_INVCDF, DL_SEL_DREAM };
     const struct { int k; double p; } filt[] = { { 0, 1 }, { 7, 1 }, { 0, 0.6 }, { 9, 0.8 }, { 0, 0 }, { 1, 1 } };
     const dl_sel_conf confs[] = { DL_CONF_NONE, DL_CONF_PROB, DL_CONF_PROB0, DL_CONF_MARGIN, DL_CONF_NEGENT };
     int all = 1, n = 0;
-    for (int di = 0; di < 3; di++)
+    for (int di = 0; di < 4; di++)
+      for (int ti = 0; ti < (draws[di] == DL_SEL_DREAM ? 2 : 1); ti++)   /* Dream: filters act at T = 0 too */
         for (int fi = 0; fi < 6; fi++)
             for (int ci = 0; ci < 5; ci++)
                 for (int mode = 0; mode < 4; mode++) {   /* bit 0: explicit noise, bit 1: cfg (else rows) */
                     dl_select_args a = {
                         .M = M, .V = V, .cfg = mode >> 1, .cfg_w1 = 1.5f, .row = mode >> 1 ? NULL : row,
                         .suppress = sup, .n_suppress = 3, .mask_id = (uint32_t)(V - 1), .draw = draws[di],
-                        .temperature = 0.8, .top_k = filt[fi].k, .top_p = filt[fi].p, .conf = confs[ci],
+                        .temperature = ti ? 0.0 : 0.8, .top_k = filt[fi].k, .top_p = filt[fi].p, .conf = confs[ci],
                         .key = { 0x1234, 99 }, .purpose = DL_RNG_SAMPLE, .noise_stream = stream, .noise_base = base,
                     };
                     char what[128];
-                    snprintf(what, sizeof what, "draw %d, top-k %d, top-p %g, conf %d, mode %d", draws[di],
-                             filt[fi].k, filt[fi].p, confs[ci], mode);
+                    snprintf(what, sizeof what, "draw %d, T %g, top-k %d, top-p %g, conf %d, mode %d", draws[di],
+                             a.temperature, filt[fi].k, filt[fi].p, confs[ci], mode);
                     all &= compare(d, a, mode & 1 ? noise : NULL, M * V + 2, what);
                     n++;
                 }
     DL_CHECK(all, "dl_k_select_tokens (cpu, 3 threads) == ref_select_tokens bit for bit (%d configurations)", n);
     free(noise);
+    dl_dev_close(d);
+}
+
+/* (b') DL_SEL_DREAM against values worked by hand (Dream's sample_tokens at
+ * temperature 0, so no noise):
+ *   l = (2, 1, 0, -1), top-p 0.7: softmax = e^-j / 1.553 = .644 .237 .087 .032;
+ *   the mass through id 0 is .644 <= .7, so id 1 is kept; through id 1 .881 >
+ *   .7: id 2 is not.  q over {0, 1} = (s, 1 - s), s = 1 / (1 + e^-1):
+ *   PROB s, MARGIN 2s - 1, NEGENT s log(s + 1e-10) + (1-s) log(1-s + 1e-10).
+ *   l = (1, 3, 3, 0), top-k 1: both 3s kept (ties), q = (0, .5, .5, 0):
+ *   token 1 (the lower id), MARGIN 0, PROB .5. */
+static void test_dream_by_hand(void) {
+    char err[256];
+    dl_dev *d = NULL;
+    if (dl_dev_open(&d, DL_DEV_CPU, 1, err, sizeof err)) { DL_CHECK(0, "open cpu: %s", err); return; }
+    const double sg = 1.0 / (1.0 + exp(-1.0));
+    const struct { float l[4]; int k; double p; dl_sel_conf c; uint32_t tok; double want; } cs[] = {
+        { { 2, 1, 0, -1 }, 0, 0.7, DL_CONF_PROB, 0, sg },
+        { { 2, 1, 0, -1 }, 0, 0.7, DL_CONF_MARGIN, 0, 2 * sg - 1 },
+        { { 2, 1, 0, -1 }, 0, 0.7, DL_CONF_NEGENT, 0, sg * log(sg + 1e-10) + (1 - sg) * log(1 - sg + 1e-10) },
+        { { 1, 3, 3, 0 }, 1, 1, DL_CONF_PROB, 1, 0.5 },
+        { { 1, 3, 3, 0 }, 1, 1, DL_CONF_MARGIN, 1, 0.0 },
+    };
+    uint64_t zero = 0;
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
+        for (int b = 0; b < 2; b++) {   /* cpu, then ref */
+            float l[4];
+            memcpy(l, cs[i].l, sizeof l);
+            uint32_t tok = 99;
+            double c = -1;
+            dl_select_args a = { .M = 1, .V = 4, .logits = l, .mask_id = 4, .draw = DL_SEL_DREAM, .temperature = 0,
+                                 .top_k = cs[i].k, .top_p = cs[i].p, .conf = cs[i].c, .noise_stream = &zero,
+                                 .noise_base = &zero, .tok = &tok, .confidence = &c };
+            int rc = b ? ref_select_tokens(d, &a) : dl_k_select_tokens(d, &a);
+            if (rc || tok != cs[i].tok || fabs(c - cs[i].want) > 1e-12) {
+                printf("  # case %zu (%s): tok %u conf %.17g, want %u %.17g\n", i, b ? "ref" : "cpu", tok, c,
+                       cs[i].tok, cs[i].want);
+                ok = 0;
+            }
+        }
+    DL_CHECK(ok, "DL_SEL_DREAM: Dream's top-p / top-k (ties kept) and confidences on q, worked by hand");
     dl_dev_close(d);
 }
 
@@ -185,6 +228,7 @@ static void test_wrapper(void) {
 int main(void) {
     test_philox();
     test_kernel();
+    test_dream_by_hand();
     test_wrapper();
     return dl_test_end();
 }

@@ -1,9 +1,10 @@
-/* tok/chat.c — chat templates: a list of {role, content} messages becomes a
- * prompt string and a response string (dllm-tok encodes each separately and
- * records n_prompt = number of prompt ids).
+/* share/tok/dl_chat.c — chat templates (dl_chat.h): a list of {role,
+ * content} messages becomes a prompt string and a response string (dllm-tok
+ * encodes each separately and records n_prompt = number of prompt ids;
+ * dllm-sample --chat encodes the prompt of one user turn).
  *
  * Every template is "BOS once, then per message HEADER(role) + CONTENT + EOT
- * + SEP"; the exact strings are in TEMPLATES below and in TK_CHAT_HELP.
+ * + SEP"; the exact strings are in TEMPLATES below and in DL_CHAT_HELP.
  * Special-token texts (<|im_start|> ...) are plain text here: they become
  * single ids only when the tokenizer has them as added tokens.
  *
@@ -13,14 +14,17 @@
  * conversation followed by the assistant header (a generation prompt) and the
  * response is empty.
  *
- * Not done: Jinja.  tokenizer_config.json's chat_template is not read; the
- * four templates below reproduce the common models' templates exactly for
- * string contents (no tools, no multi-part contents, no default system).
+ * Not done: Jinja.  tokenizer_config.json's chat_template is only
+ * recognised (dl_chat_checkpoint), never run; the four templates below
+ * reproduce the common models' templates exactly for string contents (no
+ * tools, no multi-part contents, no default system).
  */
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
-#include "tok.h"
+#include "dl_chat.h"
 
-struct tk_chat {
+struct dl_chat {
     const char *name;
     const char *bos;                  /* once, before the first message */
     const char *head_pre, *head_post; /* header = head_pre + role + head_post */
@@ -30,7 +34,7 @@ struct tk_chat {
     const char *sep;                  /* after each EOT, except after the response */
 };
 
-static const tk_chat TEMPLATES[] = {
+static const dl_chat TEMPLATES[] = {
     /* User: hi\nAssistant: hello\n */
     { "plain", "", "", ": ", 1, 0, "\n", "" },
     /* <|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello<|im_end|> */
@@ -41,7 +45,7 @@ static const tk_chat TEMPLATES[] = {
     { "llada", "<|startoftext|>", "<|start_header_id|>", "<|end_header_id|>\n\n", 0, 1, "<|eot_id|>", "" },
 };
 
-const char TK_CHAT_HELP[] =
+const char DL_CHAT_HELP[] =
     "Chat templates (--chat-template; messages = [{role, content}, ...]):\n"
     "  plain   \"Role: CONTENT\\n\" per message (role's first letter upper-cased);\n"
     "          end of turn \"\\n\"; header \"Assistant: \"\n"
@@ -57,7 +61,7 @@ const char TK_CHAT_HELP[] =
     "  its header, response = its content + end of turn (n_prompt = prompt ids).\n"
     "  Otherwise the whole conversation + assistant header is the prompt.\n";
 
-const tk_chat *tk_chat_find(const char *name, const dl_tok *tok) {
+const dl_chat *dl_chat_find(const char *name, const dl_tok *tok) {
     if (!strcmp(name, "auto")) {
         const char *pick = "plain";
         if (!tok) {}   /* only validating the name */
@@ -71,11 +75,11 @@ const tk_chat *tk_chat_find(const char *name, const dl_tok *tok) {
     return NULL;
 }
 
-const char *tk_chat_name(const tk_chat *c) { return c->name; }
+const char *dl_chat_name(const dl_chat *c) { return c->name; }
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-static int put_header(const tk_chat *c, dl_strbuf *b, const char *role, size_t n) {
+static int put_header(const dl_chat *c, dl_strbuf *b, const char *role, size_t n) {
     int rc = dl_strbuf_puts(b, c->head_pre);
     if (!rc && n && c->capitalize && role[0] >= 'a' && role[0] <= 'z') {
         char up = (char)(role[0] - 'a' + 'A');
@@ -87,7 +91,7 @@ static int put_header(const tk_chat *c, dl_strbuf *b, const char *role, size_t n
     return rc;
 }
 
-static int put_content(const tk_chat *c, dl_strbuf *b, const char *s, size_t n) {
+static int put_content(const dl_chat *c, dl_strbuf *b, const char *s, size_t n) {
     if (c->trim) {
         while (n && is_space(*s)) { s++; n--; }
         while (n && is_space(s[n - 1])) n--;
@@ -96,8 +100,8 @@ static int put_content(const tk_chat *c, dl_strbuf *b, const char *s, size_t n) 
     return rc ? rc : dl_strbuf_puts(b, c->eot);
 }
 
-int tk_chat_render(const tk_chat *c, const tk_msg *m, size_t n, dl_strbuf *prompt,
-                    dl_strbuf *response, char *err, size_t errlen) {
+int dl_chat_render(const dl_chat *c, const dl_chat_msg *m, size_t n, dl_strbuf *prompt, dl_strbuf *response,
+                   char *err, size_t errlen) {
     if (n == 0) return dl_seterr(err, errlen, -DL_EXIT_DATA, "\"messages\" is empty");
     int last_is_reply = m[n - 1].role_len == 9 && !memcmp(m[n - 1].role, "assistant", 9);
     size_t n_ctx = last_is_reply ? n - 1 : n;
@@ -111,4 +115,32 @@ int tk_chat_render(const tk_chat *c, const tk_msg *m, size_t n, dl_strbuf *promp
     if (!rc && last_is_reply) rc = put_content(c, response, m[n - 1].content, m[n - 1].content_len);
     if (rc) return dl_seterr(err, errlen, rc, "out of memory");
     return 0;
+}
+
+int dl_chat_checkpoint(const char *tok_path, const dl_tok *tok, const dl_chat **out, char *err, size_t errlen) {
+    /* the directory part: up to the last '/' of a *.json path, else the
+     * whole path plus a '/' (a checkpoint directory); dn = its length */
+    size_t n = strlen(tok_path);
+    const char *slash = strrchr(tok_path, '/');
+    size_t dn = n >= 5 && !strcmp(tok_path + n - 5, ".json") ? (slash ? (size_t)(slash - tok_path + 1) : 0) : n + 1;
+    char *cpath = malloc(dn + 32);
+    if (!cpath) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    memcpy(cpath, tok_path, dn > n ? n : dn);
+    if (dn > n) cpath[n] = '/';   /* a directory */
+    strcpy(cpath + dn, "tokenizer_config.json");
+    json_error_t je;
+    json_t *c = json_load_file(cpath, 0, &je);
+    const char *t = c ? json_string_value(json_object_get(c, "chat_template")) : NULL;
+    const char *name = !t ? NULL : strstr(t, "<|im_start|>") ? "chatml"
+                     : strstr(t, "<|start_header_id|>") ? (dl_tok_token_id(tok, "<|startoftext|>") >= 0 ? "llada" : "llama3")
+                     : NULL;
+    int rc = 0;
+    if (!c) rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: %s (no chat template)", cpath, je.text);
+    else if (!t) rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s has no chat_template string", cpath);
+    else if (!name)
+        rc = dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: chat_template is none of chatml, llada, llama3", cpath);
+    else *out = dl_chat_find(name, tok);
+    json_decref(c);
+    free(cpath);
+    return rc;
 }
