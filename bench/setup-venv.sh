@@ -6,5 +6,5 @@ set -eu
 cd "$(dirname "$0")/.."
 V=${DLLM_VENV:-$(cd .. && pwd)/venv}
 python3 -m venv "$V"
-"$V/bin/pip" install -q tokenizers numpy msgpack zstandard torch lm-eval transformers accelerate
+"$V/bin/pip" install -q tokenizers numpy msgpack zstandard torch lm-eval transformers accelerate peft safetensors
 echo "venv ready: $V"
