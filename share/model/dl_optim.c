@@ -12,14 +12,24 @@ double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm) {
 }
 
 void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale) {
+    dl_optim_step_range(m, c, lr, step, clip_scale, 0, m->n_params);
+}
+
+/* AdamW is elementwise, so [lo, hi) cut at n_decay_params into the decay
+ * and no-decay calls gives every element exactly what the whole-block
+ * calls give it. */
+void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
+                         size_t hi) {
     dl_dev *d = m->dev;
     size_t nd = m->n_decay_params;
     float gs = (float)clip_scale;
-    if (nd)
-        dl_k_adamw(d, m->params, m->grads, m->adam_m, m->adam_v, nd, (float)lr, (float)c->beta1, (float)c->beta2,
-                   (float)c->eps, (float)c->wd, (int)step, gs);
-    if (m->n_params > nd)
-        dl_k_adamw(d, m->params + nd, m->grads + nd, m->adam_m + nd, m->adam_v + nd, m->n_params - nd, (float)lr,
-                   (float)c->beta1, (float)c->beta2, (float)c->eps, 0.0f, (int)step, gs);
+    size_t a = lo, b = hi < nd ? hi : nd;   /* decay part [a, b) */
+    if (b > a)
+        dl_k_adamw(d, m->params + a, m->grads + a, m->adam_m + a, m->adam_v + a, b - a, (float)lr, (float)c->beta1,
+                   (float)c->beta2, (float)c->eps, (float)c->wd, (int)step, gs);
+    a = lo > nd ? lo : nd;                  /* no-decay part [a, hi) */
+    if (hi > a)
+        dl_k_adamw(d, m->params + a, m->grads + a, m->adam_m + a, m->adam_v + a, hi - a, (float)lr, (float)c->beta1,
+                   (float)c->beta2, (float)c->eps, 0.0f, (int)step, gs);
     dl_dev_sync(d);
 }
