@@ -371,7 +371,7 @@ int main(int argc, char **argv) {
         char name[64];
         snprintf(name, sizeof name, "dllm-train[rank %d]", R.dp.rank);
         if (R.dp.rank) dl_prog_rename(name);
-        if (R.dp.rank && !o_verbose) dl_verbosity = o_quiet ? 0 : 1;   /* warnings and errors only */
+        if (R.dp.rank && !o_verbose) dl_verbosity = 0;   /* errors only: rank 0 reports */
         if (npaths == 0 || (npaths == 1 && !strcmp(paths[0], "-")))
             dl_die(DL_EXIT_USAGE, "%d ranks cannot share stdin: give the input files (every rank reads them)",
                    R.dp.size);

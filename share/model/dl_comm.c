@@ -71,6 +71,16 @@ int dl_comm_open(dl_comm **cp, dl_comm_kind want, int on_cuda, double timeout_s,
     if (!c) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     c->on_cuda = on_cuda;
     c->timeout_s = timeout_s > 0 ? timeout_s : 600;
+    const char *et = getenv("DLLM_COMM_TIMEOUT");
+    if (et && *et) {
+        char *end;
+        double v = strtod(et, &end);
+        if (*end || !(v > 0)) {
+            free(c);
+            return dl_seterr(err, errlen, -DL_EXIT_USAGE, "DLLM_COMM_TIMEOUT='%s': expected seconds > 0", et);
+        }
+        c->timeout_s = v;
+    }
     dl_comm_env_read(&c->env);
     if (want == DL_COMM_AUTO) {
         if (c->env.size == 1) want = DL_COMM_SINGLE;

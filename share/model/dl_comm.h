@@ -50,7 +50,8 @@ void dl_comm_env_read(dl_comm_env *e);
 
 /* want: a kind (DLLM_COMM overrides); on_cuda: the model runs on a CUDA
  * device (NCCL needs device buffers; the local rank picks the GPU);
- * timeout_s: the longest wait for init or any collective (<= 0: 600). */
+ * timeout_s: the longest wait for init or any collective (<= 0: 600;
+ * the environment variable DLLM_COMM_TIMEOUT, seconds, overrides). */
 int dl_comm_open(dl_comm **c, dl_comm_kind want, int on_cuda, double timeout_s, char *err, size_t errlen);
 /* dl_comm_open(c, DL_COMM_AUTO, 0, 0, ...). */
 int dl_comm_init(dl_comm **c, char *err, size_t errlen);
