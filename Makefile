@@ -107,7 +107,7 @@ ifeq ($(HAVE_MPI),1)
   COMM_LIBS   += $(shell mpicc --showme:link 2>/dev/null)
   $(info [x] MPI: found, $(if $(MPI_USED),used (dllm-train over mpirun / srun),not used yet (no code calls it)))
 else
-  $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc; HAVE_MPI=1 to require))
+  $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc: scripts/deps.sh install mpi; HAVE_MPI=1 to require))
 endif
 
 # ---------------------------------------------------------------- config stamp
