@@ -144,7 +144,6 @@ lib: $(LIB)
 # headers; dllm-train and the unit tests that use dl_comm link their libraries.
 $(BUILD)/share/model/dl_comm.o $(BUILD)/share/model/dl_comm_%.o: DL_CFLAGS += $(COMM_CFLAGS)
 LDLIBS_train := $(COMM_LIBS)
-TEST_LIBS_test_comm := $(COMM_LIBS)
 
 $(CONFIG_STAMP): ;
 $(BUILD)/%.o: %.c $(CONFIG_STAMP)

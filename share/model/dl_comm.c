@@ -2,11 +2,11 @@
  * (DLLM_COMM, the launcher's world size, the device), the launcher's
  * environment, argument checks and dispatch to the chosen table, the
  * status agreement and the even split of a buffer over ranks.
- * Does not: talk to other processes itself (dl_comm_single/mpi/nccl.c).
+ * Does not: talk to other processes itself (dl_comm_single/mpi/nccl.c),
+ * poll (dl_comm_poll.c).
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "dl_base.h"
 #include "dl_comm_internal.h"
 
@@ -180,16 +180,4 @@ void dl_comm_split(size_t n, int size, size_t align, size_t *off) {
     off[0] = 0;
     for (int r = 1; r <= size; r++) off[r] = (size_t)r * per < n ? (size_t)r * per : n;
     off[size] = n;
-}
-
-void dl_comm_poll_pause(unsigned *iter) {
-    if (++*iter < 64) return;
-    struct timespec ts = { 0, *iter < 1024 ? 20000 : 1000000 };   /* 20 us, then 1 ms */
-    nanosleep(&ts, NULL);
-}
-
-double dl_comm_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
