@@ -72,9 +72,9 @@ ifeq ($(HAVE_CUDA)$(CUDA_FOUND),10)
   $(error dllm: HAVE_CUDA=1 but $(NVCC) cannot compile a .cu file (set CUDA_HOME or NVCC))
 endif
 HAVE_CUDA := $(if $(HAVE_CUDA),$(HAVE_CUDA),$(CUDA_FOUND))
-# No code uses CUDA, NCCL or MPI yet: they are detected (so HAVE_*=1 still
-# fails loudly) but reported "found, not used yet" until sources appear that
-# use them (kernels/cuda/*.cu; DL_HAVE_NCCL / DL_HAVE_MPI in the code).
+# CUDA, NCCL and MPI are detected (so HAVE_*=1 still fails loudly) and
+# reported "used" once sources use them (kernels/cuda/*.cu; DL_HAVE_NCCL /
+# DL_HAVE_MPI in the code: share/model/dl_comm_nccl.c, dl_comm_mpi.c).
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 NCCL_USED := $(shell grep -rlsw DL_HAVE_NCCL share kernels train sample score 2>/dev/null | head -n 1)
 MPI_USED  := $(shell grep -rlsw DL_HAVE_MPI share kernels train sample score 2>/dev/null | head -n 1)
@@ -90,7 +90,9 @@ ifeq ($(HAVE_NCCL)$(NCCL_FOUND),10)
 endif
 HAVE_NCCL := $(if $(HAVE_NCCL),$(HAVE_NCCL),$(NCCL_FOUND))
 ifeq ($(HAVE_NCCL),1)
-  $(info [x] NCCL: found, $(if $(NCCL_USED),used,not used yet (no code calls it)))
+  COMM_CFLAGS += -DDL_HAVE_NCCL -I$(CUDA_HOME)/include
+  COMM_LIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart
+  $(info [x] NCCL: found, $(if $(NCCL_USED),used (dllm-train --comm nccl),not used yet (no code calls it)))
 else
   $(info [ ] NCCL: not used (HAVE_NCCL=0 or not found; HAVE_NCCL=1 to require))
 endif
@@ -101,16 +103,18 @@ ifeq ($(HAVE_MPI)$(MPI_FOUND),10)
 endif
 HAVE_MPI := $(if $(HAVE_MPI),$(HAVE_MPI),$(MPI_FOUND))
 ifeq ($(HAVE_MPI),1)
-  $(info [x] MPI: found, $(if $(MPI_USED),used,not used yet (no code calls it)))
+  COMM_CFLAGS += -DDL_HAVE_MPI $(shell mpicc --showme:compile 2>/dev/null)
+  COMM_LIBS   += $(shell mpicc --showme:link 2>/dev/null)
+  $(info [x] MPI: found, $(if $(MPI_USED),used (dllm-train over mpirun / srun),not used yet (no code calls it)))
 else
-  $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc; HAVE_MPI=1 to require))
+  $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc: scripts/deps.sh install mpi; HAVE_MPI=1 to require))
 endif
 
 # ---------------------------------------------------------------- config stamp
 # What every object depends on besides its sources; the file changes only
 # when this line does, so an unchanged configuration rebuilds nothing.
 CONFIG_STAMP := $(BUILD)/config.stamp
-CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) | $(LDLIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH)
+CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) $(COMM_CFLAGS) | $(LDLIBS) $(COMM_LIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH)
 $(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(CONFIG_LINE)' ] || printf '%s\n' '$(CONFIG_LINE)' > $(CONFIG_STAMP); })
 endif # SKIP_DETECT
 
@@ -132,10 +136,17 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 TEST_PROGS_test_show  := sample
 TEST_PROGS_test_score := score
 TEST_PROGS_test_family := sample
+# unit tests that reach dl_comm link the communication libraries too (as dllm-train)
+TEST_LIBS_test_comm := $(COMM_LIBS)
 
 .PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
 all: $(PROGS) $(TESTS) $(FAULT_SO)
 lib: $(LIB)
+
+# The communication backends (share/model/dl_comm*.c) alone see MPI / NCCL
+# headers; dllm-train and the unit tests that use dl_comm link their libraries.
+$(BUILD)/share/model/dl_comm.o $(BUILD)/share/model/dl_comm_%.o: DL_CFLAGS += $(COMM_CFLAGS)
+LDLIBS_train := $(COMM_LIBS)
 
 $(CONFIG_STAMP): ;
 $(BUILD)/%.o: %.c $(CONFIG_STAMP)
@@ -153,7 +164,7 @@ $(call PROG_LIB,$(1)): $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wi
 	rm -f $$@ && ar rcs $$@ $$^
 $(BIN)/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(LIB)
 	@mkdir -p $(BIN)
-	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) $$^ -o $$@ $$(LDLIBS)
+	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) $$^ -o $$@ $$(LDLIBS) $$(LDLIBS_$(1))
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call prog_rule,$(d))))
 
@@ -161,7 +172,7 @@ define test_rule
 $(BUILD)/tests/$(1): tests/unit/$(1).c $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) $(CONFIG_STAMP)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$(DL_CFLAGS) -Itests/unit $(TEST_PROGS_$(1):%=-I%) $$< \
-	  $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) -o $$@ $$(LDLIBS)
+	  $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) -o $$@ $$(LDLIBS) $$(TEST_LIBS_$(1))
 endef
 $(foreach t,$(TEST_SRC:tests/unit/%.c=%),$(eval $(call test_rule,$(t))))
 

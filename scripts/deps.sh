@@ -4,6 +4,10 @@
 #   scripts/deps.sh install [PKG]  apt-get install them (as root, or through sudo)
 #   scripts/deps.sh check fuzz     the optional part `make fuzz` needs: clang and
 #   scripts/deps.sh install fuzz   its libFuzzer runtime (FUZZ_CC, default clang)
+#   scripts/deps.sh check mpi      optional: OpenMPI (mpicc, mpirun) for data-parallel
+#   scripts/deps.sh install mpi    dllm-train on CPU ranks (make then builds dl_comm_mpi.c)
+#   scripts/deps.sh check slurm    optional: slurmctld, slurmd, munge for tests/cli/slurm.sh
+#   scripts/deps.sh install slurm  (a single-node slurm started in a temporary directory)
 # Detection is by compiling and linking a tiny program against each library
 # (never by dpkg), so a library installed any other way counts as present.
 set -u
@@ -43,14 +47,30 @@ missing_fuzz() {
         echo clang libclang-rt-dev
 }
 
+# Optional parts: OpenMPI (compiler wrapper + launcher) and slurm with munge.
+missing_mpi() {
+    printf '#include <mpi.h>\nint main(void){ return MPI_Init(0, 0); }\n' > "$tmp.c"
+    { command -v mpicc >/dev/null 2>&1 && mpicc "$tmp.c" -o "$tmp" >/dev/null 2>&1; } || echo libopenmpi-dev
+    command -v mpirun >/dev/null 2>&1 || echo openmpi-bin
+}
+missing_slurm() {
+    out=""
+    for c in slurmctld slurmd srun; do command -v $c >/dev/null 2>&1 || out="slurm-wlm"; done
+    command -v munged >/dev/null 2>&1 || out="$out munge"
+    echo $out
+}
+missing_part() {
+    case $1 in fuzz) missing_fuzz ;; mpi) echo $(missing_mpi) ;; slurm) missing_slurm ;; *) missing ;; esac
+}
+
 case "${1:-check}" in
-check) if [ "${2:-}" = fuzz ]; then missing_fuzz; else missing; fi ;;
+check) missing_part "${2:-main}" ;;
 install)
     shift
     part=main
-    [ "${1:-}" = fuzz ] && { part=fuzz; shift; }
+    case "${1:-}" in fuzz|mpi|slurm) part=$1; shift ;; esac
     pkgs="$*"
-    [ -n "$pkgs" ] || pkgs=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
+    [ -n "$pkgs" ] || pkgs=$(missing_part $part)
     [ -n "$pkgs" ] || { echo "deps: all present"; exit 0; }
     if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
         echo "deps: need root or sudo to install: $pkgs" >&2; exit 3; fi
@@ -58,8 +78,8 @@ install)
     $SUDO apt-get update -qq >&2 || true
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >&2 || {
         echo "deps: apt-get install failed for: $pkgs" >&2; exit 3; }
-    left=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
+    left=$(missing_part $part)
     [ -z "$left" ] || { echo "deps: still missing after install: $left" >&2; exit 3; }
     echo "deps: installed $pkgs" >&2 ;;
-*) echo "usage: scripts/deps.sh check [fuzz] | install [fuzz] [PKG...]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh check [fuzz|mpi|slurm] | install [fuzz|mpi|slurm] [PKG...]" >&2; exit 2 ;;
 esac

@@ -234,13 +234,16 @@ int train_data_rewind(train_data *d, char *err, size_t errlen) {
     return 0;
 }
 
+int train_data_skip(train_data *d, char *err, size_t errlen) { return train_data_next(d, NULL, 0, 1, err, errlen); }
+
+/* bt == NULL: the record is consumed, not decoded (train_data_skip). */
 int train_data_next(train_data *d, train_batch *bt, int i, int cycle, char *err, size_t errlen) {
     for (int tries = 0;; tries++) {
         const msgpack_object *rec;
         int rc = dl_reader_next(d->r, &rec, err, errlen);
         if (rc < 0) return rc;
         if (rc == 1) {
-            rc = fill_row(d, rec, bt, i, err, errlen);
+            rc = bt ? fill_row(d, rec, bt, i, err, errlen) : 0;
             if (rc < 0) { dl_err_prefix(err, errlen, "%s", dl_reader_where(d->r)); return rc; }
             d->record++;
             return 1;

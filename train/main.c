@@ -12,8 +12,14 @@
  *
  * Exit: 0 ok, 1 data error (bad shard, NaN loss "step N: loss is nan" — the
  * last checkpoint is left as it was), 2 usage, 3 I/O (missing input),
- * 4 device (--device cuda without a CUDA build), 130 interrupted (after
- * finishing the step and saving a checkpoint into -o DIR).
+ * 4 device (--device cuda without a CUDA build; a rank of a data-parallel
+ * run that failed, died or timed out), 130 interrupted (after finishing the
+ * step and saving a checkpoint into -o DIR).
+ *
+ * Data parallel (dp.c): started by mpirun or srun as P ranks, each rank
+ * takes B/P rows of every global batch of B; gradients are summed with one
+ * all-reduce per step; rank 0 alone prints (unless -v), writes metrics and
+ * checkpoints.  --zero 1 shards the AdamW update (ZeRO-1).
  */
 #include <limits.h>
 #include <math.h>
@@ -39,6 +45,9 @@ static int o_help, o_version;
 static long long o_lora;                 /* LoRA rank, 0 = full fine-tuning */
 static double o_lora_alpha = NAN, o_lora_dropout = 0;
 static const char *o_lora_targets, *o_merge;
+static const char *o_comm = "auto";
+static double o_comm_timeout = 600;
+static long long o_zero;
 
 static const dl_opt OPTS[] = {
     { "Model", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -59,6 +68,11 @@ static const dl_opt OPTS[] = {
     { "lora-targets", 0, DL_OPT_STR, &o_lora_targets, NULL, "LIST", "linears to adapt, of q,k,v,o,gate,up,down [all seven]", NULL },
     { "lora-dropout", 0, DL_OPT_FLOAT, &o_lora_dropout, "0", "P", "LoRA dropout: only 0 is implemented (others are refused)", NULL },
     { "merge", 0, DL_OPT_STR, &o_merge, NULL, "ADAPTER", "fold a PEFT LoRA adapter directory into the --init weights (with --steps 0: write the merged checkpoint)", NULL },
+
+    { "Scale out", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
+    { "comm", 0, DL_OPT_STR, &o_comm, "auto", "auto|single|mpi|nccl", "how ranks talk (env DLLM_COMM overrides); auto: single when started alone, nccl for --device cuda, else mpi; ranks come from mpirun or srun", NULL },
+    { "comm-timeout", 0, DL_OPT_FLOAT, &o_comm_timeout, "600", "S", "a rank waiting longer than S seconds for the others (init or a collective) ends the job (exit 4)", NULL },
+    { "zero", 0, DL_OPT_INT, &o_zero, "0", "0|1", "1: ZeRO-1, each rank runs AdamW on its share of the parameters, then all-gather", NULL },
 
     { "Data", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "seq-len", 'L', DL_OPT_INT, &o_seq_len, NULL, "L", "expected row length (default: the data header's)", NULL },
@@ -146,9 +160,11 @@ static void defaults(void) {
 }
 
 /* ------------------------------------------------------------------ run */
+static int R_dp_size = 1;   /* the ranks, for check_values (before run exists) */
 typedef struct {
     dl_model m;            /* owns its device (dl_model_open.h) */
-    dl_comm *comm;
+    train_dp dp;           /* ranks (one process: rank 0 of 1) */
+    int Bl, bl;            /* this rank's rows per step (B/P) and per forward */
     train_data data, valid;
     int has_data, has_valid;
     train_batch bt;
@@ -173,7 +189,9 @@ static void save_or_die(run *R, int64_t step, int with_state, int keep) {
         if (train_args_json(ARGS, N_ARGS, st->args_json, sizeof st->args_json))
             dl_die(DL_EXIT_IO, "training options too long for trainer_state.json");
     }
-    if (dl_comm_rank(R->comm) != 0) return;   /* rank 0 writes checkpoints */
+    int rc0 = train_dp_gather_state(&R->dp, &R->m, err, sizeof err);   /* ZeRO-1: the full moments to rank 0 */
+    if (rc0) dl_die(-rc0, "saving at step %lld: %s", (long long)step, err);
+    if (R->dp.rank != 0) return;   /* rank 0 writes checkpoints */
     int rc = train_save(&R->m, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
     if (rc) dl_die(-rc, "saving %s at step %lld: %s", o_out, (long long)step, err);
     dl_verbose("saved %s (step %lld)", o_out, (long long)step);
@@ -221,10 +239,24 @@ static void check_usage(void) {
     if (!isnan(o_lora_alpha) && !(o_lora_alpha > 0)) dl_die(DL_EXIT_USAGE, "--lora-alpha must be > 0");
 }
 
+/* Data parallel: B rows split evenly over the ranks; --micro-batch is the
+ * rows of one forward on one rank, capped at B/P. */
+static void check_ranks(void) {
+    int P = R_dp_size;
+    if (o_batch % P)
+        dl_die(DL_EXIT_USAGE, "--batch %lld is not a multiple of the %d ranks: every rank takes B/ranks rows of "
+               "each step (use a batch divisible by %d)", o_batch, P, P);
+    long long Bl = o_batch / P, bl = o_micro < Bl ? o_micro : Bl;
+    if (Bl % bl)
+        dl_die(DL_EXIT_USAGE, "--micro-batch %lld must divide the %lld rows per rank (--batch %lld over %d ranks)",
+               o_micro, Bl, o_batch, P);
+}
+
 static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
     if (o_batch < 1 || o_batch > (1 << 20)) dl_die(DL_EXIT_USAGE, "--batch must be in [1, 2^20]");
     if (o_micro < 1 || o_micro > o_batch || o_batch % o_micro)
         dl_die(DL_EXIT_USAGE, "--micro-batch %lld must divide --batch %lld", o_micro, o_batch);
+    check_ranks();
     if (o_warmup < 0) dl_die(DL_EXIT_USAGE, "--warmup must be >= 0");
     if (o_seed < 0 || o_mask_seed < 0) dl_die(DL_EXIT_USAGE, "--seed and --mask-seed must be >= 0");
     if (!(o_lr >= 0) || !(o_min_lr >= 0) || !(o_beta1 >= 0 && o_beta1 < 1) || !(o_beta2 >= 0 && o_beta2 < 1) ||
@@ -297,28 +329,94 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
         ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err))))
         dl_die(-rc, "%s", err);
     if (L <= 0) return;
-    if (train_batch_init(&R->bt, (int)o_batch, L)) dl_die(DL_EXIT_IO, "out of memory (batch of %lld x %d)", o_batch, L);
-    if ((rc = train_step_init(&R->ts, &R->m, (int)o_batch, (int)o_micro, L, err, sizeof err))) dl_die(-rc, "%s", err);
+    R->Bl = (int)(o_batch / R->dp.size);
+    R->bl = o_micro < R->Bl ? (int)o_micro : R->Bl;
+    if (train_batch_init(&R->bt, R->Bl, L)) dl_die(DL_EXIT_IO, "out of memory (batch of %d x %d)", R->Bl, L);
+    if ((rc = train_step_init(&R->ts, &R->m, R->Bl, R->bl, L, err, sizeof err))) dl_die(-rc, "%s", err);
     R->ts.causal = o_causal;
     R->ts.shift = mc->shift_logits && !o_causal;
     R->ts.lc = *lc;
     R->ts.mask_id = mc->mask_token_id >= 0 ? (uint32_t)mc->mask_token_id
                                            : (R->has_data ? R->data.c.mcfg.mask_id : R->valid.c.mcfg.mask_id);
     R->ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
-    R->ts.comm = R->comm;
+    R->ts.comm = R->dp.comm;
+    if ((rc = train_dp_shares(&R->dp, R->m.n_params, err, sizeof err))) dl_die(-rc, "%s", err);
+    R->ts.zero_off = R->dp.off;
 }
 
-/* Fill the batch; 1 = full, 0 = the input ended first. */
+/* Fill the batch with this rank's rows of the next B records (all of
+ * them with one process); 1 = full, 0 = the input ended first. */
 static int read_batch(run *R) {
     char err[1024];
     R->bt.n = 0;
-    while (R->bt.n < R->bt.cap) {
-        int rc = train_data_next(&R->data, &R->bt, R->bt.n, 1, err, sizeof err);
+    for (int j = 0; j < (int)o_batch; j++) {
+        int mine = train_dp_mine(&R->dp, (int)o_batch, j);
+        int rc = mine ? train_data_next(&R->data, &R->bt, R->bt.n, 1, err, sizeof err)
+                      : train_data_skip(&R->data, err, sizeof err);
         if (rc < 0) dl_die(-rc, "%s", err);
         if (rc == 0) return 0;
-        R->bt.n++;
+        R->bt.n += mine;
     }
     return 1;
+}
+
+/* A failure on any rank ends every rank with the same code; this rank's
+ * own message when it is the one that failed. */
+static void agree_or_die(run *R, int rc, const char *err, const char *what) {
+    char e2[1024];
+    int out = train_dp_agree(&R->dp, rc, e2, sizeof e2);
+    if (!out) return;
+    if (rc) dl_die(-rc, "%s%s", what, err);
+    dl_die(-out, "%s%s", what, e2);
+}
+
+/* The ranks (single process, mpirun or srun): this rank's name, quiet
+ * non-zero ranks, inputs every rank can read. */
+static void open_ranks(run *Rp, char **paths, int npaths) {
+    char err[1024];
+    int rc;
+    if (o_zero != 0 && o_zero != 1) dl_die(DL_EXIT_USAGE, "--zero %lld: 0 or 1", o_zero);
+    if (!(o_comm_timeout > 0)) dl_die(DL_EXIT_USAGE, "--comm-timeout must be > 0 seconds");
+    if ((rc = train_dp_open(&Rp->dp, o_comm, !strcmp(o_device, "cuda"), o_comm_timeout, (int)o_zero, err, sizeof err)))
+        dl_die(-rc, "%s", err);
+    R_dp_size = Rp->dp.size;
+    if (Rp->dp.size > 1) {
+        char name[64];
+        snprintf(name, sizeof name, "dllm-train[rank %d]", Rp->dp.rank);
+        if (Rp->dp.rank) dl_prog_rename(name);
+        if (Rp->dp.rank && !o_verbose) dl_verbosity = 0;   /* errors only: rank 0 reports */
+        if (npaths == 0 || (npaths == 1 && !strcmp(paths[0], "-")))
+            dl_die(DL_EXIT_USAGE, "%d ranks cannot share stdin: give the input files (every rank reads them)",
+                   Rp->dp.size);
+    }
+}
+
+/* The model (--config, --init, --resume; LoRA adapters, --merge), the
+ * same on every rank, and the dtype its checkpoints are saved in. */
+static void open_model(run *Rp) {
+    char err[1024];
+    int rc;
+    train_model_src src = { o_config, o_init, o_init_tok, o_tokenizer, o_resume, o_seed == LLONG_MIN ? 0 : o_seed,
+                            Rp->has_data ? dl_reader_header(Rp->data.r) : NULL, { 0, 0, 0 }, o_merge };
+    if (o_lora) {
+        src.lora.r = (int)o_lora;
+        src.lora.alpha = isnan(o_lora_alpha) ? 8.0 : o_lora_alpha;
+        src.lora.targets = (1u << DL_LORA_NT) - 1;
+        if (o_lora_targets && (rc = dl_lora_parse_targets(o_lora_targets, &src.lora.targets, err, sizeof err)))
+            dl_die(-rc, "--lora-targets: %s", err);
+    }
+    rc = train_model_open(&Rp->m, o_device, (int)o_threads, &src, Rp->tok, sizeof Rp->tok, &Rp->st, err, sizeof err);
+    agree_or_die(Rp, rc, err, "");
+    if (Rp->m.lora && o_zero)   /* ZeRO-1 shares cut the base block, not the adapter's */
+        dl_die(DL_EXIT_USAGE, "--zero 1 with LoRA: not supported (the adapters' optimizer state is small; drop --zero)");
+    if ((rc = train_dp_sync_params(&Rp->dp, &Rp->m, err, sizeof err))) dl_die(-rc, "%s", err);
+    /* storage dtype of what we save: asked for, else the source's (f16
+     * stays f16: rounding it to bf16 would lose 3 mantissa bits) */
+    if (o_dtype || o_bf16)
+        save_dtype = o_bf16 || !strcmp(o_dtype, "bf16") ? DL_ST_BF16 : !strcmp(o_dtype, "f16") ? DL_ST_F16 : DL_ST_F32;
+    else if (Rp->m.lora) save_dtype = DL_ST_F32;   /* adapters are F32; the base is not written */
+    else if ((o_init || o_resume) && (rc = dl_ckpt_source_dtype(o_init ? o_init : o_resume, &save_dtype, err, sizeof err)))
+        dl_die(-rc, "%s", err);
 }
 
 int main(int argc, char **argv) {
@@ -335,30 +433,15 @@ int main(int argc, char **argv) {
     train_signals_install();
 
     static run R;
-    if ((rc = dl_comm_init(&R.comm, err, sizeof err))) dl_die(-rc, "%s", err);
+    open_ranks(&R, paths, npaths);
 
     /* data first: its header completes a --config (vocab, token ids) */
     train_data_cfg dc = { .what = "input" };
     R.has_data = o_steps > 0 || npaths > 0;   /* --steps 0 with files: their header completes --config */
-    if (R.has_data && (rc = train_data_open(&R.data, paths, npaths, &dc, err, sizeof err))) dl_die(-rc, "%s", err);
+    rc = R.has_data ? train_data_open(&R.data, paths, npaths, &dc, err, sizeof err) : 0;
+    agree_or_die(&R, rc, err, "");   /* e.g. a shard missing on one node */
 
-    train_model_src src = { o_config, o_init, o_init_tok, o_tokenizer, o_resume, o_seed == LLONG_MIN ? 0 : o_seed,
-                            R.has_data ? dl_reader_header(R.data.r) : NULL, { 0, 0, 0 }, o_merge };
-    if (o_lora) {
-        src.lora.r = (int)o_lora;
-        src.lora.alpha = isnan(o_lora_alpha) ? 8.0 : o_lora_alpha;
-        src.lora.targets = (1u << DL_LORA_NT) - 1;
-        if (o_lora_targets && (rc = dl_lora_parse_targets(o_lora_targets, &src.lora.targets, err, sizeof err)))
-            dl_die(-rc, "--lora-targets: %s", err);
-    }
-    if ((rc = train_model_open(&R.m, o_device, (int)o_threads, &src, R.tok, sizeof R.tok, &R.st, err, sizeof err))) dl_die(-rc, "%s", err);
-    /* storage dtype of what we save: asked for, else the source's (f16
-     * stays f16: rounding it to bf16 would lose 3 mantissa bits) */
-    if (o_dtype || o_bf16)
-        save_dtype = o_bf16 || !strcmp(o_dtype, "bf16") ? DL_ST_BF16 : !strcmp(o_dtype, "f16") ? DL_ST_F16 : DL_ST_F32;
-    else if (R.m.lora) save_dtype = DL_ST_F32;   /* adapters are F32; the base is not written */
-    else if ((o_init || o_resume) && (rc = dl_ckpt_source_dtype(o_init ? o_init : o_resume, &save_dtype, err, sizeof err)))
-        dl_die(-rc, "%s", err);
+    open_model(&R);
     if (o_resume) {
         if ((rc = train_args_resume(ARGS, N_ARGS, R.st.args_json, o_resume, err, sizeof err))) dl_die(-rc, "%s", err);
         R.step0 = R.st.step;
@@ -384,7 +467,8 @@ int main(int argc, char **argv) {
     /* data against the model; optimizer, buffers, metrics */
     int L = check_data(&R);
     setup_step(&R, L, &lc);
-    if ((rc = train_metrics_open(&R.mt, o_metrics, o_resume != NULL, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((rc = train_metrics_open(&R.mt, R.dp.rank ? NULL : o_metrics, o_resume != NULL, err, sizeof err)))
+        dl_die(-rc, "%s", err);
     if (R.has_data && o_resume && (rc = train_data_seek(&R.data, R.st.data_epoch, R.st.data_record, err, sizeof err)))
         dl_die(-rc, "%s", err);
 
@@ -394,9 +478,12 @@ int main(int argc, char **argv) {
     if (R.m.lora)
         dl_info("LoRA: r %d, alpha %g, %.3fM adapter parameters trained, base frozen", dl_lora_config(R.m.lora)->r,
                 dl_lora_config(R.m.lora)->alpha, dl_lora_n_params(R.m.lora) / 1e6);
+    if (R.dp.size > 1)
+        dl_info("data parallel: %d ranks over %s, %d rows each per step%s", R.dp.size, dl_comm_name(R.dp.comm), R.Bl,
+                R.dp.zero ? ", ZeRO-1 optimizer shares" : "");
     if (R.has_data && o_steps > R.step0)
         dl_info("training steps %lld..%lld, batch %lld (micro %lld) x %d tokens, lr %g %s, loss %s%s%s",
-                (long long)R.step0 + 1, o_steps, o_batch, o_micro, L, o_lr, o_schedule,
+                (long long)R.step0 + 1, o_steps, o_batch, (long long)R.bl, L, o_lr, o_schedule,
                 o_causal ? "causal" : o_loss_norm, lc.uniform_weight && !o_causal ? " uniform" : "",
                 lc.path_loss ? " +path" : "");
 
@@ -404,7 +491,8 @@ int main(int argc, char **argv) {
     R.t0 = dl_now();
     if (R.has_valid) eval_print(&R, R.step0);
     train_progress pr;
-    train_progress_init(&pr, o_progress);
+    train_progress_init(&pr, o_progress && R.dp.rank == 0);
+    if (R.dp.rank) pr.enabled = 0;
     int64_t step = R.step0, last_eval = R.step0;
     double tokens_run = 0;
     while (R.has_data && step < o_steps) {
@@ -423,8 +511,8 @@ int main(int argc, char **argv) {
                    rc == -DL_EXIT_DATA ? "; stopping, the last checkpoint is left as it was" : "");
         }
         R.st.lr_last = lr;
-        R.tokens += (double)R.bt.n * L;
-        tokens_run += (double)R.bt.n * L;
+        R.tokens += (double)o_batch * L;
+        tokens_run += (double)o_batch * L;
         double el = dl_now() - R.t0, tps = el > 0 ? tokens_run / el : 0;
         train_metrics_step(&R.mt, step, &so, lr, R.tokens, tps, el);
         dl_verbose("step %lld: loss %.6f, elbo %.6f, lr %.3e, grad norm %.4f, %.0f tokens/s", (long long)step,
@@ -436,6 +524,7 @@ int main(int argc, char **argv) {
             last_eval = step;
         }
         int stop = train_signal_pending();
+        if ((rc = train_dp_any(&R.dp, stop, &stop, err, sizeof err))) dl_die(-rc, "step %lld: %s", (long long)step, err);
         if ((o_save_every && step % o_save_every == 0 && step < o_steps) || stop)
             save_or_die(&R, step, 1, o_keep && !stop);
         if (stop) {
@@ -467,7 +556,7 @@ int main(int argc, char **argv) {
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);
     dl_model_close(&R.m);
-    dl_comm_free(R.comm);
+    train_dp_close(&R.dp);
     free(paths);
     return 0;
 }

@@ -11,7 +11,8 @@
  *   ce back) -> dl_loss_eval (share/model/dl_loss.h: totals over the WHOLE
  *   step, so accumulation equals one big batch) -> dl_batch_backward (dce
  *   up, gradients accumulate).  Then the gradients are summed over the
- *   processes (dl_comm.h; one process: nothing), and dl_optim.h: global
+ *   processes (dl_comm.h; one process: nothing; the loss normalisers were
+ *   summed first, so the sum is the global batch's gradient), and dl_optim.h: global
  *   gradient norm, the clip factor min(1, clip / (norm + 1e-6)) (torch
  *   clip_grad_norm_), AdamW on matrices with weight decay and on norms and
  *   biases without.
@@ -104,6 +105,16 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         int nb = bt->n - r0 < s->b ? bt->n - r0 : s->b;
         masked += build(s, bt, r0, nb, &elig);
     }
+    /* data parallel: the normalisers are the GLOBAL batch's, so the sum of
+     * the ranks' gradients is the single-process gradient (no 1/P) */
+    int ranks = s->comm ? dl_comm_size(s->comm) : 1;
+    if (ranks > 1) {
+        double tot[2] = { elig, masked };
+        int rc = dl_comm_allreduce_sum_f64(s->comm, tot, 2, err, errlen);
+        if (rc) return rc;
+        elig = tot[0];
+        masked = tot[1];
+    }
     dl_model_zero_grads(m);
     for (int r0 = 0; r0 < bt->n; r0 += s->b) {
         int nb = bt->n - r0 < s->b ? bt->n - r0 : s->b;
@@ -114,7 +125,8 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         if (rc) return rc;
         dl_loss_batch lb = {
             .M = M, .row = s->row, .t = s->tpos, .n_rows = nb, .n_prompt = bt->n_prompt + r0,
-            .row_weight = NULL, .L = s->T, .total_rows = bt->n, .total_eligible = elig, .total_masked = masked,
+            .row_weight = NULL, .L = s->T, .total_rows = (double)bt->n * ranks, .total_eligible = elig,
+            .total_masked = masked,
         };
         double elbo = 0;
         o->loss += dl_loss_eval(&s->lc, &lb, s->bt.ce, s->bt.dce, &elbo);
@@ -122,11 +134,17 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         o->n_loss += (uint64_t)M;
         if ((rc = dl_batch_backward(&s->bt, M, err, errlen))) return rc;
     }
+    if (ranks > 1) {   /* the step's loss is the sum of the ranks' parts (a NaN anywhere stops every rank) */
+        double st[3] = { o->loss, o->elbo, (double)o->n_loss };
+        int rc = dl_comm_allreduce_sum_f64(s->comm, st, 3, err, errlen);
+        if (rc) return rc;
+        o->loss = st[0]; o->elbo = st[1]; o->n_loss = (uint64_t)st[2];
+    }
     if (s->causal) o->elbo = masked > 0 ? o->loss : 0;   /* the loss is the exact NLL per target */
     if (!isfinite(o->loss))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is %s", isnan(o->loss) ? "nan" : "inf");
-    if (s->comm) {
-        dl_optim_block ob = dl_optim_trained(m);   /* the adapter's alone under LoRA */
+    if (ranks > 1) {   /* one all-reduce of the trained block's gradients (the adapter's alone under LoRA) */
+        dl_optim_block ob = dl_optim_trained(m);
         int rc = dl_comm_allreduce_sum(s->comm, ob.grads, ob.n, err, errlen);
         if (rc) return rc;
     }
@@ -135,8 +153,14 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is finite (%g) but the gradient norm is %s", o->loss,
                          isnan(o->grad_norm) ? "nan" : "inf");
     o->clip_scale = dl_optim_clip_scale(&s->opt, o->grad_norm);
-    dl_optim_step(m, &s->opt, lr, step, o->clip_scale);
-    return 0;
+    if (!s->zero_off) {
+        dl_optim_step(m, &s->opt, lr, step, o->clip_scale);
+        return 0;
+    }
+    /* ZeRO-1: AdamW on this rank's share, then every share to every rank */
+    int r = dl_comm_rank(s->comm);
+    dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
+    return dl_comm_allgather_ranges(s->comm, m->params, s->zero_off, err, errlen);
 }
 
 int train_eval(train_step *s, train_data *v, train_batch *bt, long long max_rows, train_eval_out *o,

@@ -6,6 +6,7 @@
  *   sched.c  learning-rate schedule
  *   step.c   one optimizer step (micro-batches, loss, clip, AdamW) and eval
  *   ckpt.c   checkpoints, resume checks, signals, metrics, progress line
+ *   dp.c     data parallelism: rows of each rank, agreement, ZeRO-1 shares
  *
  * Shapes: B rows per optimizer step (--batch), b rows per forward
  * (--micro-batch), T = seq_len.  Host arrays unless named d_*.
@@ -73,6 +74,9 @@ int train_data_check(train_data *d, const dl_config *mc, const char *tok_sha, lo
  * <0 error (message names file and record).  cycle: rewind files at the end
  * (training) or stop (eval). */
 int train_data_next(train_data *d, train_batch *bt, int i, int cycle, char *err, size_t errlen);
+/* Consume the next record without decoding it (another rank's row), with
+ * train_data_next(cycle = 1)'s end-of-input rules.  1, 0 (end), <0. */
+int train_data_skip(train_data *d, char *err, size_t errlen);
 /* Skip to (epoch, record) — resume.  stdin: nothing skipped (warned). */
 int train_data_seek(train_data *d, uint64_t epoch, uint64_t record, char *err, size_t errlen);
 int train_data_rewind(train_data *d, char *err, size_t errlen);
@@ -95,6 +99,7 @@ typedef struct {
     uint32_t mask_id;
     dl_optim_cfg opt;      /* AdamW and clipping */
     dl_comm *comm;         /* gradients summed over processes before the step; NULL = one process */
+    const size_t *zero_off; /* (ranks+1) ZeRO-1 shares of the parameter block, or NULL: AdamW on all */
     /* host scratch, (b*T): loss row and t of each position */
     int32_t *row; float *tpos;
     dl_batch bt;           /* ids, lens, sel, targets, ce, dce: host and device */
@@ -117,6 +122,30 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
 typedef struct { double elbo; uint64_t rows, targets; } train_eval_out;
 int train_eval(train_step *s, train_data *v, train_batch *bt, long long max_rows, train_eval_out *o,
                char *err, size_t errlen);
+
+/* ------------------------------------------------------------ dp.c */
+typedef struct {
+    dl_comm *comm;
+    int rank, size;
+    int zero;              /* --zero 1 */
+    size_t *off;           /* (size+1) ZeRO-1 shares of the parameter block, or NULL */
+} train_dp;
+/* kind: --comm (auto|single|mpi|nccl); timeout_s: --comm-timeout. */
+int train_dp_open(train_dp *dp, const char *kind, int on_cuda, double timeout_s, int zero, char *err, size_t errlen);
+void train_dp_close(train_dp *dp);
+/* ZeRO-1: split n_params into dp->off (nothing without --zero). */
+int train_dp_shares(train_dp *dp, size_t n_params, char *err, size_t errlen);
+/* Whether row j of a global batch of B rows is this rank's (B % size == 0). */
+int train_dp_mine(const train_dp *dp, int B, int j);
+/* Every rank's status rc: returns this rank's rc, or, when another rank
+ * failed, that rank's code with "rank N of P failed" in err. */
+int train_dp_agree(train_dp *dp, int rc, char *err, size_t errlen);
+/* *any = flag on some rank (SIGTERM on one rank stops all at the same step). */
+int train_dp_any(train_dp *dp, int flag, int *any, char *err, size_t errlen);
+/* Rank 0's parameters to every rank. */
+int train_dp_sync_params(train_dp *dp, dl_model *m, char *err, size_t errlen);
+/* ZeRO-1: every rank's share of the AdamW moments to every rank (before a save). */
+int train_dp_gather_state(train_dp *dp, dl_model *m, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ ckpt.c */
 /* Signals: after dl_prog_init.  The first SIGINT/SIGTERM sets a flag (the

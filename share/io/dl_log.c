@@ -81,6 +81,7 @@ void dl_prog_init(const char *name, int argc, char **argv) {
 }
 
 const char *dl_prog_name(void) { return prog_name; }
+void dl_prog_rename(const char *name) { snprintf(prog_name, sizeof prog_name, "%s", name); }
 const char *dl_invocation(void) { return invocation ? invocation : prog_name; }
 
 static void vmsg(const char *level, const char *fmt, va_list ap) {

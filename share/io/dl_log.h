@@ -18,6 +18,8 @@ extern int dl_verbosity;
  * exit with DL_EXIT_INTERRUPTED, and ignores nothing else. */
 void dl_prog_init(const char *name, int argc, char **argv);
 const char *dl_prog_name(void);
+/* Change the name messages start with (e.g. "dllm-train[rank 3]"); nothing else. */
+void dl_prog_rename(const char *name);
 const char *dl_invocation(void);       /* "dllm-pack -L 256 -o x", argv[0] basename'd */
 
 void dl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "PROG: error: ..." */

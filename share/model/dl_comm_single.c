@@ -1,37 +1,36 @@
-/* dl_comm_single.c — dl_comm.h for one process: rank 0 of 1; the
+/* dl_comm_single.c — the single-process dl_comm table: rank 0 of 1; the
  * collectives leave every buffer as it is (the sum over one rank is the
- * buffer).  Does not: talk to anything.
+ * buffer; dl_comm.c does not even call them for size 1).
+ * Does not: talk to anything.
  */
-#include <stdlib.h>
 #include "dl_base.h"
-#include "dl_comm.h"
+#include "dl_comm_internal.h"
 
-struct dl_comm { int rank, size; };
-
-int dl_comm_init(dl_comm **c, char *err, size_t errlen) {
-    *c = calloc(1, sizeof **c);
-    if (!*c) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
-    (*c)->size = 1;
+static int s_init(dl_comm *c, char *err, size_t errlen) {
+    (void)err; (void)errlen;
+    c->rank = 0; c->size = 1; c->local_rank = 0;
     return 0;
 }
-
-void dl_comm_free(dl_comm *c) { free(c); }
-int dl_comm_rank(const dl_comm *c) { return c->rank; }
-int dl_comm_size(const dl_comm *c) { return c->size; }
-
-int dl_comm_allreduce_sum(dl_comm *c, float *x, size_t n, char *err, size_t errlen) {
+static void s_free(dl_comm *c) { (void)c; }
+static int s_f32(dl_comm *c, float *x, size_t n, char *err, size_t errlen) {
     (void)c; (void)x; (void)n; (void)err; (void)errlen;
     return 0;
 }
-
-int dl_comm_broadcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
-    (void)buf; (void)bytes; (void)err;
-    if (root < 0 || root >= c->size) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "broadcast from rank %d of %d",
-                                                      root, c->size);
+static int s_f64(dl_comm *c, double *x, size_t n, char *err, size_t errlen) {
+    (void)c; (void)x; (void)n; (void)err; (void)errlen;
     return 0;
 }
-
-int dl_comm_barrier(dl_comm *c, char *err, size_t errlen) {
+static int s_gather(dl_comm *c, float *x, const size_t *off, char *err, size_t errlen) {
+    (void)c; (void)x; (void)off; (void)err; (void)errlen;
+    return 0;
+}
+static int s_bcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
+    (void)c; (void)buf; (void)bytes; (void)root; (void)err; (void)errlen;
+    return 0;
+}
+static int s_barrier(dl_comm *c, char *err, size_t errlen) {
     (void)c; (void)err; (void)errlen;
     return 0;
 }
+
+const dl_comm_ops dl_comm_single_ops = { "single", s_init, s_free, s_f32, s_f64, s_gather, s_bcast, s_barrier };

@@ -36,5 +36,9 @@ double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm);
 /* AdamW over every parameter at learning rate lr, optimizer step `step`
  * (1-based), gradients scaled by clip_scale; waits for the device. */
 void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale);
+/* The same over the elements [lo, hi) of the parameter block only (ZeRO-1:
+ * each rank updates its share); elements outside are untouched. */
+void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
+                         size_t hi);
 
 #endif

@@ -37,6 +37,8 @@ for part in CUDA NCCL MPI; do
     *"[x]"*"not used yet"*|*"[ ]"*) ok "$part: not announced as used (${line#*] })" ;;
     "") notok "$part: checklist line" "missing" ;;
     *) if [ "$part" = CUDA ] && ls kernels/cuda/*.cu > /dev/null 2>&1; then ok "$part: used by kernels/cuda"
+       elif [ "$part" != CUDA ] && grep -rlsw "DL_HAVE_$part" share kernels train > /dev/null; then
+           ok "$part: used by $(grep -rlsw "DL_HAVE_$part" share kernels train | head -n 1)"
        else notok "$part: not announced as used" "$line"; fi ;;
     esac
 done
