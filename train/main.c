@@ -391,6 +391,11 @@ int main(int argc, char **argv) {
 
     /* data against the model; optimizer, buffers, metrics */
     int L = check_data(&R);
+    if (mc->block_diffusion > 0 && !o_causal && R.has_data && R.data.kind == DL_KIND_MASKED &&
+        R.data.block != (uint32_t)mc->block_diffusion)   /* BD3LM draws one t per block of B */
+        dl_warn("block diffusion with blocks of %d, but the data was masked with %s%u (dllm-mask --block %d)",
+                mc->block_diffusion, R.data.block ? "--block " : "one t per row, block ", R.data.block,
+                mc->block_diffusion);
     setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, o_metrics, o_resume != NULL, err, sizeof err))) dl_die(-rc, "%s", err);
     if (R.has_data && o_resume && (rc = train_data_seek(&R.data, R.st.data_epoch, R.st.data_record, err, sizeof err)))
@@ -398,7 +403,8 @@ int main(int argc, char **argv) {
 
     dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s", mc->arch, mc->dim,
             mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, R.m.n_params / 1e6,
-            o_causal ? "causal" : "diffusion", dl_model_device_describe(&R.m));
+            o_causal ? "causal" : mc->block_diffusion > 0 ? "block diffusion" : "diffusion",
+            dl_model_device_describe(&R.m));
     if (R.m.lora)
         dl_info("LoRA: r %d, alpha %g, %.3fM adapter parameters trained, base frozen", dl_lora_config(R.m.lora)->r,
                 dl_lora_config(R.m.lora)->alpha, dl_lora_n_params(R.m.lora) / 1e6);
