@@ -154,12 +154,36 @@ void dl_k_rope(dl_dev *d, dl_dtype dt, void *x, const int32_t *pos, int N, int H
 typedef enum {
     DL_ATTN_BIDIR = 0,   /* every query sees every valid key (diffusion) */
     DL_ATTN_CAUSAL = 1,  /* key <= query (autoregressive) */
-    DL_ATTN_BLOCK = 2    /* block-causal: key block <= query block (block diffusion) */
+    DL_ATTN_BLOCK = 2,   /* block-causal: key block <= query block (block diffusion) */
+    DL_ATTN_BD3 = 3      /* BD3LM training over x_t (+) x_0 (T = 2L, below) */
 } dl_attn_mask;
+/* DL_ATTN_BD3: the sequence is [x_t ; x_0], T = 2L (T even), blocks of
+ * `block` positions within each half (j mod L).  Noisy query i < L sees the
+ * keys of its own block of x_t (bidirectionally) and the clean blocks of x_0
+ * before it; clean query i >= L sees the clean blocks of x_0 up to its own
+ * (block-causal).  lens[b] cuts BOTH halves: keys with j mod L >= lens[b]
+ * are invisible.  Its visible keys are not a prefix: dl_attn_visible. */
+static inline int dl_attn_visible(int i, int j, int len, int T, dl_attn_mask mask, int block) {
+    if (mask != DL_ATTN_BD3) {
+        int jm = mask == DL_ATTN_CAUSAL ? i + 1 : mask == DL_ATTN_BLOCK ? (i / block + 1) * block : T;
+        return j < jm && j < len && j < T;
+    }
+    int L = T / 2, li = i % L, lj = j % L;
+    if (lj >= len) return 0;
+    if (i < L) return j < L ? lj / block == li / block : lj / block < li / block;
+    return j >= L && lj / block <= li / block;
+}
+/* one past the last visible key of query i (0: none) */
+static inline int dl_attn_jend(int i, int len, int T, dl_attn_mask mask, int block) {
+    int j = T;
+    while (j > 0 && !dl_attn_visible(i, j - 1, len, T, mask, block)) j--;
+    return j;
+}
 /* q (B,T,Hq,E), k/v (B,T,Hk,E), Hq % Hk == 0 (GQA: query head h uses kv head h/(Hq/Hk)).
  * lens (B): keys at positions >= lens[b] are invisible (random-length cut,
  * padding); NULL = all T.  Visible keys of query i: [0, jmax(i)) with
- * jmax = min(len, T | i+1 | (i/block+1)*block) for BIDIR | CAUSAL | BLOCK.
+ * jmax = min(len, T | i+1 | (i/block+1)*block) for BIDIR | CAUSAL | BLOCK;
+ * DL_ATTN_BD3's visible keys are dl_attn_visible's (lens per half, above).
  * scale = 1/sqrt(E).  block: block size of DL_ATTN_BLOCK (> 0), else ignored.
  * out (B,T,Hq,E).  lse (B,Hq,T) fp32, always written: log sum_j exp(s_ij)
  * over the visible keys (-inf for a query with none; its out is 0).

@@ -45,6 +45,16 @@
  *            position replaced by the mask; logits = un + (w+1)(cond - un).
  *   shift    (checkpoint shift_logits): position i reads hidden i-1
  *            (position 0 reads hidden 0, as Dream).
+ *   bd3      (a block-diffusion checkpoint, BD3LM, block size Bd): blocks
+ *            are the model's attention blocks [k Bd, (k+1) Bd) clipped to the
+ *            region (the first may be partial when the prompt ends inside
+ *            one); every forward is block-causal (DL_ATTN_BLOCK, Bd), so the
+ *            current block sees itself and the finished blocks before it,
+ *            the clean prefix as in training's x_0 half.  --cache (prefix or
+ *            dual alike) is then EXACT (bd3_forward): finished blocks' keys /
+ *            values are computed once, block by block, each attending to the
+ *            cache before it and itself, and the current block's steps run
+ *            as a window [block start, block end) over that cache.
  * Steps of all rows run in lockstep: each iteration gives every unfinished
  * row its next step, and one forward serves all rows that run one.
  * Trace "step" = the step's index in the row's schedule (blocks x spb; for
@@ -84,6 +94,8 @@ typedef struct {
     uint64_t gum, rnd, atu;   /* noise indices of this step's Gumbel / random / alg-temp uniforms */
     int has_gum, has_rnd, has_atu;
     int cblk;                 /* --cache: block whose start refreshed the cache (-1: none yet) */
+    int base;                 /* blocks start at base + k*bk, clipped to >= r0 (bd3: r0 rounded down to Bd) */
+    int cfill;                /* bd3 --cache: positions [0, cfill) hold clean keys / values */
     int wlo, whi;             /* --cache: this step's window [wlo, whi) */
 } rowst;
 
@@ -151,8 +163,9 @@ static void take_step_noise(const smp_opts *o, smp_row *r, rowst *s, int V) {
 /* Move to block s->blk (or the next one with masks); 0 = finished. */
 static int enter_block(const smp_opts *o, smp_row *r, rowst *s) {
     for (; s->blk < s->nb; s->blk++) {
-        s->blk_lo = s->r0 + s->blk * s->bk;
-        s->blk_hi = s->blk_lo + s->bk < s->L ? s->blk_lo + s->bk : s->L;
+        int start = s->base + s->blk * s->bk;
+        s->blk_lo = start > s->r0 ? start : s->r0;
+        s->blk_hi = start + s->bk < s->L ? start + s->bk : s->L;
         int n = count_masks(r->ids, s->blk_lo, s->blk_hi, o->mask_id);
         if (!n) continue;
         s->i = 0;
@@ -272,6 +285,78 @@ static int window_forward(dl_model *m, dl_dcache *dc, const smp_opts *o, const s
     return dl_model_forward_window(m, dc, wids, nf * B, W, wrows, wq0, wnv, wkeys, wsel, nf * M, logits, err, errlen);
 }
 
+/* Forward row fr's window ids: canvas [q0, q0 + w) padded to W with the
+ * mask (the CFG row f = 1 has its prompt masked too). */
+static void window_ids(uint32_t *dst, const smp_opts *o, const smp_row *r, int f, int q0, int w, int W) {
+    for (int j = 0; j < W; j++) {
+        int p = q0 + j;
+        dst[j] = j < w && !(f == 1 && p < r->n_prompt) ? r->ids[p] : o->mask_id;
+    }
+}
+
+/* --cache with a block-diffusion checkpoint (o->bd3 = Bd): the exact cache.
+ *  1. clean passes: while a running row's cache ends before its current
+ *     attention block (cfill < cb = blk_lo rounded down to Bd), one window
+ *     [cfill, cfill + Bd) per such row with n_keys = its end: the block's
+ *     clean keys / values, attending to the clean cache before it and to
+ *     itself, exactly the block-causal forward's (no logits: M = 0);
+ *  2. the step: window [cb, blk_hi) of every running row, n_keys = blk_hi:
+ *     the current block sees itself and the clean cache [0, cb), as the
+ *     block-causal full forward does (later blocks are invisible there).
+ * Its writes into [cb, blk_hi) are overwritten by that block's clean pass
+ * once it is finished.  bt->sel (full layout) is mapped to window slots. */
+static int bd3_forward(dl_model *m, dl_dcache *dc, const smp_opts *o, const smp_row *rows, rowst *st, int n,
+                       int B, int M, int nf, const dl_batch *bt, uint32_t *wids, int32_t *wrows, int32_t *wq0,
+                       int32_t *wnv, int32_t *wkeys, int32_t *wsel, const float **logits, char *err, size_t errlen) {
+    const int Bd = o->bd3;
+    int rc;
+    for (;;) {   /* 1 */
+        int nr = 0, Wc = 1;
+        for (int b = 0; b < n; b++) {
+            rowst *s = &st[b];
+            if (!s->run || s->cfill >= s->blk_lo / Bd * Bd) continue;
+            int w = s->L - s->cfill < Bd ? s->L - s->cfill : Bd;
+            if (w > Wc) Wc = w;
+            for (int f = 0; f < nf; f++, nr++) {
+                wrows[nr] = f * n + b; wq0[nr] = s->cfill; wnv[nr] = w; wkeys[nr] = s->cfill + w;
+            }
+        }
+        if (!nr) break;
+        for (int k = 0; k < nr; k++) {
+            int b = wrows[k] % n;
+            window_ids(wids + (size_t)k * Wc, o, &rows[b], wrows[k] / n, wq0[k], wnv[k], Wc);
+            st[b].cfill = wkeys[k];
+        }
+        const float *unused;
+        if ((rc = dl_model_forward_window(m, dc, wids, nr, Wc, wrows, wq0, wnv, wkeys, wsel, 0, &unused, err,
+                                          errlen)))
+            return rc;
+    }
+    int W = 1, T = 0;   /* 2; T: the full forward's row stride that bt->sel was built for */
+    for (int b = 0; b < n; b++) {
+        rowst *s = &st[b];
+        if (!s->run) continue;
+        s->wlo = s->blk_lo / Bd * Bd;
+        s->whi = s->blk_hi;
+        if (s->whi - s->wlo > W) W = s->whi - s->wlo;
+        if (s->L > T) T = s->L;
+    }
+    for (int b = 0; b < n; b++) {
+        const rowst *s = &st[b];
+        if (!s->run) continue;
+        for (int f = 0; f < nf; f++) {
+            int fr = f * B + s->fb;
+            wrows[fr] = f * n + b; wq0[fr] = s->wlo; wnv[fr] = s->whi - s->wlo; wkeys[fr] = s->whi;
+            window_ids(wids + (size_t)fr * W, o, &rows[b], f, s->wlo, s->whi - s->wlo, W);
+        }
+    }
+    for (int q = 0; q < nf * M; q++) {
+        int fr = bt->sel[q] / T, h = bt->sel[q] % T;
+        wsel[q] = fr * W + (h - st[wrows[fr] % n].wlo);
+    }
+    return dl_model_forward_window(m, dc, wids, nf * B, W, wrows, wq0, wnv, wkeys, wsel, nf * M, logits, err, errlen);
+}
+
 int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *err, size_t errlen) {
     const int V = m->cfg.vocab_size;
     const int cfg_on = o->cfg != 0;
@@ -292,6 +377,8 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
         s->r0 = infill ? 0 : r->n_prompt;
         int region = s->L - s->r0;
         s->bk = o->block_length > 0 && o->block_length < region ? o->block_length : region;
+        s->base = s->r0;
+        if (o->bd3 > 0) { s->bk = o->bd3; s->base = s->r0 / o->bd3 * o->bd3; region = s->L - s->base; }
         s->nb = region > 0 ? (region + s->bk - 1) / s->bk : 0;
         int S = o->steps > 0 ? o->steps : infill ? count_masks(r->ids, 0, s->L, o->mask_id) : o->gen_length;
         s->spb = s->nb ? (S + s->nb - 1) / s->nb : 1;
@@ -402,7 +489,11 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
             for (int j = 0; j < M; j++) bt.sel[M + j] = bt.sel[j] + B * T;
         const float *wlogits = NULL;
         if (o->cache == SMP_CACHE_NONE) {
-            if ((rc = dl_batch_forward(&bt, nf * B, T, nf * M, 1, 0, DL_ATTN_BIDIR, 0, err, errlen))) goto free_all;
+            if ((rc = dl_batch_forward(&bt, nf * B, T, nf * M, 1, 0, o->bd3 > 0 ? DL_ATTN_BLOCK : DL_ATTN_BIDIR,
+                                       o->bd3, err, errlen))) goto free_all;
+        } else if (o->bd3 > 0) {
+            if ((rc = bd3_forward(m, dc, o, rows, st, n, B, M, nf, &bt, wids, wrows, wq0, wnv, wkeys, wsel, &wlogits,
+                                  err, errlen))) goto free_all;
         } else if ((rc = window_forward(m, dc, o, rows, st, n, B, M, nf, &bt, wids, wrows, wq0, wnv, wkeys, wsel,
                                         &wlogits, err, errlen))) {
             goto free_all;

@@ -72,7 +72,7 @@ static const dl_opt OPTS[] = {
     { "alg-temp", 0, DL_OPT_FLOAT, &o_alg_temp, "0", "X", "> 0: sample the committed positions from softmax(confidence / X) (Dream)", NULL },
     { "eps", 0, DL_OPT_FLOAT, &o_eps, "0.001", "E", "Dream's algs: time grid linspace(1, E, steps + 1)", NULL },
     { "threshold", 0, DL_OPT_FLOAT, &o_threshold, "0", "TAU", "Fast-dLLM: commit every position with confidence >= TAU (at least one); adaptive steps", NULL },
-    { "cache", 0, DL_OPT_STR, &o_cache, "none", "C", "diffusion KV cache (Fast-dLLM): none; prefix: prompt + finished blocks cached, refreshed at each block start; dual: the masked suffix too", NULL },
+    { "cache", 0, DL_OPT_STR, &o_cache, "none", "C", "diffusion KV cache (Fast-dLLM): none; prefix: prompt + finished blocks cached, refreshed at each block start; dual: the masked suffix too; a block-diffusion checkpoint (dllm-train --block-diffusion): prefix or dual is its exact block cache (output == none)", NULL },
     { "suppress", 0, DL_OPT_STR, &o_suppress, NULL, "IDS", "comma-separated token ids never generated (the mask token never is)", NULL },
     { "seed", 0, DL_OPT_INT, &o_seed, "0", "S", "noise seed (per prompt: keyed by seed and prompt index)", NULL },
     { "keep-eos", 0, DL_OPT_FLAG, &o_keep_eos, NULL, NULL, "keep the whole canvas (default: cut after the first EOS after the prompt)", NULL },
@@ -252,6 +252,14 @@ static void model_options(smp_opts *o, const dl_config *c, int causal) {
     o->mask_id = c->mask_token_id >= 0 ? (uint32_t)c->mask_token_id : UINT32_MAX;
     o->eos_id = c->eos_token_id;
     o->shift_logits = o_shift || c->shift_logits;
+    o->bd3 = causal ? 0 : c->block_diffusion;
+    if (o->bd3 > 0) {   /* a block-diffusion checkpoint: its blocks, block-causal attention */
+        if (o->block_length && o->block_length != o->bd3)
+            dl_die(DL_EXIT_USAGE, "--block-length %d: this checkpoint was trained with block diffusion, blocks of %d",
+                   o->block_length, o->bd3);
+        if (o->shift_logits) dl_die(DL_EXIT_USAGE, "block diffusion checkpoints do not shift logits");
+        o->block_length = o->bd3;
+    }
     uint32_t *sup = NULL;
     int nsup = 0;
     if (parse_ids(o_suppress, &sup, &nsup, c->vocab_size))

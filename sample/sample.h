@@ -121,6 +121,9 @@ typedef struct {
     uint32_t mask_id;
     int64_t eos_id;          /* -1 = none */
     int shift_logits;        /* from the checkpoint: logit of position i comes from hidden i-1 */
+    int bd3;                 /* from the checkpoint (block_diffusion): BD3LM block size, 0 = none;
+                                then block_length == bd3, blocks aligned to multiples of bd3,
+                                block-causal attention, and any --cache is the exact block cache */
     FILE *trace;             /* --trace JSON Lines, or NULL */
     show *show;              /* --show: row 0 of each batch is drawn, or NULL */
 } smp_opts;

@@ -42,6 +42,7 @@ static double o_lr = NAN, o_min_lr = NAN, o_beta1 = NAN, o_beta2 = NAN, o_eps = 
 static double o_mask_eps = NAN, o_rlen = NAN;
 static int o_path_loss, o_shift, o_causal, o_otf, o_no_pad_loss, o_bf16, o_keep, o_quiet, o_verbose, o_progress;
 static int o_help, o_version;
+static long long o_bd3;                  /* --block-diffusion B, 0 = off */
 static long long o_lora;                 /* LoRA rank, 0 = full fine-tuning */
 static double o_lora_alpha = NAN, o_lora_dropout = 0;
 static const char *o_lora_targets, *o_merge;
@@ -59,6 +60,7 @@ static const dl_opt OPTS[] = {
     { "seed", 0, DL_OPT_INT, &o_seed, NULL, "S", "weight init seed (--config) and default --mask-seed [0]", NULL },
     { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "autoregressive baseline: causal attention, next-token loss on x0 (same model)", NULL },
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "predict position i from hidden state i-1 (Dream; keeps an AR head's meaning)", NULL },
+    { "block-diffusion", 0, DL_OPT_INT, &o_bd3, "0", "B", "BD3LM block diffusion with blocks of B tokens: rows run as x_t (+) x_0 with the three-part mask (noisy block sees itself and the clean blocks before it); mask the data with dllm-mask --block B (t per block); recorded in config.json (0: off)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
     { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
 
@@ -332,7 +334,8 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
     R->Bl = (int)(o_batch / R->dp.size);
     R->bl = o_micro < R->Bl ? (int)o_micro : R->Bl;
     if (train_batch_init(&R->bt, R->Bl, L)) dl_die(DL_EXIT_IO, "out of memory (batch of %d x %d)", R->Bl, L);
-    if ((rc = train_step_init(&R->ts, &R->m, R->Bl, R->bl, L, err, sizeof err))) dl_die(-rc, "%s", err);
+    if ((rc = train_step_init(&R->ts, &R->m, R->Bl, R->bl, L, o_causal ? 0 : mc->block_diffusion, err, sizeof err)))
+        dl_die(-rc, "%s", err);
     R->ts.causal = o_causal;
     R->ts.shift = mc->shift_logits && !o_causal;
     R->ts.lc = *lc;
@@ -461,11 +464,20 @@ int main(int argc, char **argv) {
     if (o_causal) snprintf(mc->objective, sizeof mc->objective, "causal");
     if (o_shift) mc->shift_logits = 1;
     if (o_shift && o_causal) dl_die(DL_EXIT_USAGE, "--shift-logits is for diffusion training (--causal shifts already)");
+    if (o_bd3 < 0 || o_bd3 > 1 << 20) dl_die(DL_EXIT_USAGE, "--block-diffusion %lld: expected a block size > 0", o_bd3);
+    if (o_bd3 > 0) mc->block_diffusion = (int)o_bd3;   /* a checkpoint trained so keeps it (config.json) */
+    if (mc->block_diffusion > 0 && (o_causal || mc->shift_logits))
+        dl_die(DL_EXIT_USAGE, "--block-diffusion is for diffusion training without --causal / --shift-logits");
     if (!o_causal && mc->mask_token_id < 0 && (R.has_data || o_valid))
         dl_die(DL_EXIT_DATA, "the model has no mask_token_id (config.json) and the data header names none");
 
     /* data against the model; optimizer, buffers, metrics */
     int L = check_data(&R);
+    if (mc->block_diffusion > 0 && !o_causal && R.has_data && R.data.kind == DL_KIND_MASKED &&
+        R.data.block != (uint32_t)mc->block_diffusion)   /* BD3LM draws one t per block of B */
+        dl_warn("block diffusion with blocks of %d, but the data was masked with %s%u (dllm-mask --block %d)",
+                mc->block_diffusion, R.data.block ? "--block " : "one t per row, block ", R.data.block,
+                mc->block_diffusion);
     setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, R.dp.rank ? NULL : o_metrics, o_resume != NULL, err, sizeof err)))
         dl_die(-rc, "%s", err);
@@ -474,7 +486,8 @@ int main(int argc, char **argv) {
 
     dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s", mc->arch, mc->dim,
             mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, R.m.n_params / 1e6,
-            o_causal ? "causal" : "diffusion", dl_model_device_describe(&R.m));
+            o_causal ? "causal" : mc->block_diffusion > 0 ? "block diffusion" : "diffusion",
+            dl_model_device_describe(&R.m));
     if (R.m.lora)
         dl_info("LoRA: r %d, alpha %g, %.3fM adapter parameters trained, base frozen", dl_lora_config(R.m.lora)->r,
                 dl_lora_config(R.m.lora)->alpha, dl_lora_n_params(R.m.lora) / 1e6);

@@ -17,6 +17,12 @@
  *   clip_grad_norm_), AdamW on matrices with weight decay and on norms and
  *   biases without.
  *
+ * Block diffusion (bd3 = B > 0, BD3LM): each row runs as [x_t ; x_0], 2T
+ * ids, with the mask DL_ATTN_BD3 (kernels.h: noisy block i sees itself and
+ * the clean blocks < i, clean block j the clean blocks <= j); the loss
+ * positions are the diffusion ones above, in the x_t half (row stride 2T).
+ * The activations are reserved for 2T rows (train_step_init's bd3).
+ *
  * Eval: the `all`-form ELBO Σ ce/t ÷ (rows·L) in nats/token whatever the
  * training loss (exp of it bounds the perplexity); causal: the exact NLL
  * per target token.
@@ -27,18 +33,18 @@
 #include "dl_log.h"
 #include "train.h"
 
-int train_step_init(train_step *s, dl_model *m, int B, int b, int T, char *err, size_t errlen) {
+int train_step_init(train_step *s, dl_model *m, int B, int b, int T, int bd3, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     s->m = m;
-    s->B = B; s->b = b; s->T = T;
-    size_t n = (size_t)b * T;
+    s->B = B; s->b = b; s->T = T; s->bd3 = bd3;
+    size_t n = (size_t)b * T, T2 = bd3 > 0 ? 2 * (size_t)T : (size_t)T;   /* forward row length */
     s->row = malloc(n * sizeof *s->row);
     s->tpos = malloc(n * sizeof *s->tpos);
-    int rc = s->row && s->tpos ? dl_batch_reserve(&s->bt, m, b, n, (int)n, err, errlen)
+    int rc = s->row && s->tpos ? dl_batch_reserve(&s->bt, m, b, b * T2, (int)n, err, errlen)
                                : dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (micro-batch of %d rows x %d)",
                                            b, T);
     if (rc) { train_step_free(s); return rc; }
-    return dl_model_reserve(m, b, T, (int)n, DL_ACTS_TRAIN, err, errlen);
+    return dl_model_reserve(m, b, (int)T2, (int)n, DL_ACTS_TRAIN, err, errlen);
 }
 
 void train_step_free(train_step *s) {
@@ -51,7 +57,7 @@ void train_step_free(train_step *s) {
 /* Loss positions of rows [r0, r0+nb) of bt into s->bt.sel/tgt, s->row/tpos (row
  * relative to r0).  Returns M; adds the eligible count to *elig. */
 static int build(train_step *s, const train_batch *bt, int r0, int nb, double *elig) {
-    const int T = s->T;
+    const int T = s->T, T2 = s->bd3 > 0 ? 2 * T : T;   /* T2: forward row stride */
     int32_t *sel = s->bt.sel;
     uint32_t *tgt = s->bt.tgt;
     int M = 0;
@@ -76,7 +82,7 @@ static int build(train_step *s, const train_batch *bt, int r0, int nb, double *e
         if (len > lo) *elig += len - lo;
         for (int i = lo; i < len; i++) {
             if (xt[i] != s->mask_id) continue;
-            sel[M] = r * T + (s->shift ? i - 1 : i);
+            sel[M] = r * T2 + (s->shift ? i - 1 : i);
             tgt[M] = x0[i];
             s->row[M] = r;
             s->tpos[M] = tp[i];
@@ -89,9 +95,16 @@ static int build(train_step *s, const train_batch *bt, int r0, int nb, double *e
 /* Forward of rows [r0, r0+nb) with the positions of build(): ce on host (s->bt.ce). */
 static int forward(train_step *s, const train_batch *bt, int r0, int nb, int M, char *err, size_t errlen) {
     const int T = s->T;
+    memcpy(s->bt.lens, bt->len + r0, (size_t)nb * sizeof *s->bt.lens);
+    if (s->bd3 > 0) {   /* row r: [x_t ; x_0] */
+        for (int r = 0; r < nb; r++) {
+            memcpy(s->bt.ids + (size_t)r * 2 * T, bt->xt + (size_t)(r0 + r) * T, (size_t)T * sizeof *bt->xt);
+            memcpy(s->bt.ids + (size_t)r * 2 * T + T, bt->x0 + (size_t)(r0 + r) * T, (size_t)T * sizeof *bt->x0);
+        }
+        return dl_batch_forward(&s->bt, nb, 2 * T, M, 1, 1, DL_ATTN_BD3, s->bd3, err, errlen);
+    }
     const uint32_t *ids = (s->causal ? bt->x0 : bt->xt) + (size_t)r0 * T;
     memcpy(s->bt.ids, ids, (size_t)nb * T * sizeof *ids);
-    memcpy(s->bt.lens, bt->len + r0, (size_t)nb * sizeof *s->bt.lens);
     return dl_batch_forward(&s->bt, nb, T, M, 1, 1, s->causal ? DL_ATTN_CAUSAL : DL_ATTN_BIDIR, 0, err, errlen);
 }
 

@@ -95,6 +95,7 @@ typedef struct {
     dl_model *m;
     int B, b, T;
     int causal, shift;
+    int bd3;               /* > 0: BD3LM block diffusion, block size: rows run as [x_t ; x_0] (2T) */
     dl_loss_cfg lc;
     uint32_t mask_id;
     dl_optim_cfg opt;      /* AdamW and clipping */
@@ -110,7 +111,8 @@ typedef struct {
     uint64_t n_loss;       /* loss positions of the step */
 } train_step_out;
 
-int train_step_init(train_step *s, dl_model *m, int B, int b, int T, char *err, size_t errlen);
+/* bd3: block size of block diffusion (> 0), else 0 */
+int train_step_init(train_step *s, dl_model *m, int B, int b, int T, int bd3, char *err, size_t errlen);
 void train_step_free(train_step *s);
 /* Forward/backward over bt (B rows) in micro-batches, clip, AdamW at `lr`
  * (step = optimizer step, 1-based).  NaN/inf loss or gradient: returns

@@ -7,6 +7,10 @@
  *     bidirectional  jmax = len
  *     causal         jmax = min(len, i + 1)
  *     block          jmax = min(len, (i/block + 1) * block)
+ *   except DL_ATTN_BD3 (x_t (+) x_0, kernels.h): its visible keys have holes,
+ *   so its rows take a masked softmax over [0, T) (softmax_row_bd3) and the
+ *   recomputed P is zeroed on the holes; the rest (bounds by one past the
+ *   last non-zero, zeros of P contributing nothing) runs unchanged.
  *   invisible entries of P are stored as exact zeros (a row with no visible
  *   key, len = 0, is all zeros and gives O = 0).
  * Backward (of the three lines above), with dS kept in `scratch`:
@@ -46,6 +50,7 @@
 #define QC 64
 
 static int jmax_of(int i, int len, int T, dl_attn_mask mask, int block) {
+    if (mask == DL_ATTN_BD3) return dl_attn_jend(i, len, T, mask, block);
     int j = T;
     if (mask == DL_ATTN_CAUSAL) j = i + 1;
     else if (mask == DL_ATTN_BLOCK) j = (i / block + 1) * block;
@@ -82,6 +87,22 @@ DL_CLONES static void prob_row(float *p, int jm, int T, float lse) {
     memset(p + jm, 0, sizeof(float) * (size_t)(T - jm));
 }
 
+/* DL_ATTN_BD3 (visible keys not a prefix): softmax over the visible entries
+ * of p[0..T) (scores), exact zeros elsewhere; returns lse (-inf: none) */
+static float softmax_row_bd3(float *p, int i, int len, int T, int block) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int j = 0; j < T; j++)
+        if (dl_attn_visible(i, j, len, T, DL_ATTN_BD3, block) && p[j] > mx) mx = p[j];
+    for (int j = 0; j < T; j++) {
+        if (dl_attn_visible(i, j, len, T, DL_ATTN_BD3, block)) { p[j] = cpu_expf(p[j] - mx); sum += p[j]; }
+        else p[j] = 0.0f;
+    }
+    if (sum == 0.0f) return -INFINITY;
+    float inv = 1.0f / sum;
+    for (int j = 0; j < T; j++) p[j] *= inv;
+    return mx + logf(sum);
+}
+
 static int len_of(const int32_t *lens, int b, int T) {
     int len = lens ? lens[b] : T;
     return len > T ? T : len < 0 ? 0 : len;
@@ -99,7 +120,8 @@ void cpu_attention_fwd(dl_dev *d, dl_dtype dt, void *outv, float *lse, float *at
                        const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block) {
     CPU_F32(dt);
-    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
+                (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
     float *out = outv;
     const float *q = qv, *k = kv, *v = vv;
     const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
@@ -129,7 +151,11 @@ void cpu_attention_fwd(dl_dev *d, dl_dtype dt, void *outv, float *lse, float *at
             }
             cpu_gemm_serial(d, 0, 1, n, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
                             P + (size_t)i0 * T, T);
-            for (int i = i0; i < i1; i++) L[i] = softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
+            for (int i = i0; i < i1; i++) {
+                if (mask == DL_ATTN_BD3) { memset(P + (size_t)i * T + kmax, 0, sizeof(float) * (size_t)(T - kmax));
+                                           L[i] = softmax_row_bd3(P + (size_t)i * T, i, len, T, block); }
+                else L[i] = softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
+            }
             cpu_gemm_serial(d, 0, 0, n, E, kmax, 1.0f, P + (size_t)i0 * T, T, V, (int)ldk, 0.0f,
                             O + i0 * ldq, (int)ldq);
         }
@@ -153,7 +179,12 @@ static void recompute_probs(const dl_dev *d, float *P, const float *Q, const flo
         }
         cpu_gemm_serial(d, 0, 1, i1 - i0, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
                         P + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++) prob_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T, L[i]);
+        for (int i = i0; i < i1; i++) {
+            prob_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T, L[i]);
+            if (mask == DL_ATTN_BD3)   /* its visible keys are not a prefix: zero the holes */
+                for (int j = 0; j < T; j++)
+                    if (!dl_attn_visible(i, j, len, T, mask, block)) P[(size_t)i * T + j] = 0.0f;
+        }
     }
 }
 
@@ -162,7 +193,8 @@ void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dqv, void *dkv, void *dvv, 
                        const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block) {
     CPU_F32(dt);
-    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
+                (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
     (void)outv;   /* rowsum(P dP) is taken from P itself, not from dO . O */
     float *dq = dqv, *dk = dkv, *dv = dvv;
     const float *dout = doutv, *q = qv, *k = kv, *v = vv;

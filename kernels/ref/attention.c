@@ -1,7 +1,8 @@
 /* kernels/ref/attention.c — reference attention (full, with the three masks,
  * lens and GQA; forward and backward) and KV-cache attention, one query row
  * at a time in float64.
- *   S_ij = s q_i.k_j (s = 1/sqrt(E)) on the visible keys j < jmax(i) (ref.h);
+ *   S_ij = s q_i.k_j (s = 1/sqrt(E)) on the visible keys j < jmax(i) (ref.h)
+ *   (DL_ATTN_BD3: j < jmax(i) with dl_attn_visible, P = 0 on the holes);
  *   lse_i = log sum_j exp(S_ij); P_ij = exp(S_ij - lse_i); O_i = sum_j P_ij v_j
  *   dP_ij = dO_i.v_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij)
  *   dq_i = s sum_j dS_ij k_j; dk_j = s sum_{h,i} dS_ij q_i; dv_j = sum_{h,i} P_ij dO_i
@@ -20,27 +21,41 @@ static int len_of(const int32_t *lens, int b, int T) {
 }
 
 /* p[0..jm) = P row i of (b, h) in float64; returns lse */
-static double prob_row(double *p, dl_dtype dt, const void *q, const void *k, size_t qoff, size_t koff0, size_t ldk,
-                       int jm, int E) {
+/* vis (jm) or NULL (all of [0, jm) visible): invisible entries get p = 0 */
+static double prob_row_vis(double *p, dl_dtype dt, const void *q, const void *k, size_t qoff, size_t koff0,
+                           size_t ldk, int jm, int E, const char *vis) {
     double s = 1.0 / sqrt((double)E), mx = -INFINITY, sum = 0;
+    int any = 0;
     for (int j = 0; j < jm; j++) {
         double a = 0;
         for (int e = 0; e < E; e++) a += ld(q, dt, qoff + e) * ld(k, dt, koff0 + (size_t)j * ldk + e);
         p[j] = s * a;
-        mx = fmax(mx, p[j]);
+        if (!vis || vis[j]) { mx = fmax(mx, p[j]); any = 1; }
     }
-    for (int j = 0; j < jm; j++) sum += exp(p[j] - mx);
-    double lse = jm > 0 ? mx + log(sum) : -INFINITY;
-    for (int j = 0; j < jm; j++) p[j] = exp(p[j] - lse);
+    for (int j = 0; j < jm; j++) if (!vis || vis[j]) sum += exp(p[j] - mx);
+    double lse = any ? mx + log(sum) : -INFINITY;
+    for (int j = 0; j < jm; j++) p[j] = !vis || vis[j] ? exp(p[j] - lse) : 0.0;
     return lse;
+}
+static double prob_row(double *p, dl_dtype dt, const void *q, const void *k, size_t qoff, size_t koff0, size_t ldk,
+                       int jm, int E) {
+    return prob_row_vis(p, dt, q, k, qoff, koff0, ldk, jm, E, NULL);
+}
+/* the mask of query i: vis[0..T) (DL_ATTN_BD3) or NULL (a prefix [0, jm)) */
+static const char *vis_of(char *vis, int i, int len, int T, dl_attn_mask mask, int block) {
+    if (mask != DL_ATTN_BD3) return NULL;
+    for (int j = 0; j < T; j++) vis[j] = (char)dl_attn_visible(i, j, len, T, mask, block);
+    return vis;
 }
 
 void ref_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att, const void *q, const void *k,
                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block) {
     (void)d;
-    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
+                (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
     double p[T > 0 ? T : 1];
+    char vis[T > 0 ? T : 1];
     size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < Hq; h++) {
@@ -49,7 +64,8 @@ void ref_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att
             for (int i = 0; i < T; i++) {
                 int jm = ref_jmax(i, len, T, mask, block);
                 size_t qoff = ((size_t)b * T + i) * ldq + (size_t)h * E;
-                lse[((size_t)b * Hq + h) * T + i] = (float)prob_row(p, dt, q, k, qoff, koff, ldk, jm, E);
+                lse[((size_t)b * Hq + h) * T + i] =
+                    (float)prob_row_vis(p, dt, q, k, qoff, koff, ldk, jm, E, vis_of(vis, i, len, T, mask, block));
                 for (int e = 0; e < E; e++) {
                     double o = 0;
                     for (int j = 0; j < jm; j++) o += p[j] * ld(v, dt, koff + (size_t)j * ldk + e);
@@ -73,8 +89,10 @@ void ref_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, voi
                        const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block) {
     (void)d; (void)out; (void)lse; (void)att;
-    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
+                (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
     double *p = scratch, *dp = p + T, *dK = dp + T, *dV = dK + (size_t)T * E;
+    char vis[T > 0 ? T : 1];
     size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     double s = 1.0 / sqrt((double)E);
     int rep = Hq / Hk;
@@ -88,7 +106,7 @@ void ref_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, voi
                 for (int i = 0; i < T; i++) {
                     int jm = ref_jmax(i, len, T, mask, block);
                     size_t qoff = ((size_t)b * T + i) * ldq + (size_t)h * E;
-                    prob_row(p, dt, q, k, qoff, koff, ldk, jm, E);
+                    prob_row_vis(p, dt, q, k, qoff, koff, ldk, jm, E, vis_of(vis, i, len, T, mask, block));
                     double rd = 0;
                     for (int j = 0; j < jm; j++) {
                         double a = 0;

@@ -20,6 +20,7 @@ static inline void st(void *p, dl_dtype dt, size_t i, double v) {
 
 /* visible keys of query i: [0, jmax) (kernels.h, attention) */
 static inline int ref_jmax(int i, int len, int T, dl_attn_mask mask, int block) {
+    if (mask == DL_ATTN_BD3) return dl_attn_jend(i, len, T, mask, block);
     int j = T;
     if (mask == DL_ATTN_CAUSAL) j = i + 1;
     else if (mask == DL_ATTN_BLOCK) j = (i / block + 1) * block;

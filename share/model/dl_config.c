@@ -9,6 +9,7 @@
  *   bos/eos/pad_token_id (an id, null, or a list: its first id)
  * plus the dllm fields, stored at the top level under the same names:
  *   mask_token_id, shift_logits, objective ("diffusion" | "causal"),
+ *   block_diffusion (BD3LM block size; written only when > 0),
  *   rope_layout ("half" | "pairs").
  * Missing optional fields take the transformers class defaults (rms_norm_eps
  * 1e-6, rope_theta 10000, untied, no bias; qwen2 always has q/k/v biases;
@@ -64,6 +65,7 @@ void dl_config_default(dl_config *c) {
     c->mask_token_id = -1;
     c->bos_token_id = c->eos_token_id = c->pad_token_id = -1;
     c->shift_logits = 0;
+    c->block_diffusion = 0;
     snprintf(c->objective, sizeof c->objective, "diffusion");
 }
 
@@ -352,6 +354,12 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     if (strcmp(c->objective, "diffusion") && strcmp(c->objective, "causal"))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: objective \"%s\": expected diffusion or causal", path,
                          c->objective);
+    int64_t bd = 0;
+    if ((rc = get_int(root, "block_diffusion", 0, &bd, path, err, errlen)) < 0) return rc;
+    if (bd < 0 || bd > 1 << 30)
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: block_diffusion %lld: expected a block size >= 0", path,
+                         (long long)bd);
+    c->block_diffusion = (int)bd;
     char rl[16] = "half";
     if ((rc = get_string(root, "rope_layout", rl, sizeof rl, path, err, errlen)) < 0) return rc;
     if (!strcmp(rl, "half")) c->rope_layout = DL_ROPE_HALF;
@@ -452,6 +460,7 @@ int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype
     json_object_set_new(o, "mask_token_id", token_id(c->mask_token_id));
     json_object_set_new(o, "shift_logits", json_boolean(c->shift_logits));
     json_object_set_new(o, "objective", json_string(c->objective));
+    if (c->block_diffusion > 0) json_object_set_new(o, "block_diffusion", json_integer(c->block_diffusion));
     json_object_set_new(o, "rope_layout", json_string(c->rope_layout == DL_ROPE_PAIRS ? "pairs" : "half"));
 
     int rc = dl_json_write(path, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9), err, errlen);

@@ -84,6 +84,7 @@ struct dl_acts {
     float *dhs, *dxg;            /* (M,D) */
     /* the last forward */
     int fB, fT, fM, f_valid, f_has_targets, f_has_lens, f_block, pos_T, pos_N;
+    int pos_half;                /* pos holds i mod T/2 (DL_ATTN_BD3: x_t and x_0 share positions) */
     dl_attn_mask f_mask;
 };
 
@@ -505,18 +506,22 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     if (!a || B > a->B || T > a->T || M > a->M || B <= 0 || T <= 0 || M < 0)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: forward B=%d T=%d M=%d exceeds the reserved "
                          "B=%d T=%d M=%d", B, T, M, a ? a->B : 0, a ? a->T : 0, a ? a->M : 0);
-    if (mask == DL_ATTN_BLOCK && block <= 0)
+    if ((mask == DL_ATTN_BLOCK || mask == DL_ATTN_BD3) && block <= 0)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: block attention needs a block size > 0");
+    if (mask == DL_ATTN_BD3 && T % 2)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: the x_t (+) x_0 layout needs an even T, not %d", T);
+    /* BD3: row b is [x_t ; x_0], each half of L = T/2 at RoPE positions 0..L-1 */
+    const int half = mask == DL_ATTN_BD3;
     int N = B * T, D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, V = c->vocab_size,
         QD = Hq * E;
     a->f_valid = 0;
-    if (a->pos_T != T || a->pos_N != N) {   /* RoPE positions: b*T + i -> i */
+    if (a->pos_T != T || a->pos_N != N || a->pos_half != half) {   /* RoPE positions: b*T + i -> i (mod T/2) */
         int32_t *pos = malloc((size_t)N * sizeof *pos);
         if (!pos) return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of memory");
-        for (int n = 0; n < N; n++) pos[n] = n % T;
+        for (int n = 0; n < N; n++) pos[n] = half ? n % T % (T / 2) : n % T;
         dl_dev_h2d(d, a->pos, pos, (size_t)N * sizeof *pos);
         free(pos);
-        a->pos_T = T; a->pos_N = N;
+        a->pos_T = T; a->pos_N = N; a->pos_half = half;
     }
     dl_dev_d2d(d, a->ids, ids, (size_t)N * sizeof *ids);
     if (lens) dl_dev_d2d(d, a->lens, lens, (size_t)B * sizeof *lens);

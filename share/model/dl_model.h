@@ -50,6 +50,9 @@ typedef struct {
     int64_t bos_token_id, eos_token_id, pad_token_id;   /* -1 = none */
     int shift_logits;       /* position i predicted from hidden i-1 (Dream) */
     char objective[16];     /* "diffusion" | "causal" */
+    int block_diffusion;    /* > 0: trained with BD3LM block diffusion, blocks of this many positions
+                               (dllm-train --block-diffusion B; the sampler then goes block by block,
+                               block-causal); 0: not (config.json omits the field then) */
 } dl_config;
 
 /* Fill defaults (llama, untied, eps 1e-5, theta 10000, diffusion). */
@@ -179,7 +182,9 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
  *   targets (M)    target ids, or NULL (then no ce; logits kept for the caller)
  * Outputs: ce (M) per selected position (device) when targets != NULL; the
  * probs / logits stay in the activation block (dl_model_logits).
- * mask: DL_ATTN_BIDIR / CAUSAL / BLOCK (block size `block`). */
+ * mask: DL_ATTN_BIDIR / CAUSAL / BLOCK (block size `block`), or DL_ATTN_BD3
+ * (block diffusion training, kernels.h): each row is [x_t ; x_0], T = 2L
+ * even, both halves at RoPE positions 0..L-1, lens (<= L) cutting both. */
 int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
                      const int32_t *sel, const uint32_t *targets, int M, float *ce,
                      dl_attn_mask mask, int block, char *err, size_t errlen);

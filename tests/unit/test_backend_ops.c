@@ -211,6 +211,9 @@ static void run_attention(ctx *c, const case_s *k, res *r, float garbage) {
            nl = (size_t)B * Hq * T;
     float *q = hrand(nq, -2, 2), *kk = hrand(nk, -2, 2), *v = hrand(nk, -1, 1), *g = hrand(nq, -1, 1);
     int32_t lens[4] = { T, T / 2 + 1, 0, T - 1 };
+    if (mask == DL_ATTN_BD3) {   /* lens cut each half (of L = T/2) */
+        lens[0] = T / 2; lens[1] = T / 4 + 1; lens[2] = 0; lens[3] = T / 2 - 1;
+    }
     void *Q = up(c, q, nq), *K = up(c, kk, nk), *V = up(c, v, nk), *O = junk(c, nq, garbage);
     float *L = dalloc(c, 4 * nl), *A = k->i[8] ? dalloc(c, 4 * na) : NULL;   /* the forward overwrites both */
     int32_t *Ln = k->i[7] ? upraw(c, lens, 4 * (size_t)B) : NULL;
@@ -436,7 +439,9 @@ static case_s *add(dl_op op, void (*run)(ctx *, const case_s *, res *, float), c
 #define ADD(op, run, fmt, ...) do { const int iv_[] = { __VA_ARGS__ }; \
     add(op, run, iv_, (int)(sizeof iv_ / sizeof *iv_), fmt, __VA_ARGS__); } while (0)
 
-static const char *mname(int m) { return m == DL_ATTN_BIDIR ? "bidir" : m == DL_ATTN_CAUSAL ? "causal" : "block"; }
+static const char *mname(int m) {
+    return m == DL_ATTN_BIDIR ? "bidir" : m == DL_ATTN_CAUSAL ? "causal" : m == DL_ATTN_BLOCK ? "block" : "bd3";
+}
 
 static void build_cases(void) {
     static const int nd[][3] = { { 1, 1, 1 }, { 7, 5, 11 }, { 37, 67, 50 } };   /* N D V */
@@ -484,6 +489,18 @@ static void build_cases(void) {
                     ADD(DL_OP_ATTENTION_BWD, run_attention, "B=%d T=%d Hq=%d Hk=%d E=%d mask=%d block=%d lens=%d att=%d",
                         a[0], a[1], a[2], a[3], a[4], mk, a[5], ln, ka);
                 }
+    /* BD3LM's x_t (+) x_0 mask: T = 2L even; blocks that divide L and one that does not */
+    static const int bd[][6] = { { 2, 2, 2, 1, 2, 1 }, { 2, 12, 4, 2, 4, 2 }, { 3, 20, 2, 1, 8, 4 },
+                                 { 2, 130, 2, 2, 16, 16 } };
+    for (int s = 0; s < 4; s++)
+        for (int ln = 0; ln < 2; ln++)
+            for (int ka = 0; ka < 2; ka++) {
+                const int *a = bd[s];
+                ADD(DL_OP_ATTENTION_FWD, run_attention, "B=%d T=%d Hq=%d Hk=%d E=%d mask=%d block=%d lens=%d att=%d",
+                    a[0], a[1], a[2], a[3], a[4], DL_ATTN_BD3, a[5], ln, ka);
+                ADD(DL_OP_ATTENTION_BWD, run_attention, "B=%d T=%d Hq=%d Hk=%d E=%d mask=%d block=%d lens=%d att=%d",
+                    a[0], a[1], a[2], a[3], a[4], DL_ATTN_BD3, a[5], ln, ka);
+            }
     ADD(DL_OP_ATTENTION_KV_FWD, run_attention_kv, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 3, 4, 40, 4, 2, 8);
     ADD(DL_OP_ATTENTION_KV_FWD, run_attention_kv, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 2, 1, 300, 2, 2, 16);
     ADD(DL_OP_ATTENTION_CACHED_FWD, run_attention_cached, "B=%d n=%d Tmax=%d Hq=%d Hk=%d E=%d", 3, 5, 40, 4, 2, 8);
@@ -516,7 +533,7 @@ static void label_of(const case_s *k, char *out, size_t n) {
     if (k->op == DL_OP_ATTENTION_FWD || k->op == DL_OP_ATTENTION_BWD) {
         const int *a = k->i;
         snprintf(out, n, "B=%d T=%d Hq=%d Hk=%d E=%d %s%s%.0d lens=%s att=%s", a[0], a[1], a[2], a[3], a[4],
-                 mname(a[5]), a[5] == DL_ATTN_BLOCK ? " block=" : "", a[5] == DL_ATTN_BLOCK ? a[6] : 0,
+                 mname(a[5]), a[5] >= DL_ATTN_BLOCK ? " block=" : "", a[5] >= DL_ATTN_BLOCK ? a[6] : 0,
                  a[7] ? "ragged" : "NULL", a[8] ? "given" : "NULL");
     } else snprintf(out, n, "%s", k->label);
 }
