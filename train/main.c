@@ -422,6 +422,25 @@ static void open_model(run *Rp) {
         dl_die(-rc, "%s", err);
 }
 
+/* The objective flags (they live in config.json too): causal, shift,
+ * block diffusion, and the mask token they need. */
+static void apply_objective(run *Rp, dl_loss_cfg *lc, train_sched_kind *sk) {
+    dl_config *mc = &Rp->m.cfg;
+    if (!strcmp(mc->objective, "causal") && !o_causal && !o_resume) {   /* a causal --init or --config */
+        o_causal = 1;
+        check_values(lc, sk);
+    }
+    if (o_causal) snprintf(mc->objective, sizeof mc->objective, "causal");
+    if (o_shift) mc->shift_logits = 1;
+    if (o_shift && o_causal) dl_die(DL_EXIT_USAGE, "--shift-logits is for diffusion training (--causal shifts already)");
+    if (o_bd3 < 0 || o_bd3 > 1 << 20) dl_die(DL_EXIT_USAGE, "--block-diffusion %lld: expected a block size > 0", o_bd3);
+    if (o_bd3 > 0) mc->block_diffusion = (int)o_bd3;   /* a checkpoint trained so keeps it (config.json) */
+    if (mc->block_diffusion > 0 && (o_causal || mc->shift_logits))
+        dl_die(DL_EXIT_USAGE, "--block-diffusion is for diffusion training without --causal / --shift-logits");
+    if (!o_causal && mc->mask_token_id < 0 && (Rp->has_data || o_valid))
+        dl_die(DL_EXIT_DATA, "the model has no mask_token_id (config.json) and the data header names none");
+}
+
 int main(int argc, char **argv) {
     char err[1024];
     char **paths = NULL;
@@ -455,21 +474,8 @@ int main(int argc, char **argv) {
     train_sched_kind sk;
     check_values(&lc, &sk);
 
-    /* objective flags live in config.json too */
+    apply_objective(&R, &lc, &sk);
     dl_config *mc = &R.m.cfg;
-    if (!strcmp(mc->objective, "causal") && !o_causal && !o_resume) {   /* a causal --init or --config */
-        o_causal = 1;
-        check_values(&lc, &sk);
-    }
-    if (o_causal) snprintf(mc->objective, sizeof mc->objective, "causal");
-    if (o_shift) mc->shift_logits = 1;
-    if (o_shift && o_causal) dl_die(DL_EXIT_USAGE, "--shift-logits is for diffusion training (--causal shifts already)");
-    if (o_bd3 < 0 || o_bd3 > 1 << 20) dl_die(DL_EXIT_USAGE, "--block-diffusion %lld: expected a block size > 0", o_bd3);
-    if (o_bd3 > 0) mc->block_diffusion = (int)o_bd3;   /* a checkpoint trained so keeps it (config.json) */
-    if (mc->block_diffusion > 0 && (o_causal || mc->shift_logits))
-        dl_die(DL_EXIT_USAGE, "--block-diffusion is for diffusion training without --causal / --shift-logits");
-    if (!o_causal && mc->mask_token_id < 0 && (R.has_data || o_valid))
-        dl_die(DL_EXIT_DATA, "the model has no mask_token_id (config.json) and the data header names none");
 
     /* data against the model; optimizer, buffers, metrics */
     int L = check_data(&R);
