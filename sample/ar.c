@@ -132,12 +132,12 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
     }
     if (o->show && !done[0]) draw(o, &rows[0], 0, rows[0].n_prompt + G, -1, canvas, new_mask, 0);
     int n_new = P;
-    gemv0 = dl_dev_cpu_gemv(m->dev, -1);
+    gemv0 = dl_model_decode_gemv(m, -1);
     for (int step = 0; running > 0; step++) {
         int nb = n;   /* rows past the last running one are left out of the forward */
         while (done[nb - 1]) nb--;
         /* decode steps (one new token per row) stream each weight once: GEMV */
-        dl_dev_cpu_gemv(m->dev, n_new == 1 ? nb : 0);
+        dl_model_decode_gemv(m, n_new == 1 ? nb : 0);
         if ((rc = dl_batch_forward_kv(&bt, kv, nb, n_new, pos0, nv, dl_select_logits(&sel), err, errlen))) goto out;
         /* the running rows' tokens: uniforms taken in row order (one each when T > 0) */
         int M = 0, file = 0;
@@ -192,7 +192,7 @@ int ar_sample_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, char *
             if (rows[b].noise && (rc = smp_noise_check(rows[b].noise, err, errlen))) goto out;
     }
 out:
-    if (gemv0 >= 0) dl_dev_cpu_gemv(m->dev, gemv0);
+    if (gemv0 >= 0) dl_model_decode_gemv(m, gemv0);
     dl_model_kv_free(kv);
     dl_select_free(&sel);
     dl_batch_free(&bt);

@@ -239,6 +239,11 @@ void dl_model_kv_free(dl_kv *kv);   /* NULL is fine */
  * overwritten from pos0[b] on (start a new prompt with pos0 = 0).  Logits
  * equal dl_model_forward DL_ATTN_CAUSAL over the whole prefix up to fp32
  * rounding (tests/unit/test_kv.c). */
+/* Decode steps of at most `rows` new tokens per forward stream each weight
+ * once (the CPU backend's GEMV path; 0: always the GEMM path, -1: only
+ * ask).  Returns the setting in effect after the call; other backends ignore it and
+ * return 0.  The AR sampler turns it on around its decode steps. */
+int dl_model_decode_gemv(dl_model *m, int rows);
 int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int n_new, const int32_t *pos0,
                         const int32_t *n_valid, float *logits, char *err, size_t errlen);
 

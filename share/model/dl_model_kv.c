@@ -158,3 +158,5 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_k_linear_fwd(d, dt, m->wdtype, logits, kv->hs, m->xlm_head, NULL, B, D, V);
     return 0;
 }
+
+int dl_model_decode_gemv(dl_model *m, int rows) { return dl_dev_cpu_gemv(m->dev, rows); }
