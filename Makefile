@@ -72,14 +72,25 @@ ifeq ($(HAVE_CUDA)$(CUDA_FOUND),10)
   $(error dllm: HAVE_CUDA=1 but $(NVCC) cannot compile a .cu file (set CUDA_HOME or NVCC))
 endif
 HAVE_CUDA := $(if $(HAVE_CUDA),$(HAVE_CUDA),$(CUDA_FOUND))
-# No code uses CUDA, NCCL or MPI yet: they are detected (so HAVE_*=1 still
-# fails loudly) but reported "found, not used yet" until sources appear that
-# use them (kernels/cuda/*.cu; DL_HAVE_NCCL / DL_HAVE_MPI in the code).
+# NCCL and MPI are detected (so HAVE_*=1 still fails loudly) but reported
+# "found, not used yet" until code uses them (DL_HAVE_NCCL / DL_HAVE_MPI).
+# CUDA: with nvcc, kernels/cuda/*.cu join libdllm (DL_HAVE_CUDA) and every
+# program links cudart + cuBLAS; a binary built so still runs without a GPU
+# (--device cuda then fails with exit 4, "no CUDA device visible").
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 NCCL_USED := $(shell grep -rlsw DL_HAVE_NCCL share kernels train sample score 2>/dev/null | head -n 1)
 MPI_USED  := $(shell grep -rlsw DL_HAVE_MPI share kernels train sample score 2>/dev/null | head -n 1)
+CUDA_ARCHS := $(patsubst sm_%,%,$(patsubst compute_%,%,$(NVCC_ARCH)))
+NVCC_FLAGS := -std=c++17 -O2 -g -Ikernels $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
 ifeq ($(HAVE_CUDA),1)
-  $(info [x] CUDA: found ($(NVCC), sm_$(NVCC_ARCH)), $(if $(CUDA_SRC),used by kernels/cuda,not used yet (no CUDA code)))
+  ifneq ($(CUDA_SRC),)
+    DL_CFLAGS += -DDL_HAVE_CUDA
+    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+    $(info [x] CUDA: used ($(NVCC), sm_$(CUDA_ARCHS): kernels/cuda, cuBLAS))
+  else
+    $(info [x] CUDA: found ($(NVCC)), not used yet (no kernels/cuda/*.cu))
+  endif
 else
   $(info [ ] CUDA: not used (HAVE_CUDA=0, or no working nvcc at $(NVCC); HAVE_CUDA=1 to require))
 endif
@@ -110,7 +121,7 @@ endif
 # What every object depends on besides its sources; the file changes only
 # when this line does, so an unchanged configuration rebuilds nothing.
 CONFIG_STAMP := $(BUILD)/config.stamp
-CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) | $(LDLIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH)
+CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) | $(LDLIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH) | $(NVCC_FLAGS)
 $(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(CONFIG_LINE)' ] || printf '%s\n' '$(CONFIG_LINE)' > $(CONFIG_STAMP); })
 endif # SKIP_DETECT
 
@@ -119,6 +130,9 @@ endif # SKIP_DETECT
 # build/X/libX.a (X/*.c but main.c), which its unit tests link too.
 LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) $(wildcard kernels/ref/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(HAVE_CUDA)$(if $(CUDA_SRC),1,0),11)
+LIB_OBJ  += $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+endif
 LIB      := $(BUILD)/libdllm.a
 PROG_DIRS := $(foreach d,tok pack mask cat train sample score,$(if $(wildcard $(d)/main.c),$(d)))
 PROGS    := $(PROG_DIRS:%=$(BIN)/dllm-%)
@@ -140,6 +154,10 @@ $(CONFIG_STAMP): ;
 $(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
