@@ -155,6 +155,8 @@ $(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) -c $< -o $@
 
+# token selection must round as the CPU does: no fused multiply-adds
+$(BUILD)/kernels/cuda/select.o: NVCC_FLAGS += -fmad=false
 $(BUILD)/%.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@

@@ -5,8 +5,9 @@
  * the data on the host), d2d is asynchronous.
  * supports(): every op in F32 and BF16 storage with wdt == dt (cuBLAS
  * GemmEx has no mixed f32-activation x bf16-weight GEMM), the fp32-only ops
- * in F32; select_tokens is NOT implemented yet (0), so the model refuses
- * this device at init rather than ever giving a wrong answer.
+ * in F32 (select_tokens too: its logits are f32).  An op that is not
+ * done answers 0 here, and the model then refuses the device at init
+ * rather than ever giving a wrong answer.
  * Does not: multi-GPU, memory pools, CUDA graphs.
  */
 #include "cuda.h"
@@ -63,8 +64,7 @@ static void cu_close(dl_dev *d) {
 static int cu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
     (void)d;
     if (wdt != dt) return 0;
-    if (op == DL_OP_SELECT_TOKENS) return 0;   /* not ported yet */
-    if (op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE) return dt == DL_F32;
+    if (op == DL_OP_SUMSQ || op == DL_OP_SELECT_TOKENS || op == DL_OP_ADAMW || op == DL_OP_SCALE) return dt == DL_F32;
     return dt == DL_F32 || dt == DL_BF16;
 }
 
@@ -108,8 +108,6 @@ static void cu_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
 }
 static void cu_sync(dl_dev *d) { CUDA_CHECK(cudaStreamSynchronize(cu_stream(d))); }
-
-static int cu_select_tokens(dl_dev *d, const dl_select_args *a) { (void)d; (void)a; return -1; }
 
 static dl_backend_ops make_ops(void) {
     dl_backend_ops o;

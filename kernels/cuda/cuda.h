@@ -141,5 +141,6 @@ double cu_sumsq(dl_dev *d, const float *x, size_t n);
 void cu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
               float b2, float eps, float wd, int step, float grad_scale);
 void cu_scale(dl_dev *d, float *x, float s, size_t n);
+int cu_select_tokens(dl_dev *d, const dl_select_args *a);
 
 #endif
