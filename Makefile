@@ -213,8 +213,10 @@ SAN_ENV = DLLM_SAN_LOG=$(SAN_LOG) \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99:log_path=$(SAN_LOG)
 endif
 
+# The GPU tests (tests/cuda/check.sh; "skipped: no GPU" without one).
+# tests/run-cuda.sh DEBDIR OUTDIR is the whole offline GPU-machine run.
 test-cuda: all
-	@tests/run-cuda.sh
+	@tests/cuda/check.sh
 
 demo: all
 	@scripts/demo.sh
