@@ -74,12 +74,24 @@ endif
 HAVE_CUDA := $(if $(HAVE_CUDA),$(HAVE_CUDA),$(CUDA_FOUND))
 # CUDA, NCCL and MPI are detected (so HAVE_*=1 still fails loudly) and
 # reported "used" once sources use them (kernels/cuda/*.cu; DL_HAVE_NCCL /
-# DL_HAVE_MPI in the code: share/model/dl_comm_nccl.c, dl_comm_mpi.c).
+# DL_HAVE_MPI in share/model/dl_comm_nccl.c, dl_comm_mpi.c).  CUDA: with
+# nvcc, kernels/cuda/*.cu join libdllm (DL_HAVE_CUDA) and every program
+# links cudart + cuBLAS; a binary built so still runs without a GPU
+# (--device cuda then fails with exit 4, "no CUDA device visible").
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 NCCL_USED := $(shell grep -rlsw DL_HAVE_NCCL share kernels train sample score 2>/dev/null | head -n 1)
 MPI_USED  := $(shell grep -rlsw DL_HAVE_MPI share kernels train sample score 2>/dev/null | head -n 1)
+CUDA_ARCHS := $(patsubst sm_%,%,$(patsubst compute_%,%,$(NVCC_ARCH)))
+NVCC_FLAGS := -std=c++17 -O2 -g -Ikernels $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
 ifeq ($(HAVE_CUDA),1)
-  $(info [x] CUDA: found ($(NVCC), sm_$(NVCC_ARCH)), $(if $(CUDA_SRC),used by kernels/cuda,not used yet (no CUDA code)))
+  ifneq ($(CUDA_SRC),)
+    DL_CFLAGS += -DDL_HAVE_CUDA
+    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+    $(info [x] CUDA: used ($(NVCC), sm_$(CUDA_ARCHS): kernels/cuda, cuBLAS))
+  else
+    $(info [x] CUDA: found ($(NVCC)), not used yet (no kernels/cuda/*.cu))
+  endif
 else
   $(info [ ] CUDA: not used (HAVE_CUDA=0, or no working nvcc at $(NVCC); HAVE_CUDA=1 to require))
 endif
@@ -114,7 +126,7 @@ endif
 # What every object depends on besides its sources; the file changes only
 # when this line does, so an unchanged configuration rebuilds nothing.
 CONFIG_STAMP := $(BUILD)/config.stamp
-CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) $(COMM_CFLAGS) | $(LDLIBS) $(COMM_LIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH)
+CONFIG_LINE  := $(CC) | $(CFLAGS) $(DL_CFLAGS) $(COMM_CFLAGS) | $(LDLIBS) $(COMM_LIBS) | CUDA=$(HAVE_CUDA) NCCL=$(HAVE_NCCL) MPI=$(HAVE_MPI) $(NVCC_ARCH) | $(NVCC_FLAGS)
 $(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(CONFIG_LINE)' ] || printf '%s\n' '$(CONFIG_LINE)' > $(CONFIG_STAMP); })
 endif # SKIP_DETECT
 
@@ -123,6 +135,9 @@ endif # SKIP_DETECT
 # build/X/libX.a (X/*.c but main.c), which its unit tests link too.
 LIB_SRC  := $(wildcard share/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) $(wildcard kernels/ref/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(HAVE_CUDA)$(if $(CUDA_SRC),1,0),11)
+LIB_OBJ  += $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+endif
 LIB      := $(BUILD)/libdllm.a
 PROG_DIRS := $(foreach d,tok pack mask cat train sample score,$(if $(wildcard $(d)/main.c),$(d)))
 PROGS    := $(PROG_DIRS:%=$(BIN)/dllm-%)
@@ -152,6 +167,12 @@ $(CONFIG_STAMP): ;
 $(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) -c $< -o $@
+
+# token selection must round as the CPU does: no fused multiply-adds
+$(BUILD)/kernels/cuda/select.o: NVCC_FLAGS += -fmad=false
+$(BUILD)/%.o: %.cu $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -205,8 +226,10 @@ SAN_ENV = DLLM_SAN_LOG=$(SAN_LOG) \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99:log_path=$(SAN_LOG)
 endif
 
+# The GPU tests (tests/cuda/check.sh; "skipped: no GPU" without one).
+# tests/run-cuda.sh DEBDIR OUTDIR is the whole offline GPU-machine run.
 test-cuda: all
-	@tests/run-cuda.sh
+	@tests/cuda/check.sh
 
 demo: all
 	@scripts/demo.sh

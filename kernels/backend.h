@@ -98,5 +98,11 @@ struct dl_dev {
 int dl_backend_cpu_open(dl_dev *d, int index, char *err, size_t errlen);
 int dl_backend_ref_open(dl_dev *d, int index, char *err, size_t errlen);
 extern const dl_backend_ops dl_backend_cpu_ops, dl_backend_ref_ops;
+#ifdef DL_HAVE_CUDA
+/* kernels/cuda/backend.cu (built when nvcc is found): -4 with "no CUDA
+ * device visible" on a machine without a GPU */
+int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errlen);
+extern const dl_backend_ops dl_backend_cuda_ops;
+#endif
 
 #endif

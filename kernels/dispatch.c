@@ -46,6 +46,9 @@ int dl_dev_open(dl_dev **dp, dl_dev_kind kind, int index, char *err, size_t errl
     int (*open)(dl_dev *, int, char *, size_t) = NULL;
     if (kind == DL_DEV_CPU) { ops = &dl_backend_cpu_ops; open = dl_backend_cpu_open; }
     else if (kind == DL_DEV_REF) { ops = &dl_backend_ref_ops; open = dl_backend_ref_open; }
+#ifdef DL_HAVE_CUDA
+    else if (kind == DL_DEV_CUDA) { ops = &dl_backend_cuda_ops; open = dl_backend_cuda_open; }
+#endif
     else return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "this build has no CUDA backend (use --device cpu)");
     dl_dev *d = calloc(1, sizeof *d);
     if (!d) return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "out of memory");

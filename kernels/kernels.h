@@ -4,7 +4,7 @@
  *   kernels/ref/  the reference backend: simplest loops, float64 sums, no
  *                 threads, no BLAS; only tests use it (tests/unit/test_backend_ops.c
  *                 checks every op of every backend against it)
- *   kernels/cuda/ (issue 5/6) fills the same table.
+ *   kernels/cuda/ the CUDA backend (cuBLAS GEMMs, tiled attention), built with nvcc.
  *
  * Conventions
  *  - Every op takes the device first.  Every pointer is a DEVICE pointer

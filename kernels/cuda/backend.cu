@@ -1,0 +1,131 @@
+/* kernels/cuda/backend.cu — the CUDA backend (DL_DEV_CUDA): open / close,
+ * supports(), device memory on one stream, and the ops table.
+ * Memory: cudaMalloc (256-byte aligned, zero-filled on the stream);
+ * h2d / d2h are synchronous with respect to the stream (d2h returns with
+ * the data on the host), d2d is asynchronous.
+ * supports(): every op in F32 and BF16 storage with wdt == dt (cuBLAS
+ * GemmEx has no mixed f32-activation x bf16-weight GEMM), the fp32-only ops
+ * in F32 (select_tokens too: its logits are f32).  An op that is not
+ * done answers 0 here, and the model then refuses the device at init
+ * rather than ever giving a wrong answer.
+ * Does not: multi-GPU, memory pools, CUDA graphs.
+ */
+#include "cuda.h"
+
+extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errlen) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();   /* clear the sticky "no device" error */
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "no CUDA device visible (%s)",
+                           e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    }
+    if (index < 0 || index >= n)
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d does not exist (%d visible)", index, n);
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    if (!st) return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "out of memory");
+    st->device = index;
+    cudaDeviceProp prop;
+    if ((e = cudaSetDevice(index)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, index)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&st->s, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&st->red, sizeof(double) * (CU_RED_BLOCKS + 1))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&st->red_host, sizeof(double))) != cudaSuccess) {
+        if (st->red) cudaFree(st->red);
+        if (st->s) cudaStreamDestroy(st->s);
+        free(st);
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
+    }
+    if (cublasCreate(&st->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS) {
+        cudaFreeHost(st->red_host); cudaFree(st->red); cudaStreamDestroy(st->s); free(st);
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS could not start", index);
+    }
+    /* pure fp32 GEMMs for f32 storage (no TF32): f32 results stay within the
+     * reference's float tolerances */
+    CUBLAS_CHECK(cublasSetMathMode(st->blas, CUBLAS_DEFAULT_MATH));
+    d->be = st;
+    d->threads = 1;
+    snprintf(d->desc, sizeof d->desc, "cuda:%d (%.96s, sm_%d%d, %.0f GiB)", index, prop.name, prop.major, prop.minor,
+             prop.totalGlobalMem / 1073741824.0);
+    return 0;
+}
+
+static void cu_close(dl_dev *d) {
+    cuda_state *st = cu_state(d);
+    if (!st) return;
+    cudaStreamSynchronize(st->s);
+    cublasDestroy(st->blas);
+    cudaFreeHost(st->red_host);
+    cudaFree(st->red);
+    cudaStreamDestroy(st->s);
+    free(st);
+    d->be = NULL;
+}
+
+static int cu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
+    (void)d;
+    if (wdt != dt) return 0;
+    if (op == DL_OP_SUMSQ || op == DL_OP_SELECT_TOKENS || op == DL_OP_ADAMW || op == DL_OP_SCALE) return dt == DL_F32;
+    return dt == DL_F32 || dt == DL_BF16;
+}
+
+static void *cu_alloc(dl_dev *d, size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 256, cu_stream(d)));
+    return p;
+}
+static void cu_free(dl_dev *d, void *p) {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(cu_stream(d)));   /* nothing queued may still use it */
+    CUDA_CHECK(cudaFree(p));
+}
+static void cu_memset0(dl_dev *d, void *p, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cu_stream(d)));
+}
+static void cu_h2d(dl_dev *d, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu_stream(d)));
+    CUDA_CHECK(cudaStreamSynchronize(cu_stream(d)));   /* the caller may reuse src at once */
+}
+static void cu_d2h(dl_dev *d, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu_stream(d)));
+    CUDA_CHECK(cudaStreamSynchronize(cu_stream(d)));
+}
+/* may overlap (kernels.h): cudaMemcpy is undefined on overlap, so go
+ * through a temporary when the ranges do */
+static void cu_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    const char *a = (const char *)dst, *b = (const char *)src;
+    if (a < b + bytes && b < a + bytes) {
+        void *tmp = NULL;
+        CUDA_CHECK(cudaMallocAsync(&tmp, bytes, cu_stream(d)));
+        CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
+        CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
+        CUDA_CHECK(cudaFreeAsync(tmp, cu_stream(d)));
+        return;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
+}
+static void cu_sync(dl_dev *d) { CUDA_CHECK(cudaStreamSynchronize(cu_stream(d))); }
+
+static dl_backend_ops make_ops(void) {
+    dl_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.name = "cuda"; o.close = cu_close; o.supports = cu_supports;
+    o.alloc = cu_alloc; o.free = cu_free; o.memset0 = cu_memset0; o.h2d = cu_h2d; o.d2h = cu_d2h; o.d2d = cu_d2d;
+    o.sync = cu_sync;
+    o.embedding_fwd = cu_embedding_fwd; o.embedding_bwd = cu_embedding_bwd;
+    o.rmsnorm_fwd = cu_rmsnorm_fwd; o.rmsnorm_bwd = cu_rmsnorm_bwd;
+    o.linear_fwd = cu_linear_fwd; o.linear_fwd_split = NULL; o.linear_bwd = cu_linear_bwd; o.rope = cu_rope;
+    o.attention_fwd = cu_attention_fwd; o.attention_bwd = cu_attention_bwd;
+    o.attention_bwd_scratch_bytes = cu_attention_bwd_scratch_bytes;
+    o.attention_kv_fwd = cu_attention_kv_fwd; o.attention_cached_fwd = cu_attention_cached_fwd;
+    o.swiglu_fwd = cu_swiglu_fwd; o.swiglu_bwd = cu_swiglu_bwd; o.add = cu_add; o.add_inplace = cu_add_inplace;
+    o.gather_rows = cu_gather_rows; o.scatter_add_rows = cu_scatter_add_rows; o.copy_2d = cu_copy_2d;
+    o.convert = cu_convert; o.xent_fwd = cu_xent_fwd; o.xent_bwd = cu_xent_bwd; o.sumsq = cu_sumsq;
+    o.adamw = cu_adamw; o.scale = cu_scale; o.select_tokens = cu_select_tokens;
+    return o;
+}
+/* C++ dynamic initialisation: the table is complete before main() */
+extern "C" const dl_backend_ops dl_backend_cuda_ops = make_ops();

@@ -1,0 +1,146 @@
+/* kernels/cuda/cuda.h — internals of the CUDA backend (not an API): the
+ * backend state, the error-check macros, storage-dtype load / store on the
+ * device, launch helpers and the op declarations backend.cu puts in its table.
+ * Conventions: every op is asynchronous on the backend's one stream (st->s)
+ * unless kernels.h says it returns a scalar (sumsq); pointers are device
+ * pointers; dt DL_F32 is float, DL_BF16 is __nv_bfloat16 (loads widen
+ * exactly, stores round to nearest even, as kbase.h's dl_f32_to_bf16).
+ * Does not: recover from a CUDA error inside an op.  An op has no error
+ * return (kernels.h), so a failed launch / cuBLAS call is a bug or a dead
+ * device: CUDA_CHECK / CUBLAS_CHECK print file:line to stderr and abort,
+ * like DL_K_ASSERT (the only printing kernels/ does).
+ */
+#ifndef DL_KERNELS_CUDA_H
+#define DL_KERNELS_CUDA_H
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cublas_v2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#ifndef _Noreturn
+#define _Noreturn [[noreturn]]   /* kbase.h is C11; this file is C++ */
+#endif
+extern "C" {
+#include "../backend.h"
+}
+
+#define CUDA_CHECK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
+    fprintf(stderr, "dllm: CUDA error at %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+    fflush(stderr); abort(); } } while (0)
+#define CUBLAS_CHECK(call) do { cublasStatus_t e_ = (call); if (e_ != CUBLAS_STATUS_SUCCESS) { \
+    fprintf(stderr, "dllm: cuBLAS error at %s:%d: %s: status %d\n", __FILE__, __LINE__, #call, (int)e_); \
+    fflush(stderr); abort(); } } while (0)
+/* after every kernel launch: catches bad launch configurations at once */
+#define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
+
+struct cuda_state {
+    int device;
+    cudaStream_t s;
+    cublasHandle_t blas;
+    double *red;          /* (CU_RED_BLOCKS + 1) doubles: sumsq partials, then the total */
+    double *red_host;     /* pinned: the total comes back here */
+};
+enum { CU_RED_BLOCKS = 256 };
+static inline cuda_state *cu_state(dl_dev *d) { return (cuda_state *)d->be; }
+static inline cudaStream_t cu_stream(dl_dev *d) { return cu_state(d)->s; }
+
+typedef __nv_bfloat16 bf16;
+__device__ __forceinline__ float cu_ld(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float cu_ld(const bf16 *p, size_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void cu_st(float *p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void cu_st(bf16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+/* run the body (the variadic part: it may hold commas) with T the element type of dt (float or bf16) */
+#define CU_DISPATCH(dt, ...) do { \
+    if ((dt) == DL_BF16) { typedef bf16 T; __VA_ARGS__; } \
+    else { DL_K_ASSERT((dt) == DL_F32); typedef float T; __VA_ARGS__; } } while (0)
+
+static inline unsigned cu_blocks(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b > 65535u * 16 ? 65535u * 16 : b < 1 ? 1 : b);   /* kernels grid-stride beyond */
+}
+
+/* warp reductions (all 32 lanes active) */
+__device__ __forceinline__ float cu_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double cu_warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float cu_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/* block-wide sum of a double (blockDim.x a multiple of 32, <= 1024); every
+ * thread gets the total; fixed order, so deterministic */
+__device__ __forceinline__ double cu_block_sum_d(double v) {
+    __shared__ double part[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = cu_warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) part[w] = v;
+    __syncthreads();
+    double t = 0;
+    for (int i = 0; i < nw; i++) t += part[i];
+    return t;
+}
+__device__ __forceinline__ float cu_block_max(float v) {
+    __shared__ float part[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = cu_warp_max(v);
+    __syncthreads();
+    if (lane == 0) part[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, part[i]);
+    return t;
+}
+
+/* the ops (kernels.h has each contract) */
+void cu_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uint32_t *ids, const void *wte, int N, int D);
+void cu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D);
+void cu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
+                    float eps);
+void cu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
+                    const float *rstd, int N, int D);
+void cu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
+                   int N, int C, int O);
+void cu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                   const void *inp, const void *w, int N, int C, int O);
+void cu_rope(dl_dev *d, dl_dtype dt, void *x, const int32_t *pos, int N, int H, int E, float theta,
+             dl_rope_layout layout, int inverse);
+void cu_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att, const void *q, const void *k,
+                      const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                      dl_attn_mask mask, int block);
+void cu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void *scratch, const void *dout,
+                      const void *out, const float *lse, const float *att, const void *q, const void *k,
+                      const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
+                      dl_attn_mask mask, int block);
+size_t cu_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att);
+void cu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                         const void *vcache, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E);
+void cu_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *out, const void *q, const void *kcache,
+                             const void *vcache, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
+                             int Hq, int Hk, int E);
+void cu_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F);
+void cu_swiglu_bwd(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *dout, const void *gate,
+                   const void *up, int N, int F);
+void cu_add(dl_dev *d, dl_dtype dt, void *y, const void *a, const void *b, size_t n);
+void cu_add_inplace(dl_dev *d, dl_dtype dt, void *y, const void *x, size_t n);
+void cu_gather_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
+void cu_scatter_add_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D);
+void cu_copy_2d(dl_dev *d, dl_dtype dt, void *dst, size_t ld_dst, const void *src, size_t ld_src, int rows,
+                int cols);
+void cu_convert(dl_dev *d, void *dst, dl_dtype dst_dt, const void *src, dl_dtype src_dt, size_t n);
+void cu_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M, int V);
+void cu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets, int M,
+                 int V);
+double cu_sumsq(dl_dev *d, const float *x, size_t n);
+void cu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
+              float b2, float eps, float wd, int step, float grad_scale);
+void cu_scale(dl_dev *d, float *x, float s, size_t n);
+int cu_select_tokens(dl_dev *d, const dl_select_args *a);
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/sh
+# tests/cuda/check.sh [OUTDIR] — `make test-cuda`: the GPU tests.  Without a
+# visible GPU it prints "skipped: no GPU" and exits 0.  With one:
+#   1. build/tests/test_backend_ops: every CUDA op against the reference
+#      backend (its "cuda" lines; a GPU that is visible but does not open
+#      is a failure);
+#   2. tests/cuda/e2e.sh: train / resume / sample / score, CPU vs CUDA.
+# Results (every log) under OUTDIR (default build/cuda-test).  Last line
+# "N passed, N failed, 0 skipped" like tests/run.sh; exit 1 on any failure.
+cd "$(dirname "$0")/../.." || exit 3
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo "skipped: no GPU (nvidia-smi lists none)"
+    exit 0
+fi
+O=${1:-build/cuda-test}
+mkdir -p "$O"
+nvidia-smi -L > "$O/gpu.txt" 2>&1
+DLLM_BUILD=build timeout 300 build/tests/test_backend_ops > "$O/backend_ops.txt" 2>&1
+echo "test_backend_ops exit $?" >> "$O/backend_ops.txt"
+grep '^skip - cuda\|^not ok - cuda\|^# cuda' "$O/backend_ops.txt"
+bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")
+echo "# backend ops: $bp cuda cases ok, $bf not"
+timeout 400 tests/cuda/e2e.sh "$O/e2e" > "$O/e2e.txt" 2>&1
+cat "$O/e2e.txt"
+ep=$(grep -c '^ok - ' "$O/e2e.txt"); ef=$(grep -c '^not ok - ' "$O/e2e.txt")
+[ "$ep" -eq 0 ] && [ "$ef" -eq 0 ] && ef=1 && echo "not ok - e2e: no result (see $O/e2e.txt)"
+echo "$((bp + ep)) passed, $((bf + ef)) failed, 0 skipped"
+[ $((bf + ef)) -eq 0 ]

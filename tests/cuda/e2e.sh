@@ -1,0 +1,78 @@
+#!/bin/sh
+# tests/cuda/e2e.sh OUTDIR — the end-to-end CPU-vs-CUDA checks of
+# `make test-cuda` (tests/cuda/check.sh runs it only where a GPU is
+# visible).  On the stories260K model (fp32 weights, f32 compute on both
+# devices) and a 200 kB TinyStories slice packed into rows of 64:
+#   1. 20 training steps, --device cpu vs cuda: each step's loss within
+#      rel 1e-3; final weights max|d| <= 2e-3 and rel L2 <= 1e-3 per tensor
+#      (GEMM / reduction order differs; Adam turns tiny gradient
+#      differences into up to lr-sized steps on near-zero gradients);
+#   2. resume on CUDA: 10 steps + --resume 10 more == 20 in one run, losses
+#      and weights bit for bit (determinism: no atomics in any kernel);
+#   3. sampling at temperature 0 from the CPU-trained model: the share of
+#      equal token ids >= 0.95 (f32 compute: near-ties can flip, and one flip
+#      changes what follows; the measured share is printed);
+#   4. scoring (ELBO --mc 4, and AR with --causal): summary numbers within
+#      rel 1e-4.
+# Every file goes under OUTDIR (kept for the report).  Prints ok / not ok
+# lines; exit 0 always (check.sh counts the lines).
+set -u
+O=$1
+R=$(cd "$(dirname "$0")/../.." && pwd)
+B=$R/bin
+C="python3 $R/tests/cuda/compare.py"
+# DLLM_E2E_DEVICE=cpu runs the same script CPU against CPU (checks the script itself without a GPU)
+D2=${DLLM_E2E_DEVICE:-cuda}
+S=$R/share/data/stories260K
+mkdir -p "$O" && cd "$O" || exit 0
+run() {   # run NAME CMD...: log to NAME.log, "not ok" on failure
+    n=$1; shift
+    if "$@" > "$n.log" 2>&1; then return 0; fi
+    echo "not ok - $n: exit $? ($(tail -n 1 "$n.log"))"; return 1
+}
+run prep-model "$B/dllm-train" --init "$S/stories260K.bin" -o s260 --steps 0 || exit 0
+head -c 200000 "$R/share/data/tinystories/tinystories_sample.txt" > in.txt
+"$B/dllm-tok" -q -t s260/tokenizer.json in.txt | "$B/dllm-pack" -q -L 64 --shuffle --seed 1 --split valid=0.1 -o rows.msgpack
+"$B/dllm-mask" -q --seed 1 --copies 2 rows.msgpack -o train.msgpack
+A="--init s260 train.msgpack --batch 4 --seed 3"
+# 1. train 20 steps on each device
+for td in c:cpu g:$D2; do
+    tag=${td%%:*}; dev=${td#*:}
+    run "train-$tag" "$B/dllm-train" -q --device $dev $A --steps 20 --metrics "$tag.jsonl" -o "t_$tag"
+done
+if [ -s c.jsonl ] && [ -s g.jsonl ]; then
+    $C losses c.jsonl g.jsonl 1e-3
+    $C weights t_c/model.safetensors t_g/model.safetensors 2e-3 1e-3
+fi
+# 2. resume on CUDA is bit-exact against the uninterrupted CUDA run
+if run resume-first "$B/dllm-train" -q --device $D2 $A --steps 20 --save-every 10 --keep-saves -o r1 --metrics r1.jsonl &&
+   run resume-second "$B/dllm-train" -q --device $D2 --resume r1-step10 train.msgpack -o r2 --steps 20 --metrics r2.jsonl; then
+    if cmp -s r1/model.safetensors r2/model.safetensors &&
+       [ "$(grep '"loss"' r1.jsonl | tail -n 10 | sed 's/"tokens_per_s".*//')" = "$(grep '"loss"' r2.jsonl | sed 's/"tokens_per_s".*//')" ]; then
+        echo "ok - $D2: 10 steps + --resume 10 == 20 steps, losses and weights bit for bit"
+    else
+        echo "not ok - $D2: resumed run differs from the uninterrupted one (r1/, r2/)"
+    fi
+fi
+# 3. sampling at temperature 0 (greedy): CPU vs CUDA ids
+P="Once upon a time"
+for td in c:cpu g:$D2; do
+    tag=${td%%:*}; dev=${td#*:}
+    run "sample-$tag" "$B/dllm-sample" -q --device $dev -m t_c -p "$P" --gen-length 32 --steps 32 --block-length 16 \
+        -o "s_$tag.msgpack" && "$B/dllm-cat" "s_$tag.msgpack" > "s_$tag.txt" 2>&1
+    run "sample-ar-$tag" "$B/dllm-sample" -q --device $dev -m s260 --causal --bos -p "$P" --gen-length 40 \
+        -o "sa_$tag.msgpack" && "$B/dllm-cat" "sa_$tag.msgpack" > "sa_$tag.txt" 2>&1
+done
+[ -s s_c.txt ] && [ -s s_g.txt ] && $C ids s_c.txt s_g.txt 0.95
+[ -s sa_c.txt ] && [ -s sa_g.txt ] && $C ids sa_c.txt sa_g.txt 0.95
+# 4. scoring
+for td in c:cpu g:$D2; do
+    tag=${td%%:*}; dev=${td#*:}
+    run "score-$tag" "$B/dllm-score" -q --device $dev -m t_c --mc 4 --seed 1 rows.valid.msgpack -o "e_$tag.msgpack" \
+        --summary "e_$tag.json"
+    run "score-ar-$tag" "$B/dllm-score" -q --device $dev -m s260 --causal rows.valid.msgpack -o "a_$tag.msgpack" \
+        --summary "a_$tag.json"
+done
+[ -s e_c.json ] && [ -s e_g.json ] && $C summary e_c.json e_g.json 1e-4
+[ -s a_c.json ] && [ -s a_g.json ] && $C summary a_c.json a_g.json 1e-4
+exit 0
