@@ -280,7 +280,10 @@ ifneq ($(strip $(FUZZ_MISSING)),)
     $(error dllm: could not install $(FUZZ_MISSING) for make fuzz (FUZZ_CC=$(FUZZ_CC)))
   endif
 endif
-FUZZ_LINE := $(FUZZ_CC) | $(FUZZ_CFLAGS) $(FUZZ_SAN) $(DL_CFLAGS) $(FUZZ_WARN) | $(LDLIBS)
+# the fuzz build is CPU-only: no CUDA backend in it (nvcc objects are not clang's)
+FUZZ_DL_CFLAGS := $(filter-out -DDL_HAVE_CUDA,$(DL_CFLAGS))
+FUZZ_LDLIBS    := $(filter-out -lcublas -lcudart -lstdc++,$(LDLIBS))
+FUZZ_LINE := $(FUZZ_CC) | $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_DL_CFLAGS) $(FUZZ_WARN) | $(FUZZ_LDLIBS)
 $(shell mkdir -p $(FUZZ_BUILD) && { [ "$$(cat $(FUZZ_STAMP) 2>/dev/null)" = '$(FUZZ_LINE)' ] || printf '%s\n' '$(FUZZ_LINE)' > $(FUZZ_STAMP); })
 endif
 
@@ -291,14 +294,14 @@ fuzz: $(FUZZ_BINS)
 $(FUZZ_STAMP): ;
 $(FUZZ_BUILD)/%.o: %.c $(FUZZ_STAMP)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(DL_CFLAGS) $(FUZZ_WARN) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(FUZZ_DL_CFLAGS) $(FUZZ_WARN) -c $< -o $@
 
 $(FUZZ_LIB): $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_STAMP)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $(DL_CFLAGS) -Itests/fuzz -Icat -Iscore $< $(FUZZ_LIB) \
-	  -o $@ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_DL_CFLAGS) -Itests/fuzz -Icat -Iscore $< $(FUZZ_LIB) \
+	  -o $@ $(FUZZ_LDLIBS)
 
 PROG_OBJ := $(foreach d,$(PROG_DIRS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(d)/*.c)))
 -include $(LIB_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(TESTS:%=%.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BINS:%=%.d)
