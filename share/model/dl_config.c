@@ -374,21 +374,26 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     return 0;
 }
 
+int dl_config_parse(dl_config *c, const char *text, size_t len, const char *name, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", name, je.line, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", name);
+    }
+    int rc = parse(c, root, name, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
 int dl_config_load(dl_config *c, const char *path, char *err, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     int rc = dl_read_file(path, &text, &len, err, errlen);
     if (rc) return rc;
-    json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    rc = dl_config_parse(c, text, len, path, err, errlen);
     free(text);
-    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", path, je.line, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", path);
-    }
-    rc = parse(c, root, path, err, errlen);
-    json_decref(root);
     return rc;
 }
 
