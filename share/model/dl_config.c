@@ -95,7 +95,11 @@ static int get_int(json_t *o, const char *key, int required, int64_t *v, const c
     }
     if (json_is_integer(j)) { *v = json_integer_value(j); return 0; }
     if (json_is_real(j) && json_real_value(j) == floor(json_real_value(j))) {
-        *v = (int64_t)json_real_value(j);
+        /* casting a double outside int64 is undefined (found by fuzz_config: 1e206) */
+        double d = json_real_value(j);
+        if (!(fabs(d) < 0x1p62))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s = %g: out of range", path, key, d);
+        *v = (int64_t)d;
         return 0;
     }
     return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected an integer", path, key);
