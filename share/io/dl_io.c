@@ -75,7 +75,7 @@ struct dl_in {
     int is_zstd;
     ZSTD_DStream *ds;
     unsigned char *raw;           /* zstd: compressed bytes [raw_pos, raw_len) pending */
-    size_t raw_pos, raw_len;
+    size_t raw_pos, raw_len, raw_cap;
     int in_frame;                 /* zstd: inside a frame (EOF now = truncated) */
     uint64_t raw_consumed;        /* bytes taken from the fd and consumed */
     uint64_t offset;              /* decompressed bytes delivered */
@@ -138,7 +138,10 @@ int dl_in_open(dl_in **inp, const char *path, char *err, size_t errlen) {
     if (magic == 0xFD2FB528u || (magic & 0xFFFFFFF0u) == 0x184D2A50u) {
         in->is_zstd = 1;
         in->ds = ZSTD_createDStream();
-        in->raw = malloc(IN_RAW_CAP);
+        /* a file known to be shorter needs no more (a short fuzz input
+         * then costs no 1 MiB allocation); pipes and big files: IN_RAW_CAP */
+        in->raw_cap = in->size >= 4 && in->size < (int64_t)IN_RAW_CAP ? (size_t)in->size : IN_RAW_CAP;
+        in->raw = malloc(in->raw_cap);
         if (!in->ds || !in->raw) { dl_in_close(in); return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory"); }
         ZSTD_initDStream(in->ds);
         memcpy(in->raw, in->peek, 4);
@@ -173,7 +176,7 @@ static ssize_t read_zstd(dl_in *in, unsigned char *buf, size_t n, char *err, siz
     for (;;) {
         if (in->raw_pos == in->raw_len && !in->eof) {
             in->raw_pos = in->raw_len = 0;
-            ssize_t k = read_some(in, in->raw, IN_RAW_CAP, err, errlen);
+            ssize_t k = read_some(in, in->raw, in->raw_cap, err, errlen);
             if (k < 0) return k;
             in->raw_len = (size_t)k;
         }

@@ -21,6 +21,24 @@ static int element_done(dl_mpscan *s) {
     return 1;
 }
 
+/* Byte 0xc1 (never used) at s->pos: the unpacker will call the object
+ * malformed (return 1), but only after allocating every container that is
+ * open there.  With the input's size unknown, a container may declare more
+ * elements than the bytes buffered after its header (zstd input, found by
+ * fuzz_stream_zstd: 1e9 elements, 26 GB); that is a data error here. */
+static int malformed_at(const dl_mpscan *s, size_t n, uint64_t avail, char *err, size_t errlen) {
+    if (avail != DL_MPSCAN_UNKNOWN) return 1;   /* declarations already checked against avail */
+    for (int i = 0; i < s->depth; i++) {
+        uint64_t need = s->decl[i] * (s->is_map[i] ? 2 : 1);
+        if (need > n - s->at[i])
+            return dl_seterr(err, errlen, -DL_EXIT_DATA,
+                             "malformed msgpack: byte 0xc1 inside %s that declares %llu elements, more than the "
+                             "%zu bytes after its header", s->is_map[i] ? "a map" : "an array",
+                             (unsigned long long)s->decl[i], n - s->at[i]);
+    }
+    return 1;
+}
+
 int dl_mpscan_feed(dl_mpscan *s, const unsigned char *buf, size_t n, uint64_t avail, char *err, size_t errlen) {
     while (s->pos < n) {
         const unsigned char *p = buf + s->pos;
@@ -33,7 +51,7 @@ int dl_mpscan_feed(dl_mpscan *s, const unsigned char *buf, size_t n, uint64_t av
         } else if (c <= 0x8f) { count = c & 0x0f; is_map = 1; }
         else if (c <= 0x9f) count = c & 0x0f;
         else if (c <= 0xbf) body = c & 0x1f;
-        else if (c == 0xc1) return 1;                               /* never used: the unpacker says malformed */
+        else if (c == 0xc1) return malformed_at(s, n, avail, err, errlen);   /* never used in msgpack */
         else if (c >= 0xc4 && c <= 0xc6) hdr = 1 + ((size_t)1 << (c - 0xc4));          /* bin 8/16/32 */
         else if (c >= 0xc7 && c <= 0xc9) hdr = 2 + ((size_t)1 << (c - 0xc7));          /* ext 8/16/32 + type */
         else if (c == 0xca) hdr = 5;

@@ -16,7 +16,10 @@
  * Nesting deeper than msgpack-c's 32 open containers is a data error too.
  *
  * Does NOT build objects or validate UTF-8; bytes the format does not define
- * (0xc1) are left to the unpacker, which reports them as malformed.
+ * (0xc1) are left to the unpacker, which reports them as malformed, except
+ * where a container open there declares more elements than are buffered
+ * after its header (input size unknown): the unpacker would allocate them
+ * first, so that is a data error here.
  */
 #ifndef DL_MPSCAN_H
 #define DL_MPSCAN_H

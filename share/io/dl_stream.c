@@ -1,8 +1,8 @@
 /* dl_stream.c — dllm msgpack streams: headers, reader, writer, shard sets
  * (implements dl_stream.h; the format is DESIGN.md "Streams").
  *
- * Reader: one msgpack_unpacker fed by dl_in_read() with >= 1 MiB per read,
- * straight into the unpacker's buffer (no intermediate copy).  Records are
+ * Reader: one msgpack_unpacker fed by dl_in_read() with >= 1 MiB per read
+ * (small inputs: from 16 KiB, doubling; see UNPACK_SMALL), straight into the unpacker's buffer (no intermediate copy).  Records are
  * handed out as msgpack_objects whose str/bin point into that buffer (valid
  * until the next call).  Headers are consumed: the first is kept, later
  * ones must be compatible.  Each input file must start with a header; an
@@ -27,6 +27,13 @@
 
 #define UNPACK_INIT (4u << 20)   /* unpacker buffer */
 #define READ_MIN (1u << 20)      /* reserve at least this much per read */
+/* Inputs known to total less than UNPACK_INIT (regular files, stat()ed at
+ * open) start with a UNPACK_SMALL buffer and read UNPACK_SMALL, doubling per
+ * read up to READ_MIN: a short file then costs kilobytes, not 5 MiB per
+ * open (and per rewind).  Everything else (big files, pipes, stdin) keeps
+ * UNPACK_INIT and READ_MIN from the first read.  The buffer grows as any
+ * object needs either way, so what is read is the same. */
+#define UNPACK_SMALL (16u << 10)
 
 static const char *type_name(msgpack_object_type t) {
     switch (t) {
@@ -283,6 +290,8 @@ struct dl_reader {
     uint64_t file_objs;         /* objects (headers + records) of the current file */
     uint64_t file_recs, total_recs;
     uint64_t raw_done, total_bytes;
+    size_t unpack_init;         /* UNPACK_INIT, or UNPACK_SMALL for small inputs */
+    size_t read_min;            /* reserve this much before a read (grows to READ_MIN) */
     int have_header;
     dl_header hdr;
     char *hdr_file;             /* file that held the first header */
@@ -300,11 +309,10 @@ int dl_reader_open(dl_reader **rp, char *const *paths, int n, char *err, size_t 
     if (!r) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     r->n = n > 0 ? n : 1;
     r->paths = calloc((size_t)r->n, sizeof *r->paths);
-    if (!r->paths || !msgpack_unpacker_init(&r->u, UNPACK_INIT)) {
-        free(r->paths); free(r);
+    if (!r->paths) {
+        free(r);
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     }
-    r->u_ok = 1;
     msgpack_unpacked_init(&r->res);
     msgpack_unpacked_init(&r->hdr_res);
     msgpack_sbuffer_init(&r->hdr_sb);
@@ -319,6 +327,13 @@ int dl_reader_open(dl_reader **rp, char *const *paths, int n, char *err, size_t 
         else known = 0;
     }
     if (!known) r->total_bytes = 0;
+    r->unpack_init = known && r->total_bytes < UNPACK_INIT ? UNPACK_SMALL : UNPACK_INIT;
+    r->read_min = r->unpack_init == UNPACK_SMALL ? UNPACK_SMALL : READ_MIN;
+    if (!msgpack_unpacker_init(&r->u, r->unpack_init)) {
+        dl_reader_close(r);
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
+    }
+    r->u_ok = 1;
     r->last_name = path_display(r->paths[0]);
     *rp = r;
     return 0;
@@ -399,9 +414,10 @@ static int next_obj(dl_reader *r, char *err, size_t errlen) {
             r->cur++;
             continue;
         }
-        if (msgpack_unpacker_buffer_capacity(&r->u) < READ_MIN &&
-            !msgpack_unpacker_reserve_buffer(&r->u, READ_MIN))
+        if (msgpack_unpacker_buffer_capacity(&r->u) < r->read_min &&
+            !msgpack_unpacker_reserve_buffer(&r->u, r->read_min))
             return rerr(r, err, errlen, -DL_EXIT_IO, "out of memory");
+        if (r->read_min < READ_MIN) r->read_min *= 2;
         ssize_t k = dl_in_read(r->in, msgpack_unpacker_buffer(&r->u), msgpack_unpacker_buffer_capacity(&r->u),
                                err, errlen);
         if (k < 0) {
@@ -539,7 +555,8 @@ int dl_reader_rewind(dl_reader *r, char *err, size_t errlen) {
     msgpack_unpacked_init(&r->res);
     msgpack_unpacker_destroy(&r->u);
     r->u_ok = 0;
-    if (!msgpack_unpacker_init(&r->u, UNPACK_INIT)) {
+    r->read_min = r->unpack_init == UNPACK_SMALL ? UNPACK_SMALL : READ_MIN;
+    if (!msgpack_unpacker_init(&r->u, r->unpack_init)) {
         r->cur = r->n;   /* closed for reading; dl_reader_close still safe */
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     }

@@ -217,14 +217,8 @@ static int get_u64(json_t *o, const char *key, uint64_t *v, const char *path, ch
     return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: missing or not a non-negative integer", path, key);
 }
 
-int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t errlen) {
-    memset(st, 0, sizeof *st);
-    json_error_t je;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        int code = dl_is_file(path) ? -DL_EXIT_DATA : -DL_EXIT_IO;
-        return dl_seterr(err, errlen, code, "%s: %s", path, code == -DL_EXIT_IO ? "cannot read (no trainer state to resume from)" : je.text);
-    }
+/* The fields of a parsed trainer state `o` (consumed: decref'd here). */
+static int train_state_from_json(dl_train_state *st, json_t *o, const char *path, char *err, size_t errlen) {
     int rc = 0;
     uint64_t step = 0;
     json_t *fmt = json_object_get(o, "format"), *args = json_object_get(o, "args"), *tk = json_object_get(o, "tokens_seen"),
@@ -257,6 +251,25 @@ int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t 
     }
     json_decref(o);
     return rc;
+}
+
+int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t errlen) {
+    memset(st, 0, sizeof *st);
+    json_error_t je;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        int code = dl_is_file(path) ? -DL_EXIT_DATA : -DL_EXIT_IO;
+        return dl_seterr(err, errlen, code, "%s: %s", path, code == -DL_EXIT_IO ? "cannot read (no trainer state to resume from)" : je.text);
+    }
+    return train_state_from_json(st, o, path, err, errlen);
+}
+
+int dl_train_state_parse(dl_train_state *st, const char *text, size_t len, const char *name, char *err, size_t errlen) {
+    memset(st, 0, sizeof *st);
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: %s", name, je.text);
+    return train_state_from_json(st, o, name, err, errlen);
 }
 
 /* ================================================================ save */

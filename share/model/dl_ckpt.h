@@ -131,5 +131,7 @@ int dl_family_has_tensor(const dl_model *m, const char *src_name);
 /* Trainer state JSON alone (dl_ckpt_save / dl_ckpt_load_train_state use them). */
 int dl_train_state_save(const dl_train_state *st, const char *path, char *err, size_t errlen);
 int dl_train_state_load(dl_train_state *st, const char *path, char *err, size_t errlen);
+/* The same from the file's bytes text[0..len); `name` stands for it in messages. */
+int dl_train_state_parse(dl_train_state *st, const char *text, size_t len, const char *name, char *err, size_t errlen);
 
 #endif

@@ -97,7 +97,11 @@ static int get_int(json_t *o, const char *key, int required, int64_t *v, const c
     }
     if (json_is_integer(j)) { *v = json_integer_value(j); return 0; }
     if (json_is_real(j) && json_real_value(j) == floor(json_real_value(j))) {
-        *v = (int64_t)json_real_value(j);
+        /* casting a double outside int64 is undefined (found by fuzz_config: 1e206) */
+        double d = json_real_value(j);
+        if (!(fabs(d) < 0x1p62))
+            return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s = %g: out of range", path, key, d);
+        *v = (int64_t)d;
         return 0;
     }
     return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: field %s: expected an integer", path, key);
@@ -382,21 +386,26 @@ static int parse(dl_config *c, json_t *root, const char *path, char *err, size_t
     return 0;
 }
 
+int dl_config_parse(dl_config *c, const char *text, size_t len, const char *name, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", name, je.line, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", name);
+    }
+    int rc = parse(c, root, name, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
 int dl_config_load(dl_config *c, const char *path, char *err, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     int rc = dl_read_file(path, &text, &len, err, errlen);
     if (rc) return rc;
-    json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    rc = dl_config_parse(c, text, len, path, err, errlen);
     free(text);
-    if (!root) return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s:%d: %s", path, je.line, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return dl_seterr(err, errlen, -DL_EXIT_DATA, "%s: not a JSON object", path);
-    }
-    rc = parse(c, root, path, err, errlen);
-    json_decref(root);
     return rc;
 }
 

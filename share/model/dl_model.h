@@ -61,6 +61,9 @@ void dl_config_default(dl_config *c);
  * Missing required fields or inconsistent ones (dim % heads, heads % kv) are
  * data errors naming the file and field. */
 int dl_config_load(dl_config *c, const char *path, char *err, size_t errlen);
+/* The same from config.json's bytes text[0..len) (no NUL needed); `name`
+ * stands for the file in messages.  dl_config_load reads the file and calls it. */
+int dl_config_parse(dl_config *c, const char *text, size_t len, const char *name, char *err, size_t errlen);
 /* Write config.json (HF-loadable: architectures, model_type, torch_dtype ...). */
 int dl_config_save(const dl_config *c, const char *path, const char *torch_dtype, char *err, size_t errlen);
 /* 0 when a and b describe the same parameter shapes; else -DL_EXIT_DATA + why */

@@ -157,7 +157,9 @@ static int byte_token(const char *s, size_t n) {
 
 static int apply(const tok_dec *d, toklist *in, toklist *out, dl_strbuf *tmp) {
     if (tl_reset(out)) return -1;
-    const char *B = in->b.p;
+    /* no bytes yet (decode of no ids): b.p is NULL and every token is
+     * empty; B + 0 on NULL is undefined behaviour, so point at "" */
+    const char *B = in->b.p ? in->b.p : "";
     switch (d->kind) {
     case TOK_D_BYTELEVEL: {
         tmp->n = 0;

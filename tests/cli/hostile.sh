@@ -110,6 +110,12 @@ if command -v zstd > /dev/null; then
 else
     skip "... zstd-compressed" "no zstd program"
 fi
+# the same array, then byte 0xc1 (never used): from a pipe the size is
+# unknown, and the unpacker would allocate the array before reaching the byte
+# (found by fuzz_stream_zstd; seed tests/fuzz/corpus/stream_zstd/c1-after-array32.msgpack)
+hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a3696473c4040100000081a178ddffffffff01c103 > "$T/bigarr-c1.msgpack"
+expect_exit 1 "a declared 4294967295-element array, then byte 0xc1, from a pipe: data error" "cat '$T/bigarr-c1.msgpack' | $TO dllm-cat"
+expect_err "record 1: malformed msgpack: byte 0xc1 inside an array that declares 4294967295 elements" "... the message names the byte and the declaration"
 hexbin 82a4646c6c6d01a46b696e64a6746f6b656e7381a3696473c40401000000dfffffffff > "$T/bigmap.msgpack"
 expect_exit 1 "a record that is a map of 4294967295 pairs: data error" "$TO dllm-pack -q -L 4 --eos-id 0 '$T/bigmap.msgpack' -o '$T/x'"
 expect_err "declared map of 4294967295 elements" "... the message says map"

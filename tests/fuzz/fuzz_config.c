@@ -1,6 +1,7 @@
 /* tests/fuzz/fuzz_config.c — libFuzzer target: the JSON config readers of
- * share/model: dl_config_load (config.json) and dl_train_state_load
- * (trainer_state.json), on the same bytes.
+ * share/model: dl_config_parse (config.json) and dl_train_state_parse
+ * (trainer_state.json), on the same bytes, in memory (the *_load functions
+ * read the file and call them).
  *
  * A loaded config must satisfy what dl_config_load promises its callers
  * (dl_model.h): positive sizes, dim % heads and heads % kv_heads consistent.
@@ -12,9 +13,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[512];
-    const char *path = fz_file("config.json", data, size);
     dl_config c;
-    if (!dl_config_load(&c, path, err, sizeof err)) {
+    if (!dl_config_parse(&c, (const char *)data, size, "config.json", err, sizeof err)) {
         if (c.dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
             c.hidden_dim <= 0 || c.vocab_size <= 0)
             fz_fail("dl_config_load accepted a non-positive size");
@@ -23,6 +23,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             fz_fail("unterminated string in dl_config");
     }
     dl_train_state st;
-    (void)dl_train_state_load(&st, path, err, sizeof err);
+    (void)dl_train_state_parse(&st, (const char *)data, size, "trainer_state.json", err, sizeof err);
     return 0;
 }

@@ -2,9 +2,9 @@
 # tests/fuzz/run.sh — run every libFuzzer target of build-fuzz/ for N seconds
 # (`make fuzz FUZZ_SECONDS=N` calls it after building them).
 #   tests/fuzz/run.sh N [NAME...]    default: every build-fuzz/fuzz_*
-# Each target starts from its committed seeds tests/fuzz/corpus/NAME/ (never
-# written) plus build-fuzz/corpus/NAME/ (what earlier runs found; new inputs go
-# there).  Reproducers of findings go to build-fuzz/crashes/NAME-*, logs to
+# Each target fuzz_NAME starts from its committed seeds tests/fuzz/corpus/NAME/
+# (never written; a missing one is an error) plus build-fuzz/corpus/fuzz_NAME/
+# (what earlier runs found; new inputs go there).  Reproducers of findings go to build-fuzz/crashes/NAME-*, logs to
 # build-fuzz/logs/NAME.log.  Extra libFuzzer flags: FUZZ_FLAGS.
 # Last line: "N targets, N executions, N crashes" (executions summed from
 # libFuzzer's stat::number_of_executed_units); exit 1 on any finding, after
@@ -23,8 +23,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 targets=0; execs=0; crashes=0
 for n in $names; do
     mkdir -p "build-fuzz/corpus/$n"
-    seeds=tests/fuzz/corpus/$n
-    [ -d "$seeds" ] || seeds=
+    # seeds are named by the target without its prefix (corpus/stream for fuzz_stream)
+    seeds=tests/fuzz/corpus/${n#fuzz_}
+    [ -d "$seeds" ] || { echo "run.sh: no seeds $seeds for $n" >&2; exit 3; }
     log=build-fuzz/logs/$n.log
     # -timeout: one input running 10 s is a hang; -rss_limit_mb: libFuzzer's
     # default, so a small input that allocates gigabytes is a finding.

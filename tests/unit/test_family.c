@@ -317,6 +317,10 @@ static void test_bad(void) {
     DL_CHECK(rc == 0 && c.tied == 1 && c.hidden_dim == 64 && c.n_kv_heads == 4 && c.max_seq_len == 1024,
              "llada: ModelConfig defaults (weight_tying true, mlp_ratio 4, n_kv_heads = n_heads, 1024 positions)%s%s",
              rc ? ": " : "", rc ? err : "");
+    /* an integral real beyond int64 was cast (undefined; fuzz_config,
+     * seed tests/fuzz/corpus/config/heads-1e206.json) */
+    expect_refused("num_attention_heads 1e206", "{\"model_type\":\"llama\"," HF_OK ",\"num_attention_heads\":1e206}",
+                   "num_attention_heads = 1e+206: out of range");
     expect_refused("unknown model_type lists the supported ones", "{\"model_type\":\"gpt2\"," HF_OK "}",
                    "llama, qwen2, mistral, qwen3, llada, Dream, a2d-llama, a2d-qwen2, a2d-qwen3");
     static const char *const llada_bad[][2] = {

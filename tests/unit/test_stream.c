@@ -582,6 +582,19 @@ static void t_mpscan(void) {
     dl_mpscan_reset(&s);
     rc = dl_mpscan_feed(&s, trunc, sizeof trunc, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
     DL_CHECK(rc == 0 && !dl_mpscan_eof_msg(&s, sizeof trunc, msg, sizeof msg), "mpscan: a fitting array whose string is cut short is a plain truncation");
+    /* 0xc1 (never used) after a huge declaration, size unknown (zstd): the
+     * unpacker would allocate the array before seeing the byte (found by
+     * fuzz_stream_zstd, seed tests/fuzz/corpus/stream_zstd/c1-after-array32.msgpack) */
+    static const unsigned char c1big[] = { 0x91, 0xdd, 0x40, 0x64, 0x66, 0x36, 1, 2, 0xc1, 3 };
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, c1big, sizeof c1big, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == -DL_EXIT_DATA &&
+             strstr(msg, "byte 0xc1 inside an array that declares 1080321590 elements"),
+             "mpscan: 0xc1 inside a 1e9-element array, size unknown: data error (%s)", msg);
+    static const unsigned char c1small[] = { 0x93, 1, 0xc1, 3 };
+    dl_mpscan_reset(&s);
+    rc = dl_mpscan_feed(&s, c1small, sizeof c1small, DL_MPSCAN_UNKNOWN, msg, sizeof msg);
+    DL_CHECK(rc == 1, "mpscan: 0xc1 inside an array the buffer holds: left to the unpacker (malformed)");
     unsigned char deep[40];
     memset(deep, 0x91, sizeof deep);
     dl_mpscan_reset(&s);

@@ -277,6 +277,13 @@ static void check_synth(void) {
         DL_CHECK(rc == 0, "load %s %s", name, rc ? err : "");
         if (!rc) {
             check_vectors(t, name, texts, fx, NULL);
+            /* no ids: an empty text for every decoder chain (a Replace
+             * after ByteLevel added NULL + 0 before, UB found by
+             * fuzz_tok_load on seed synth-split2.json; make test-asan) */
+            dl_strbuf out = {0};
+            rc = dl_tok_decode(t, NULL, 0, 0, &out, err, sizeof err);
+            DL_CHECK(rc == 0 && out.n == 0, "%s: decode of no ids is empty %s", name, rc ? err : "");
+            dl_strbuf_free(&out);
             dl_tok_free(t);
         }
         unlink(path);
