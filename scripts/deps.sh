@@ -4,6 +4,8 @@
 #   scripts/deps.sh install [PKG]  apt-get install them (as root, or through sudo)
 #   scripts/deps.sh check fuzz     the optional part `make fuzz` needs: clang and
 #   scripts/deps.sh install fuzz   its libFuzzer runtime (FUZZ_CC, default clang)
+#   scripts/deps.sh check experiments    the optional part experiments/ needs:
+#   scripts/deps.sh install experiments  gnuplot (its plots; Debian gnuplot-nox)
 # Detection is by compiling and linking a tiny program against each library
 # (never by dpkg), so a library installed any other way counts as present.
 set -u
@@ -43,14 +45,25 @@ missing_fuzz() {
         echo clang libclang-rt-dev
 }
 
+# The experiments part: gnuplot draws experiments/*/ plots (PNG, pngcairo
+# or png terminal); without it `make` there stops at the plot.
+missing_experiments() {
+    command -v gnuplot >/dev/null 2>&1 || echo gnuplot-nox
+}
+
+# missing_part PART: the missing packages of main, fuzz or experiments
+missing_part() {
+    case $1 in fuzz) missing_fuzz ;; experiments) missing_experiments ;; *) missing ;; esac
+}
+
 case "${1:-check}" in
-check) if [ "${2:-}" = fuzz ]; then missing_fuzz; else missing; fi ;;
+check) missing_part "${2:-main}" ;;
 install)
     shift
     part=main
-    [ "${1:-}" = fuzz ] && { part=fuzz; shift; }
+    case "${1:-}" in fuzz|experiments) part=$1; shift ;; esac
     pkgs="$*"
-    [ -n "$pkgs" ] || pkgs=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
+    [ -n "$pkgs" ] || pkgs=$(missing_part $part)
     [ -n "$pkgs" ] || { echo "deps: all present"; exit 0; }
     if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
         echo "deps: need root or sudo to install: $pkgs" >&2; exit 3; fi
@@ -58,8 +71,8 @@ install)
     $SUDO apt-get update -qq >&2 || true
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >&2 || {
         echo "deps: apt-get install failed for: $pkgs" >&2; exit 3; }
-    left=$(if [ $part = fuzz ]; then missing_fuzz; else missing; fi)
+    left=$(missing_part $part)
     [ -z "$left" ] || { echo "deps: still missing after install: $left" >&2; exit 3; }
     echo "deps: installed $pkgs" >&2 ;;
-*) echo "usage: scripts/deps.sh check [fuzz] | install [fuzz] [PKG...]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh check [fuzz|experiments] | install [fuzz|experiments] [PKG...]" >&2; exit 2 ;;
 esac
