@@ -66,13 +66,14 @@ $(OUT)/tokens.msgpack.zst: $(OUT)/stories260K/config.json $(OUT)/vars.data
 	if [ $(DATA_BYTES) -gt 0 ]; then head -c $(DATA_BYTES) $(TXT); else cat $(TXT); fi | \
 	  $(TOK) -t $(OUT)/stories260K/tokenizer.json $(TOK_ARGS) -o $@
 $(OUT)/rows.msgpack.zst: $(OUT)/tokens.msgpack.zst
-	$(PACK) -L $(SEQ) --shuffle --seed $(SEED) --split valid=$(VALID_P) $< -o $@
+	$(PACK) -L $(SEQ) --shuffle --seed $(SEED) $(PACK_SPLIT) $< -o $@
 $(OUT)/rows.valid.msgpack.zst: $(OUT)/rows.msgpack.zst ;
 $(OUT)/train.msgpack.zst: $(OUT)/rows.msgpack.zst
 	$(MASK) --seed $(SEED) --copies $(COPIES) $< -o $@
 $(OUT)/valid.msgpack.zst: $(OUT)/rows.valid.msgpack.zst
 	$(MASK) --seed $$(( $(SEED) + 1 )) $< -o $@
 VALID_P ?= 0.05
+PACK_SPLIT ?= --split valid=$(VALID_P)
 
 # the from-scratch model: a Llama config of the variables' shape (vocab size
 # and token ids come from the data header)
