@@ -49,8 +49,14 @@ TOK    = $(BIN)/dllm-tok -q
 PACK   = $(BIN)/dllm-pack -q
 MASK   = $(BIN)/dllm-mask -q
 
-# $(call stamp,NAME,TEXT): $(OUT)/vars.NAME holds TEXT, rewritten only when it changes
+# $(call stamp,NAME,TEXT): $(OUT)/vars.NAME holds TEXT, rewritten only when it
+# changes (not for `make smoke` / `make clean` themselves: the smoke's own
+# make, with its OUT, writes its stamps; out/ is left alone)
+ifeq ($(filter smoke clean,$(MAKECMDGOALS)),)
 stamp = $(shell mkdir -p $(OUT) && { [ "$$(cat $(OUT)/vars.$(1) 2>/dev/null)" = "$(2)" ] || echo "$(2)" > $(OUT)/vars.$(1); })
+else
+stamp =
+endif
 $(call stamp,data,$(TXT) $(DATA_BYTES) $(SEQ) $(COPIES) $(SEED))
 $(call stamp,model,$(DIM) $(LAYERS) $(HEADS) $(KV_HEADS) $(FFN) $(SEED))
 $(call stamp,train,$(BATCH) $(LR) $(WARMUP) $(STEPS) $(EVAL_EVERY))
