@@ -93,3 +93,5 @@ evals = awk '/"$(2)"/ { s = $$0; sub(/.*"step":/, "", s); sub(/,.*/, "", s); v =
 jnum = tr -d ' \n' < $(1) | sed 's/.*"$(2)":\([^,}]*\).*/\1/; s/null/nan/'
 
 .DELETE_ON_ERROR:
+# `make` alone is the experiment's `all` (the rules above come first)
+.DEFAULT_GOAL := all
