@@ -8,6 +8,8 @@
 #   scripts/deps.sh install mpi    dllm-train on CPU ranks (make then builds dl_comm_mpi.c)
 #   scripts/deps.sh check slurm    optional: slurmctld, slurmd, munge for tests/cli/slurm.sh
 #   scripts/deps.sh install slurm  (a single-node slurm started in a temporary directory)
+#   scripts/deps.sh check experiments    the optional part experiments/ needs:
+#   scripts/deps.sh install experiments  gnuplot (its plots; Debian gnuplot-nox)
 # Detection is by compiling and linking a tiny program against each library
 # (never by dpkg), so a library installed any other way counts as present.
 set -u
@@ -59,8 +61,16 @@ missing_slurm() {
     command -v munged >/dev/null 2>&1 || out="$out munge"
     echo $out
 }
+# The experiments part: gnuplot draws experiments/*/ plots (PNG, pngcairo
+# or png terminal); without it `make` there stops at the plot.
+missing_experiments() {
+    command -v gnuplot >/dev/null 2>&1 || echo gnuplot-nox
+}
+
+# missing_part PART: the missing packages of main or an optional part
 missing_part() {
-    case $1 in fuzz) missing_fuzz ;; mpi) echo $(missing_mpi) ;; slurm) missing_slurm ;; *) missing ;; esac
+    case $1 in fuzz) missing_fuzz ;; mpi) echo $(missing_mpi) ;; slurm) missing_slurm ;;
+    experiments) missing_experiments ;; *) missing ;; esac
 }
 
 case "${1:-check}" in
@@ -68,7 +78,7 @@ check) missing_part "${2:-main}" ;;
 install)
     shift
     part=main
-    case "${1:-}" in fuzz|mpi|slurm) part=$1; shift ;; esac
+    case "${1:-}" in fuzz|mpi|slurm|experiments) part=$1; shift ;; esac
     pkgs="$*"
     [ -n "$pkgs" ] || pkgs=$(missing_part $part)
     [ -n "$pkgs" ] || { echo "deps: all present"; exit 0; }
@@ -81,5 +91,5 @@ install)
     left=$(missing_part $part)
     [ -z "$left" ] || { echo "deps: still missing after install: $left" >&2; exit 3; }
     echo "deps: installed $pkgs" >&2 ;;
-*) echo "usage: scripts/deps.sh check [fuzz|mpi|slurm] | install [fuzz|mpi|slurm] [PKG...]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh check [fuzz|mpi|slurm|experiments] | install [fuzz|mpi|slurm|experiments] [PKG...]" >&2; exit 2 ;;
 esac
