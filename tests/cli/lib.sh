@@ -42,3 +42,26 @@ need_shared() {  # need_shared NAME -> returns 1 (and prints skip) when ../share
     [ -n "$SHARED" ] && return 0
     skip "$1" "../shared/data is absent (large corpora live there)"; return 1
 }
+# tiny_train_data RECORDS: $T/tok.jsonl -> tok.msgpack -> rows.msgpack (L 32)
+# -> train.msgpack (2 masked copies): RECORDS token records of ids 3..42
+# (vocab 64, mask 63, eos 1), deterministic; shared by the training tests.
+tiny_train_data() {
+    awk -v n_rec="$1" 'BEGIN {
+        print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":64,\"mask_id\":63,\"eos_id\":1}}"
+        for (k = 0; k < n_rec; k++) {
+            s = "{\"ids\":["; n = 20 + (k * 13) % 50
+            for (i = 0; i < n; i++) s = s (i ? "," : "") (3 + (k * 7) % 40)
+            print s "]}"
+        }
+    }' > "$T/tok.jsonl"
+    dllm-cat --from-json "$T/tok.jsonl" -o "$T/tok.msgpack"
+    dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
+    dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
+}
+# tiny32_config OUT [SED-ARGS...]: share/configs/tiny.json shrunk to dim 32,
+# MLP 64, 2 layers (plus the caller's own sed -e expressions) into OUT
+tiny32_config() {
+    out=$1; shift
+    sed -e 's/"hidden_size": 128/"hidden_size": 32/' -e 's/"intermediate_size": 352/"intermediate_size": 64/' \
+        -e 's/"num_hidden_layers": 4/"num_hidden_layers": 2/' "$@" "$ROOT/share/configs/tiny.json" > "$out"
+}

@@ -10,19 +10,8 @@
 
 losses() { sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
 
-awk 'BEGIN {
-    print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":64,\"mask_id\":63,\"eos_id\":1}}"
-    for (k = 0; k < 400; k++) {
-        s = "{\"ids\":["; n = 20 + (k * 13) % 50
-        for (i = 0; i < n; i++) s = s (i ? "," : "") (3 + (k * 7) % 40)
-        print s "]}"
-    }
-}' > "$T/tok.jsonl"
-dllm-cat --from-json "$T/tok.jsonl" -o "$T/tok.msgpack"
-dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
-dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
-sed -e 's/"hidden_size": 128/"hidden_size": 32/' -e 's/"intermediate_size": 352/"intermediate_size": 64/' \
-    -e 's/"num_hidden_layers": 4/"num_hidden_layers": 2/' "$ROOT/share/configs/tiny.json" > "$T/t32.json"
+tiny_train_data 400
+tiny32_config "$T/t32.json"
 check "base model: 20 full steps" \
     "dllm-train -q --config '$T/t32.json' '$T/train.msgpack' --steps 20 --batch 4 --lr 1e-2 -o '$T/base'"
 cp "$T/base/model.safetensors" "$T/base.before"

@@ -12,21 +12,8 @@ losses() { sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
 # dtypes FILE: the distinct "dtype" values of a safetensors header
 dtypes() { head -c 100000 "$1" | tr ',{' '\n\n' | sed -n 's/.*"dtype":"\([A-Z0-9]*\)".*/\1/p' | sort -u | tr '\n' ' '; }
 
-awk 'BEGIN {
-    print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":64,\"mask_id\":63,\"eos_id\":1}}"
-    for (k = 0; k < 200; k++) {
-        s = "{\"ids\":["; n = 20 + (k * 13) % 50
-        for (i = 0; i < n; i++) s = s (i ? "," : "") (3 + (k * 7) % 40)
-        print s "]}"
-    }
-}' > "$T/tok.jsonl"
-dllm-cat --from-json "$T/tok.jsonl" -o "$T/tok.msgpack"
-dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
-dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
-sed -e 's/"hidden_size": 128/"hidden_size": 32/' -e 's/"intermediate_size": 352/"intermediate_size": 64/' \
-    -e 's/"num_hidden_layers": 4/"num_hidden_layers": 2/' \
-    -e 's/"hidden_size"/"vocab_size": 64, "mask_token_id": 63, "eos_token_id": 1, "hidden_size"/' \
-    "$ROOT/share/configs/tiny.json" > "$T/c.json"
+tiny_train_data 200
+tiny32_config "$T/c.json" -e 's/"hidden_size"/"vocab_size": 64, "mask_token_id": 63, "eos_token_id": 1, "hidden_size"/'
 
 # ---------------------------------------------------------------- what is stored
 check "--config --steps 0: f32 by default" "dllm-train -q --config '$T/c.json' -o '$T/f32' --steps 0"
