@@ -2,6 +2,7 @@
  * SIGINT/SIGTERM handler that removes registered temporary files.
  * Everything here writes to stderr only; stdout belongs to the data. */
 #include "dl_log.h"
+#include "dl_omp_env.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,6 +53,7 @@ int dl_interrupted(void) { return got_signal != 0; }
 
 /* ------------------------------------------------------------------------ */
 void dl_prog_init(const char *name, int argc, char **argv) {
+    dl_omp_env_settle(argv);    /* may re-execute the program (dl_omp_env.c) */
     const char *base = name;
     if (!base && argc > 0) { base = strrchr(argv[0], '/'); base = base ? base + 1 : argv[0]; }
     snprintf(prog_name, sizeof prog_name, "%s", base ? base : "dllm");

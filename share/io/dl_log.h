@@ -13,7 +13,8 @@
 
 extern int dl_verbosity;
 
-/* Sets the program name, remembers argv joined by spaces (for `history`),
+/* First settles OpenMP's waiting policy (dl_omp_env.h: may re-execute the
+ * program with GOMP_SPINCOUNT set).  Sets the program name, remembers argv joined by spaces (for `history`),
  * installs SIGINT/SIGTERM handlers that remove registered temporary files and
  * exit with DL_EXIT_INTERRUPTED, and ignores nothing else. */
 void dl_prog_init(const char *name, int argc, char **argv);
