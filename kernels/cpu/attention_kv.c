@@ -61,31 +61,36 @@ DL_CLONES static void one_query(float *o, const float *q, const float *K, const 
     for (int e = 0; e < E; e++) o[e] = acc[e] * inv;
 }
 
-void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
-                          const void *vcv, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
-    CPU_F32(dt);
-    float *out = outv;
-    const float *q = qv, *kcache = kcv, *vcache = vcv;
+/* Both cache ops: query j of row b reads cache row rows[b] (b when NULL),
+ * keys [0, base[b] + (causal ? j + 1 : 0)) clamped to [0, Tmax]. */
+static void attend_cache(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
+                         const int32_t *rows, const int32_t *base, int causal, int B, int n, int Tmax,
+                         int Hq, int Hk, int E) {
     DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
     const int rep = Hq / Hk;
     const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
     const float scale = 1.0f / sqrtf((float)E);
     const long ntask = (long)B * Hq * n;
     size_t work = 0;   /* multiply-adds, to decide whether threads pay off */
-    for (int b = 0; b < B; b++) work += (size_t)(n_past[b] > 0 ? n_past[b] : 0) + (size_t)n;
+    for (int b = 0; b < B; b++) work += (size_t)(base[b] > 0 ? base[b] : 0) + (size_t)(causal ? n : 0);
     work *= (size_t)Hq * n * E * 2;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, work, 65536))
     for (long t = 0; t < ntask; t++) {
         int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / rep;
-        int nk = n_past[b] + j + 1;
-        if (nk > Tmax) nk = Tmax;
-        if (nk < 0) nk = 0;
+        int nk = base[b] + (causal ? j + 1 : 0);
+        nk = nk > Tmax ? Tmax : nk < 0 ? 0 : nk;
+        size_t r = rows ? (size_t)rows[b] : (size_t)b;
         const float *Q = q + ((size_t)b * n + j) * ldq + (size_t)h * E;
-        const float *K = kcache + (size_t)b * Tmax * ldk + (size_t)g * E;
-        const float *V = vcache + (size_t)b * Tmax * ldk + (size_t)g * E;
-        float *O = out + ((size_t)b * n + j) * ldq + (size_t)h * E;
-        one_query(O, Q, K, V, ldk, nk, E, scale);
+        const float *K = kcache + r * Tmax * ldk + (size_t)g * E;
+        const float *V = vcache + r * Tmax * ldk + (size_t)g * E;
+        one_query(out + ((size_t)b * n + j) * ldq + (size_t)h * E, Q, K, V, ldk, nk, E, scale);
     }
+}
+
+void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
+                          const void *vcv, const int32_t *n_past, int B, int n, int Tmax, int Hq, int Hk, int E) {
+    CPU_F32(dt);
+    attend_cache(d, outv, qv, kcv, vcv, NULL, n_past, 1, B, n, Tmax, Hq, Hk, E);
 }
 
 /* The window variant (kernels.h dl_k_attention_cached_fwd): every query of
@@ -94,24 +99,5 @@ void cpu_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv
                               const void *vcv, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
                               int Hq, int Hk, int E) {
     CPU_F32(dt);
-    float *out = outv;
-    const float *q = qv, *kcache = kcv, *vcache = vcv;
-    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
-    const int rep = Hq / Hk;
-    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
-    const float scale = 1.0f / sqrtf((float)E);
-    const long ntask = (long)B * Hq * n;
-    size_t work = 0;
-    for (int b = 0; b < B; b++) work += (size_t)(n_keys[b] > 0 ? n_keys[b] : 0);
-    work *= (size_t)Hq * n * E * 2;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, work, 65536))
-    for (long t = 0; t < ntask; t++) {
-        int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / rep;
-        int nk = n_keys[b] > Tmax ? Tmax : n_keys[b] < 0 ? 0 : n_keys[b];
-        size_t r = rows ? (size_t)rows[b] : (size_t)b;
-        const float *Q = q + ((size_t)b * n + j) * ldq + (size_t)h * E;
-        const float *K = kcache + r * Tmax * ldk + (size_t)g * E;
-        const float *V = vcache + r * Tmax * ldk + (size_t)g * E;
-        one_query(out + ((size_t)b * n + j) * ldq + (size_t)h * E, Q, K, V, ldk, nk, E, scale);
-    }
+    attend_cache(d, outv, qv, kcv, vcv, rows, n_keys, 0, B, n, Tmax, Hq, Hk, E);
 }
