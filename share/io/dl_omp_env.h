@@ -9,7 +9,7 @@
 
 /* The spin count used when the user set neither OMP_WAIT_POLICY nor
  * GOMP_SPINCOUNT (docs/bench.md "Shared cores" has the measurements). */
-#define DL_OMP_SPINCOUNT "10000"
+#define DL_OMP_SPINCOUNT "1000"
 
 /* When neither variable is set and DLLM_OMP_REEXEC is not "0": set
  * GOMP_SPINCOUNT=DL_OMP_SPINCOUNT and execv("/proc/self/exe", argv) (same
