@@ -40,7 +40,8 @@ for n in $names; do
         grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz invariant|.*runtime error)' "$log" | head -n 5 | sed 's/^/    /'
         sed -n 's/.*Test unit written to \(.*\)/    reproducer: \1/p' "$log"
     else
-        echo "ok $n: ${e:-0} executions in ${secs}s"
+        t=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+        echo "ok $n: ${e:-0} executions in ${t:-$secs} s"
     fi
 done
 echo "$targets targets, $execs executions, $crashes crashes"
