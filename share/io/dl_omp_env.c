@@ -22,8 +22,14 @@ void dl_omp_env_settle(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;   /* the user's choice */
     const char *opt = getenv("DLLM_OMP_REEXEC");
     if (opt && !strcmp(opt, "0")) return;
-    if (!argv || !argv[0] || setenv("GOMP_SPINCOUNT", DL_OMP_SPINCOUNT, 1)) return;
+    /* the binary's own path, not /proc/self/exe: the process name (ps,
+     * pkill, top) comes from the path executed */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || !argv || !argv[0]) return;
+    self[n] = 0;
+    if (setenv("GOMP_SPINCOUNT", DL_OMP_SPINCOUNT, 1)) return;
     /* the re-executed process finds GOMP_SPINCOUNT set and goes on */
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
     unsetenv("GOMP_SPINCOUNT");   /* no /proc or no exec: libgomp's defaults */
 }

@@ -12,8 +12,8 @@
 #define DL_OMP_SPINCOUNT "1000"
 
 /* When neither variable is set and DLLM_OMP_REEXEC is not "0": set
- * GOMP_SPINCOUNT=DL_OMP_SPINCOUNT and execv("/proc/self/exe", argv) (same
- * pid, fds, arguments).  Returns only when nothing was done or the exec
+ * GOMP_SPINCOUNT=DL_OMP_SPINCOUNT and execv the binary /proc/self/exe
+ * names (same pid, fds, arguments, process name).  Returns only when nothing was done or the exec
  * failed (then the environment is left as it was). */
 void dl_omp_env_settle(char **argv);
 
