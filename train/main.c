@@ -191,10 +191,13 @@ static void save_or_die(run *R, int64_t step, int with_state, int keep) {
         if (train_args_json(ARGS, N_ARGS, st->args_json, sizeof st->args_json))
             dl_die(DL_EXIT_IO, "training options too long for trainer_state.json");
     }
-    int rc0 = train_dp_gather_state(&R->dp, &R->m, err, sizeof err);   /* ZeRO-1: the full moments to rank 0 */
-    if (rc0) dl_die(-rc0, "saving at step %lld: %s", (long long)step, err);
-    if (R->dp.rank != 0) return;   /* rank 0 writes checkpoints */
-    int rc = train_save(&R->m, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
+    dl_model view;   /* ZeRO-1: with the whole moments, gathered to rank 0 */
+    int rc = st ? train_dp_state_view(&R->dp, &R->m, &view, err, sizeof err) : (view = R->m, 0);
+    if (rc) dl_die(-rc, "saving at step %lld: %s", (long long)step, err);
+    if (R->dp.rank == 0)   /* rank 0 writes checkpoints */
+        rc = train_save(&view, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
+    if (st) train_dp_state_view_free(&R->dp, &R->m, &view);
+    if (R->dp.rank != 0) return;
     if (rc) dl_die(-rc, "saving %s at step %lld: %s", o_out, (long long)step, err);
     dl_verbose("saved %s (step %lld)", o_out, (long long)step);
 }
@@ -327,9 +330,15 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
     char err[1024];
     int rc;
     dl_config *mc = &R->m.cfg;
+    if ((rc = train_dp_shares(&R->dp, R->m.n_params, err, sizeof err))) dl_die(-rc, "%s", err);
     if (o_steps > 0 && !o_resume && !R->m.lora &&
-        ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err))))
+        ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) ||
+         (!train_dp_sharded(&R->dp) && (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err)))))
         dl_die(-rc, "%s", err);
+    if (o_steps > 0 && (rc = train_dp_shard_state(&R->dp, &R->m, err, sizeof err))) dl_die(-rc, "%s", err);
+    if (o_steps > 0)
+        dl_verbose("optimizer state: %zu bytes on this rank (AdamW m and v%s)", R->dp.opt_bytes,
+                   train_dp_sharded(&R->dp) ? ", ZeRO-1 share" : "");
     if (L <= 0) return;
     R->Bl = (int)(o_batch / R->dp.size);
     R->bl = o_micro < R->Bl ? (int)o_micro : R->Bl;
@@ -343,8 +352,9 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
                                            : (R->has_data ? R->data.c.mcfg.mask_id : R->valid.c.mcfg.mask_id);
     R->ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
     R->ts.comm = R->dp.comm;
-    if ((rc = train_dp_shares(&R->dp, R->m.n_params, err, sizeof err))) dl_die(-rc, "%s", err);
     R->ts.zero_off = R->dp.off;
+    R->ts.zero_m = R->dp.adam_m;
+    R->ts.zero_v = R->dp.adam_v;
 }
 
 /* Fill the batch with this rank's rows of the next B records (all of
@@ -574,8 +584,8 @@ int main(int argc, char **argv) {
     if (L > 0) { train_step_free(&R.ts); train_batch_free(&R.bt); }
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);
+    train_dp_close(&R.dp);   /* first: it frees ZeRO-1's moments on the model's device */
     dl_model_close(&R.m);
-    train_dp_close(&R.dp);
     free(paths);
     return 0;
 }

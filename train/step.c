@@ -172,7 +172,11 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
     }
     /* ZeRO-1: AdamW on this rank's share, then every share to every rank */
     int r = dl_comm_rank(s->comm);
-    dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
+    if (s->zero_m)
+        dl_optim_step_shard(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1], s->zero_m,
+                            s->zero_v);
+    else
+        dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
     return dl_comm_allgather_ranges(s->comm, m->params, s->zero_off, err, errlen);
 }
 

@@ -101,6 +101,7 @@ typedef struct {
     dl_optim_cfg opt;      /* AdamW and clipping */
     dl_comm *comm;         /* gradients summed over processes before the step; NULL = one process */
     const size_t *zero_off; /* (ranks+1) ZeRO-1 shares of the parameter block, or NULL: AdamW on all */
+    float *zero_m, *zero_v; /* this rank's moments when they are held apart (train_dp), else NULL */
     /* host scratch, (b*T): loss row and t of each position */
     int32_t *row; float *tpos;
     dl_batch bt;           /* ids, lens, sel, targets, ce, dce: host and device */
@@ -131,12 +132,24 @@ typedef struct {
     int rank, size;
     int zero;              /* --zero 1 */
     size_t *off;           /* (size+1) ZeRO-1 shares of the parameter block, or NULL */
+    /* ZeRO-1 over P > 1 ranks: this rank's AdamW moments, (off[rank+1] -
+     * off[rank]) each, on dev; NULL otherwise (then m->adam_m / adam_v) */
+    float *adam_m, *adam_v;
+    dl_dev *dev;
+    size_t opt_bytes;      /* bytes of AdamW state this rank holds */
 } train_dp;
 /* kind: --comm (auto|single|mpi|nccl); timeout_s: --comm-timeout. */
 int train_dp_open(train_dp *dp, const char *kind, int on_cuda, double timeout_s, int zero, char *err, size_t errlen);
 void train_dp_close(train_dp *dp);
 /* ZeRO-1: split n_params into dp->off (nothing without --zero). */
 int train_dp_shares(train_dp *dp, size_t n_params, char *err, size_t errlen);
+/* Whether the optimizer state is split over the ranks (--zero 1, P > 1). */
+int train_dp_sharded(const train_dp *dp);
+/* After the shares and the model's optimizer state (a resume: the whole
+ * state loaded; a fresh start: m->adam_m NULL under sharding): keep this
+ * rank's share in dp->adam_m / adam_v and free the whole moments.  Sets
+ * dp->opt_bytes in every case. */
+int train_dp_shard_state(train_dp *dp, dl_model *m, char *err, size_t errlen);
 /* Whether row j of a global batch of B rows is this rank's (B % size == 0). */
 int train_dp_mine(const train_dp *dp, int B, int j);
 /* Every rank's status rc: returns this rank's rc, or, when another rank
@@ -146,8 +159,11 @@ int train_dp_agree(train_dp *dp, int rc, char *err, size_t errlen);
 int train_dp_any(train_dp *dp, int flag, int *any, char *err, size_t errlen);
 /* Rank 0's parameters to every rank. */
 int train_dp_sync_params(train_dp *dp, dl_model *m, char *err, size_t errlen);
-/* ZeRO-1: every rank's share of the AdamW moments to every rank (before a save). */
-int train_dp_gather_state(train_dp *dp, dl_model *m, char *err, size_t errlen);
+/* What to save: *view = *m, and under sharding the whole AdamW moments
+ * gathered to rank 0 (view->adam_m / adam_v: buffers of rank 0, NULL on
+ * the others).  Every rank calls it; free with train_dp_state_view_free. */
+int train_dp_state_view(train_dp *dp, const dl_model *m, dl_model *view, char *err, size_t errlen);
+void train_dp_state_view_free(train_dp *dp, const dl_model *m, dl_model *view);
 
 /* ------------------------------------------------------------ ckpt.c */
 /* Signals: after dl_prog_init.  The first SIGINT/SIGTERM sets a flag (the

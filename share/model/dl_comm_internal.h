@@ -18,6 +18,14 @@ typedef struct {
     int (*allreduce_f32)(dl_comm *c, float *x, size_t n, char *err, size_t errlen);
     int (*allreduce_f64)(dl_comm *c, double *x, size_t n, char *err, size_t errlen);
     int (*allgather_ranges)(dl_comm *c, float *x, const size_t *off, char *err, size_t errlen);
+    /* to root only; see dl_comm_gather_ranges */
+    int (*gather_ranges)(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                         size_t errlen);
+    /* non-blocking all-reduce (f32, in place): start; wait (block = 1:
+     * until all started ones are done, against the timeout; 0: progress
+     * them and return at once) */
+    int (*iallreduce_f32)(dl_comm *c, float *x, size_t n, char *err, size_t errlen);
+    int (*wait_all)(dl_comm *c, int block, char *err, size_t errlen);
     int (*broadcast)(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen);
     int (*barrier)(dl_comm *c, char *err, size_t errlen);
 } dl_comm_ops;
