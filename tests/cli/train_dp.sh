@@ -82,6 +82,26 @@ same "$T/z.l" "$T/two.l" "ZeRO-1 = plain data parallel: identical losses"
 same "$T/z/model.safetensors" "$T/two/model.safetensors" "ZeRO-1 = plain data parallel: identical weights"
 same "$T/z/optimizer.safetensors" "$T/two/optimizer.safetensors" "ZeRO-1 = plain data parallel: identical AdamW state"
 
+# ZeRO-1 holds 1/P of the AdamW state: each rank's start-up line (-v) says
+# how many bytes of moments it allocated.  The shares are cut at 64-float
+# boundaries, so the two shares add up to the whole and each is within
+# 64 floats (x 2 moments x 4 bytes = 512 bytes) of half of it.
+opt_bytes() { sed -n "s/^dllm-train$1: optimizer state: \([0-9]*\) bytes.*/\1/p" "$2"; }
+check "plain data parallel, -v: the optimizer state per rank" \
+    "$MPI dllm-train -v $A --steps 1 -o '$T/mp' 2> '$T/mp.err'"
+check "--zero 1, -v: the optimizer state per rank" \
+    "$MPI dllm-train -v $A --steps 1 --zero 1 -o '$T/mz' 2> '$T/mz.err'"
+full=$(opt_bytes "" "$T/mp.err"); z0=$(opt_bytes "" "$T/mz.err"); z1=$(opt_bytes "\\[rank 1\\]" "$T/mz.err")
+echo "# optimizer state bytes per rank: plain $full, ZeRO-1 rank 0 $z0, rank 1 $z1"
+check "ZeRO-1: each rank holds about half the moments ($z0 + $z1 = $full)" \
+    "[ -n '$full' ] && [ -n '$z0' ] && [ -n '$z1' ] && [ \$(( $z0 + $z1 )) -eq $full ] &&
+     [ \$(( 2 * $z0 - $full )) -le 1024 ] && [ \$(( $full - 2 * $z1 )) -le 1024 ]"
+check "ZeRO-1 checkpoint resumed with --zero 1 and plain checkpoint resumed plain, steps 7-8" \
+    "$MPI dllm-train -q --resume '$T/z' '$T/train.msgpack' --threads 1 --zero 1 --steps 8 -o '$T/z8' &&
+     $MPI dllm-train -q --resume '$T/two' '$T/train.msgpack' --threads 1 --steps 8 -o '$T/two8'"
+same "$T/z8/optimizer.safetensors" "$T/two8/optimizer.safetensors" "... identical AdamW state (load whole, keep the share, gather)"
+same "$T/z8/model.safetensors" "$T/two8/model.safetensors" "... identical weights"
+
 # ---------------------------------------------------------------- resume with another rank count
 check "2 ranks, steps 1-3" "$MPI dllm-train -q $A --steps 3 -o '$T/r2'"
 check "--resume on 1 process, steps 4-6" \
