@@ -49,6 +49,7 @@ static const char *o_lora_targets, *o_merge;
 static const char *o_comm = "auto";
 static double o_comm_timeout = 600;
 static long long o_zero;
+static uint64_t o_grad_bucket = 25u << 20;
 
 static const dl_opt OPTS[] = {
     { "Model", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -74,7 +75,8 @@ static const dl_opt OPTS[] = {
     { "Scale out", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "comm", 0, DL_OPT_STR, &o_comm, "auto", "auto|single|mpi|nccl", "how ranks talk (env DLLM_COMM overrides); auto: single when started alone, nccl for --device cuda, else mpi; ranks come from mpirun or srun", NULL },
     { "comm-timeout", 0, DL_OPT_FLOAT, &o_comm_timeout, "600", "S", "a rank waiting longer than S seconds for the others (init or a collective) ends the job (exit 4)", NULL },
-    { "zero", 0, DL_OPT_INT, &o_zero, "0", "0|1", "1: ZeRO-1, each rank runs AdamW on its share of the parameters, then all-gather", NULL },
+    { "zero", 0, DL_OPT_INT, &o_zero, "0", "0|1", "1: ZeRO-1, each rank holds the AdamW state of its share of the parameters and updates that share, then all-gather", NULL },
+    { "grad-bucket", 0, DL_OPT_SIZE, &o_grad_bucket, "25M", "BYTES", "gradients are all-reduced in buckets of whole layers of at least BYTES, each started as soon as the backward has finished its layers (0: one all-reduce after the backward)", NULL },
 
     { "Data", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "seq-len", 'L', DL_OPT_INT, &o_seq_len, NULL, "L", "expected row length (default: the data header's)", NULL },
@@ -352,6 +354,12 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
                                            : (R->has_data ? R->data.c.mcfg.mask_id : R->valid.c.mcfg.mask_id);
     R->ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
     R->ts.comm = R->dp.comm;
+    if (o_steps > 0 && (rc = train_gsync_plan(&R->ts.gs, R->dp.comm, &R->m, o_grad_bucket / sizeof(float), err, sizeof err)))
+        dl_die(-rc, "%s", err);
+    if (R->ts.gs.n_b)
+        dl_verbose("gradient all-reduce: %d buckets, the first %d started during the backward (--grad-bucket %llu)",
+                   R->ts.gs.n_b, R->ts.gs.n_b - (R->ts.gs.ready[R->ts.gs.n_b - 1] < 0) -
+                   (R->ts.gs.n_b > 1 && R->ts.gs.ready[R->ts.gs.n_b - 2] < 0), (unsigned long long)o_grad_bucket);
     R->ts.zero_off = R->dp.off;
     R->ts.zero_m = R->dp.adam_m;
     R->ts.zero_v = R->dp.adam_v;
@@ -581,6 +589,9 @@ int main(int argc, char **argv) {
                 el > 0 ? tokens_run / el : 0.0, o_out);
     else
         dl_info("saved %s", o_out);
+    if (R.ts.gs.n_started)
+        dl_verbose("gradient buckets: %llu started, %llu of them during the backward",
+                   (unsigned long long)R.ts.gs.n_started, (unsigned long long)R.ts.gs.n_early);
     if (L > 0) { train_step_free(&R.ts); train_batch_free(&R.bt); }
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);

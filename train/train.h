@@ -7,6 +7,7 @@
  *   step.c   one optimizer step (micro-batches, loss, clip, AdamW) and eval
  *   ckpt.c   checkpoints, resume checks, signals, metrics, progress line
  *   dp.c     data parallelism: rows of each rank, agreement, ZeRO-1 shares
+ *   gsync.c  the gradient all-reduce in buckets overlapped with the backward
  *
  * Shapes: B rows per optimizer step (--batch), b rows per forward
  * (--micro-batch), T = seq_len.  Host arrays unless named d_*.
@@ -90,6 +91,31 @@ const char *train_sched_name(train_sched_kind k);
  * `warmup` steps to lr, then decay to min_lr at step `total`. */
 double train_sched_lr(train_sched_kind k, int64_t step, int64_t total, int64_t warmup, double lr, double min_lr);
 
+/* ------------------------------------------------------------ gsync.c */
+/* The buckets of one step's gradient all-reduce (gsync.c).  n_b == 0: no
+ * plan (one process, bucket 0, LoRA, a model smaller than one bucket):
+ * the caller all-reduces the trained block at once after the backward. */
+typedef struct {
+    dl_comm *comm;
+    dl_model *m;
+    size_t (*b)[2];        /* (n_b) [lo, hi) of the parameter block, in start order */
+    int *ready;            /* (n_b) the layer whose backward completes bucket i; -1: after the backward */
+    int n_b, next;         /* planned; started so far this step */
+    int rc; char err[256]; /* first failure inside the backward hook */
+    uint64_t n_started, n_early;   /* buckets started in all steps; of them inside the backward */
+} train_gsync;
+/* bucket: floats per bucket (0: none). */
+int train_gsync_plan(train_gsync *g, dl_comm *comm, dl_model *m, size_t bucket, char *err, size_t errlen);
+void train_gsync_free(train_gsync *g);
+/* on = 1: the model's next backward starts buckets as its layers finish
+ * (set before the step's LAST micro-batch only: earlier ones are partial). */
+void train_gsync_arm(train_gsync *g, int on);
+/* After the micro-batches, before any other collective: disarm, start
+ * the buckets not started yet.  Then train_gsync_wait before reading the
+ * gradients. */
+int train_gsync_start_rest(train_gsync *g, char *err, size_t errlen);
+int train_gsync_wait(train_gsync *g, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ step.c */
 typedef struct {
     dl_model *m;
@@ -100,6 +126,7 @@ typedef struct {
     uint32_t mask_id;
     dl_optim_cfg opt;      /* AdamW and clipping */
     dl_comm *comm;         /* gradients summed over processes before the step; NULL = one process */
+    train_gsync gs;        /* their buckets (train_step_init plans none; train_gsync_plan) */
     const size_t *zero_off; /* (ranks+1) ZeRO-1 shares of the parameter block, or NULL: AdamW on all */
     float *zero_m, *zero_v; /* this rank's moments when they are held apart (train_dp), else NULL */
     /* host scratch, (b*T): loss row and t of each position */
