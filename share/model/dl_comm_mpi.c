@@ -1,6 +1,8 @@
 /* dl_comm_mpi.c — dl_comm over MPI for CPU ranks (host buffers).
  *
- * MPI_Init (unless the program already initialised MPI), errors returned
+ * MPI_Init (unless the program already initialised MPI; on a helper
+ * thread, waited for at most the timeout: a rank that never joins ends
+ * this one with a message instead of a hang), errors returned
  * instead of aborting (MPI_ERRORS_RETURN) and turned into -DL_EXIT_DEVICE
  * with MPI's own message.  Every collective is the non-blocking MPI call
  * polled with MPI_Test against c->timeout_s, so a rank that hangs ends this
@@ -13,6 +15,7 @@
  */
 #ifdef DL_HAVE_MPI
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <mpi.h>
@@ -49,11 +52,39 @@ static int wait_req(MPI_Request *req, double timeout_s, const char *what, char *
     }
 }
 
-int dl_comm_mpi_start(int *rank, int *size, char *err, size_t errlen) {
+/* MPI_Init waits for every rank of the job to join, with no timeout of
+ * its own: it runs on a helper thread while this one waits for it at most
+ * timeout_s.  MPI_THREAD_SERIALIZED because later calls come from the
+ * caller's thread (never two at once: the helper has ended by then). */
+static int init_rc, init_provided, init_done;
+static void *init_thread(void *arg) {
+    (void)arg;
+    init_rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &init_provided);
+    __atomic_store_n(&init_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+int dl_comm_mpi_start(int *rank, int *size, double timeout_s, char *err, size_t errlen) {
     int inited = 0, mrc;
     MPI_Initialized(&inited);
     if (!inited) {
-        if ((mrc = MPI_Init(NULL, NULL)) != MPI_SUCCESS) return mpi_err(mrc, "init", err, errlen);
+        pthread_t th;
+        if (pthread_create(&th, NULL, init_thread, NULL))
+            return dl_seterr(err, errlen, -DL_EXIT_IO, "MPI init: cannot start a thread");
+        double t0 = dl_comm_now();
+        unsigned it = 0;
+        while (!__atomic_load_n(&init_done, __ATOMIC_ACQUIRE)) {
+            if (dl_comm_now() - t0 > timeout_s) {   /* the helper stays blocked in MPI_Init; the caller exits */
+                pthread_detach(th);
+                failed = 1;
+                return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "MPI init did not complete in %.0f s: a rank of this "
+                                 "job did not start, or hangs before joining (DLLM_COMM_TIMEOUT / --comm-timeout)",
+                                 timeout_s);
+            }
+            dl_comm_poll_pause(&it);
+        }
+        pthread_join(th, NULL);
+        if (init_rc != MPI_SUCCESS) return mpi_err(init_rc, "init", err, errlen);
         started_here = 1;
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -82,7 +113,7 @@ int dl_comm_mpi_bcast_host(void *buf, size_t bytes, double timeout_s, char *err,
 }
 
 static int m_init(dl_comm *c, char *err, size_t errlen) {
-    int rc = dl_comm_mpi_start(&c->rank, &c->size, err, errlen);
+    int rc = dl_comm_mpi_start(&c->rank, &c->size, c->timeout_s, err, errlen);
     if (rc) return rc;
     /* the local rank only matters for picking a GPU; mpirun and srun say it */
     c->local_rank = c->env.size == c->size ? c->env.local_rank : 0;

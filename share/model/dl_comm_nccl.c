@@ -83,7 +83,7 @@ static int n_init(dl_comm *c, char *err, size_t errlen) {
     c->impl = p;
     int rc;
 #ifdef DL_HAVE_MPI
-    if ((rc = dl_comm_mpi_start(&c->rank, &c->size, err, errlen))) return rc;
+    if ((rc = dl_comm_mpi_start(&c->rank, &c->size, c->timeout_s, err, errlen))) return rc;
     p->used_mpi = 1;
     c->local_rank = c->env.size == c->size ? c->env.local_rank : 0;
 #else

@@ -155,6 +155,18 @@ expect_exit 3 "an input missing on rank 1 only ends both ranks (exit 3)" \
 expect_err "rank 1\\]: error: .*gone.msgpack: No such file" "... rank 1 names the file"
 expect_err "rank 1 of 2 failed" "... rank 0 names rank 1"
 
+# A rank that never joins: rank 1 of the job is `sleep`, not dllm-train, so
+# rank 0's MPI_Init waits for it forever; dl_comm gives MPI_Init at most
+# --comm-timeout (it runs on a helper thread) and rank 0 ends with exit 4,
+# after which mpirun ends the job.  `timeout 60` turns a hang into a failure.
+t0=$(date +%s)
+expect_exit 4 "a rank that never joins: MPI init times out, exit 4 (--comm-timeout 3)" \
+    "timeout 60 $MPI -np 1 dllm-train -q $A --steps 2 --comm-timeout 3 -o '$T/nj' : -np 1 sleep 45"
+dt=$(( $(date +%s) - t0 ))
+expect_err "MPI init did not complete in 3 s" "... the message names the init and the timeout"
+check "... within 30 s ($dt s)" "[ $dt -le 30 ]"
+no_file "$T/nj" "... and nothing is written"
+
 # rank_pid MPIRUN_PID RANK: the pid of that rank (its OMPI_COMM_WORLD_RANK)
 rank_pid() {
     for p in $(pgrep -P "$1"); do
