@@ -61,9 +61,9 @@ int train_dp_shares(train_dp *dp, size_t n_params, char *err, size_t errlen) {
 int train_dp_sharded(const train_dp *dp) { return dp->zero && dp->size > 1; }
 
 int train_dp_shard_state(train_dp *dp, dl_model *m, char *err, size_t errlen) {
-    size_t n = dl_optim_trained(m).n;
-    if (!train_dp_sharded(dp)) {
-        dp->opt_bytes = m->adam_m ? 2 * n * sizeof(float) : 0;
+    if (!train_dp_sharded(dp)) {   /* the trained block's whole moments (a LoRA adapter's under LoRA) */
+        dl_optim_block b = dl_optim_trained(m);
+        dp->opt_bytes = b.adam_m ? 2 * b.n * sizeof(float) : 0;
         return 0;
     }
     size_t lo = dp->off[dp->rank], k = dp->off[dp->rank + 1] - lo;

@@ -8,7 +8,8 @@
  * main = options → device → data (header) → model (config / init / resume)
  * → checks → loop (batch, step, metrics, eval, save, signals) → final save.
  * The pieces: data.c (batches), sched.c (LR), step.c (a step, eval),
- * ckpt.c (model sources, saves, resume options, signals, metrics).
+ * ckpt.c (model sources, saves, resume options, signals, metrics), dp.c
+ * and gsync.c (data parallel).
  *
  * Exit: 0 ok, 1 data error (bad shard, NaN loss "step N: loss is nan" — the
  * last checkpoint is left as it was), 2 usage, 3 I/O (missing input),
@@ -18,8 +19,9 @@
  *
  * Data parallel (dp.c): started by mpirun or srun as P ranks, each rank
  * takes B/P rows of every global batch of B; gradients are summed with one
- * all-reduce per step; rank 0 alone prints (unless -v), writes metrics and
- * checkpoints.  --zero 1 shards the AdamW update (ZeRO-1).
+ * all-reduce per step, in buckets started during the backward (gsync.c,
+ * --grad-bucket); rank 0 alone prints (unless -v), writes metrics and
+ * checkpoints.  --zero 1 shards the AdamW state and update (ZeRO-1).
  */
 #include <limits.h>
 #include <math.h>

@@ -2,10 +2,13 @@
 # tests/cli/train_dp.sh — data-parallel dllm-train over MPI on CPU:
 # `mpirun -np 2` with global batch B against one process with batch B
 # (losses and checkpoints within the tolerance below), ZeRO-1 against plain
-# data parallel (bit for bit), resume with another number of ranks, and the
-# faults: a batch the ranks do not divide, an input missing on one rank, a
-# rank that hangs (--comm-timeout), kill -9 of a rank mid-run (the job ends,
-# the last checkpoint resumes).  Skipped when mpirun is absent.
+# data parallel (bit for bit) while each rank holds about half the AdamW
+# state, gradient buckets started during the backward (= one all-reduce,
+# bit for bit), resume with another number of ranks, and the faults: a
+# batch the ranks do not divide, an input missing on one rank, a rank that
+# never joins (MPI init timeout), a rank that hangs (--comm-timeout), kill
+# -9 of a rank mid-run (the job ends, the last checkpoint resumes).
+# Skipped when mpirun is absent.
 #
 # Tolerance (one process vs two ranks).  The two runs add the same float32
 # numbers in a different order: each rank's gradient is a sum over its own
