@@ -10,10 +10,15 @@
  * with any P that divides B and continues with the same rows.
  * ZeRO-1: the parameter block is split in P shares (dl_comm_split, 64-float
  * boundaries); after the gradient all-reduce each rank runs AdamW on its
- * share only and the shares are all-gathered.  The AdamW moments are
- * allocated whole (dl_model owns them) but only a rank's own share is kept
- * current; before a save they are all-gathered so rank 0 writes the full
- * state and any P resumes from it.
+ * share only and the shares are all-gathered.  With P > 1 a rank holds
+ * the AdamW moments of its own share only (dp->adam_m / adam_v, 1/P of
+ * plain data parallel; m->adam_m / adam_v stay NULL): a resume loads the
+ * whole state and keeps the share.  Before a save the shares are gathered
+ * to rank 0 into whole buffers that live for the save only, so
+ * optimizer.safetensors is the file plain data parallel writes and any P
+ * resumes from it.  There are no separate fp32 masters to shard: the
+ * parameters are the fp32 masters, and every rank needs all of them for
+ * its forward.
  * Does not: shard the data by files (every rank reads every file), shard
  * --valid (every rank evaluates all of it; rank 0 reports).
  */
@@ -37,6 +42,8 @@ int train_dp_open(train_dp *dp, const char *kind, int on_cuda, double timeout_s,
 }
 
 void train_dp_close(train_dp *dp) {
+    if (dp->adam_m) dl_dev_free(dp->dev, dp->adam_m);
+    if (dp->adam_v) dl_dev_free(dp->dev, dp->adam_v);
     dl_comm_free(dp->comm);
     free(dp->off);
     memset(dp, 0, sizeof *dp);
@@ -48,6 +55,32 @@ int train_dp_shares(train_dp *dp, size_t n_params, char *err, size_t errlen) {
     if (!(dp->off = malloc(((size_t)dp->size + 1) * sizeof *dp->off)))
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     dl_comm_split(n_params, dp->size, 64, dp->off);
+    return 0;
+}
+
+int train_dp_sharded(const train_dp *dp) { return dp->zero && dp->size > 1; }
+
+int train_dp_shard_state(train_dp *dp, dl_model *m, char *err, size_t errlen) {
+    if (!train_dp_sharded(dp)) {   /* the trained block's whole moments (a LoRA adapter's under LoRA) */
+        dl_optim_block b = dl_optim_trained(m);
+        dp->opt_bytes = b.adam_m ? 2 * b.n * sizeof(float) : 0;
+        return 0;
+    }
+    size_t lo = dp->off[dp->rank], k = dp->off[dp->rank + 1] - lo;
+    dp->dev = m->dev;
+    dp->adam_m = dl_dev_alloc(m->dev, (k ? k : 1) * sizeof(float));   /* zero-filled: a fresh start */
+    dp->adam_v = dl_dev_alloc(m->dev, (k ? k : 1) * sizeof(float));
+    if (!dp->adam_m || !dp->adam_v)
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (AdamW moments of %zu parameters)", k);
+    if (m->adam_m) {   /* resumed: the whole state was loaded, keep this rank's share */
+        dl_dev_d2d(m->dev, dp->adam_m, m->adam_m + lo, k * sizeof(float));
+        dl_dev_d2d(m->dev, dp->adam_v, m->adam_v + lo, k * sizeof(float));
+        dl_dev_sync(m->dev);
+        dl_dev_free(m->dev, m->adam_m);
+        dl_dev_free(m->dev, m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+    }
+    dp->opt_bytes = 2 * k * sizeof(float);
     return 0;
 }
 
@@ -79,9 +112,30 @@ int train_dp_sync_params(train_dp *dp, dl_model *m, char *err, size_t errlen) {
     return dl_comm_broadcast(dp->comm, m->params, m->n_params * sizeof *m->params, 0, err, errlen);
 }
 
-int train_dp_gather_state(train_dp *dp, dl_model *m, char *err, size_t errlen) {
-    if (dp->size == 1 || !dp->zero || !m->adam_m) return 0;
-    int rc = dl_comm_allgather_ranges(dp->comm, m->adam_m, dp->off, err, errlen);
-    if (!rc) rc = dl_comm_allgather_ranges(dp->comm, m->adam_v, dp->off, err, errlen);
+int train_dp_state_view(train_dp *dp, const dl_model *m, dl_model *view, char *err, size_t errlen) {
+    *view = *m;
+    if (!dp->adam_m) return 0;   /* the whole moments are the model's (also --zero 1 --steps 0 --resume) */
+    size_t n = m->n_params;
+    float *whole[2] = { NULL, NULL };   /* (n) m, v on rank 0 only */
+    int rc = 0;
+    if (dp->rank == 0) {
+        whole[0] = dl_dev_alloc(m->dev, n * sizeof(float));
+        whole[1] = dl_dev_alloc(m->dev, n * sizeof(float));
+        if (!whole[0] || !whole[1])
+            rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (gathering the AdamW moments to save)");
+    }
+    rc = train_dp_agree(dp, rc, err, errlen);
+    if (!rc) rc = dl_comm_gather_ranges(dp->comm, dp->adam_m, whole[0], dp->off, 0, err, errlen);
+    if (!rc) rc = dl_comm_gather_ranges(dp->comm, dp->adam_v, whole[1], dp->off, 0, err, errlen);
+    view->adam_m = whole[0];
+    view->adam_v = whole[1];
+    if (rc) train_dp_state_view_free(dp, m, view);
     return rc;
+}
+
+void train_dp_state_view_free(train_dp *dp, const dl_model *m, dl_model *view) {
+    (void)dp;
+    if (view->adam_m && view->adam_m != m->adam_m) dl_dev_free(m->dev, view->adam_m);
+    if (view->adam_v && view->adam_v != m->adam_v) dl_dev_free(m->dev, view->adam_v);
+    view->adam_m = view->adam_v = NULL;
 }

@@ -8,7 +8,8 @@
  * main = options → device → data (header) → model (config / init / resume)
  * → checks → loop (batch, step, metrics, eval, save, signals) → final save.
  * The pieces: data.c (batches), sched.c (LR), step.c (a step, eval),
- * ckpt.c (model sources, saves, resume options, signals, metrics).
+ * ckpt.c (model sources, saves, resume options, signals, metrics), dp.c
+ * and gsync.c (data parallel).
  *
  * Exit: 0 ok, 1 data error (bad shard, NaN loss "step N: loss is nan" — the
  * last checkpoint is left as it was), 2 usage, 3 I/O (missing input),
@@ -18,8 +19,9 @@
  *
  * Data parallel (dp.c): started by mpirun or srun as P ranks, each rank
  * takes B/P rows of every global batch of B; gradients are summed with one
- * all-reduce per step; rank 0 alone prints (unless -v), writes metrics and
- * checkpoints.  --zero 1 shards the AdamW update (ZeRO-1).
+ * all-reduce per step, in buckets started during the backward (gsync.c,
+ * --grad-bucket); rank 0 alone prints (unless -v), writes metrics and
+ * checkpoints.  --zero 1 shards the AdamW state and update (ZeRO-1).
  */
 #include <limits.h>
 #include <math.h>
@@ -49,6 +51,7 @@ static const char *o_lora_targets, *o_merge;
 static const char *o_comm = "auto";
 static double o_comm_timeout = 600;
 static long long o_zero;
+static uint64_t o_grad_bucket = 25u << 20;
 
 static const dl_opt OPTS[] = {
     { "Model", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -74,7 +77,8 @@ static const dl_opt OPTS[] = {
     { "Scale out", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "comm", 0, DL_OPT_STR, &o_comm, "auto", "auto|single|mpi|nccl", "how ranks talk (env DLLM_COMM overrides); auto: single when started alone, nccl for --device cuda, else mpi; ranks come from mpirun or srun", NULL },
     { "comm-timeout", 0, DL_OPT_FLOAT, &o_comm_timeout, "600", "S", "a rank waiting longer than S seconds for the others (init or a collective) ends the job (exit 4)", NULL },
-    { "zero", 0, DL_OPT_INT, &o_zero, "0", "0|1", "1: ZeRO-1, each rank runs AdamW on its share of the parameters, then all-gather", NULL },
+    { "zero", 0, DL_OPT_INT, &o_zero, "0", "0|1", "1: ZeRO-1, each rank holds the AdamW state of its share of the parameters and updates that share, then all-gather", NULL },
+    { "grad-bucket", 0, DL_OPT_SIZE, &o_grad_bucket, "25M", "BYTES", "gradients are all-reduced in buckets of whole layers of at least BYTES, each started as soon as the backward has finished its layers (0: one all-reduce after the backward)", NULL },
 
     { "Data", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "seq-len", 'L', DL_OPT_INT, &o_seq_len, NULL, "L", "expected row length (default: the data header's)", NULL },
@@ -191,10 +195,13 @@ static void save_or_die(run *R, int64_t step, int with_state, int keep) {
         if (train_args_json(ARGS, N_ARGS, st->args_json, sizeof st->args_json))
             dl_die(DL_EXIT_IO, "training options too long for trainer_state.json");
     }
-    int rc0 = train_dp_gather_state(&R->dp, &R->m, err, sizeof err);   /* ZeRO-1: the full moments to rank 0 */
-    if (rc0) dl_die(-rc0, "saving at step %lld: %s", (long long)step, err);
-    if (R->dp.rank != 0) return;   /* rank 0 writes checkpoints */
-    int rc = train_save(&R->m, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
+    dl_model view;   /* ZeRO-1: with the whole moments, gathered to rank 0 */
+    int rc = st ? train_dp_state_view(&R->dp, &R->m, &view, err, sizeof err) : (view = R->m, 0);
+    if (rc) dl_die(-rc, "saving at step %lld: %s", (long long)step, err);
+    if (R->dp.rank == 0)   /* rank 0 writes checkpoints */
+        rc = train_save(&view, o_out, R->tok, st, save_dtype, keep, err, sizeof err);
+    if (st) train_dp_state_view_free(&R->dp, &R->m, &view);
+    if (R->dp.rank != 0) return;
     if (rc) dl_die(-rc, "saving %s at step %lld: %s", o_out, (long long)step, err);
     dl_verbose("saved %s (step %lld)", o_out, (long long)step);
 }
@@ -327,9 +334,15 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
     char err[1024];
     int rc;
     dl_config *mc = &R->m.cfg;
+    if ((rc = train_dp_shares(&R->dp, R->m.n_params, err, sizeof err))) dl_die(-rc, "%s", err);
     if (o_steps > 0 && !o_resume && !R->m.lora &&
-        ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) || (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err))))
+        ((rc = dl_model_alloc_grads(&R->m, err, sizeof err)) ||
+         (!train_dp_sharded(&R->dp) && (rc = dl_model_alloc_optimizer(&R->m, err, sizeof err)))))
         dl_die(-rc, "%s", err);
+    if (o_steps > 0 && (rc = train_dp_shard_state(&R->dp, &R->m, err, sizeof err))) dl_die(-rc, "%s", err);
+    if (o_steps > 0)
+        dl_verbose("optimizer state: %zu bytes on this rank (AdamW m and v%s)", R->dp.opt_bytes,
+                   train_dp_sharded(&R->dp) ? ", ZeRO-1 share" : "");
     if (L <= 0) return;
     R->Bl = (int)(o_batch / R->dp.size);
     R->bl = o_micro < R->Bl ? (int)o_micro : R->Bl;
@@ -343,8 +356,15 @@ static void setup_step(run *R, int L, const dl_loss_cfg *lc) {
                                            : (R->has_data ? R->data.c.mcfg.mask_id : R->valid.c.mcfg.mask_id);
     R->ts.opt = (dl_optim_cfg){ .beta1 = o_beta1, .beta2 = o_beta2, .eps = o_eps, .wd = o_wd, .clip = o_clip };
     R->ts.comm = R->dp.comm;
-    if ((rc = train_dp_shares(&R->dp, R->m.n_params, err, sizeof err))) dl_die(-rc, "%s", err);
+    if (o_steps > 0 && (rc = train_gsync_plan(&R->ts.gs, R->dp.comm, &R->m, o_grad_bucket / sizeof(float), err, sizeof err)))
+        dl_die(-rc, "%s", err);
+    if (R->ts.gs.n_b)
+        dl_verbose("gradient all-reduce: %d buckets, the first %d started during the backward (--grad-bucket %llu)",
+                   R->ts.gs.n_b, R->ts.gs.n_b - (R->ts.gs.ready[R->ts.gs.n_b - 1] < 0) -
+                   (R->ts.gs.n_b > 1 && R->ts.gs.ready[R->ts.gs.n_b - 2] < 0), (unsigned long long)o_grad_bucket);
     R->ts.zero_off = R->dp.off;
+    R->ts.zero_m = R->dp.adam_m;
+    R->ts.zero_v = R->dp.adam_v;
 }
 
 /* Fill the batch with this rank's rows of the next B records (all of
@@ -571,11 +591,14 @@ int main(int argc, char **argv) {
                 el > 0 ? tokens_run / el : 0.0, o_out);
     else
         dl_info("saved %s", o_out);
+    if (R.ts.gs.n_started)
+        dl_verbose("gradient buckets: %llu started, %llu of them during the backward",
+                   (unsigned long long)R.ts.gs.n_started, (unsigned long long)R.ts.gs.n_early);
     if (L > 0) { train_step_free(&R.ts); train_batch_free(&R.bt); }
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);
+    train_dp_close(&R.dp);   /* first: it frees ZeRO-1's moments on the model's device */
     dl_model_close(&R.m);
-    train_dp_close(&R.dp);
     free(paths);
     return 0;
 }

@@ -11,7 +11,9 @@
  *   ce back) -> dl_loss_eval (share/model/dl_loss.h: totals over the WHOLE
  *   step, so accumulation equals one big batch) -> dl_batch_backward (dce
  *   up, gradients accumulate).  Then the gradients are summed over the
- *   processes (dl_comm.h; one process: nothing; the loss normalisers were
+ *   processes (dl_comm.h; in buckets started during the last
+ *   micro-batch's backward, gsync.c, or in one all-reduce after it; one
+ *   process: nothing; the loss normalisers were
  *   summed first, so the sum is the global batch's gradient), and dl_optim.h: global
  *   gradient norm, the clip factor min(1, clip / (norm + 1e-6)) (torch
  *   clip_grad_norm_), AdamW on matrices with weight decay and on norms and
@@ -49,6 +51,7 @@ int train_step_init(train_step *s, dl_model *m, int B, int b, int T, int bd3, ch
 
 void train_step_free(train_step *s) {
     if (!s->m) return;
+    train_gsync_free(&s->gs);
     free(s->row); free(s->tpos);
     dl_batch_free(&s->bt);
     memset(s, 0, sizeof *s);
@@ -145,7 +148,12 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         o->loss += dl_loss_eval(&s->lc, &lb, s->bt.ce, s->bt.dce, &elbo);
         o->elbo += elbo;
         o->n_loss += (uint64_t)M;
+        train_gsync_arm(&s->gs, r0 + nb >= bt->n);   /* the last micro-batch: buckets start as layers finish */
         if ((rc = dl_batch_backward(&s->bt, M, err, errlen))) return rc;
+    }
+    if (ranks > 1 && s->gs.n_b) {   /* the rest of the buckets, before the loss's all-reduce (same order on all ranks) */
+        int rc = train_gsync_start_rest(&s->gs, err, errlen);
+        if (rc) return rc;
     }
     if (ranks > 1) {   /* the step's loss is the sum of the ranks' parts (a NaN anywhere stops every rank) */
         double st[3] = { o->loss, o->elbo, (double)o->n_loss };
@@ -156,7 +164,10 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
     if (s->causal) o->elbo = masked > 0 ? o->loss : 0;   /* the loss is the exact NLL per target */
     if (!isfinite(o->loss))
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is %s", isnan(o->loss) ? "nan" : "inf");
-    if (ranks > 1) {   /* one all-reduce of the trained block's gradients (the adapter's alone under LoRA) */
+    if (ranks > 1 && s->gs.n_b) {   /* the buckets started during the backward */
+        int rc = train_gsync_wait(&s->gs, err, errlen);
+        if (rc) return rc;
+    } else if (ranks > 1) {   /* one all-reduce of the trained block's gradients (the adapter's alone under LoRA) */
         dl_optim_block ob = dl_optim_trained(m);
         int rc = dl_comm_allreduce_sum(s->comm, ob.grads, ob.n, err, errlen);
         if (rc) return rc;
@@ -172,7 +183,11 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
     }
     /* ZeRO-1: AdamW on this rank's share, then every share to every rank */
     int r = dl_comm_rank(s->comm);
-    dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
+    if (s->zero_m)
+        dl_optim_step_shard(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1], s->zero_m,
+                            s->zero_v);
+    else
+        dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
     return dl_comm_allgather_ranges(s->comm, m->params, s->zero_off, err, errlen);
 }
 

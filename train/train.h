@@ -7,6 +7,7 @@
  *   step.c   one optimizer step (micro-batches, loss, clip, AdamW) and eval
  *   ckpt.c   checkpoints, resume checks, signals, metrics, progress line
  *   dp.c     data parallelism: rows of each rank, agreement, ZeRO-1 shares
+ *   gsync.c  the gradient all-reduce in buckets overlapped with the backward
  *
  * Shapes: B rows per optimizer step (--batch), b rows per forward
  * (--micro-batch), T = seq_len.  Host arrays unless named d_*.
@@ -90,6 +91,31 @@ const char *train_sched_name(train_sched_kind k);
  * `warmup` steps to lr, then decay to min_lr at step `total`. */
 double train_sched_lr(train_sched_kind k, int64_t step, int64_t total, int64_t warmup, double lr, double min_lr);
 
+/* ------------------------------------------------------------ gsync.c */
+/* The buckets of one step's gradient all-reduce (gsync.c).  n_b == 0: no
+ * plan (one process, bucket 0, LoRA, a model smaller than one bucket):
+ * the caller all-reduces the trained block at once after the backward. */
+typedef struct {
+    dl_comm *comm;
+    dl_model *m;
+    size_t (*b)[2];        /* (n_b) [lo, hi) of the parameter block, in start order */
+    int *ready;            /* (n_b) the layer whose backward completes bucket i; -1: after the backward */
+    int n_b, next;         /* planned; started so far this step */
+    int rc; char err[256]; /* first failure inside the backward hook */
+    uint64_t n_started, n_early;   /* buckets started in all steps; of them inside the backward */
+} train_gsync;
+/* bucket: floats per bucket (0: none). */
+int train_gsync_plan(train_gsync *g, dl_comm *comm, dl_model *m, size_t bucket, char *err, size_t errlen);
+void train_gsync_free(train_gsync *g);
+/* on = 1: the model's next backward starts buckets as its layers finish
+ * (set before the step's LAST micro-batch only: earlier ones are partial). */
+void train_gsync_arm(train_gsync *g, int on);
+/* After the micro-batches, before any other collective: disarm, start
+ * the buckets not started yet.  Then train_gsync_wait before reading the
+ * gradients. */
+int train_gsync_start_rest(train_gsync *g, char *err, size_t errlen);
+int train_gsync_wait(train_gsync *g, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ step.c */
 typedef struct {
     dl_model *m;
@@ -100,7 +126,9 @@ typedef struct {
     uint32_t mask_id;
     dl_optim_cfg opt;      /* AdamW and clipping */
     dl_comm *comm;         /* gradients summed over processes before the step; NULL = one process */
+    train_gsync gs;        /* their buckets (train_step_init plans none; train_gsync_plan) */
     const size_t *zero_off; /* (ranks+1) ZeRO-1 shares of the parameter block, or NULL: AdamW on all */
+    float *zero_m, *zero_v; /* this rank's moments when they are held apart (train_dp), else NULL */
     /* host scratch, (b*T): loss row and t of each position */
     int32_t *row; float *tpos;
     dl_batch bt;           /* ids, lens, sel, targets, ce, dce: host and device */
@@ -131,12 +159,24 @@ typedef struct {
     int rank, size;
     int zero;              /* --zero 1 */
     size_t *off;           /* (size+1) ZeRO-1 shares of the parameter block, or NULL */
+    /* ZeRO-1 over P > 1 ranks: this rank's AdamW moments, (off[rank+1] -
+     * off[rank]) each, on dev; NULL otherwise (then m->adam_m / adam_v) */
+    float *adam_m, *adam_v;
+    dl_dev *dev;
+    size_t opt_bytes;      /* bytes of AdamW state this rank holds */
 } train_dp;
 /* kind: --comm (auto|single|mpi|nccl); timeout_s: --comm-timeout. */
 int train_dp_open(train_dp *dp, const char *kind, int on_cuda, double timeout_s, int zero, char *err, size_t errlen);
 void train_dp_close(train_dp *dp);
 /* ZeRO-1: split n_params into dp->off (nothing without --zero). */
 int train_dp_shares(train_dp *dp, size_t n_params, char *err, size_t errlen);
+/* Whether the optimizer state is split over the ranks (--zero 1, P > 1). */
+int train_dp_sharded(const train_dp *dp);
+/* After the shares and the model's optimizer state (a resume: the whole
+ * state loaded; a fresh start: m->adam_m NULL under sharding): keep this
+ * rank's share in dp->adam_m / adam_v and free the whole moments.  Sets
+ * dp->opt_bytes in every case. */
+int train_dp_shard_state(train_dp *dp, dl_model *m, char *err, size_t errlen);
 /* Whether row j of a global batch of B rows is this rank's (B % size == 0). */
 int train_dp_mine(const train_dp *dp, int B, int j);
 /* Every rank's status rc: returns this rank's rc, or, when another rank
@@ -146,8 +186,11 @@ int train_dp_agree(train_dp *dp, int rc, char *err, size_t errlen);
 int train_dp_any(train_dp *dp, int flag, int *any, char *err, size_t errlen);
 /* Rank 0's parameters to every rank. */
 int train_dp_sync_params(train_dp *dp, dl_model *m, char *err, size_t errlen);
-/* ZeRO-1: every rank's share of the AdamW moments to every rank (before a save). */
-int train_dp_gather_state(train_dp *dp, dl_model *m, char *err, size_t errlen);
+/* What to save: *view = *m, and under sharding the whole AdamW moments
+ * gathered to rank 0 (view->adam_m / adam_v: buffers of rank 0, NULL on
+ * the others).  Every rank calls it; free with train_dp_state_view_free. */
+int train_dp_state_view(train_dp *dp, const dl_model *m, dl_model *view, char *err, size_t errlen);
+void train_dp_state_view_free(train_dp *dp, const dl_model *m, dl_model *view);
 
 /* ------------------------------------------------------------ ckpt.c */
 /* Signals: after dl_prog_init.  The first SIGINT/SIGTERM sets a flag (the

@@ -143,6 +143,29 @@ int dl_comm_allgather_ranges(dl_comm *c, float *x, const size_t *off, char *err,
     return c->size == 1 ? 0 : c->ops->allgather_ranges(c, x, off, err, errlen);
 }
 
+int dl_comm_gather_ranges(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                          size_t errlen) {
+    if (root < 0 || root >= c->size)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "gather to rank %d of %d", root, c->size);
+    for (int r = 0; r < c->size; r++)
+        if (off[r] > off[r + 1]) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "gather: ranges not ascending");
+    if (c->size == 1)   /* nothing to move: the one rank's part must already be in place */
+        return mine == x + off[0] ? 0 : dl_seterr(err, errlen, -DL_EXIT_USAGE, "gather on one rank: not in place");
+    return c->ops->gather_ranges(c, mine, x, off, root, err, errlen);
+}
+
+int dl_comm_iallreduce_sum(dl_comm *c, float *x, size_t n, char *err, size_t errlen) {
+    return c->size == 1 || n == 0 ? 0 : c->ops->iallreduce_f32(c, x, n, err, errlen);
+}
+
+int dl_comm_test(dl_comm *c, char *err, size_t errlen) {
+    return c->size == 1 ? 0 : c->ops->wait_all(c, 0, err, errlen);
+}
+
+int dl_comm_wait_all(dl_comm *c, char *err, size_t errlen) {
+    return c->size == 1 ? 0 : c->ops->wait_all(c, 1, err, errlen);
+}
+
 int dl_comm_broadcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
     if (root < 0 || root >= c->size)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "broadcast from rank %d of %d", root, c->size);

@@ -18,6 +18,14 @@
  * else an error naming what is missing.  The environment variable
  * DLLM_COMM (single|mpi|nccl|auto) overrides `want` when set.
  *
+ * Non-blocking all-reduce (gradient buckets overlapped with the backward):
+ * dl_comm_iallreduce_sum starts one, dl_comm_test lets the started ones
+ * progress (MPI moves data only inside MPI calls: the caller calls it
+ * between pieces of work), dl_comm_wait_all waits for every started one
+ * (one timeout for all).  The buffer must be ready when started (a GPU
+ * caller synchronises its device first) and is not touched by the
+ * caller until dl_comm_wait_all returns.
+ *
  * Rank / size / local rank: the MPI communicator when MPI is used, else
  * the launcher's environment: OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK
  * (mpirun), else SLURM_PROCID, SLURM_STEP_NUM_TASKS (or SLURM_NTASKS),
@@ -69,6 +77,18 @@ int dl_comm_allreduce_sum_f64(dl_comm *c, double *x, size_t n, char *err, size_t
 /* off (size+1, ascending, off[0] = 0): rank r owns x[off[r], off[r+1]);
  * afterwards every rank holds every owner's range (device memory). */
 int dl_comm_allgather_ranges(dl_comm *c, float *x, const size_t *off, char *err, size_t errlen);
+/* off as above: rank r's `mine` (off[r+1]-off[r] floats) lands in
+ * x[off[r], off[r+1]) on rank root only (ZeRO-1's optimizer shares to
+ * the rank that saves; x is ignored and may be NULL on the other ranks).
+ * One rank: mine must be x + off[0] (nothing moves).  Device memory. */
+int dl_comm_gather_ranges(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                          size_t errlen);
+/* Start x (n) = sum over ranks of x, in place, non-blocking (above). */
+int dl_comm_iallreduce_sum(dl_comm *c, float *x, size_t n, char *err, size_t errlen);
+/* Progress the started all-reduces without waiting. */
+int dl_comm_test(dl_comm *c, char *err, size_t errlen);
+/* Wait until every started all-reduce is done (at most the timeout). */
+int dl_comm_wait_all(dl_comm *c, char *err, size_t errlen);
 /* buf (bytes) of rank root copied to every rank (device memory). */
 int dl_comm_broadcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen);
 int dl_comm_barrier(dl_comm *c, char *err, size_t errlen);

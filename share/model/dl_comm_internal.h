@@ -1,6 +1,7 @@
 /* dl_comm_internal.h — what the dl_comm implementations share: the
  * struct, the table of functions each fills, and the job-unique id file
- * used by NCCL without MPI.  Only dl_comm*.c include this.
+ * used by NCCL without MPI.  Only dl_comm*.c include this (and
+ * tests/unit/test_comm.c, for the id file).
  *
  * An implementation's init fills rank/size/local_rank (from its own
  * runtime or from c->env) and impl; its free releases impl.  The public
@@ -18,6 +19,14 @@ typedef struct {
     int (*allreduce_f32)(dl_comm *c, float *x, size_t n, char *err, size_t errlen);
     int (*allreduce_f64)(dl_comm *c, double *x, size_t n, char *err, size_t errlen);
     int (*allgather_ranges)(dl_comm *c, float *x, const size_t *off, char *err, size_t errlen);
+    /* to root only; see dl_comm_gather_ranges */
+    int (*gather_ranges)(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                         size_t errlen);
+    /* non-blocking all-reduce (f32, in place): start; wait (block = 1:
+     * until all started ones are done, against the timeout; 0: progress
+     * them and return at once) */
+    int (*iallreduce_f32)(dl_comm *c, float *x, size_t n, char *err, size_t errlen);
+    int (*wait_all)(dl_comm *c, int block, char *err, size_t errlen);
     int (*broadcast)(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen);
     int (*barrier)(dl_comm *c, char *err, size_t errlen);
 } dl_comm_ops;
@@ -35,8 +44,9 @@ extern const dl_comm_ops dl_comm_single_ops;
 #ifdef DL_HAVE_MPI
 extern const dl_comm_ops dl_comm_mpi_ops;
 /* dl_comm_mpi.c: MPI_Init unless already initialised (then not finalised
- * by us either), MPI_ERRORS_RETURN on MPI_COMM_WORLD.  0 or -DL_EXIT_DEVICE. */
-int dl_comm_mpi_start(int *rank, int *size, char *err, size_t errlen);
+ * by us either), waited for at most timeout_s; MPI_ERRORS_RETURN on
+ * MPI_COMM_WORLD.  0 or -DL_EXIT_DEVICE (also: init timed out). */
+int dl_comm_mpi_start(int *rank, int *size, double timeout_s, char *err, size_t errlen);
 void dl_comm_mpi_stop(void);
 /* bytes of rank 0 to every rank over MPI_COMM_WORLD (host), polled
  * against timeout_s. */

@@ -8,8 +8,13 @@
  * every collective are polled (ncclCommGetAsyncError, cudaStreamQuery)
  * against c->timeout_s; on expiry or an async error ncclCommAbort frees
  * this rank and the error names the operation.  One stream of our own;
- * every collective waits for it (callers read the result at once).
- * Does not: overlap with the backward, use host buffers for the float
+ * every blocking collective waits for it (callers read the result at
+ * once).  The non-blocking all-reduce is enqueued on that stream and
+ * returns; dl_comm_wait_all waits for the stream.  Its buffer must be
+ * ready when it starts: we cannot see the model's stream, so the caller
+ * synchronises its device first (a host wait per bucket; the all-reduce
+ * then runs while the next layers' kernels run on the model's stream).
+ * Does not: wait on the model's stream with an event, use host buffers for the float
  * collectives (f64 ones go through a small device scratch), run without a
  * GPU (dl_comm_open refuses nccl for CPU models).
  */
@@ -78,7 +83,7 @@ static int n_init(dl_comm *c, char *err, size_t errlen) {
     c->impl = p;
     int rc;
 #ifdef DL_HAVE_MPI
-    if ((rc = dl_comm_mpi_start(&c->rank, &c->size, err, errlen))) return rc;
+    if ((rc = dl_comm_mpi_start(&c->rank, &c->size, c->timeout_s, err, errlen))) return rc;
     p->used_mpi = 1;
     c->local_rank = c->env.size == c->size ? c->env.local_rank : 0;
 #else
@@ -164,6 +169,39 @@ static int n_gather(dl_comm *c, float *x, const size_t *off, char *err, size_t e
     return issued(c, r != ncclSuccess && r != ncclInProgress ? r : e, "all-gather", err, errlen);
 }
 
+/* Every part to root in one group: root receives each other rank's part
+ * in place and copies its own when it is elsewhere. */
+static int n_gather_root(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                         size_t errlen) {
+    nccl_impl *p = c->impl;
+    if (c->rank == root && mine != x + off[root]) {
+        cudaError_t ce = cudaMemcpyAsync(x + off[root], mine, (off[root + 1] - off[root]) * sizeof *x,
+                                         cudaMemcpyDeviceToDevice, p->stream);
+        if (ce != cudaSuccess) return cuda_err(ce, "copy", err, errlen);
+    }
+    ncclResult_t r = ncclGroupStart();
+    for (int k = 0; k < c->size && (r == ncclSuccess || r == ncclInProgress); k++) {
+        size_t n = off[k + 1] - off[k];
+        if (k == root || n == 0) continue;
+        if (c->rank == root) r = ncclRecv(x + off[k], n, ncclFloat, k, p->comm, p->stream);
+        else if (c->rank == k) r = ncclSend(mine, n, ncclFloat, root, p->comm, p->stream);
+    }
+    ncclResult_t e = ncclGroupEnd();
+    return issued(c, r != ncclSuccess && r != ncclInProgress ? r : e, "gather", err, errlen);
+}
+
+static int n_iallreduce(dl_comm *c, float *x, size_t n, char *err, size_t errlen) {
+    nccl_impl *p = c->impl;
+    ncclResult_t r = ncclAllReduce(x, x, n, ncclFloat, ncclSum, p->comm, p->stream);
+    if (r != ncclSuccess && r != ncclInProgress)
+        return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "NCCL all-reduce: %s", ncclGetErrorString(r));
+    return wait_nccl(c, 0, "all-reduce", err, errlen);   /* enqueued (non-blocking communicator), not done */
+}
+
+static int n_wait_all(dl_comm *c, int block, char *err, size_t errlen) {
+    return block ? wait_nccl(c, 1, "all-reduce", err, errlen) : 0;   /* the GPU progresses on its own */
+}
+
 static int n_bcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
     nccl_impl *p = c->impl;
     return issued(c, ncclBroadcast(buf, buf, bytes, ncclInt8, root, p->comm, p->stream), "broadcast", err, errlen);
@@ -174,7 +212,8 @@ static int n_barrier(dl_comm *c, char *err, size_t errlen) {
     return n_f64(c, &one, 1, err, errlen);
 }
 
-const dl_comm_ops dl_comm_nccl_ops = { "nccl", n_init, n_free, n_f32, n_f64, n_gather, n_bcast, n_barrier };
+const dl_comm_ops dl_comm_nccl_ops = { "nccl", n_init, n_free, n_f32, n_f64, n_gather, n_gather_root, n_iallreduce,
+                                        n_wait_all, n_bcast, n_barrier };
 #else
 typedef int dl_comm_nccl_not_built;   /* ISO C: a translation unit is not empty */
 #endif

@@ -24,6 +24,15 @@ static int s_gather(dl_comm *c, float *x, const size_t *off, char *err, size_t e
     (void)c; (void)x; (void)off; (void)err; (void)errlen;
     return 0;
 }
+static int s_gather_root(dl_comm *c, const float *mine, float *x, const size_t *off, int root, char *err,
+                         size_t errlen) {
+    (void)c; (void)mine; (void)x; (void)off; (void)root; (void)err; (void)errlen;
+    return 0;
+}
+static int s_wait(dl_comm *c, int block, char *err, size_t errlen) {
+    (void)c; (void)block; (void)err; (void)errlen;
+    return 0;
+}
 static int s_bcast(dl_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
     (void)c; (void)buf; (void)bytes; (void)root; (void)err; (void)errlen;
     return 0;
@@ -33,4 +42,5 @@ static int s_barrier(dl_comm *c, char *err, size_t errlen) {
     return 0;
 }
 
-const dl_comm_ops dl_comm_single_ops = { "single", s_init, s_free, s_f32, s_f64, s_gather, s_bcast, s_barrier };
+const dl_comm_ops dl_comm_single_ops = { "single", s_init, s_free, s_f32, s_f64, s_gather, s_gather_root, s_f32, s_wait,
+                                         s_bcast, s_barrier };

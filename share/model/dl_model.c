@@ -643,6 +643,7 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
         LORA_BWD(DL_LORA_V, a->dh2, a->dv, x->h1);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
         dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->attn_norm), a->dh, x->res_in, p->attn_norm, x->rstd1, N, D);
+        if (m->bwd_hook) m->bwd_hook(m->bwd_ctx, l);   /* layer l's weight gradients are issued */
     }
     if (m->grads) dl_k_embedding_bwd(d, dt, G(m->embed), a->dx, a->ids, N, D);   /* frozen under LoRA: skipped */
     return 0;

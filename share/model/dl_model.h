@@ -143,6 +143,15 @@ typedef struct {
      * skipped), dl_optim trains the adapter, dl_model_free frees it. */
     struct dl_lora *lora;
     const dl_lora_ops *lora_ops;   /* its hooks (set with lora by dl_lora_attach) */
+    /* Backward progress hook or NULL: dl_model_backward calls
+     * bwd_hook(bwd_ctx, l) once the kernels of layer l's backward are
+     * issued (l = n_layers-1 .. 0), so a data-parallel caller can start
+     * the all-reduce of gradients that are final (the head's and those of
+     * layers >= l) while the layers below run.  "Issued": on a GPU the
+     * hook synchronises before it reads them.  Not called when the
+     * backward has nothing to do (M = 0). */
+    void (*bwd_hook)(void *ctx, int layer);
+    void *bwd_ctx;
 } dl_model;
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);

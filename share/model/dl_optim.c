@@ -27,22 +27,28 @@ void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, 
     dl_optim_step_range(m, c, lr, step, clip_scale, 0, dl_optim_trained(m).n);
 }
 
-/* AdamW is elementwise, so [lo, hi) cut at n_decay_params into the decay
- * and no-decay calls gives every element exactly what the whole-block
- * calls give it. */
 void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
                          size_t hi) {
+    dl_optim_block b = dl_optim_trained(m);
+    dl_optim_step_shard(m, c, lr, step, clip_scale, lo, hi, b.adam_m + lo, b.adam_v + lo);
+}
+
+/* AdamW is elementwise, so [lo, hi) cut at n_decay_params into the decay
+ * and no-decay calls gives every element exactly what the whole-block
+ * calls give it; sm[i - lo] is element i's first moment. */
+void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
+                         size_t hi, float *sm, float *sv) {
     dl_dev *d = m->dev;
     dl_optim_block b = dl_optim_trained(m);
     size_t nd = b.n_decay;
     float gs = (float)clip_scale;
     size_t a = lo, e = hi < nd ? hi : nd;   /* decay part [a, e) */
     if (e > a)
-        dl_k_adamw(d, b.params + a, b.grads + a, b.adam_m + a, b.adam_v + a, e - a, (float)lr, (float)c->beta1,
+        dl_k_adamw(d, b.params + a, b.grads + a, sm + (a - lo), sv + (a - lo), e - a, (float)lr, (float)c->beta1,
                    (float)c->beta2, (float)c->eps, (float)c->wd, (int)step, gs);
     a = lo > nd ? lo : nd;                  /* no-decay part [a, hi) */
     if (hi > a)
-        dl_k_adamw(d, b.params + a, b.grads + a, b.adam_m + a, b.adam_v + a, hi - a, (float)lr, (float)c->beta1,
+        dl_k_adamw(d, b.params + a, b.grads + a, sm + (a - lo), sv + (a - lo), hi - a, (float)lr, (float)c->beta1,
                    (float)c->beta2, (float)c->eps, 0.0f, (int)step, gs);
     dl_dev_sync(d);
 }

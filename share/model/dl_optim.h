@@ -40,5 +40,11 @@ void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, 
  * each rank updates its share); elements outside are untouched. */
 void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
                          size_t hi);
+/* The same range with the moments held apart (ZeRO-1 with sharded
+ * state): sm, sv (hi-lo) are the AdamW moments of elements [lo, hi);
+ * m->adam_m / adam_v are not used (may be NULL).  Bit-identical to
+ * dl_optim_step_range over whole moments. */
+void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
+                         size_t hi, float *sm, float *sv);
 
 #endif

@@ -2,10 +2,13 @@
 # tests/cli/train_dp.sh — data-parallel dllm-train over MPI on CPU:
 # `mpirun -np 2` with global batch B against one process with batch B
 # (losses and checkpoints within the tolerance below), ZeRO-1 against plain
-# data parallel (bit for bit), resume with another number of ranks, and the
-# faults: a batch the ranks do not divide, an input missing on one rank, a
-# rank that hangs (--comm-timeout), kill -9 of a rank mid-run (the job ends,
-# the last checkpoint resumes).  Skipped when mpirun is absent.
+# data parallel (bit for bit) while each rank holds about half the AdamW
+# state, gradient buckets started during the backward (= one all-reduce,
+# bit for bit), resume with another number of ranks, and the faults: a
+# batch the ranks do not divide, an input missing on one rank, a rank that
+# never joins (MPI init timeout), a rank that hangs (--comm-timeout), kill
+# -9 of a rank mid-run (the job ends, the last checkpoint resumes).
+# Skipped when mpirun is absent.
 #
 # Tolerance (one process vs two ranks).  The two runs add the same float32
 # numbers in a different order: each rank's gradient is a sum over its own
@@ -82,6 +85,54 @@ same "$T/z.l" "$T/two.l" "ZeRO-1 = plain data parallel: identical losses"
 same "$T/z/model.safetensors" "$T/two/model.safetensors" "ZeRO-1 = plain data parallel: identical weights"
 same "$T/z/optimizer.safetensors" "$T/two/optimizer.safetensors" "ZeRO-1 = plain data parallel: identical AdamW state"
 
+# ZeRO-1 holds 1/P of the AdamW state: each rank's start-up line (-v) says
+# how many bytes of moments it allocated.  The shares are cut at 64-float
+# boundaries, so the two shares add up to the whole and each is within
+# 64 floats (x 2 moments x 4 bytes = 512 bytes) of half of it.
+opt_bytes() { sed -n "s/^dllm-train$1: optimizer state: \([0-9]*\) bytes.*/\1/p" "$2"; }
+check "plain data parallel, -v: the optimizer state per rank" \
+    "$MPI dllm-train -v $A --steps 1 -o '$T/mp' 2> '$T/mp.err'"
+check "--zero 1, -v: the optimizer state per rank" \
+    "$MPI dllm-train -v $A --steps 1 --zero 1 -o '$T/mz' 2> '$T/mz.err'"
+full=$(opt_bytes "" "$T/mp.err"); z0=$(opt_bytes "" "$T/mz.err"); z1=$(opt_bytes "\\[rank 1\\]" "$T/mz.err")
+echo "# optimizer state bytes per rank: plain $full, ZeRO-1 rank 0 $z0, rank 1 $z1"
+check "ZeRO-1: each rank holds about half the moments ($z0 + $z1 = $full)" \
+    "[ -n '$full' ] && [ -n '$z0' ] && [ -n '$z1' ] && [ \$(( $z0 + $z1 )) -eq $full ] &&
+     [ \$(( 2 * $z0 - $full )) -le 1024 ] && [ \$(( $full - 2 * $z1 )) -le 1024 ]"
+check "ZeRO-1 checkpoint resumed with --zero 1 and plain checkpoint resumed plain, steps 7-8" \
+    "$MPI dllm-train -q --resume '$T/z' '$T/train.msgpack' --threads 1 --zero 1 --steps 8 -o '$T/z8' &&
+     $MPI dllm-train -q --resume '$T/two' '$T/train.msgpack' --threads 1 --steps 8 -o '$T/two8'"
+same "$T/z8/optimizer.safetensors" "$T/two8/optimizer.safetensors" "... identical AdamW state (load whole, keep the share, gather)"
+same "$T/z8/model.safetensors" "$T/two8/model.safetensors" "... identical weights"
+
+# ---------------------------------------------------------------- gradient buckets
+# --grad-bucket 4K: 1024 floats, less than one layer of this model, so each
+# layer's matrices are a bucket started from the backward hook as soon as
+# that layer is done (2 layers), then embedding and norms after it: 4
+# all-reduces a step instead of one.  Each element still gets a + b: the
+# same bits.  3 ranks: MPI may sum in another order for another count, so
+# only the tolerance of the header is required there (measured: identical).
+check "2 ranks, --grad-bucket 4K, micro-batches of 1 row" \
+    "$MPI dllm-train -v $A --steps 6 --micro-batch 1 --grad-bucket 4K -o '$T/gb' 2> '$T/gb.err'"
+check "2 ranks, --grad-bucket 0 (one all-reduce), micro-batches of 1 row" \
+    "$MPI dllm-train -q $A --steps 6 --micro-batch 1 --grad-bucket 0 -o '$T/g0'"
+echo "# $(grep -h 'gradient buckets:' "$T/gb.err" | tr '\n' ' ')"
+check "... buckets were started inside the backward on rank 0" \
+    "grep -Eq '^dllm-train: gradient buckets: 24 started, [1-9][0-9]* of them during the backward' '$T/gb.err'"
+same "$T/gb/model.safetensors" "$T/g0/model.safetensors" "bucketed = one all-reduce: identical weights"
+same "$T/gb/optimizer.safetensors" "$T/g0/optimizer.safetensors" "bucketed = one all-reduce: identical AdamW state"
+check "--zero 1 with buckets = plain data parallel: identical AdamW state" \
+    "$MPI dllm-train -q $A --steps 6 --zero 1 --grad-bucket 4K -o '$T/gz' && cmp '$T/gz/optimizer.safetensors' '$T/two/optimizer.safetensors'"
+M3="mpirun -np 3 --oversubscribe --allow-run-as-root"
+A6=$(echo "$A" | sed 's/--batch 4/--batch 6/')
+check "3 ranks, batch 6: bucketed, one all-reduce, and one process" \
+    "$M3 dllm-train -q $A6 --steps 4 --grad-bucket 4K -o '$T/h3' --metrics '$T/h3.jsonl' &&
+     $M3 dllm-train -q $A6 --steps 4 --grad-bucket 0 -o '$T/h0' && dllm-train -q $A6 --steps 4 -o '$T/h1' --metrics '$T/h1.jsonl'"
+check "... 3 ranks bucketed = one all-reduce (atol 2e-5)" "$STC '$T/h3/model.safetensors' '$T/h0/model.safetensors' 2e-5 0"
+losses "$T/h3.jsonl" > "$T/h3.l"; losses "$T/h1.jsonl" > "$T/h1.l"
+got=$(close_losses "$T/h3.l" "$T/h1.l")
+case $got in ok*) ok "... 3 ranks bucketed = 1 process, losses: $got";; *) notok "3 ranks bucketed = 1 process" "$got";; esac
+
 # ---------------------------------------------------------------- resume with another rank count
 check "2 ranks, steps 1-3" "$MPI dllm-train -q $A --steps 3 -o '$T/r2'"
 check "--resume on 1 process, steps 4-6" \
@@ -106,6 +157,18 @@ expect_exit 3 "an input missing on rank 1 only ends both ranks (exit 3)" \
      --batch 4 --seed 3 --threads 1 --steps 2 -o '$T/mi'"
 expect_err "rank 1\\]: error: .*gone.msgpack: No such file" "... rank 1 names the file"
 expect_err "rank 1 of 2 failed" "... rank 0 names rank 1"
+
+# A rank that never joins: rank 1 of the job is `sleep`, not dllm-train, so
+# rank 0's MPI_Init waits for it forever; dl_comm gives MPI_Init at most
+# --comm-timeout (it runs on a helper thread) and rank 0 ends with exit 4,
+# after which mpirun ends the job.  `timeout 60` turns a hang into a failure.
+t0=$(date +%s)
+expect_exit 4 "a rank that never joins: MPI init times out, exit 4 (--comm-timeout 3)" \
+    "timeout 60 $MPI -np 1 dllm-train -q $A --steps 2 --comm-timeout 3 -o '$T/nj' : -np 1 sleep 45"
+dt=$(( $(date +%s) - t0 ))
+expect_err "MPI init did not complete in 3 s" "... the message names the init and the timeout"
+check "... within 30 s ($dt s)" "[ $dt -le 30 ]"
+no_file "$T/nj" "... and nothing is written"
 
 # rank_pid MPIRUN_PID RANK: the pid of that rank (its OMPI_COMM_WORLD_RANK)
 rank_pid() {
