@@ -3,7 +3,7 @@
 ids of Fast-dLLM's own samplers on it, for tests/cli/sample_fastdllm.sh
 (dllm-sample --cache none | prefix | dual against Fast-dLLM's code).
 
-Reference: NVlabs/Fast-dLLM llada/generate.py (generate = no cache,
+Reference: NVlabs/Fast-dLLM (commit 24cc59e) llada/generate.py (generate = no cache,
 generate_with_prefix_cache, generate_with_dual_cache) with its own
 llada/model/modeling_llada.py (LLaDAModelLM with past_key_values and
 replace_position), temperature 0, remasking low_confidence, fp32 on the CPU,
@@ -31,6 +31,9 @@ Cases (tests/data/fastdllm/cases.txt), one line each:
 Prompts: tests/data/fastdllm/prompts.jsonl (a dllm tokens stream as JSON).
 The same cases are also run on the float64 model; cases where float64 gives
 other ids are listed in tests/data/fastdllm/fp64_differs.txt (empty = none).
+
+No tokenizer is written: the test feeds ids.  einops (imported by
+modeling_llada.py for a block type not built here) is stubbed when absent.
 
 Source (not in this repository): Fast-dLLM's llada directory, e.g.
   mkdir -p DIR && git -C /work/.mirror/NVlabs+Fast-dLLM/repo archive HEAD llada | tar -x -C DIR
