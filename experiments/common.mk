@@ -14,6 +14,7 @@
 #   DEVICE     cpu | cuda [cpu]              RUN      prefix command for train/sample/score, e.g. RUN='srun -G1'
 #   TXT        raw text [share/data/tinystories/tinystories_val.txt]   DATA_BYTES  first N bytes of it (0: all) [0]
 #   SEQ        row length [256]              BATCH    rows per step [8]       STEPS  optimizer steps
+#   PACK_MODE  dllm-pack mode [empty: pretrain packing; reversal: --mode sft]
 #   LR WARMUP  learning rate, warmup steps   EVAL_EVERY  held-out evaluation period
 #   DIM LAYERS HEADS KV_HEADS FFN            the from-scratch model (default: stories260K's shape)
 #   MC         Monte-Carlo samples of dllm-score [32]    SEED  every seed [1]
