@@ -14,6 +14,7 @@
 #   DEVICE     cpu | cuda [cpu]              RUN      prefix command for train/sample/score, e.g. RUN='srun -G1'
 #   TXT        raw text [share/data/tinystories/tinystories_val.txt]   DATA_BYTES  first N bytes of it (0: all) [0]
 #   SEQ        row length [256]              BATCH    rows per step [8]       STEPS  optimizer steps
+#   PACK_MODE  dllm-pack mode [empty: pretrain packing; reversal: --mode sft]
 #   LR WARMUP  learning rate, warmup steps   EVAL_EVERY  held-out evaluation period
 #   DIM LAYERS HEADS KV_HEADS FFN            the from-scratch model (default: stories260K's shape)
 #   MC         Monte-Carlo samples of dllm-score [32]    SEED  every seed [1]
@@ -72,7 +73,7 @@ $(OUT)/tokens.msgpack.zst: $(OUT)/stories260K/config.json $(OUT)/vars.data
 	if [ $(DATA_BYTES) -gt 0 ]; then head -c $(DATA_BYTES) $(TXT); else cat $(TXT); fi | \
 	  $(TOK) -t $(OUT)/stories260K/tokenizer.json $(TOK_ARGS) -o $@
 $(OUT)/rows.msgpack.zst: $(OUT)/tokens.msgpack.zst
-	$(PACK) -L $(SEQ) --shuffle --seed $(SEED) $(PACK_SPLIT) $< -o $@
+	$(PACK) -L $(SEQ) --shuffle --seed $(SEED) $(PACK_SPLIT) $(PACK_MODE) $< -o $@
 $(OUT)/rows.valid.msgpack.zst: $(OUT)/rows.msgpack.zst ;
 $(OUT)/train.msgpack.zst: $(OUT)/rows.msgpack.zst
 	$(MASK) --seed $(SEED) --copies $(COPIES) $< -o $@
@@ -80,6 +81,8 @@ $(OUT)/valid.msgpack.zst: $(OUT)/rows.valid.msgpack.zst
 	$(MASK) --seed $$(( $(SEED) + 1 )) $< -o $@
 VALID_P ?= 0.05
 PACK_SPLIT ?= --split valid=$(VALID_P)
+# dllm-pack's mode: empty = pretrain (documents joined and cut into rows)
+PACK_MODE ?=
 
 # the from-scratch model: a Llama config of the variables' shape (vocab size
 # and token ids come from the data header)

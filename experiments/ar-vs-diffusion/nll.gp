@@ -2,7 +2,8 @@
 set terminal png size 800,500
 set output png
 set datafile separator "\t"
-set key top right
+# outside the plot: the curves can sit anywhere (a flat diffusion curve ran through it)
+set key below
 set logscale x
 set xlabel "training FLOPs (6 x params x tokens)"
 set ylabel "held-out nats/token"

@@ -22,14 +22,24 @@ import argparse, json, os, random
 ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kl", "st", "tr", "gr"]
 VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
 CODAS = ["", "", "n", "r", "l", "m", "s", "x"]
+# --names short: an initial that the stories260K tokenizer has as a word-start
+# token, then two of its two-letter pieces ("Tomen" -> T om en): 3 tokens a
+# name, so a fact is ~14 tokens instead of ~21 and the models spend their
+# capacity on the pairing rather than on spelling long names
+SHORT_INITIALS = ["B", "H", "L", "M", "O", "S", "T"]
+SHORT_PIECES = ["an", "en", "in", "on", "ar", "er", "or", "il", "ot", "et", "id", "im", "ad", "am", "om",
+                "un", "ut", "ay", "ow", "es", "is", "it", "at", "ed", "ir", "ig", "ou", "re", "le", "ri"]
 
 
-def names(rng, n):
-    """n distinct capitalised 2-3 syllable names."""
+def names(rng, n, style):
+    """n distinct capitalised names: 2-3 syllables (long) or 3 tokens (short)."""
     out, seen = [], set()
     while len(out) < n:
-        w = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(rng.randrange(2, 4))) + rng.choice(CODAS)
-        w = w.capitalize()
+        if style == "short":
+            w = rng.choice(SHORT_INITIALS) + rng.choice(SHORT_PIECES) + rng.choice(SHORT_PIECES)
+        else:
+            w = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(rng.randrange(2, 4))) + rng.choice(CODAS)
+            w = w.capitalize()
         if w not in seen:
             seen.add(w)
             out.append(w)
@@ -49,10 +59,11 @@ def main():
     ap.add_argument("--both", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--choices", type=int, default=4)
+    ap.add_argument("--names", choices=["short", "long"], default="short")
     ap.add_argument("outdir")
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    people = names(rng, 2 * a.pairs)
+    people = names(rng, 2 * a.pairs, a.names)
     pairs = list(zip(people[:a.pairs], people[a.pairs:]))
     n_both = int(a.both * a.pairs)
     control, test = pairs[:n_both], pairs[n_both:]
