@@ -14,10 +14,9 @@ fi
 if [ ! -x "$BIN/dllm-train" ] || [ ! -x "$BIN/dllm-score" ]; then skip "experiments smoke" "programs not built"; exit 0; fi
 # the outer make's flags (jobserver, -k, ...) are not the experiments'
 unset MAKEFLAGS MFLAGS MAKELEVEL
-# OpenMP threads that sleep instead of spinning between these tiny kernels:
-# on a busy 2-core machine spinning made THREADS=2 ~15x slower (17 s vs 1 s);
-# the numbers do not change (the check below is the proof)
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}; export OMP_WAIT_POLICY
+# No OMP_WAIT_POLICY here any more: the programs settle a short spin
+# themselves (share/io/dl_omp_env.c, issue 15); on a busy 2-core machine
+# libgomp's default spinning had made THREADS=2 ~15x slower (17 s vs 1 s).
 for e in conversion ar-vs-diffusion reversal; do
     for j in 1 2; do
         start=$(date +%s)
