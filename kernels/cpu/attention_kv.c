@@ -20,7 +20,9 @@
  * Does not: paged / ring caches, sliding windows, bf16 caches.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "cpu.h"
 
 #define KC 128          /* keys per online-softmax chunk */
@@ -94,10 +96,54 @@ void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, co
 }
 
 /* The window variant (kernels.h dl_k_attention_cached_fwd): every query of
- * row b sees keys [0, n_keys[b]) of cache row rows[b]; same one_query. */
+ * row b sees keys [0, n_keys[b]) of cache row rows[b].  All queries of a row
+ * see the same keys, so per (row, head) this is attention.c's forward
+ * shape: scores S (n, nk) = scale Q K^T by one single-threaded sgemm, a
+ * row softmax, out = (S / l) V by another; one query at a time with E = 8
+ * (stories260K) had made --cache prefix slower than no cache.  Scratch:
+ * one (n, Tmax) score block per thread; without it, the one-query loop. */
+static int attend_window(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
+                         const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax, int Hq, int Hk, int E) {
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && n >= 0);
+    const int rep = Hq / Hk;
+    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
+    const float scale = 1.0f / sqrtf((float)E);
+    size_t work = 0;
+    for (int b = 0; b < B; b++) work += (size_t)(n_keys[b] > 0 ? n_keys[b] : 0);
+    work *= (size_t)Hq * n * E * 2;
+    const int nt = cpu_nthreads(d, work, 65536);
+    float *scr = malloc((size_t)nt * n * (Tmax > 0 ? Tmax : 1) * sizeof *scr);   /* (nt, n, Tmax) */
+    if (!scr) return -1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (long t = 0; t < (long)B * Hq; t++) {
+        int h = (int)(t % Hq), b = (int)(t / Hq), g = h / rep;
+        int nk = n_keys[b] > Tmax ? Tmax : n_keys[b] < 0 ? 0 : n_keys[b];
+        float *O = out + (size_t)b * n * ldq + (size_t)h * E;   /* query j at O + j ldq */
+        if (nk == 0) {
+            for (int j = 0; j < n; j++) memset(O + (size_t)j * ldq, 0, sizeof(float) * (size_t)E);
+            continue;
+        }
+        size_t r = rows ? (size_t)rows[b] : (size_t)b;
+        const float *Q = q + (size_t)b * n * ldq + (size_t)h * E;
+        const float *K = kcache + r * Tmax * ldk + (size_t)g * E, *V = vcache + r * Tmax * ldk + (size_t)g * E;
+        float *S = scr + (size_t)omp_get_thread_num() * n * Tmax;
+        cpu_gemm_serial(d, 0, 1, n, nk, E, scale, Q, (int)ldq, K, (int)ldk, 0.0f, S, nk);
+        for (int j = 0; j < n; j++) {
+            float *row = S + (size_t)j * nk;
+            float inv = 1.0f / cpu_row_exp_sum(row, nk, cpu_row_max(row, nk));
+#pragma omp simd
+            for (int k = 0; k < nk; k++) row[k] *= inv;
+        }
+        cpu_gemm_serial(d, 0, 0, n, E, nk, 1.0f, S, nk, V, (int)ldk, 0.0f, O, (int)ldq);
+    }
+    free(scr);
+    return 0;
+}
+
 void cpu_attention_cached_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
                               const void *vcv, const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax,
                               int Hq, int Hk, int E) {
     CPU_F32(dt);
-    attend_cache(d, outv, qv, kcv, vcv, rows, n_keys, 0, B, n, Tmax, Hq, Hk, E);
+    if (attend_window(d, outv, qv, kcv, vcv, rows, n_keys, B, n, Tmax, Hq, Hk, E))   /* no scratch */
+        attend_cache(d, outv, qv, kcv, vcv, rows, n_keys, 0, B, n, Tmax, Hq, Hk, E);
 }
