@@ -9,7 +9,9 @@
 #   kernels/      nothing of share/ (KNOWN below would list a pending exception; none)
 #   X/ (a program: tok pack mask cat train sample score)
 #                 its own folder, io, tok, model; never kernels, never
-#                 another program's folder
+#                 another program's folder; nor does it CALL into kernels/
+#                 (checked on the objects: kernels.h reaches programs
+#                 through dl_model.h, its dl_dev_* / dl_k_* are not theirs)
 # and inside each folder no cycle: among modules (x.c, x.h and x_internal.h
 # are one module) by #include "...", and by calls (undefined -> defined
 # symbols of the folder's build/ objects, when they exist).  Cycles are
@@ -118,4 +120,25 @@ for dir in share/io share/tok share/model kernels kernels/cpu kernels/ref $PROGR
     join "$TMP/uses" "$TMP/defs.s" | awk '$2 != $3 { print $2, $3 }' | sort -u > "$TMP/calls"
     cycles "$dir: calls between files" "$TMP/calls"
 done
+
+# calls across layers: a program's objects call no function defined in
+# kernels/ (dl_dev_*, dl_k_*: programs reach the device through share/model;
+# kernels.h is visible to them only because dl_model.h includes it)
+kobjs=$(find build/kernels -name '*.o' 2>/dev/null)
+if [ -z "$kobjs" ]; then
+    echo "skip - programs' calls into kernels/: not built (make first)"
+else
+    for o in $kobjs; do nm --defined-only -g "$o" 2>/dev/null | awk 'NF == 3 { print $3 }'; done | sort -u > "$TMP/kdefs"
+    kbad=0
+    for dir in $PROGRAMS; do
+        for o in build/"$dir"/*.o; do
+            [ -f "$o" ] || continue
+            nm -u "$o" 2>/dev/null | awk '{ print $NF }' | sort -u | join - "$TMP/kdefs" | while read -r sym; do
+                echo "not ok - ${o#build/} calls $sym (kernels/): programs reach the device only through share/model"
+            done
+        done
+    done > "$TMP/kcalls"
+    if [ -s "$TMP/kcalls" ]; then cat "$TMP/kcalls"; status=1
+    else echo "ok - no program calls into kernels/ directly"; fi
+fi
 exit $status

@@ -42,8 +42,10 @@ int train_dp_open(train_dp *dp, const char *kind, int on_cuda, double timeout_s,
 }
 
 void train_dp_close(train_dp *dp) {
-    if (dp->adam_m) dl_dev_free(dp->dev, dp->adam_m);
-    if (dp->adam_v) dl_dev_free(dp->dev, dp->adam_v);
+    if (dp->m) {
+        dl_optim_moments_free(dp->m, dp->adam_m);
+        dl_optim_moments_free(dp->m, dp->adam_v);
+    }
     dl_comm_free(dp->comm);
     free(dp->off);
     memset(dp, 0, sizeof *dp);
@@ -67,19 +69,9 @@ int train_dp_shard_state(train_dp *dp, dl_model *m, char *err, size_t errlen) {
         return 0;
     }
     size_t lo = dp->off[dp->rank], k = dp->off[dp->rank + 1] - lo;
-    dp->dev = m->dev;
-    dp->adam_m = dl_dev_alloc(m->dev, (k ? k : 1) * sizeof(float));   /* zero-filled: a fresh start */
-    dp->adam_v = dl_dev_alloc(m->dev, (k ? k : 1) * sizeof(float));
-    if (!dp->adam_m || !dp->adam_v)
+    dp->m = m;
+    if (dl_optim_take_share(m, lo, k, &dp->adam_m, &dp->adam_v))
         return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (AdamW moments of %zu parameters)", k);
-    if (m->adam_m) {   /* resumed: the whole state was loaded, keep this rank's share */
-        dl_dev_d2d(m->dev, dp->adam_m, m->adam_m + lo, k * sizeof(float));
-        dl_dev_d2d(m->dev, dp->adam_v, m->adam_v + lo, k * sizeof(float));
-        dl_dev_sync(m->dev);
-        dl_dev_free(m->dev, m->adam_m);
-        dl_dev_free(m->dev, m->adam_v);
-        m->adam_m = m->adam_v = NULL;
-    }
     dp->opt_bytes = 2 * k * sizeof(float);
     return 0;
 }
@@ -119,8 +111,8 @@ int train_dp_state_view(train_dp *dp, const dl_model *m, dl_model *view, char *e
     float *whole[2] = { NULL, NULL };   /* (n) m, v on rank 0 only */
     int rc = 0;
     if (dp->rank == 0) {
-        whole[0] = dl_dev_alloc(m->dev, n * sizeof(float));
-        whole[1] = dl_dev_alloc(m->dev, n * sizeof(float));
+        whole[0] = dl_optim_moments_alloc(m, n);
+        whole[1] = dl_optim_moments_alloc(m, n);
         if (!whole[0] || !whole[1])
             rc = dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (gathering the AdamW moments to save)");
     }
@@ -135,7 +127,7 @@ int train_dp_state_view(train_dp *dp, const dl_model *m, dl_model *view, char *e
 
 void train_dp_state_view_free(train_dp *dp, const dl_model *m, dl_model *view) {
     (void)dp;
-    if (view->adam_m && view->adam_m != m->adam_m) dl_dev_free(m->dev, view->adam_m);
-    if (view->adam_v && view->adam_v != m->adam_v) dl_dev_free(m->dev, view->adam_v);
+    if (view->adam_m != m->adam_m) dl_optim_moments_free(m, view->adam_m);
+    if (view->adam_v != m->adam_v) dl_optim_moments_free(m, view->adam_v);
     view->adam_m = view->adam_v = NULL;
 }

@@ -92,7 +92,7 @@ static int start_upto(train_gsync *g, int layer, char *err, size_t errlen) {
     int synced = 0;
     while (g->next < g->n_b && g->ready[g->next] >= layer) {
         if (!synced) {   /* a GPU's kernels were only issued */
-            dl_dev_sync(g->m->dev);
+            dl_model_sync(g->m);
             synced = 1;
         }
         size_t a = g->b[g->next][0], n = g->b[g->next][1] - a;

@@ -160,9 +160,9 @@ typedef struct {
     int zero;              /* --zero 1 */
     size_t *off;           /* (size+1) ZeRO-1 shares of the parameter block, or NULL */
     /* ZeRO-1 over P > 1 ranks: this rank's AdamW moments, (off[rank+1] -
-     * off[rank]) each, on dev; NULL otherwise (then m->adam_m / adam_v) */
+     * off[rank]) each, on m's device; NULL otherwise (then m->adam_m / adam_v) */
     float *adam_m, *adam_v;
-    dl_dev *dev;
+    const dl_model *m;     /* the model whose device holds them (set with them) */
     size_t opt_bytes;      /* bytes of AdamW state this rank holds */
 } train_dp;
 /* kind: --comm (auto|single|mpi|nccl); timeout_s: --comm-timeout. */

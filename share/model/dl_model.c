@@ -361,6 +361,8 @@ int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen) {
     return 0;
 }
 
+void dl_model_sync(dl_model *m) { dl_dev_sync(m->dev); }
+
 void dl_model_zero_grads(dl_model *m) {
     if (m->grads) dl_dev_memset0(m->dev, m->grads, m->n_params * sizeof(float));
     if (m->lora) m->lora_ops->zero_grads(m->lora);   /* LoRA hook */

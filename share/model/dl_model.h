@@ -208,6 +208,10 @@ const float *dl_model_logits(const dl_model *m);
  * dl_model_zero_grads once per optimizer step). */
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen);
 void dl_model_zero_grads(dl_model *m);
+/* Waits until the work issued on m's device is done (a GPU's kernels run
+ * asynchronously; on the CPU this returns at once): before another process
+ * reads m's buffers, e.g. an all-reduce of the gradients. */
+void dl_model_sync(dl_model *m);
 
 /* Layer blocks shared by dl_model_forward and dl_model_forward_kv (same
  * kernels, same order, so cached and full forwards agree):

@@ -52,3 +52,29 @@ void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t 
                    (float)c->beta2, (float)c->eps, 0.0f, (int)step, gs);
     dl_dev_sync(d);
 }
+
+float *dl_optim_moments_alloc(const dl_model *m, size_t n) { return dl_dev_alloc(m->dev, (n ? n : 1) * sizeof(float)); }
+
+void dl_optim_moments_free(const dl_model *m, float *p) {
+    if (p) dl_dev_free(m->dev, p);
+}
+
+int dl_optim_take_share(dl_model *m, size_t lo, size_t k, float **sm, float **sv) {
+    *sm = dl_optim_moments_alloc(m, k);
+    *sv = dl_optim_moments_alloc(m, k);
+    if (!*sm || !*sv) {
+        dl_optim_moments_free(m, *sm);
+        dl_optim_moments_free(m, *sv);
+        *sm = *sv = NULL;
+        return -1;
+    }
+    if (m->adam_m) {   /* resumed: keep this share of the whole state */
+        dl_dev_d2d(m->dev, *sm, m->adam_m + lo, k * sizeof(float));
+        dl_dev_d2d(m->dev, *sv, m->adam_v + lo, k * sizeof(float));
+        dl_dev_sync(m->dev);
+        dl_dev_free(m->dev, m->adam_m);
+        dl_dev_free(m->dev, m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+    }
+    return 0;
+}

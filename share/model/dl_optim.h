@@ -47,4 +47,17 @@ void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t 
 void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
                          size_t hi, float *sm, float *sv);
 
+/* ZeRO-1's sharded moments, kept on m's device so callers above the model
+ * layer never touch the device themselves.
+ * dl_optim_moments_alloc: n floats (n >= 1), zero-filled; NULL when out of
+ * memory.  dl_optim_moments_free: frees one (NULL is fine).
+ * dl_optim_take_share: *sm, *sv get k floats each (k may be 0): zero-filled
+ * (a fresh start), or, when m holds whole moments (a resumed state), the
+ * elements [lo, lo+k) of them; the whole moments are then freed and
+ * m->adam_m / adam_v set to NULL.  Returns 0, or -1 when out of memory
+ * (then nothing changed and *sm, *sv are NULL). */
+float *dl_optim_moments_alloc(const dl_model *m, size_t n);
+void dl_optim_moments_free(const dl_model *m, float *p);
+int dl_optim_take_share(dl_model *m, size_t lo, size_t k, float **sm, float **sv);
+
 #endif

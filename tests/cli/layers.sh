@@ -1,8 +1,8 @@
 #!/bin/sh
 # tests/cli/layers.sh — scripts/check-layers.sh on this tree (every include
 # follows the layer rules, no include or call cycle inside a folder), and on
-# two small broken trees to show it can fail: io including the tokenizer,
-# and two tokenizer files calling each other.
+# three small broken trees to show it can fail: io including the tokenizer,
+# two tokenizer files calling each other, a program calling dl_dev_alloc.
 . "$(dirname "$0")/lib.sh"
 CHECK=$ROOT/scripts/check-layers.sh
 
@@ -27,3 +27,12 @@ sh "$CHECK" "$T/cyc" > "$T/cyc.out" 2>&1; rc=$?
 is "an include cycle inside share/tok fails the check" "$rc" 1
 check "reports the include cycle" "grep -q 'not ok - share/tok: includes between modules: cycle' '$T/cyc.out'"
 check "reports the call cycle" "grep -q 'not ok - share/tok: calls between files: cycle' '$T/cyc.out'"
+
+# a program calling the device layer directly (kernels.h reaches it through dl_model.h)
+mkdir -p "$T/kc/train" "$T/kc/kernels" "$T/kc/build/train" "$T/kc/build/kernels"
+printf 'void *dl_dev_alloc(void *d, unsigned long n);\nvoid *grab(void) { return dl_dev_alloc(0, 4); }\n' > "$T/kc/train/dp.c"
+printf 'void *dl_dev_alloc(void *d, unsigned long n) { (void)d; (void)n; return 0; }\n' > "$T/kc/kernels/dispatch.c"
+cc -c "$T/kc/train/dp.c" -o "$T/kc/build/train/dp.o" && cc -c "$T/kc/kernels/dispatch.c" -o "$T/kc/build/kernels/dispatch.o"
+sh "$CHECK" "$T/kc" > "$T/kc.out" 2>&1; rc=$?
+is "a program calling dl_dev_* fails the check" "$rc" 1
+check "names the call" "grep -q 'not ok - train/dp.o calls dl_dev_alloc (kernels/)' '$T/kc.out'"
