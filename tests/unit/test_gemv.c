@@ -6,7 +6,8 @@
  *    bf16 weights, N = 1, 2, 3, 5, 16, C = 7, 64, 100 (tails of the 8-lane
  *    loop), O = 1, 5, 37, 300 (tails of the 4-row blocks), with and
  *    without bias; and the result is bit-identical with 1 and 2 threads
- *    (the summation order depends on C only).  N = 17 > 16 falls back to
+ *    and to each input computed alone (N = 1: the one-row path; N >= 3:
+ *    4 x 2 tiles): the summation order depends on C only.  N = 17 > 16 falls back to
  *    the GEMM (bit-identical to GEMV off).
  * 2. Model: dl_model_forward_kv decoding (prefill 6 tokens with GEMV off,
  *    then 8 single-token steps) on a random model (dim 64, 2 layers, GQA
@@ -33,7 +34,7 @@ static void fill(float *x, size_t n, uint64_t seed) {
 
 static void test_op(dl_dev *cpu, dl_dev *cpu1, dl_dev *ref) {
     const int Ns[] = { 1, 2, 3, 5, 16, 17 }, Cs[] = { 7, 64, 100 }, Os[] = { 1, 5, 37, 300 };
-    int bad = 0, cases = 0, nondet = 0, fallback_bad = 0;
+    int bad = 0, cases = 0, nondet = 0, fallback_bad = 0, tiled_bad = 0;
     for (int wb = 0; wb < 2; wb++)
         for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
             for (size_t b = 0; b < sizeof Cs / sizeof *Cs; b++)
@@ -65,6 +66,13 @@ static void test_op(dl_dev *cpu, dl_dev *cpu1, dl_dev *ref) {
                                                       wb ? "bf16" : "f32", N, C, O, i, got[i], want[i]);
                             }
                         nondet += memcmp(got, got1, sizeof(float) * N * O) != 0;
+                        if (N <= 16)   /* each input alone (the one-row path) == its row of the batch (4 x 2 tiles) */
+                            for (int n = 0; n < N; n++) {
+                                dl_dev_cpu_gemv(cpu, 16);
+                                dl_k_linear_fwd(cpu, DL_F32, wdt, gemm, x + (size_t)n * C, wp, bp, 1, C, O);
+                                dl_dev_cpu_gemv(cpu, 0);
+                                tiled_bad += memcmp(gemm, got + (size_t)n * O, sizeof(float) * O) != 0;
+                            }
                         if (N > 16) fallback_bad += memcmp(got, gemm, sizeof(float) * N * O) != 0;
                         cases++;
                         free(x); free(w); free(bias); free(want); free(got); free(got1); free(gemm); free(wh);
@@ -72,6 +80,7 @@ static void test_op(dl_dev *cpu, dl_dev *cpu1, dl_dev *ref) {
     DL_CHECK(bad == 0, "GEMV linear_fwd == ref within 1e-5 (f32 and bf16 weights, %d cases, %d bad elements)",
              cases, bad);
     DL_CHECK(nondet == 0, "GEMV bit-identical with 1 and 2 threads (%d cases differ)", nondet);
+    DL_CHECK(tiled_bad == 0, "GEMV of N inputs bit-identical to each input alone (%d rows differ)", tiled_bad);
     DL_CHECK(fallback_bad == 0, "N = 17 > 16 rows runs the GEMM (%d cases differ)", fallback_bad);
     DL_CHECK(dl_dev_cpu_gemv(cpu, 99) == 16 && dl_dev_cpu_gemv(cpu, -1) == 16 && dl_dev_cpu_gemv(cpu, 0) == 0,
              "dl_dev_cpu_gemv caps at 16, -1 asks, 0 turns it off");
