@@ -341,6 +341,8 @@ int main(int argc, char **argv) {
     } else {
         rc = run_streams(c, paths, npaths, err, sizeof err);
     }
+    char note[256];
+    if (!rc && sc_adapt_note(c, note, sizeof note)) dl_info("%s", note);
     sc_close(c);
     free(paths);
     if (rc) dl_die(-rc, "%s", err);

@@ -1,0 +1,81 @@
+/* dl_adapt.c — thread count under contention; the rules are in dl_adapt.h. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dl_adapt.h"
+#include "dl_log.h"
+
+int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns) {
+    *run_ns = *wait_ns = 0;
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;   /* a thread that just ended */
+        unsigned long long r, w;
+        if (fscanf(f, "%llu %llu", &r, &w) == 2) {
+            *run_ns += r;
+            *wait_ns += w;
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return n > 0 ? 0 : -1;
+}
+
+void dl_adapt_init(dl_adapt *a, int max_threads) {
+    memset(a, 0, sizeof *a);
+    a->max = a->cur = max_threads > 0 ? max_threads : 1;
+    a->backoff = DL_ADAPT_PROBE;
+    const char *dyn = getenv("OMP_DYNAMIC"), *opt = getenv("DLLM_ADAPT_THREADS");
+    if (a->max <= 1) return;
+    if (dyn && (!strcmp(dyn, "false") || !strcmp(dyn, "FALSE") || !strcmp(dyn, "0"))) return;
+    if (opt && !strcmp(opt, "0")) return;
+    if (dl_adapt_sched_totals(&a->run0, &a->wait0)) return;
+    a->on = 1;
+    a->t0 = dl_now();
+}
+
+int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns) {
+    double busy = (double)run_ns + (double)wait_ns;
+    int contended = busy > 0 && (double)wait_ns / busy > DL_ADAPT_WAIT;
+    if (a->probing) {   /* the probe's answer: stay at max, or back down and wait longer */
+        a->probing = 0;
+        if (contended) {
+            a->cur = a->max - 1;
+            a->backoff = a->backoff * 2 < DL_ADAPT_PROBE_MAX ? a->backoff * 2 : DL_ADAPT_PROBE_MAX;
+            a->probe_at = now + a->backoff;
+        } else {
+            a->backoff = DL_ADAPT_PROBE;
+        }
+    } else if (contended && a->cur > 1) {
+        a->cur--;
+        a->drops++;
+        a->probe_at = now + a->backoff;
+    } else if (a->cur < a->max && now >= a->probe_at) {
+        a->cur = a->max;
+        a->probing = 1;
+        a->probes++;
+    }
+    return a->cur;
+}
+
+int dl_adapt_step(dl_adapt *a) {
+    if (!a->on) return a->max;
+    double now = dl_now();
+    if (now - a->t0 < DL_ADAPT_INTERVAL) return a->cur;
+    uint64_t r, w;
+    if (dl_adapt_sched_totals(&r, &w)) return a->cur;
+    int n = dl_adapt_decide(a, now, r - a->run0, w - a->wait0);
+    a->t0 = now;
+    a->run0 = r;
+    a->wait0 = w;
+    return n;
+}

@@ -1,0 +1,65 @@
+/* dl_adapt.h — how many threads to use while other processes compete for
+ * the cores (issue 15, "Shared cores").
+ *
+ * The signal: Linux keeps, per thread, the time it ran and the time it sat
+ * on a run queue ready to run (/proc/self/task/TID/schedstat, fields 1 and
+ * 2).  On cores we have to ourselves our threads never wait; with a
+ * neighbour they wait about as long as the neighbour runs.  So over an
+ * interval: waited = wait / (run + wait) of all our threads together.
+ * Processes on cores we are not allowed on (a cluster job's affinity mask)
+ * never make us wait, so they do not count, unlike the load average.
+ *
+ * The policy (dl_adapt_decide, a pure function so tests can feed it):
+ *  - every DL_ADAPT_INTERVAL seconds of wall time, look at the interval;
+ *  - waited > DL_ADAPT_WAIT with more than one thread: one thread fewer
+ *    (with N threads on a busy machine, barriers wait for the slowest,
+ *    so fewer threads that each keep a core go faster);
+ *  - below the maximum, every `backoff` seconds (DL_ADAPT_PROBE, doubling
+ *    up to DL_ADAPT_PROBE_MAX while probes keep finding the neighbour)
+ *    go back to the maximum for one interval to see whether the
+ *    neighbour has left (one thread alone cannot tell: it never waits
+ *    when a core is free).
+ * Results do not depend on it: the callers (share/model's forward passes)
+ * only change the CPU thread count of ops whose results are independent
+ * of it (rows, heads or GEMM panels are split among threads, never a sum).
+ *
+ * Off (dl_adapt_init) when: max <= 1; the user set OMP_DYNAMIC=false (the
+ * OpenMP way to say "use exactly my thread count"); DLLM_ADAPT_THREADS=0;
+ * or the kernel has no schedstat.
+ * Does not: pick more threads than asked, move threads between cores,
+ * adapt training (its reductions are not shown to be thread-count free).
+ */
+#ifndef DL_ADAPT_H
+#define DL_ADAPT_H
+#include <stdint.h>
+
+#define DL_ADAPT_INTERVAL 0.1   /* seconds between looks */
+#define DL_ADAPT_WAIT 0.15      /* waited fraction that counts as contention */
+#define DL_ADAPT_PROBE 1.0      /* first back-off before trying the maximum again, seconds */
+#define DL_ADAPT_PROBE_MAX 8.0
+
+typedef struct {
+    int on;
+    int max, cur;             /* threads asked for; threads in use */
+    double t0;                /* the interval's start (dl_now) */
+    uint64_t run0, wait0;     /* our threads' totals then, ns */
+    double probe_at, backoff; /* when to try max again; the current back-off */
+    int probing;              /* this interval runs max threads as a probe */
+    int drops, probes;        /* how often it stepped down / probed (for the summary line) */
+} dl_adapt;
+
+/* Run and run-queue wait of all threads of this process, ns.  0, or -1
+ * when /proc/self/task/.../schedstat cannot be read. */
+int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns);
+
+void dl_adapt_init(dl_adapt *a, int max_threads);
+
+/* The policy on one interval: `now` (seconds), the interval's run and wait
+ * (ns, all threads).  Updates a and returns the threads for what follows. */
+int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns);
+
+/* Call between steps: returns the threads for the next step (a->max when
+ * off).  Reads schedstat only once an interval has passed. */
+int dl_adapt_step(dl_adapt *a);
+
+#endif
