@@ -435,7 +435,8 @@ static int word(dl_tok *t, const char *s, size_t n, int raw, dl_u32buf *out) {
     if (cached) {
         h = tok_hash(s, n);
         int64_t e = tok_strmap_get_h(&b->cache, s, n, h);
-        if (e >= 0) return dl_u32buf_append(out, b->cache_ids + b->cache_ent[e].off, b->cache_ent[e].n);
+        if (e >= 0)   /* a word that encodes to nothing has no ids stored (cache_ids may be NULL) */
+            return b->cache_ent[e].n ? dl_u32buf_append(out, b->cache_ids + b->cache_ent[e].off, b->cache_ent[e].n) : 0;
     }
     if (b->ignore_merges) {
         int64_t id = tok_strmap_get(raw ? &b->raw_vocab : &b->vocab, s, n);

@@ -533,6 +533,29 @@ static void check_specials(void) {
     }
 }
 
+/* A word that encodes to no ids (no vocabulary entry for its symbols, no
+ * unk token), seen twice: the second time it comes from the word cache,
+ * which holds no ids for it (fuzz_tok_load, 2026-12-05: the cache lookup
+ * computed NULL + 0; clang's UBSan reports that).  The seed is the fuzzer's
+ * reproducer. */
+static void check_empty_word_cached(void) {
+    char err[256] = "";
+    dl_tok *t = NULL;
+    const char *path = "tests/fuzz/corpus/tok_load/empty-word-cached.json";
+    if (dl_tok_load(&t, path, err, sizeof err)) {
+        DL_CHECK(0, "load %s (%s)", path, err);
+        return;
+    }
+    dl_u32buf once = { 0 }, twice = { 0 };
+    int rc1 = dl_tok_encode(t, "Hello", 5, &once, err, sizeof err);
+    int rc2 = dl_tok_encode(t, "Hello Hello Hello", 17, &twice, err, sizeof err);
+    DL_CHECK(rc1 == 0 && rc2 == 0 && once.n == 0 && twice.n == 0,
+             "a word that encodes to nothing, again from the word cache: no ids, no error (%zu, %zu)", once.n, twice.n);
+    dl_u32buf_free(&once);
+    dl_u32buf_free(&twice);
+    dl_tok_free(t);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--save")) {
         for (size_t k = 0; k < 3; k++) {
@@ -546,6 +569,7 @@ int main(int argc, char **argv) {
     check_real_vectors();
     check_synth();
     check_specials();
+    check_empty_word_cached();
     char dir[] = "/tmp/dllm-test-tok-XXXXXX";
     if (mkdtemp(dir)) {
         for (size_t k = 0; k < 3; k++) {
