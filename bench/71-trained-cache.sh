@@ -1,10 +1,14 @@
 #!/bin/sh
 # bench/71-trained-cache.sh — the diffusion caches on TRAINED checkpoints
 # (issue 12; bench/70-decode.sh measures them on random weights, where the
-# fraction of identical tokens means nothing).  Both checkpoints are made
-# here from stories260K (converted: mask token added, bidirectional) and
-# fine-tuned DLLM_BENCH_CACHE_STEPS steps (default 200, batch 8, rows of
-# 256 tokens of share/data/tinystories/tinystories_val.txt):
+# fraction of identical tokens means nothing).  Both checkpoints come from
+# bench/trained_ckpts.sh (made once, shared with bench/73-cache-quality.sh,
+# which measures their quality: cloze accuracy by sampling, ELBO):
+# stories260K (converted: mask token added, bidirectional) fine-tuned
+# DLLM_BENCH_CACHE_STEPS steps (default 1000) as MDLM (--shift-logits), and
+# DLLM_BENCH_BD3_STEPS steps (default 100) as BD3 (batch 8, rows of 256
+# tokens of share/data/tinystories/tinystories_val.txt without its held-out
+# tail):
 #  1. block diffusion (BD3LM, dllm-train --block-diffusion 32, dllm-mask
 #     --block 32): sampling with the exact block cache (--cache prefix)
 #     against recomputing every block-causal forward (--cache none):
@@ -22,25 +26,18 @@
 # Numbers are as measured on whatever else runs on the machine.
 cd "$(dirname "$0")/.." || exit 3
 [ -x bin/dllm-sample ] || { echo "trained-cache: bin/dllm-sample is not built (make first): skipped"; exit 0; }
-N=${DLLM_BENCH_CACHE_STEPS:-200}
+N=${DLLM_BENCH_CACHE_STEPS:-1000}
+NB=${DLLM_BENCH_BD3_STEPS:-100}
 TH=${DLLM_BENCH_THREADS:-1}
+D=$(sh bench/trained_ckpts.sh) || { echo "trained-cache: training failed"; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/dllm-bench-cache.XXXXXX") || exit 3
 trap 'rm -rf "$W"' EXIT
-S=share/data/stories260K
-bin/dllm-train -q --init $S/stories260K.bin -o "$W/s260" --steps 0 &&
-bin/dllm-tok -q -t "$W/s260/tokenizer.json" share/data/tinystories/tinystories_val.txt |
-    bin/dllm-pack -q -L 256 --shuffle --seed 1 -o "$W/rows.msgpack" &&
-bin/dllm-mask -q --seed 1 --block 32 "$W/rows.msgpack" -o "$W/bd3.msgpack" &&
-bin/dllm-mask -q --seed 1 "$W/rows.msgpack" -o "$W/mdlm.msgpack" || { echo "trained-cache: data failed"; exit 1; }
-T="--steps $N --batch 8 --lr 2e-3 --warmup 20 --threads $TH"
-bin/dllm-train -q --init "$W/s260" "$W/bd3.msgpack" --block-diffusion 32 -o "$W/bd3" $T &&
-bin/dllm-train -q --init "$W/s260" "$W/mdlm.msgpack" -o "$W/mdlm" $T || { echo "trained-cache: training failed"; exit 1; }
 printf '%s\n' "Once upon a time" "One day, a little girl named Lily" "Tom and his dog" "The sun was" > "$W/p.txt"
-bin/dllm-tok -q -t "$W/s260/tokenizer.json" --lines "$W/p.txt" -o "$W/p.msgpack" || exit 1
+bin/dllm-tok -q -t "$D/s260/tokenizer.json" --lines "$W/p.txt" -o "$W/p.msgpack" || exit 1
 
 # run CKPT CACHE: records in $W/CKPT.CACHE.rec, generated ids (one a line) in .ids, stderr in .err
 run() {
-    bin/dllm-sample -j $TH -m "$W/$1" --keep-eos -n 128 --steps 128 --block-length 32 -t 0 --cache "$2" \
+    bin/dllm-sample -j $TH -m "$D/$1" --keep-eos -n 128 --steps 128 --block-length 32 -t 0 --cache "$2" \
         "$W/p.msgpack" -o "$W/$1.$2.msgpack" 2> "$W/$1.$2.err" || { echo "trained-cache: dllm-sample failed"; exit 1; }
     bin/dllm-cat --no-header "$W/$1.$2.msgpack" > "$W/$1.$2.rec"
     sed 's/.*"ids":\[\([^]]*\)\].*"n_prompt":\([0-9]*\).*/\2 \1/' "$W/$1.$2.rec" |
@@ -54,7 +51,7 @@ frac() { paste "$W/$1" "$W/$2" | awk '$1 == $2 { s++ } END { printf "%.3f", (NR 
 for c in none prefix; do run bd3 $c; done
 t=$(tps bd3 prefix); tn=$(tps bd3 none)
 if cmp -s "$W/bd3.prefix.rec" "$W/bd3.none.rec" && [ -s "$W/bd3.none.ids" ]; then same=yes; else same=no; fi
-echo "trained-cache bd3 stories260K ($N steps, --block-diffusion 32), gen 128, 4 prompts, $TH thread(s): tokens/s exact cache $t, recomputed $tn, ratio $(ratio "$t" "$tn"); NFE $(nfe bd3 prefix) vs $(nfe bd3 none); identical: $same"
+echo "trained-cache bd3 stories260K ($NB steps, --block-diffusion 32), gen 128, 4 prompts, $TH thread(s): tokens/s exact cache $t, recomputed $tn, ratio $(ratio "$t" "$tn"); NFE $(nfe bd3 prefix) vs $(nfe bd3 none); identical: $same"
 
 for c in none prefix dual; do run mdlm $c; done
 tn=$(tps mdlm none)
