@@ -79,8 +79,9 @@ static const smp_preset PRESETS[] = {
       "          template is not turned on: add --chat for Dream-v0-Instruct-7B (chatml,\n"
       "          without its template's default system message)", DREAM },
     { "fast-dllm", "Fast-dLLM's parallel decoding on LLaDA (NVlabs/Fast-dLLM, GSM8K script)",
-      "no KV cache (Fast-dLLM's prefix/dual cache are approximations; dllm-sample runs\n"
-      "          every forward in full)", FAST_DLLM },
+      "the cache is not turned on (eval_gsm8k.sh's \"parallel\" run): add --cache prefix\n"
+      "          or --cache dual for its \"prefix / dual cache+parallel\" runs (approximate\n"
+      "          caches, as Fast-dLLM's)", FAST_DLLM },
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 

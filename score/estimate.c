@@ -86,6 +86,14 @@ int sc_open(sc_ctx **out, const char *ckpt, const sc_opts *o, char *err, size_t 
     int rc = dl_model_open_infer(&c->m, &info, &io, err, errlen);
     if (rc) { sc_close(c); return rc; }
     const dl_config *cf = &c->m.cfg;
+    if (cf->block_diffusion > 0 && !info.causal) {   /* its likelihood needs the x_t (+) x_0 block-causal forward */
+        int bd = cf->block_diffusion;   /* cf dies with c */
+        sc_close(c);
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "%s: a block-diffusion checkpoint (block_diffusion %d): "
+                         "dllm-score scores with full attention only, which is not this model's likelihood; its "
+                         "ELBO on held-out rows masked with dllm-mask --block %d: dllm-train --init %s --valid FILE "
+                         "--steps 0", ckpt, bd, bd, ckpt);
+    }
     c->V = cf->vocab_size;
     c->causal = info.causal;
     c->shift = !c->causal && (o->shift_logits || cf->shift_logits);

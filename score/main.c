@@ -79,15 +79,17 @@ static const dl_opt OPTS[] = {
 };
 
 static const char SYNOPSIS[] =
-    "dllm-score -m CKPT [options] [TOKENS|ROWS...]   (no file or '-': stdin)\n"
+    "dllm-score -m CKPT [options] [TOKENS|ROWS|SAMPLES...]   (no file or '-': stdin)\n"
     "       dllm-score -m CKPT --task FILE.jsonl [options]";
 static const char DESCRIPTION[] =
-    "Scores every record of a `tokens` or `rows` stream with a diffusion model (Monte-Carlo,\n"
+    "Scores every record of a `tokens`, `rows` or `samples` stream with a diffusion model (Monte-Carlo,\n"
     "--mc samples, seeded per record) or exactly with a causal model (--causal):\n"
     "  no n_prompt: the whole sequence (minus n_pad padding): diffusion ELBO = mean over\n"
     "    samples t ~ U(eps,1), positions masked with probability t, of sum_masked ce / t;\n"
     "    causal: sum over tokens 1..n-1 of -log p(token | prefix);\n"
-    "  n_prompt > 0: -log p(response | prompt), LLaDA's stratified estimator (--cfg).\n"
+    "  n_prompt > 0: -log p(response | prompt), LLaDA's stratified estimator (--cfg);\n"
+    "    dllm-sample's output scored by another model (--causal) is the generative perplexity.\n"
+    "Block-diffusion checkpoints are refused (full attention is not their likelihood).\n"
     "Output: a `scores` stream {nll (nats, an upper bound for diffusion), n_tokens, se,\n"
     "n_prompt, carried keys}; summary on stderr and --summary FILE: nats/token, bits/token,\n"
     "perplexity (bound), standard error, records, tokens.\n"
@@ -173,7 +175,7 @@ static int run_streams(sc_ctx *c, char **paths, int npaths, char *err, size_t er
     uint64_t lo = 0, hi = UINT64_MAX, index_base = 0;
     if ((rc = dl_reader_open(&rd, paths, npaths, err, errlen)) ||
         (rc = dl_reader_peek_header(rd, err, errlen)) ||
-        (rc = dl_reader_expect(rd, 1u << DL_KIND_TOKENS | 1u << DL_KIND_ROWS, err, errlen)) ||
+        (rc = dl_reader_expect(rd, 1u << DL_KIND_TOKENS | 1u << DL_KIND_ROWS | 1u << DL_KIND_SAMPLES, err, errlen)) ||
         (rc = dl_reader_slice(rd, is_stdin, common.shard_i, common.shard_n, common.shard_given, &lo, &hi, err, errlen))) {
         if (rd) dl_reader_close(rd);
         return rc;

@@ -123,3 +123,14 @@ is "--greedy: the model's own greedy continuation is greedy, a changed one is no
    "$(sed -n 's/.*"greedy":\([a-z]*\).*/\1/p' "$T/greedy.out" | tr '\n' ' ')" "true false "
 is "without --greedy no greedy key" \
    "$(dllm-cat --from-json "$T/greedy.jsonl" | dllm-score -q -m "$S" --causal | dllm-cat -n | grep -c greedy)" 0
+
+# ------------------------------------------------ a `samples` stream (generative perplexity)
+# dllm-sample's records carry n_prompt: scored as -log p(response | prompt), the same as a tokens stream of them
+dllm-sample -q -m "$S" --causal -p "Once upon a time" -n 12 -t 0 -o "$T/gen.msgpack" 2> "$ERR" || notok "sample for scoring" "$(head -n 3 "$ERR")"
+dllm-score -q -m "$S" --causal "$T/gen.msgpack" | dllm-cat --no-header > "$T/gen-samples.out"
+dllm-cat --no-header "$T/gen.msgpack" | sed 's/,"nfe".*}/}/' > "$T/gen.jsonl"
+{ echo '{"dllm":1,"kind":"tokens"}'; cat "$T/gen.jsonl"; } | dllm-cat --from-json | dllm-score -q -m "$S" --causal |
+    dllm-cat --no-header > "$T/gen-tokens.out"
+is "a samples stream scores like the same ids and n_prompt as tokens" \
+   "$(sed 's/,"nfe".*}/}/' "$T/gen-samples.out")" "$(cat "$T/gen-tokens.out")"
+check "its nll is finite and over the 12 generated tokens" "grep -q '\"n_tokens\":12' '$T/gen-samples.out'"

@@ -52,3 +52,8 @@ for extra in "" "-t 1 --seed 4" "--cfg 0.5" "--threshold 0.3"; do
     done
     check "block diffusion $extra: every mask filled" "! grep -q '[[,]63[],]' $T/none.jsonl"
 done
+
+# dllm-score has no block-causal path: a block-diffusion checkpoint is refused, not scored with full attention
+expect_exit 2 "dllm-score refuses a block-diffusion checkpoint" "dllm-score -q -m $T/ck $T/p.msgpack -o $T/sc.msgpack"
+expect_err "block_diffusion 8.*dllm-train --init" "the refusal names block_diffusion and says how to get its ELBO"
+no_file "$T/sc.msgpack" "no scores file left behind"
