@@ -180,6 +180,22 @@ static inline int dl_attn_visible(int i, int j, int len, int T, dl_attn_mask mas
     if (i < L) return j < L ? lj / block == li / block : lj / block < li / block;
     return j >= L && lj / block <= li / block;
 }
+/* DL_ATTN_BD3's visible keys of query i as two ranges, ascending and
+ * disjoint: [r[0], r[1]) then [r[2], r[3]) (empty when start >= end); the
+ * same set as dl_attn_visible (tests/unit/test_kernels.c), without a
+ * division per key.  Noisy i < L: its own block of x_t, then the clean
+ * blocks before it; clean i >= L: nothing in x_t, then x_0 up to its block. */
+static inline void dl_attn_bd3_ranges(int i, int len, int T, int block, int r[4]) {
+    int L = T / 2, li = i % L, b0 = li / block * block, b1 = b0 + block;
+    int cut = len < L ? (len < 0 ? 0 : len) : L;
+    if (i < L) {
+        r[0] = b0 < cut ? b0 : cut; r[1] = b1 < cut ? b1 : cut;
+        r[2] = L; r[3] = L + (b0 < cut ? b0 : cut);
+    } else {
+        r[0] = r[1] = 0;
+        r[2] = L; r[3] = L + (b1 < cut ? b1 : cut);
+    }
+}
 /* one past the last visible key of query i (0: none) */
 static inline int dl_attn_jend(int i, int len, int T, dl_attn_mask mask, int block) {
     int j = T;

@@ -50,7 +50,33 @@ static void *dput(const void *h, size_t bytes) {
     return p;
 }
 
+/* dl_attn_bd3_ranges (what the CPU kernel walks) is dl_attn_visible's set
+ * for every query and key, over half-lengths, blocks and cuts incl. ragged ones. */
+static void check_ranges(void) {
+    int bad = 0, cases = 0;
+    for (int L = 1; L <= 12; L++)
+        for (int block = 1; block <= L + 1; block++)
+            for (int len = -1; len <= L + 2; len++) {
+                int T = 2 * L;
+                for (int i = 0; i < T; i++) {
+                    int r[4], jend = 0;
+                    dl_attn_bd3_ranges(i, len, T, block, r);
+                    if (!(r[0] <= r[1] || r[0] == r[1]) || (r[1] > r[0] && r[3] > r[2] && r[1] > r[2])) bad++;
+                    for (int j = 0; j < T; j++) {
+                        int in = (j >= r[0] && j < r[1]) || (j >= r[2] && j < r[3]);
+                        if (in != dl_attn_visible(i, j, len, T, DL_ATTN_BD3, block)) bad++;
+                        if (in) jend = j + 1;
+                    }
+                    if (jend != dl_attn_jend(i, len, T, DL_ATTN_BD3, block)) bad++;
+                    cases++;
+                }
+            }
+    DL_CHECK(bad == 0, "BD3 visible keys as two ranges == dl_attn_visible for every key (%d queries, %d bad)", cases,
+             bad);
+}
+
 int main(void) {
+    check_ranges();
     char err[256];
     json_error_t je;
     fm = json_load_file("tests/data/model/fixture.json", 0, &je);
