@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,12 +147,12 @@ def main():
         ot, on, oids = ours_run(a, ckpt, prompts, cache, work)
         same = sum(1 for i in range(P, P + a.gen_length)
                    if i < len(oids) and i < len(rids) and oids[i] == rids[i])
-        print("fastdllm %s --cache %s (gen %d, block %d, %d threads): tokens/s ours %.1f, Fast-dLLM PyTorch %.1f, "
+        print("fastdllm %s --cache %s (gen %d, block %d, %d thread%s): tokens/s ours %.1f, Fast-dLLM PyTorch %.1f, "
               "ratio %.2f; NFE %d vs %d; ids identical: %s (%d/%d generated tokens)"
-              % (label, cache, a.gen_length, a.block_length, a.threads, ot, rt, ot / rt if rt > 0 else 0.0,
+              % (label, cache, a.gen_length, a.block_length, a.threads, "" if a.threads == 1 else "s",
+                 ot, rt, ot / rt if rt > 0 else 0.0,
                  on, rn, "yes" if oids == rids else "no", same, a.gen_length), flush=True)
     if not a.work:
-        import shutil
         shutil.rmtree(work, ignore_errors=True)
 
 
