@@ -37,7 +37,8 @@ modeling_llada.py for a block type not built here) is stubbed when absent.
 
 Source (not in this repository): Fast-dLLM's llada directory, e.g.
   mkdir -p DIR && git -C /work/.mirror/NVlabs+Fast-dLLM/repo archive HEAD llada | tar -x -C DIR
-Run from the repository root:
+The model is built by tests/ref/fastdllm_llada.py (shared with
+bench/fastdllm_speed.py).  Run from the repository root:
   /work/venv/bin/python tests/ref/gen_fastdllm_fixture.py --src DIR/llada
 `make test` never runs this script.
 """
@@ -45,9 +46,10 @@ import argparse
 import copy
 import json
 import os
-import sys
 
 import torch
+
+import fastdllm_llada   # tests/ref/fastdllm_llada.py: Fast-dLLM's model and samplers
 
 OUT = "tests/data/fastdllm"
 D, L, H, KV, F, V = 32, 2, 4, 2, 48, 48
@@ -58,65 +60,6 @@ PROMPTS = [[3, 17, 5, 29, 11, 8], [40, 2, 33, 7, 19, 25, 14, 9, 30, 12, 6]]
 # (steps, gen_length, block_length, threshold)
 GRID = [(16, 32, 8, None), (12, 32, 8, None), (32, 32, 8, None), (8, 32, 32, None), (6, 24, 12, None),
         (16, 32, 8, 0.3), (32, 32, 16, 0.5), (32, 32, 8, 0.9), (16, 16, 4, 0.1)]
-
-
-def build(src):
-    sys.path.insert(0, os.path.abspath(src))
-    try:
-        import einops  # noqa: F401
-    except ImportError:   # modeling_llada.py imports it for a block type we do not build
-        import types
-        stub = types.ModuleType("einops")
-        def rearrange(*a, **k):
-            raise RuntimeError("einops is not installed")
-        stub.rearrange = rearrange
-        sys.modules["einops"] = stub
-    from model.configuration_llada import LLaDAConfig
-    from model.modeling_llada import LLaDAModelLM, LLaDAModel, create_model_config_from_pretrained_config
-    cfg = LLaDAConfig(d_model=D, n_heads=H, n_kv_heads=KV, n_layers=L, mlp_ratio=4, mlp_hidden_size=F,
-                      activation_type="silu", block_type="llama", block_group_size=1, alibi=False, rope=True,
-                      rope_full_precision=True, rope_theta=10000.0, flash_attention=False, attention_dropout=0.0,
-                      multi_query_attention=None, attention_layer_norm=False, residual_dropout=0.0,
-                      embedding_dropout=0.0, input_emb_norm=False, layer_norm_type="rms", layer_norm_with_affine=True,
-                      rms_norm_eps=1e-5, attention_layer_norm_with_affine=True, max_sequence_length=64,
-                      include_qkv_bias=False, include_bias=False, bias_for_layer_norm=False, scale_logits=False,
-                      vocab_size=V, embedding_size=V, weight_tying=False, eos_token_id=EOS, pad_token_id=EOS,
-                      mask_token_id=MASK, init_device="cpu", init_fn="mitchell", init_std=0.02,
-                      precision="amp_bf16", use_cache=False, architectures=["LLaDAModelLM"],
-                      auto_map={"AutoConfig": "configuration_llada.LLaDAConfig",
-                                "AutoModel": "modeling_llada.LLaDAModelLM",
-                                "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM"})
-    cfg.use_cache = False
-    mc = create_model_config_from_pretrained_config(cfg)
-    mc.init_device = "cpu"
-    model = LLaDAModelLM(cfg, model=LLaDAModel(mc, init_params=True)).eval()
-    g = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.25 * torch.randn(p.shape, generator=g))
-        model.model.transformer.ff_out.weight.mul_(HEAD_STD / 0.25)
-    return model
-
-
-class NoMask(torch.nn.Module):
-    """The model with its mask-id logit at -inf (see the header); every
-    argument, past_key_values and replace_position included, passes through."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.m = model
-
-    @property
-    def device(self):
-        return self.m.device
-
-    def forward(self, *a, **k):
-        out = self.m(*a, **k)
-        out.logits[..., MASK] = float("-inf")
-        return out
 
 
 def run_cases(gen, model):
@@ -139,25 +82,21 @@ def main():
     ap.add_argument("--src", required=True, help="Fast-dLLM's llada directory")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = build(args.src)
-    import generate as gen   # Fast-dLLM's llada/generate.py (imports model.modeling_llada)
-    os.makedirs(OUT, exist_ok=True)
-    model.save_pretrained(OUT, safe_serialization=True)
-    for f in os.listdir(OUT):   # generation_config.json: not part of the layout we test
-        if f == "generation_config.json":
-            os.remove(os.path.join(OUT, f))
+    gen = fastdllm_llada.load(args.src)
+    model = fastdllm_llada.build(args.src, D, L, H, KV, F, V, MASK, EOS, 64, SEED, 0.25, HEAD_STD)
+    fastdllm_llada.save(model, OUT)
     with open(os.path.join(OUT, "prompts.jsonl"), "w") as f:
         f.write(json.dumps({"dllm": 1, "kind": "tokens",
                             "tokenizer": {"vocab_size": V, "mask_id": MASK, "eos_id": EOS}},
                            separators=(",", ":")) + "\n")
         for i, p in enumerate(PROMPTS):
             f.write(json.dumps({"ids": p, "id": "p%d" % i}, separators=(",", ":")) + "\n")
-    cases = run_cases(gen, NoMask(model))
+    cases = run_cases(gen, fastdllm_llada.NoMask(model, MASK))
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("# sampler steps gen_length block_length threshold prompt nfe : ids (Fast-dLLM, fp32)\n")
         for name, steps, n, bl, thr, pi, nfe, ids in cases:
             f.write("%s %d %d %d %s %d %d : %s\n" % (name, steps, n, bl, thr, pi, nfe, ",".join(map(str, ids))))
-    c64 = run_cases(gen, NoMask(copy.deepcopy(model).double()))
+    c64 = run_cases(gen, fastdllm_llada.NoMask(copy.deepcopy(model).double(), MASK))
     with open(os.path.join(OUT, "fp64_differs.txt"), "w") as f:
         for a, b in zip(cases, c64):
             if a[7] != b[7]:
