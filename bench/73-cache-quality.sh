@@ -73,11 +73,9 @@ acc() {
 }
 frac() { paste -d ' ' "$W/$1" "$W/$2" | awk '$2 == $4 { s++ } END { printf "%.3f", (NR ? s / NR : 0) }'; }
 # genppl CKPT CACHE: perplexity of the generated tokens under the AR stories260K
-# (dllm-score reads tokens streams: the samples header's kind is relabelled;
-# each record's n_prompt makes it score -log p(generated | context))
+# (each record's n_prompt makes dllm-score score -log p(generated | context))
 genppl() {
-    bin/dllm-cat "$W/$1.$2.msgpack" | sed '1s/"kind":"samples"/"kind":"tokens"/' | bin/dllm-cat --from-json -o "$W/$1.$2.tok" &&
-    bin/dllm-score -q -m "$D/s260" --causal -j "$TH" "$W/$1.$2.tok" -o /dev/null --summary "$W/$1.$2.ppl" 2> /dev/null &&
+    bin/dllm-score -q -m "$D/s260" --causal -j "$TH" "$W/$1.$2.msgpack" -o /dev/null --summary "$W/$1.$2.ppl" 2> /dev/null &&
         sed -n 's/^ *"perplexity": \([0-9.eE+-]*\),*$/\1/p' "$W/$1.$2.ppl" | head -n 1 | awk '{ printf "%.2f", $1 }'
 }
 # task CKPT [ARGS]: dllm-score --task greedy-match accuracy "p ± se"
