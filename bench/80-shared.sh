@@ -13,6 +13,8 @@
 #   shared NAME UNIT: quiet ours X, reference Y, ratio Z
 #   shared NAME UNIT: 1 neighbour ours X (F of quiet), reference Y (G), ratio Z
 #   shared NAME UNIT: 2 neighbours ...
+# DLLM_BENCH_SHARED="sample_diff score ...": only those workloads (train64
+# train256 sample_diff sample_ar score; default all).
 # Models: the demo's demo-out/stories260K(-mdlm) when present, else skipped
 # (run `make demo` first); the dim-256 model is random (as bench/30-train.sh).
 cd "$(dirname "$0")/.." || exit 3
@@ -95,6 +97,7 @@ best() {   # WORKLOAD: best of REPS, ours and ref alternating -> "OURS REF"
 for wl in "train64:train (dim 64, demo) tokens/s" "train256:train (dim 256, bench) tokens/s" \
           "sample_diff:sample diffusion tokens/s" "sample_ar:sample AR tokens/s" "score:score ELBO tokens/s"; do
     name=${wl%%:*}; label=${wl#*:}
+    case " ${DLLM_BENCH_SHARED:-$name} " in *" $name "*) ;; *) continue ;; esac
     set -- $(best "w_$name") || { echo "shared: $name failed"; exit 1; }
     q_o=$1 q_r=$2
     echo "shared $label: quiet ours $q_o, reference $q_r, ratio $(awk -v a="$q_o" -v b="$q_r" 'BEGIN { printf "%.2f", a / b }')"

@@ -1,5 +1,4 @@
 /* dl_adapt.c — thread count under contention; the rules are in dl_adapt.h. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,26 +7,15 @@
 
 int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns) {
     *run_ns = *wait_ns = 0;
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.') continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;   /* a thread that just ended */
-        unsigned long long r, w;
-        if (fscanf(f, "%llu %llu", &r, &w) == 2) {
-            *run_ns += r;
-            *wait_ns += w;
-            n++;
-        }
-        fclose(f);
-    }
-    closedir(dir);
-    return n > 0 ? 0 : -1;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (!f) return -1;
+    unsigned long long r, w;
+    int ok = fscanf(f, "%llu %llu", &r, &w) == 2;
+    fclose(f);
+    if (!ok) return -1;
+    *run_ns = r;
+    *wait_ns = w;
+    return 0;
 }
 
 void dl_adapt_init(dl_adapt *a, int max_threads) {

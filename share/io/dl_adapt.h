@@ -2,10 +2,15 @@
  * the cores (issue 15, "Shared cores").
  *
  * The signal: Linux keeps, per thread, the time it ran and the time it sat
- * on a run queue ready to run (/proc/self/task/TID/schedstat, fields 1 and
- * 2).  On cores we have to ourselves our threads never wait; with a
- * neighbour they wait about as long as the neighbour runs.  So over an
- * interval: waited = wait / (run + wait) of all our threads together.
+ * on a run queue ready to run (/proc/thread-self/schedstat, fields 1 and
+ * 2).  The caller is the program's main thread, which runs all the time
+ * (the serial parts, and its share of every parallel region): on cores we
+ * have to ourselves it never waits; with a neighbour it waits about as long
+ * as the neighbour runs.  So over an interval: waited = wait / (run + wait)
+ * of the calling thread.  Not the OpenMP workers': they sleep between
+ * parallel regions, and each wake-up counts as run-queue wait even on an
+ * idle machine (summing all threads read 20-40% "waited" on a quiet
+ * machine and cost sampling a quarter of its speed).
  * Processes on cores we are not allowed on (a cluster job's affinity mask)
  * never make us wait, so they do not count, unlike the load average.
  *
@@ -48,8 +53,8 @@ typedef struct {
     int drops, probes;        /* how often it stepped down / probed (for the summary line) */
 } dl_adapt;
 
-/* Run and run-queue wait of all threads of this process, ns.  0, or -1
- * when /proc/self/task/.../schedstat cannot be read. */
+/* Run and run-queue wait of the calling thread, ns.  0, or -1 when
+ * /proc/thread-self/schedstat cannot be read. */
 int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns);
 
 void dl_adapt_init(dl_adapt *a, int max_threads);
@@ -58,8 +63,9 @@ void dl_adapt_init(dl_adapt *a, int max_threads);
  * (ns, all threads).  Updates a and returns the threads for what follows. */
 int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns);
 
-/* Call between steps: returns the threads for the next step (a->max when
- * off).  Reads schedstat only once an interval has passed. */
+/* Call between steps, from the thread that called dl_adapt_init: returns
+ * the threads for the next step (a->max when off).  Reads schedstat only
+ * once an interval has passed. */
 int dl_adapt_step(dl_adapt *a);
 
 #endif

@@ -70,7 +70,7 @@ static void test_switches(void) {
     for (long i = 0; i < 20000000; i++) x += (double)i;
     int rc1 = dl_adapt_sched_totals(&r1, &w1);
     if (rc0 || rc1) {
-        printf("skip - schedstat: /proc/self/task/*/schedstat not readable here\n");
+        printf("skip - schedstat: /proc/thread-self/schedstat not readable here\n");
         DL_CHECK(!a.on, "without schedstat adaptation is off");
     } else {
         DL_CHECK(a.on, "on by default with 2 threads");

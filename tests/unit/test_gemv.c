@@ -4,7 +4,8 @@
  * 1. Op: dl_k_linear_fwd with GEMV on (rows = 16) equals the ref backend's
  *    linear_fwd (float64 sums) within atol 1e-5 + rtol 1e-5, for f32 and
  *    bf16 weights, N = 1, 2, 3, 5, 16, C = 7, 64, 100 (tails of the 8-lane
- *    loop), O = 1, 5, 37, 300 (tails of the 4-row blocks), with and
+ *    loop), O = 1, 5, 37, 300, 700 (tails of the 4-row blocks; 700 x 100
+ *    f32 is over 256 KiB: the one-row path at N < 3), with and
  *    without bias; and the result is bit-identical with 1 and 2 threads
  *    and to each input computed alone (N = 1: the one-row path; N >= 3:
  *    4 x 2 tiles): the summation order depends on C only.  N = 17 > 16 falls back to
@@ -33,7 +34,7 @@ static void fill(float *x, size_t n, uint64_t seed) {
 }
 
 static void test_op(dl_dev *cpu, dl_dev *cpu1, dl_dev *ref) {
-    const int Ns[] = { 1, 2, 3, 5, 16, 17 }, Cs[] = { 7, 64, 100 }, Os[] = { 1, 5, 37, 300 };
+    const int Ns[] = { 1, 2, 3, 5, 16, 17 }, Cs[] = { 7, 64, 100 }, Os[] = { 1, 5, 37, 300, 700 };
     int bad = 0, cases = 0, nondet = 0, fallback_bad = 0, tiled_bad = 0;
     for (int wb = 0; wb < 2; wb++)
         for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
