@@ -182,7 +182,7 @@ static inline int dl_attn_visible(int i, int j, int len, int T, dl_attn_mask mas
 }
 /* DL_ATTN_BD3's visible keys of query i as two ranges, ascending and
  * disjoint: [r[0], r[1]) then [r[2], r[3]) (empty when start >= end); the
- * same set as dl_attn_visible (tests/unit/test_kernels.c), without a
+ * same set as dl_attn_visible (tests/unit/test_bd3.c), without a
  * division per key.  Noisy i < L: its own block of x_t, then the clean
  * blocks before it; clean i >= L: nothing in x_t, then x_0 up to its block. */
 static inline void dl_attn_bd3_ranges(int i, int len, int T, int block, int r[4]) {

@@ -94,6 +94,16 @@ DL_CLONES static void prob_row(float *p, int jm, int T, float lse) {
     memset(p + jm, 0, sizeof(float) * (size_t)(T - jm));
 }
 
+/* DL_ATTN_BD3: zero p[0..T) outside its two visible ranges r (dl_attn_bd3_ranges) */
+static void bd3_zero_holes(float *p, const int r[4], int T) {
+    int j = 0;
+    for (int k = 0; k < 4; k += 2) {
+        for (; j < r[k]; j++) p[j] = 0.0f;
+        if (r[k + 1] > j) j = r[k + 1];
+    }
+    for (; j < T; j++) p[j] = 0.0f;
+}
+
 /* DL_ATTN_BD3 (visible keys not a prefix): softmax over the visible entries
  * of p[0..T) (scores), exact zeros elsewhere; returns lse (-inf: none).
  * The visible keys are two ranges (dl_attn_bd3_ranges), walked in
@@ -107,15 +117,12 @@ static float softmax_row_bd3(float *p, int i, int len, int T, int block) {
     for (int k = 0; k < 4; k += 2)
         for (int j = r[k]; j < r[k + 1]; j++)
             if (p[j] > mx) mx = p[j];
-    int j = 0;
-    for (int k = 0; k < 4; k += 2) {
-        for (; j < r[k] && j < T; j++) p[j] = 0.0f;
-        for (; j < r[k + 1]; j++) { p[j] = cpu_expf(p[j] - mx); sum += p[j]; }
-    }
-    for (; j < T; j++) p[j] = 0.0f;
+    for (int k = 0; k < 4; k += 2)
+        for (int j = r[k]; j < r[k + 1]; j++) { p[j] = cpu_expf(p[j] - mx); sum += p[j]; }
+    bd3_zero_holes(p, r, T);
     if (sum == 0.0f) return -INFINITY;
     float inv = 1.0f / sum;
-    for (j = 0; j < T; j++) p[j] *= inv;
+    for (int j = 0; j < T; j++) p[j] *= inv;
     return mx + logf(sum);
 }
 
@@ -198,14 +205,9 @@ static void recompute_probs(const dl_dev *d, float *P, const float *Q, const flo
         for (int i = i0; i < i1; i++) {
             prob_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T, L[i]);
             if (mask == DL_ATTN_BD3) {   /* its visible keys are not a prefix: zero the holes */
-                int r[4], j = 0;
+                int r[4];
                 dl_attn_bd3_ranges(i, len, T, block, r);
-                float *row = P + (size_t)i * T;
-                for (int k = 0; k < 4; k += 2) {
-                    for (; j < r[k] && j < T; j++) row[j] = 0.0f;
-                    if (r[k + 1] > j) j = r[k + 1];
-                }
-                for (; j < T; j++) row[j] = 0.0f;
+                bd3_zero_holes(P + (size_t)i * T, r, T);
             }
         }
     }

@@ -47,7 +47,7 @@ typedef struct {
     int on;
     int max, cur;             /* threads asked for; threads in use */
     double t0;                /* the interval's start (dl_now) */
-    uint64_t run0, wait0;     /* our threads' totals then, ns */
+    uint64_t run0, wait0;     /* the calling thread's totals then, ns */
     double probe_at, backoff; /* when to try max again; the current back-off */
     int probing;              /* this interval runs max threads as a probe */
     int drops, probes;        /* how often it stepped down / probed (for the summary line) */
@@ -60,7 +60,7 @@ int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns);
 void dl_adapt_init(dl_adapt *a, int max_threads);
 
 /* The policy on one interval: `now` (seconds), the interval's run and wait
- * (ns, all threads).  Updates a and returns the threads for what follows. */
+ * (ns, of the calling thread).  Updates a and returns the threads for what follows. */
 int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns);
 
 /* Call between steps, from the thread that called dl_adapt_init: returns

@@ -365,8 +365,8 @@ void dl_model_sync(dl_model *m) { dl_dev_sync(m->dev); }
 
 void dl_model_adapt_threads(dl_model *m, int on) {
     if (m->adapt.on) dl_dev_cpu_threads(m->dev, m->adapt.max);   /* back to what was asked */
-    int max = dl_dev_cpu_threads(m->dev, 0);
-    dl_adapt_init(&m->adapt, on && dl_dev_kind_of(m->dev) == DL_DEV_CPU ? max : 1);
+    /* other backends answer 1 thread, which leaves the adaptation off */
+    dl_adapt_init(&m->adapt, on ? dl_dev_cpu_threads(m->dev, 0) : 1);
 }
 
 int dl_model_adapt_note(const dl_model *m, char *buf, size_t n) {
