@@ -24,6 +24,7 @@ typedef struct dl_backend_ops {
     int (*supports)(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
     int (*cpu_blas)(dl_dev *d, int on);                 /* NULL: no BLAS switch */
     int (*cpu_gemv)(dl_dev *d, int rows);               /* NULL: no GEMV switch */
+    int (*cpu_pack)(dl_dev *d, int on);                 /* NULL: no packed-weight switch */
     /* memory */
     void *(*alloc)(dl_dev *d, size_t bytes);
     void (*free)(dl_dev *d, void *p);

@@ -81,6 +81,7 @@ int dl_dev_cpu_threads(dl_dev *d, int n) {
     return d->threads;
 }
 int dl_dev_cpu_gemv(dl_dev *d, int rows) { return d->ops->cpu_gemv ? d->ops->cpu_gemv(d, rows) : 0; }
+int dl_dev_cpu_pack(dl_dev *d, int on) { return d->ops->cpu_pack ? d->ops->cpu_pack(d, on) : 0; }
 void *dl_dev_alloc(dl_dev *d, size_t bytes) { return d->ops->alloc(d, bytes); }
 void dl_dev_free(dl_dev *d, void *p) { d->ops->free(d, p); }
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes) { d->ops->memset0(d, p, bytes); }

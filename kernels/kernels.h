@@ -106,6 +106,17 @@ int dl_dev_cpu_blas(dl_dev *d, int on);
  * sampler's decode steps.  -1 only asks.  Returns the setting now in
  * effect (0 on other backends). */
 int dl_dev_cpu_gemv(dl_dev *d, int rows);
+/* CPU only, for inference: on = 1 makes linear_fwd with f32 weights read a
+ * copy of each weight packed in 32-column panels, made on its first use
+ * (kernels/cpu/linear_packed.c: no per-call packing, so a few rows run at
+ * about 1.5x OpenBLAS's speed).  Each output element is then one FMA chain
+ * over k in order, whatever N, the threads or the tile (rows agree exactly
+ * between a block and a full forward); it differs from the GEMM's order by
+ * ~1e-6 relative.  Costs one more copy of each weight; the weights must not
+ * change while it is on.  0 turns it off and frees the copies; -1 only asks.
+ * Returns the setting in effect (0 on other backends).  The diffusion
+ * sampler turns it on. */
+int dl_dev_cpu_pack(dl_dev *d, int on);
 /* CPU only: the threads ops use from now on, n in 1 .. the count
  * dl_dev_open gave (larger is capped); n <= 0 only asks.  No forward op's
  * result depends on it (threads split rows, heads or GEMM panels, never a

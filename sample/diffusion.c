@@ -435,6 +435,11 @@ int smp_diffusion_batch(dl_model *m, const smp_opts *o, smp_row *rows, int n, ch
         (rc = dl_select_init(&sel, m, &scfg, Mmax, 0, err, errlen)) ||
         (rc = dl_model_reserve(m, nf * n, Tmax, nf * Mmax, DL_ACTS_INFER, err, errlen)))
         goto free_all;
+    /* the weights stay fixed while sampling: every linear reads a copy packed
+     * once (CPU), so a cached step's 32-row block is not dominated by the
+     * GEMM packing each weight again; a block's rows then equal the full
+     * forward's exactly (kernels/cpu/linear_packed.c) */
+    dl_model_pack_weights(m, 1);
 
     for (;;) {
         /* 1. every unfinished row picks its next step */

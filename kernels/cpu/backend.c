@@ -60,7 +60,10 @@ int dl_backend_cpu_open(dl_dev *d, int index, char *err, size_t errlen) {
 
 static void cpu_close(dl_dev *d) {
     cpu_state *st = cpu_st(d);
-    if (st) free(st->rope_tab);
+    if (st) {
+        free(st->rope_tab);
+        cpu_packed_free(st);
+    }
     free(st);
     d->be = NULL;
 }
@@ -77,6 +80,13 @@ static int cpu_blas(dl_dev *d, int on) {
 static int cpu_gemv_set(dl_dev *d, int rows) {
     if (rows >= 0) cpu_st(d)->gemv_rows = rows > CPU_GEMV_NMAX ? CPU_GEMV_NMAX : rows;
     return cpu_st(d)->gemv_rows;
+}
+
+static int cpu_pack_set(dl_dev *d, int on) {
+    cpu_state *st = cpu_st(d);
+    if (on == 0) cpu_packed_free(st);
+    if (on >= 0) st->pack_on = on ? 1 : 0;
+    return st->pack_on;
 }
 
 /* f32 everywhere; bf16 weights with f32 activations for the ops that take
@@ -105,6 +115,7 @@ static void cpu_sync(dl_dev *d) { (void)d; }
 
 const dl_backend_ops dl_backend_cpu_ops = {
     .name = "cpu", .close = cpu_close, .supports = cpu_supports, .cpu_blas = cpu_blas, .cpu_gemv = cpu_gemv_set,
+    .cpu_pack = cpu_pack_set,
     .alloc = cpu_alloc, .free = cpu_free, .memset0 = cpu_memset0, .h2d = cpu_copy, .d2h = cpu_copy,
     .d2d = cpu_d2d, .sync = cpu_sync,
     .embedding_fwd = cpu_embedding_fwd, .embedding_bwd = cpu_embedding_bwd,

@@ -24,6 +24,13 @@
 typedef struct cpu_state {
     int use_blas;         /* 1: cblas_sgemm (only when built with OpenBLAS); 0: plain C */
     int gemv_rows;        /* linear_fwd with N <= gemv_rows runs cpu_gemv (gemv.c); 0 = never (default) */
+    /* linear_fwd of f32 weights from packed copies (linear_packed.c) when
+     * pack_on; the copies, one per weight pointer, live until it goes off
+     * or cpu_close */
+    int pack_on;
+    struct cpu_packed *packed;
+    int n_packed, cap_packed;
+    size_t packed_bytes;
     /* RoPE cos/sin table (rope.c), the one scratch an op allocates itself:
      * rope_tab[(p * E/2 + j) * 2 + {0: cos, 1: sin}] for positions
      * p < rope_npos, built for (rope_theta, rope_E); rebuilt when those change
@@ -89,6 +96,15 @@ void cpu_linear_fwd_bf16w(dl_dev *d, float *out, const float *inp, const uint16_
 /* out (N,O) = inp (N,C) @ w (O,C)^T [+ bias]; w f32 (bf16 = 0) or bf16 (gemv.c) */
 void cpu_gemv(dl_dev *d, float *out, const float *inp, const void *w, int bf16, const float *bias, int N, int C,
               int O);
+/* linear_fwd from the packed copy of w (linear_packed.c); 0: w takes the
+ * GEMM (over the memory limit, or out of memory) */
+int cpu_linear_packed(dl_dev *d, float *out, const float *inp, const float *w, const float *bias, int N, int C, int O);
+void cpu_packed_free(cpu_state *st);
+/* Which twin cpu_linear_packed runs: 1 the AVX-512 one where the CPU has it
+ * (the default), 0 the AVX2 / baseline one; -1 only asks.  Both compute each
+ * element as the same FMA chain (tests/unit/test_linear_packed.c compares
+ * them bit for bit). */
+int cpu_packed_avx512(int on);
 #define CPU_GEMV_NMAX 16   /* the most rows dl_dev_cpu_gemv accepts */
 void cpu_embedding_fwd_bf16w(dl_dev *d, float *out, const uint32_t *ids, const uint16_t *wte, int N, int D);
 

@@ -9,7 +9,8 @@
  * panels across OpenMP threads).  dbias is OpenMP over column slices, rows
  * summed in order (independent of the thread count).
  * With dl_dev_cpu_gemv(d, n) set, N <= n rows go to cpu_gemv (gemv.c)
- * instead, f32 or bf16 weights.
+ * instead, f32 or bf16 weights; with dl_dev_cpu_pack on, f32 weights go to
+ * cpu_linear_packed (linear_packed.c).
  * Does not: fuse activations, handle a transposed weight layout.
  */
 #include <string.h>
@@ -22,6 +23,7 @@ void cpu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *outv, const void
         cpu_gemv(d, outv, inpv, wv, wdt == DL_BF16, biasv, N, C, O);
         return;
     }
+    if (wdt == DL_F32 && cpu_st(d)->pack_on && cpu_linear_packed(d, outv, inpv, wv, biasv, N, C, O)) return;
     if (wdt == DL_BF16) {
         cpu_linear_fwd_bf16w(d, outv, inpv, wv, biasv, N, C, O);
         return;

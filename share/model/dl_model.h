@@ -275,6 +275,13 @@ void dl_model_kv_free(dl_kv *kv);   /* NULL is fine */
  * ask).  Returns the setting in effect after the call; other backends ignore it and
  * return 0.  The AR sampler turns it on around its decode steps. */
 int dl_model_decode_gemv(dl_model *m, int rows);
+/* Inference on the CPU backend: 1 makes every f32 linear read a packed copy
+ * of its weight, made once (dl_dev_cpu_pack: no per-call packing, rows of a
+ * block agree exactly with the full forward's; one more copy of the
+ * weights in memory); 0 turns it off and frees the copies; -1 only asks.
+ * Returns the setting in effect (0 on other backends).  The diffusion
+ * sampler turns it on; the weights must not change while it is on. */
+int dl_model_pack_weights(dl_model *m, int on);
 int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int n_new, const int32_t *pos0,
                         const int32_t *n_valid, float *logits, char *err, size_t errlen);
 

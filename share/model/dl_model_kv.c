@@ -161,3 +161,4 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
 }
 
 int dl_model_decode_gemv(dl_model *m, int rows) { return dl_dev_cpu_gemv(m->dev, rows); }
+int dl_model_pack_weights(dl_model *m, int on) { return dl_dev_cpu_pack(m->dev, on); }
