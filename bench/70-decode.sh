@@ -11,8 +11,9 @@
 #  2. diffusion with --cache prefix / dual vs --cache none on the 85M model
 #     (converted as a diffusion model: random weights, so no task accuracy or
 #     ELBO is meaningful here), gen-length 128, steps 128, block 32,
-#     temperature 0, 2 threads: tokens/s, NFE, and the fraction of generated
-#     tokens identical to --cache none.
+#     temperature 0, 2 threads then 1: tokens/s, NFE, and the fraction of
+#     generated tokens identical to --cache none.
+# DLLM_BENCH_DECODE="ar diffusion": only those parts (default both).
 # Numbers are as measured on whatever else runs on the machine.
 cd "$(dirname "$0")/.." || exit 3
 [ -x bin/dllm-sample ] || { echo "decode: bin/dllm-sample is not built (make first): skipped"; exit 0; }
@@ -26,7 +27,8 @@ $CC -O2 -o "$W/mk" bench/llama2c_model.c || { echo "decode: cannot build run.c";
 S=share/data/stories260K
 "$W/mk" "$W/m85.bin" || exit 1
 cp $S/tok512.bin "$W/"
-for m in stories260K:$S/stories260K.bin m85:$W/m85.bin; do
+part() { case " ${DLLM_BENCH_DECODE:-ar diffusion} " in *" $1 "*) return 0 ;; esac; return 1; }
+part ar && for m in stories260K:$S/stories260K.bin m85:$W/m85.bin; do
     name=${m%%:*}; bin=${m#*:}
     bin/dllm-train --init "$bin" --init-tokenizer $S/tok512.bin -o "$W/$name" --steps 0 2>/dev/null || exit 1
     for j in 1 2; do
@@ -38,21 +40,24 @@ for m in stories260K:$S/stories260K.bin m85:$W/m85.bin; do
         echo "decode $name greedy AR, $j thread(s): tokens/s ours $ours, llama2.c run.c $ref, ratio $(echo "$ours $ref" | awk "{printf \"%.2f\", (\$2 > 0 ? \$1 / \$2 : 0)}")"
     done
 done
-for B in 1 2 4 8; do
+part ar && for B in 1 2 4 8; do
     P=""; i=0; while [ $i -lt $B ]; do P="$P -p \"Once upon a time\""; i=$((i + 1)); done
     tps=$(eval bin/dllm-sample -j 2 -m "$W/m85" --causal --bos --keep-eos $P -b $B -n 64 -o /dev/null 2>&1 |
           sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
     echo "decode m85 batched AR, 2 threads, batch $B: $tps tokens/s"
 done
+part diffusion || exit 0
 rm -rf "$W/m85dif"; bin/dllm-train --init "$W/m85.bin" --init-tokenizer $S/tok512.bin -o "$W/m85dif" --steps 0 2>/dev/null
-A="-j 2 -m $W/m85dif -p \"Once upon a time\" --keep-eos -n 128 --steps 128 --block-length 32 -t 0"
-for c in none prefix dual; do
-    eval bin/dllm-sample $A --cache $c -o "$W/$c.msgpack" 2> "$W/$c.err"
-    bin/dllm-cat --no-header "$W/$c.msgpack" | sed 's/.*"ids":\[//; s/\].*//' | tr ',' '\n' > "$W/$c.ids"
-done
-tn=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/none.err"); nn=$(sed -n 's/.*NFE \([0-9]*\) .*/\1/p' "$W/none.err")
-for c in prefix dual; do
-    t=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/$c.err"); nf=$(sed -n 's/.*NFE \([0-9]*\) .*/\1/p' "$W/$c.err")
-    same=$(paste "$W/$c.ids" "$W/none.ids" | tail -n 128 | awk '$1 == $2 { s++ } END { printf "%.3f", s / NR }')
-    echo "decode m85 diffusion --cache $c vs none (gen 128, block 32, 2 threads): tokens/s ours $t, --cache none $tn, ratio $(echo "$t $tn" | awk "{printf \"%.2f\", (\$2 > 0 ? \$1 / \$2 : 0)}"); NFE $nf vs $nn; tokens identical to none $same"
+for j in 2 1; do
+    A="-j $j -m $W/m85dif -p \"Once upon a time\" --keep-eos -n 128 --steps 128 --block-length 32 -t 0"
+    for c in none prefix dual; do
+        eval bin/dllm-sample $A --cache $c -o "$W/$c.msgpack" 2> "$W/$c.err"
+        bin/dllm-cat --no-header "$W/$c.msgpack" | sed 's/.*"ids":\[//; s/\].*//' | tr ',' '\n' > "$W/$c.ids"
+    done
+    tn=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/none.err"); nn=$(sed -n 's/.*NFE \([0-9]*\) .*/\1/p' "$W/none.err")
+    for c in prefix dual; do
+        t=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/$c.err"); nf=$(sed -n 's/.*NFE \([0-9]*\) .*/\1/p' "$W/$c.err")
+        same=$(paste "$W/$c.ids" "$W/none.ids" | tail -n 128 | awk '$1 == $2 { s++ } END { printf "%.3f", s / NR }')
+        echo "decode m85 diffusion --cache $c vs none (gen 128, block 32, $j thread(s)): tokens/s ours $t, --cache none $tn, ratio $(echo "$t $tn" | awk "{printf \"%.2f\", (\$2 > 0 ? \$1 / \$2 : 0)}"); NFE $nf vs $nn; tokens identical to none $same"
+    done
 done

@@ -14,11 +14,14 @@
 #   shared NAME UNIT: 1 neighbour ours X (F of quiet), reference Y (G), ratio Z
 #   shared NAME UNIT: 2 neighbours ...
 # DLLM_BENCH_SHARED="sample_diff score ...": only those workloads (train64
-# train256 sample_diff sample_ar score; default all).
+# train256 sample_diff sample_ar score; default all).  The sample and score
+# workloads last under a second each, so one measurement runs them
+# DLLM_BENCH_INNER times (default 3) back to back and times the whole.
 # Models: the demo's demo-out/stories260K(-mdlm) when present, else skipped
 # (run `make demo` first); the dim-256 model is random (as bench/30-train.sh).
 cd "$(dirname "$0")/.." || exit 3
 REPS=${DLLM_BENCH_REPS:-3}
+INNER=${DLLM_BENCH_INNER:-3}
 TH=${DLLM_BENCH_THREADS:-2}
 W=$(mktemp -d "${TMPDIR:-/tmp}/dllm-bench-shared.XXXXXX") || exit 3
 NB=""
@@ -48,22 +51,25 @@ train_rate() {   # STEPS BATCH SEQ ARGS...
 }
 w_train64() { train_rate 30 8 256 --init "$D/stories260K" "$D/s-train.msgpack.zst" --lr 2e-3; }
 w_train256() { train_rate 6 8 256 --config "$W/c256.json" "$W/r256.msgpack"; }
+inner() {   # COMMAND...: INNER runs back to back
+    i=0; while [ "$i" -lt "$INNER" ]; do "$@" || return 1; i=$((i + 1)); done
+}
 w_sample_diff() {
     t0=$(now)
-    run_policy bin/dllm-sample -q -m "$D/stories260K-mdlm" --threads "$TH" -p "Once upon a time" -p "One day, a boy" -p "The sun was shining" -p "Tom and Sue were" \
+    inner run_policy bin/dllm-sample -q -m "$D/stories260K-mdlm" --threads "$TH" -p "Once upon a time" -p "One day, a boy" -p "The sun was shining" -p "Tom and Sue were" \
         --gen-length 128 --steps 128 --block-length 32 -o "$W/s.msgpack" || return 1
-    rate $((4 * 128)) "$t0" "$(now)"
+    rate $((INNER * 4 * 128)) "$t0" "$(now)"
 }
 w_sample_ar() {
     t0=$(now)
-    run_policy bin/dllm-sample -q -m "$D/stories260K" --causal --bos --threads "$TH" -p "Once upon a time" -p "One day, a boy" -p "The sun was shining" -p "Tom and Sue were" \
+    inner run_policy bin/dllm-sample -q -m "$D/stories260K" --causal --bos --threads "$TH" -p "Once upon a time" -p "One day, a boy" -p "The sun was shining" -p "Tom and Sue were" \
         --gen-length 200 -o "$W/a.msgpack" || return 1
-    rate $((4 * 200)) "$t0" "$(now)"
+    rate $((INNER * 4 * 200)) "$t0" "$(now)"
 }
 w_score() {
     t0=$(now)
-    run_policy bin/dllm-score -q -m "$D/stories260K-mdlm" --mc 8 --threads "$TH" "$W/v.msgpack" -o "$W/sc.msgpack" || return 1
-    rate $((NV * 256 * 8)) "$t0" "$(now)"
+    inner run_policy bin/dllm-score -q -m "$D/stories260K-mdlm" --mc 8 --threads "$TH" "$W/v.msgpack" -o "$W/sc.msgpack" || return 1
+    rate $((INNER * NV * 256 * 8)) "$t0" "$(now)"
 }
 
 # the dim-256 model and data of bench/30-train.sh, and 16 held-out rows to score
