@@ -16,6 +16,10 @@
  *  3. dual: the window [s, e) (prefix and suffix from the cache), same;
  *  4. cache rows: the same window through cache row 1 for forward row 0
  *     (rows[] mapping) gives row 1's logits.
+ * 1-3 run twice: on the GEMM path, then with packed weights
+ * (dl_model_pack_weights, what dllm-sample's diffusion sampler runs), where
+ * the window's logits are also bit-identical to the full forward's (each
+ * linear's element sums the same way whatever the number of rows).
  */
 #include <math.h>
 #include <stdio.h>
@@ -47,12 +51,9 @@ int main(void) {
     for (int b = 0; b < B; b++)
         for (int i = 0; i < L[b]; i++) sel[M++] = b * T + i;
     rc = dl_model_reserve(&m, B, T, M, DL_ACTS_INFER, err, sizeof err);
-    if (!rc) rc = dl_model_forward(&m, ids, lens, B, T, sel, NULL, M, NULL, DL_ATTN_BIDIR, 0, err, sizeof err);
-    DL_CHECK(rc == 0, "full forward (%s)", rc ? err : "ok");
+    DL_CHECK(rc == 0, "reserve (%s)", rc ? err : "ok");
     float *full = malloc(sizeof(float) * (size_t)M * V);   /* (M, V): row b position i at moff[b] + i */
-    memcpy(full, dl_model_logits(&m), sizeof(float) * (size_t)M * V);
     const int moff[B] = { 0, L[0] };
-
     dl_dcache *dc = NULL;
     rc = dl_model_dcache_init(&dc, &m, B, T, B, B * T, err, sizeof err);
     DL_CHECK(rc == 0, "cache init (%s)", rc ? err : "ok");
@@ -61,6 +62,12 @@ int main(void) {
     uint32_t wids[B * T];
     int32_t rows[B] = { 0, 1 }, q0[B], nv[B], nk[B] = { L[0], L[1] }, wsel[B * T];
     const float *lg = NULL;
+    /* twice: the GEMM path, then packed weights (what dllm-sample runs) */
+    for (int pack = 0; pack < 2; pack++) {
+    dl_model_pack_weights(&m, pack);
+    rc = dl_model_forward(&m, ids, lens, B, T, sel, NULL, M, NULL, DL_ATTN_BIDIR, 0, err, sizeof err);
+    DL_CHECK(rc == 0, "full forward%s (%s)", pack ? ", packed weights" : "", rc ? err : "ok");
+    memcpy(full, dl_model_logits(&m), sizeof(float) * (size_t)M * V);
     /* window [lo[b], hi[b]) of each row; the logits of all its slots vs the full forward */
     struct { const char *what; int lo[B], hi[B]; } cases[] = {
         { "refresh [0, L)", { 0, 0 }, { 20, 13 } },
@@ -82,10 +89,16 @@ int main(void) {
         }
         rc = dl_model_forward_window(&m, dc, wids, B, n, rows, q0, nv, nk, wsel, Mw, &lg, err, sizeof err);
         char name[128];
-        snprintf(name, sizeof name, "%s: window logits == full forward within 1e-5", cases[k].what);
+        snprintf(name, sizeof name, "%s: window logits == full forward within 1e-5%s", cases[k].what,
+                 pack ? " (packed weights)" : "");
         if (rc) DL_CHECK(0, "%s (%s)", name, err);
         else dl_tcheck(name, lg, want, (size_t)Mw * V, 1e-5f, 1e-5f, 1e-10);
+        if (!rc && pack)   /* one FMA chain per element whatever the rows: bit for bit */
+            DL_CHECK(memcmp(lg, want, sizeof(float) * (size_t)Mw * V) == 0,
+                     "%s: packed weights, window logits bit-identical to the full forward's", cases[k].what);
     }
+    }
+    dl_model_pack_weights(&m, 0);
     /* 4. forward row 0 through cache row 1: row 1's window [4, 8) */
     int32_t r1[1] = { 1 }, a0[1] = { 4 }, a1[1] = { 4 }, ak[1] = { L[1] }, as[4] = { 0, 1, 2, 3 };
     for (int j = 0; j < 4; j++) wids[j] = ids[T + 4 + j];
