@@ -87,7 +87,9 @@ NVCC_FLAGS := -std=c++17 -O2 -g -Ikernels $(foreach a,$(CUDA_ARCHS),-gencode arc
 ifeq ($(HAVE_CUDA),1)
   ifneq ($(CUDA_SRC),)
     DL_CFLAGS += -DDL_HAVE_CUDA
-    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+    # cuBLAS is dlopen'ed by the backend when a CUDA device opens (kernels/cuda/cuda.h): not linked
+    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++ -ldl
+    NVCC_FLAGS += -DDL_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
     $(info [x] CUDA: used ($(NVCC), sm_$(CUDA_ARCHS): kernels/cuda, cuBLAS))
   else
     $(info [x] CUDA: found ($(NVCC)), not used yet (no kernels/cuda/*.cu))
@@ -282,7 +284,7 @@ ifneq ($(strip $(FUZZ_MISSING)),)
 endif
 # the fuzz build is CPU-only: no CUDA backend in it (nvcc objects are not clang's)
 FUZZ_DL_CFLAGS := $(filter-out -DDL_HAVE_CUDA,$(DL_CFLAGS))
-FUZZ_LDLIBS    := $(filter-out -lcublas -lcudart -lstdc++,$(LDLIBS))
+FUZZ_LDLIBS    := $(filter-out -lcudart -lstdc++,$(LDLIBS))
 FUZZ_LINE := $(FUZZ_CC) | $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_DL_CFLAGS) $(FUZZ_WARN) | $(FUZZ_LDLIBS)
 $(shell mkdir -p $(FUZZ_BUILD) && { [ "$$(cat $(FUZZ_STAMP) 2>/dev/null)" = '$(FUZZ_LINE)' ] || printf '%s\n' '$(FUZZ_LINE)' > $(FUZZ_STAMP); })
 endif

@@ -10,7 +10,42 @@
  * rather than ever giving a wrong answer.
  * Does not: multi-GPU, memory pools, CUDA graphs.
  */
+#include <dlfcn.h>
 #include "cuda.h"
+
+#ifndef DL_CUDA_LIBDIR
+#define DL_CUDA_LIBDIR "/usr/local/cuda/lib64"
+#endif
+
+cu_cublas_api cu_blas;
+
+int cu_cublas_load(char *why, size_t n) {
+    static void *lib;   /* loaded once per process, never closed (cuBLAS keeps state in it) */
+    if (lib) return 0;
+    char name[64], path[512];
+    snprintf(name, sizeof name, "libcublas.so.%d", CUBLAS_VER_MAJOR);
+    snprintf(path, sizeof path, "%s/%s", DL_CUDA_LIBDIR, name);
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(why, n, "%s", e ? e : name);
+        return -1;
+    }
+    struct { void **slot; const char *sym; } want[] = {
+        { (void **)&cu_blas.create, "cublasCreate_v2" },   { (void **)&cu_blas.destroy, "cublasDestroy_v2" },
+        { (void **)&cu_blas.set_stream, "cublasSetStream_v2" }, { (void **)&cu_blas.set_math_mode, "cublasSetMathMode" },
+        { (void **)&cu_blas.gemm_ex, "cublasGemmEx" },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!(*want[i].slot = dlsym(h, want[i].sym))) {
+            snprintf(why, n, "%s has no %s", name, want[i].sym);
+            dlclose(h);
+            return -1;
+        }
+    lib = h;
+    return 0;
+}
 
 extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errlen) {
     int n = 0;
@@ -35,13 +70,19 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
         free(st);
         return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
     }
-    if (cublasCreate(&st->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS) {
+    char why[256];
+    if (cu_cublas_load(why, sizeof why)) {
+        cudaFreeHost(st->red_host); cudaFree(st->red); cudaStreamDestroy(st->s); free(st);
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cannot load cuBLAS (%s)", index, why);
+    }
+    if (cu_blas.create(&st->blas) != CUBLAS_STATUS_SUCCESS ||
+        cu_blas.set_stream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS) {
         cudaFreeHost(st->red_host); cudaFree(st->red); cudaStreamDestroy(st->s); free(st);
         return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS could not start", index);
     }
     /* pure fp32 GEMMs for f32 storage (no TF32): f32 results stay within the
      * reference's float tolerances */
-    CUBLAS_CHECK(cublasSetMathMode(st->blas, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cu_blas.set_math_mode(st->blas, CUBLAS_DEFAULT_MATH));
     d->be = st;
     d->threads = 1;
     snprintf(d->desc, sizeof d->desc, "cuda:%d (%.96s, sm_%d%d, %.0f GiB)", index, prop.name, prop.major, prop.minor,
@@ -53,7 +94,7 @@ static void cu_close(dl_dev *d) {
     cuda_state *st = cu_state(d);
     if (!st) return;
     cudaStreamSynchronize(st->s);
-    cublasDestroy(st->blas);
+    cu_blas.destroy(st->blas);
     cudaFreeHost(st->red_host);
     cudaFree(st->red);
     cudaStreamDestroy(st->s);

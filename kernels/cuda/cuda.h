@@ -33,6 +33,26 @@ extern "C" {
 /* after every kernel launch: catches bad launch configurations at once */
 #define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
 
+/* cuBLAS is opened with dlopen when a CUDA device opens (cu_cublas_load,
+ * backend.cu), not linked: mapping libcublas + libcublasLt (over 500 MB)
+ * cost every process about 80 ms at start-up, CPU-only runs included, and
+ * the programs' one re-exec (share/io/dl_omp_env.c) paid it twice
+ * (docs/bench.md, 2026-12-05).  The five entry points the backend calls: */
+struct cu_cublas_api {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetMathMode) set_math_mode;
+    /* the C entry point (C++ sees an inline overload of the same name too) */
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+};
+extern cu_cublas_api cu_blas;   /* valid once cu_cublas_load returned 0 */
+/* Loads libcublas.so.<major it was built with> (the programs' run path, then
+ * DL_CUDA_LIBDIR); 0, or -1 with the reason in why. */
+int cu_cublas_load(char *why, size_t n);
+
 struct cuda_state {
     int device;
     cudaStream_t s;

@@ -41,7 +41,7 @@ void cu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *
     }
     if (C <= 0) { if (!bias) CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)N * O * dl_dtype_size(dt), st->s)); return; }
     /* col-major: out (O x N, ld O) = w^T (O x C from C x O, ld C) * inp (C x N, ld C) */
-    CUBLAS_CHECK(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, O, N, C, &alpha, w, cu_dtype(dt), C, inp,
+    CUBLAS_CHECK(cu_blas.gemm_ex(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, O, N, C, &alpha, w, cu_dtype(dt), C, inp,
                               cu_dtype(dt), C, &beta, out, cu_dtype(dt), O, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
@@ -54,12 +54,12 @@ void cu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, 
     if (dinp) {
         if (O <= 0) CUDA_CHECK(cudaMemsetAsync(dinp, 0, (size_t)N * C * dl_dtype_size(dt), st->s));
         /* col-major: dinp (C x N, ld C) = w (C x O, ld C) * dout (O x N, ld O) */
-        else CUBLAS_CHECK(cublasGemmEx(st->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, O, &one, w, t, C, dout, t, O, &zero,
+        else CUBLAS_CHECK(cu_blas.gemm_ex(st->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, O, &one, w, t, C, dout, t, O, &zero,
                                        dinp, t, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     if (dw && O > 0 && C > 0)
         /* col-major: dw (C x O, ld C) += inp (C x N, ld C) * dout^T (N x O from O x N, ld O) */
-        CUBLAS_CHECK(cublasGemmEx(st->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, O, N, &one, inp, t, C, dout, t, O, &one, dw,
+        CUBLAS_CHECK(cu_blas.gemm_ex(st->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, O, N, &one, inp, t, C, dout, t, O, &one, dw,
                                   CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (dbias && O > 0) {
         CU_DISPATCH(dt, (k_bias_grad<T><<<(O + 127) / 128, 128, 0, st->s>>>(dbias, (const T *)dout, N, O)));
