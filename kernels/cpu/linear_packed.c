@@ -85,13 +85,13 @@ static const float *packed_of(dl_dev *d, const float *w, int C, int O) {
     return p;
 }
 
-/* One tile: rows n0 .. n0+MR-1 (clamped to the last row, stored only below
- * N) times columns c0 .. c0+NV*VW-1 of panel pp (output columns o + c0 ..).
+/* One tile: rows n0 .. n0+MR-1 (the callers keep them below their r1 <= N)
+ * times columns c0 .. c0+NV*VW-1 of panel pp (output columns o + c0 ..).
  * Each element: a[m][v] lane chain over k in order, then + bias. */
 #define PK_TILE(VT, VW, NV, MR)                                                                               \
     do {                                                                                                      \
         const float *xr[MR];                                                                                  \
-        for (int m = 0; m < MR; m++) xr[m] = inp + (size_t)(n0 + m < N ? n0 + m : N - 1) * C;                 \
+        for (int m = 0; m < MR; m++) xr[m] = inp + (size_t)(n0 + m) * C;                                      \
         VT a[MR][NV];                                                                                         \
         memset(a, 0, sizeof a);                                                                               \
         for (int k = 0; k < C; k++) {                                                                         \
@@ -103,7 +103,7 @@ static const float *packed_of(dl_dev *d, const float *w, int C, int O) {
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a[m][v] += s * b[v];                     \
             }                                                                                                 \
         }                                                                                                     \
-        for (int m = 0; m < MR && n0 + m < N; m++) {                                                          \
+        for (int m = 0; m < MR; m++) {                                                                        \
             float r[NV * VW];                                                                                 \
             memcpy(r, a[m], sizeof r);                                                                        \
             float *q = out + (size_t)(n0 + m) * O + o + c0;                                                   \
@@ -117,7 +117,7 @@ typedef float pk16 __attribute__((vector_size(64)));
 /* AVX-512: 8 rows x the whole panel (2 vectors of 16): 16 accumulators,
  * 2 loads of the packed weight and 8 broadcasts per 16 FMAs. */
 __attribute__((target("arch=x86-64-v4"), optimize("fp-contract=fast")))
-static void panel_rows_avx512(float *out, const float *inp, const float *pp, const float *bias, int N, int C, int O,
+static void panel_rows_avx512(float *out, const float *inp, const float *pp, const float *bias, int C, int O,
                               int o, int r0, int r1) {
     const int c0 = 0;
     int n0 = r0;
@@ -131,7 +131,7 @@ typedef float pk8 __attribute__((vector_size(32)));
 /* AVX2 (and the baseline): half a panel at a time, 6 rows x 2 vectors of 8:
  * 12 accumulators of the 16 registers. */
 DL_CLONES __attribute__((optimize("fp-contract=fast")))
-static void panel_rows_avx2(float *out, const float *inp, const float *pp, const float *bias, int N, int C, int O,
+static void panel_rows_avx2(float *out, const float *inp, const float *pp, const float *bias, int C, int O,
                             int o, int r0, int r1) {
     for (int c0 = 0; c0 < PK_W; c0 += 16) {
         int n0 = r0;
@@ -140,7 +140,7 @@ static void panel_rows_avx2(float *out, const float *inp, const float *pp, const
     }
 }
 #else
-static void panel_rows_avx2(float *out, const float *inp, const float *pp, const float *bias, int N, int C, int O,
+static void panel_rows_avx2(float *out, const float *inp, const float *pp, const float *bias, int C, int O,
                             int o, int r0, int r1) {
     for (int n = r0; n < r1; n++)
         for (int l = 0; l < PK_W && o + l < O; l++) {
@@ -178,9 +178,9 @@ int cpu_linear_packed(dl_dev *d, float *out, const float *inp, const float *w, c
         for (int j = 0; j < np; j++) {
             const float *pp = p + (size_t)j * C * PK_W;
 #ifdef PK_HAVE_AVX512
-            if (avx512) { panel_rows_avx512(out, inp, pp, bias, N, C, O, j * PK_W, r0, r1); continue; }
+            if (avx512) { panel_rows_avx512(out, inp, pp, bias, C, O, j * PK_W, r0, r1); continue; }
 #endif
-            panel_rows_avx2(out, inp, pp, bias, N, C, O, j * PK_W, r0, r1);
+            panel_rows_avx2(out, inp, pp, bias, C, O, j * PK_W, r0, r1);
         }
     }
     (void)avx512;
