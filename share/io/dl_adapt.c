@@ -51,9 +51,10 @@ void dl_adapt_init(dl_adapt *a, int max_threads) {
     a->t0 = dl_now();
 }
 
-int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns) {
+int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns, double others) {
     double busy = (double)run_ns + (double)wait_ns;
-    int contended = busy > 0 && (double)wait_ns / busy > DL_ADAPT_WAIT;
+    /* without a neighbour's CPU time the wait was our own threads' wake-up latency */
+    int contended = others >= DL_ADAPT_OTHERS && busy > 0 && (double)wait_ns / busy > DL_ADAPT_WAIT;
     if (a->probing) {   /* the probe's answer: stay at max, or back down and wait longer */
         a->probing = 0;
         if (contended) {
@@ -81,16 +82,13 @@ int dl_adapt_step(dl_adapt *a) {
     if (now - a->t0 < DL_ADAPT_INTERVAL) return a->cur;
     uint64_t r, w, mach = 0, self = 0;
     if (dl_adapt_sched_totals(&r, &w)) return a->cur;
-    uint64_t waited = w - a->wait0;
+    double others = DL_ADAPT_OTHERS_UNKNOWN;
     if (a->have_cpu && cpu_totals(&mach, &self) == 0) {
-        /* no other process used a quarter of a core: the wait was our own
-         * threads' wake-up latency, not a neighbour */
-        int64_t others = (int64_t)(mach - a->machine0) - (int64_t)(self - a->self0);
-        if ((double)others < DL_ADAPT_OTHERS * (now - a->t0) * 1e9) waited = 0;
+        others = ((double)(int64_t)(mach - a->machine0) - (double)(int64_t)(self - a->self0)) / ((now - a->t0) * 1e9);
         a->machine0 = mach;
         a->self0 = self;
     }
-    int n = dl_adapt_decide(a, now, r - a->run0, waited);
+    int n = dl_adapt_decide(a, now, r - a->run0, w - a->wait0, others);
     a->t0 = now;
     a->run0 = r;
     a->wait0 = w;

@@ -21,7 +21,8 @@
  *
  * The policy (dl_adapt_decide, a pure function so tests can feed it):
  *  - every DL_ADAPT_INTERVAL seconds of wall time, look at the interval;
- *  - waited > DL_ADAPT_WAIT with more than one thread: one thread fewer
+ *  - waited > DL_ADAPT_WAIT, while others used >= DL_ADAPT_OTHERS cores,
+ *    with more than one thread: one thread fewer
  *    (with N threads on a busy machine, barriers wait for the slowest,
  *    so fewer threads that each keep a core go faster);
  *  - below the maximum, every `backoff` seconds (DL_ADAPT_PROBE, doubling
@@ -48,6 +49,7 @@
 #define DL_ADAPT_PROBE 1.0      /* first back-off before trying the maximum again, seconds */
 #define DL_ADAPT_PROBE_MAX 8.0
 #define DL_ADAPT_OTHERS 0.25    /* other processes' CPU, in cores, below which a wait is not contention */
+#define DL_ADAPT_OTHERS_UNKNOWN 1e9   /* `others` when /proc/stat cannot be read: every wait counts */
 
 typedef struct {
     int on;
@@ -68,8 +70,10 @@ int dl_adapt_sched_totals(uint64_t *run_ns, uint64_t *wait_ns);
 void dl_adapt_init(dl_adapt *a, int max_threads);
 
 /* The policy on one interval: `now` (seconds), the interval's run and wait
- * (ns, of the calling thread).  Updates a and returns the threads for what follows. */
-int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns);
+ * (ns, of the calling thread), and the CPU other processes used over it
+ * (in cores; DL_ADAPT_OTHERS_UNKNOWN when not known).  Updates a and
+ * returns the threads for what follows. */
+int dl_adapt_decide(dl_adapt *a, double now, uint64_t run_ns, uint64_t wait_ns, double others);
 
 /* Call between steps, from the thread that called dl_adapt_init: returns
  * the threads for the next step (a->max when off).  Reads schedstat only
