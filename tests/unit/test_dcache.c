@@ -64,39 +64,39 @@ int main(void) {
     const float *lg = NULL;
     /* twice: the GEMM path, then packed weights (what dllm-sample runs) */
     for (int pack = 0; pack < 2; pack++) {
-    dl_model_pack_weights(&m, pack);
-    rc = dl_model_forward(&m, ids, lens, B, T, sel, NULL, M, NULL, DL_ATTN_BIDIR, 0, err, sizeof err);
-    DL_CHECK(rc == 0, "full forward%s (%s)", pack ? ", packed weights" : "", rc ? err : "ok");
-    memcpy(full, dl_model_logits(&m), sizeof(float) * (size_t)M * V);
-    /* window [lo[b], hi[b]) of each row; the logits of all its slots vs the full forward */
-    struct { const char *what; int lo[B], hi[B]; } cases[] = {
-        { "refresh [0, L)", { 0, 0 }, { 20, 13 } },
-        { "prefix [s, L) on the same canvas", { 8, 4 }, { 20, 13 } },
-        { "dual [s, e) on the same canvas", { 8, 4 }, { 12, 8 } },
-    };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        int n = 0, Mw = 0;
-        for (int b = 0; b < B; b++) n = cases[k].hi[b] - cases[k].lo[b] > n ? cases[k].hi[b] - cases[k].lo[b] : n;
-        for (int b = 0; b < B; b++) {
-            q0[b] = cases[k].lo[b];
-            nv[b] = cases[k].hi[b] - cases[k].lo[b];
-            for (int j = 0; j < n; j++) wids[b * n + j] = j < nv[b] ? ids[b * T + q0[b] + j] : 0;
-            for (int j = 0; j < nv[b]; j++) {
-                wsel[Mw] = b * n + j;
-                memcpy(want + (size_t)Mw * V, full + (size_t)(moff[b] + q0[b] + j) * V, sizeof(float) * V);
-                Mw++;
+        dl_model_pack_weights(&m, pack);
+        rc = dl_model_forward(&m, ids, lens, B, T, sel, NULL, M, NULL, DL_ATTN_BIDIR, 0, err, sizeof err);
+        DL_CHECK(rc == 0, "full forward%s (%s)", pack ? ", packed weights" : "", rc ? err : "ok");
+        memcpy(full, dl_model_logits(&m), sizeof(float) * (size_t)M * V);
+        /* window [lo[b], hi[b]) of each row; the logits of all its slots vs the full forward */
+        struct { const char *what; int lo[B], hi[B]; } cases[] = {
+            { "refresh [0, L)", { 0, 0 }, { 20, 13 } },
+            { "prefix [s, L) on the same canvas", { 8, 4 }, { 20, 13 } },
+            { "dual [s, e) on the same canvas", { 8, 4 }, { 12, 8 } },
+        };
+        for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+            int n = 0, Mw = 0;
+            for (int b = 0; b < B; b++) n = cases[k].hi[b] - cases[k].lo[b] > n ? cases[k].hi[b] - cases[k].lo[b] : n;
+            for (int b = 0; b < B; b++) {
+                q0[b] = cases[k].lo[b];
+                nv[b] = cases[k].hi[b] - cases[k].lo[b];
+                for (int j = 0; j < n; j++) wids[b * n + j] = j < nv[b] ? ids[b * T + q0[b] + j] : 0;
+                for (int j = 0; j < nv[b]; j++) {
+                    wsel[Mw] = b * n + j;
+                    memcpy(want + (size_t)Mw * V, full + (size_t)(moff[b] + q0[b] + j) * V, sizeof(float) * V);
+                    Mw++;
+                }
             }
+            rc = dl_model_forward_window(&m, dc, wids, B, n, rows, q0, nv, nk, wsel, Mw, &lg, err, sizeof err);
+            char name[128];
+            snprintf(name, sizeof name, "%s: window logits == full forward within 1e-5%s", cases[k].what,
+                     pack ? " (packed weights)" : "");
+            if (rc) DL_CHECK(0, "%s (%s)", name, err);
+            else dl_tcheck(name, lg, want, (size_t)Mw * V, 1e-5f, 1e-5f, 1e-10);
+            if (!rc && pack)   /* one FMA chain per element whatever the rows: bit for bit */
+                DL_CHECK(memcmp(lg, want, sizeof(float) * (size_t)Mw * V) == 0,
+                         "%s: packed weights, window logits bit-identical to the full forward's", cases[k].what);
         }
-        rc = dl_model_forward_window(&m, dc, wids, B, n, rows, q0, nv, nk, wsel, Mw, &lg, err, sizeof err);
-        char name[128];
-        snprintf(name, sizeof name, "%s: window logits == full forward within 1e-5%s", cases[k].what,
-                 pack ? " (packed weights)" : "");
-        if (rc) DL_CHECK(0, "%s (%s)", name, err);
-        else dl_tcheck(name, lg, want, (size_t)Mw * V, 1e-5f, 1e-5f, 1e-10);
-        if (!rc && pack)   /* one FMA chain per element whatever the rows: bit for bit */
-            DL_CHECK(memcmp(lg, want, sizeof(float) * (size_t)Mw * V) == 0,
-                     "%s: packed weights, window logits bit-identical to the full forward's", cases[k].what);
-    }
     }
     dl_model_pack_weights(&m, 0);
     /* 4. forward row 0 through cache row 1: row 1's window [4, 8) */
