@@ -46,7 +46,7 @@ endif
 # msgpack-c >= 6 is "msgpack-c" (libmsgpack-c); Debian 12's 4.x is "msgpack" (libmsgpackc)
 MSGPACK_LIB := $(shell printf '$(HASH)include <msgpack.h>\nint main(void){msgpack_sbuffer b; msgpack_sbuffer_init(&b); return 0;}\n' \
   | $(CC) -x c - -lmsgpack-c -o /dev/null 2>/dev/null && echo -lmsgpack-c || echo -lmsgpackc)
-LDLIBS += $(MSGPACK_LIB) -lzstd -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
+LDLIBS += $(MSGPACK_LIB) -lzstd -lpcre2-8 -lutf8proc -ljansson -lm -lpthread -ldl
 $(info dllm build checklist:)
 $(info [x] msgpack-c ($(MSGPACK_LIB)), zstd, PCRE2, utf8proc, jansson, OpenMP)
 
@@ -58,9 +58,11 @@ ifeq ($(HAVE_OPENBLAS)$(OPENBLAS_FOUND),10)
 endif
 HAVE_OPENBLAS := $(if $(HAVE_OPENBLAS),$(HAVE_OPENBLAS),$(OPENBLAS_FOUND))
 ifeq ($(HAVE_OPENBLAS),1)
-  DL_CFLAGS += -DDL_HAVE_OPENBLAS
-  LDLIBS    += -lopenblas
-  $(info [x] OpenBLAS: CBLAS sgemm for CPU kernels)
+  # dlopen'ed when a CPU device opens, not linked (kernels/cpu/openblas.c:
+  # start-up); the soname -lopenblas resolves to here is the one it opens
+  OPENBLAS_SONAME := $(or $(shell objdump -p "$$($(CC) -print-file-name=libopenblas.so)" 2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libopenblas.so.0)
+  DL_CFLAGS += -DDL_HAVE_OPENBLAS -DDL_OPENBLAS_SONAME='"$(OPENBLAS_SONAME)"'
+  $(info [x] OpenBLAS: CBLAS sgemm for CPU kernels ($(OPENBLAS_SONAME), opened at run time))
 else
   $(info [ ] OpenBLAS: not used (HAVE_OPENBLAS=0 or not found; HAVE_OPENBLAS=1 to require); plain-C GEMM fallback)
 endif
@@ -82,13 +84,19 @@ CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 NCCL_USED := $(shell grep -rlsw DL_HAVE_NCCL share kernels train sample score 2>/dev/null | head -n 1)
 MPI_USED  := $(shell grep -rlsw DL_HAVE_MPI share kernels train sample score 2>/dev/null | head -n 1)
 CUDA_ARCHS := $(patsubst sm_%,%,$(patsubst compute_%,%,$(NVCC_ARCH)))
+# no exceptions, no thread-safe statics: the host stubs then need nothing
+# from libstdc++, which the programs no longer load (start-up, below)
 NVCC_FLAGS := -std=c++17 -O2 -g -Ikernels $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-              -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
+              -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fno-exceptions,-fno-threadsafe-statics -MMD -MP
 ifeq ($(HAVE_CUDA),1)
   ifneq ($(CUDA_SRC),)
     DL_CFLAGS += -DDL_HAVE_CUDA
-    # cuBLAS is dlopen'ed by the backend when a CUDA device opens (kernels/cuda/cuda.h): not linked
-    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++ -ldl
+    # cuBLAS is dlopen'ed by the backend when a CUDA device opens (kernels/cuda/cuda.h): not linked.
+    # The CUDA runtime is linked statically (nvcc's own default): libcudart.so + libstdc++ cost
+    # every process 0.75 ms of loading, twice with the re-exec (share/io/dl_omp_env.h), and the
+    # programs now start on machines without the CUDA toolkit (libcuda is opened on first use).
+    # The run path stays for dlopen("libcublas.so.N").
+    LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lrt -lpthread -ldl
     NVCC_FLAGS += -DDL_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
     $(info [x] CUDA: used ($(NVCC), sm_$(CUDA_ARCHS): kernels/cuda, cuBLAS))
   else
@@ -105,7 +113,7 @@ endif
 HAVE_NCCL := $(if $(HAVE_NCCL),$(HAVE_NCCL),$(NCCL_FOUND))
 ifeq ($(HAVE_NCCL),1)
   COMM_CFLAGS += -DDL_HAVE_NCCL -I$(CUDA_HOME)/include
-  COMM_LIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart
+  COMM_LIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart_static -lrt -lpthread -ldl
   $(info [x] NCCL: found, $(if $(NCCL_USED),used (dllm-train --comm nccl),not used yet (no code calls it)))
 else
   $(info [ ] NCCL: not used (HAVE_NCCL=0 or not found; HAVE_NCCL=1 to require))
@@ -284,7 +292,7 @@ ifneq ($(strip $(FUZZ_MISSING)),)
 endif
 # the fuzz build is CPU-only: no CUDA backend in it (nvcc objects are not clang's)
 FUZZ_DL_CFLAGS := $(filter-out -DDL_HAVE_CUDA,$(DL_CFLAGS))
-FUZZ_LDLIBS    := $(filter-out -lcudart -lstdc++,$(LDLIBS))
+FUZZ_LDLIBS    := $(filter-out -lcudart_static,$(LDLIBS))
 FUZZ_LINE := $(FUZZ_CC) | $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_DL_CFLAGS) $(FUZZ_WARN) | $(FUZZ_LDLIBS)
 $(shell mkdir -p $(FUZZ_BUILD) && { [ "$$(cat $(FUZZ_STAMP) 2>/dev/null)" = '$(FUZZ_LINE)' ] || printf '%s\n' '$(FUZZ_LINE)' > $(FUZZ_STAMP); })
 endif

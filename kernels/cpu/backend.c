@@ -7,8 +7,9 @@
  *
  * Threads — one pool.  Every op parallelises with OpenMP over d->threads
  * threads (index of dl_dev_open, 0 = omp_get_max_threads(), i.e.
- * OMP_NUM_THREADS or the core count).  OpenBLAS is switched to ONE thread
- * here (openblas_set_num_threads(1), process-wide, overriding
+ * OMP_NUM_THREADS or the core count).  OpenBLAS, loaded when the first
+ * device opens (openblas.c), is switched to ONE thread there
+ * (openblas_set_num_threads(1), process-wide, overriding
  * OPENBLAS_NUM_THREADS): cpu_gemm (gemm.c) cuts every GEMM into panels and
  * runs one single-threaded sgemm per OpenMP thread, and attention runs its
  * per-(b, h) sgemms inside its own OpenMP loop.  Reasons: parallel regions
@@ -30,9 +31,6 @@
 #include <string.h>
 #include <omp.h>
 #include "cpu.h"
-#ifdef DL_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 int dl_backend_cpu_open(dl_dev *d, int index, char *err, size_t errlen) {
     if (index < 0)
@@ -42,19 +40,23 @@ int dl_backend_cpu_open(dl_dev *d, int index, char *err, size_t errlen) {
     d->be = st;
     d->threads = index > 0 ? index : omp_get_max_threads();
     if (d->threads < 1) d->threads = 1;
+    const char *ts = d->threads == 1 ? "" : "s";
 #ifdef DL_HAVE_OPENBLAS
-    openblas_set_num_threads(1);
-    st->use_blas = 1;
-    const char *cfg = openblas_get_config();     /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen ..." */
-    char ver[32] = "OpenBLAS";
-    if (cfg && !strncmp(cfg, "OpenBLAS ", 9)) snprintf(ver, sizeof ver, "OpenBLAS %.*s", (int)strcspn(cfg + 9, " "), cfg + 9);
-    const char *core = openblas_get_corename();
-    snprintf(d->desc, sizeof d->desc, "cpu (%d thread%s, %s %s)", d->threads, d->threads == 1 ? "" : "s",
-             ver, core ? core : "");
+    const char *why;
+    if (!cpu_openblas_load(&why)) {
+        st->use_blas = 1;
+        const char *cfg = cpu_openblas.get_config();     /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen ..." */
+        char ver[32] = "OpenBLAS";
+        if (cfg && !strncmp(cfg, "OpenBLAS ", 9)) snprintf(ver, sizeof ver, "OpenBLAS %.*s", (int)strcspn(cfg + 9, " "), cfg + 9);
+        const char *core = cpu_openblas.get_corename();
+        snprintf(d->desc, sizeof d->desc, "cpu (%d thread%s, %s %s)", d->threads, ts, ver, core ? core : "");
+        return 0;
+    }
+    snprintf(d->desc, sizeof d->desc, "cpu (%d thread%s, plain-C GEMM: %.120s)", d->threads, ts, why);
 #else
-    st->use_blas = 0;
-    snprintf(d->desc, sizeof d->desc, "cpu (%d thread%s, plain-C GEMM)", d->threads, d->threads == 1 ? "" : "s");
+    snprintf(d->desc, sizeof d->desc, "cpu (%d thread%s, plain-C GEMM)", d->threads, ts);
 #endif
+    st->use_blas = 0;
     return 0;
 }
 
@@ -70,7 +72,8 @@ static void cpu_close(dl_dev *d) {
 
 static int cpu_blas(dl_dev *d, int on) {
 #ifdef DL_HAVE_OPENBLAS
-    if (on >= 0) cpu_st(d)->use_blas = on ? 1 : 0;
+    const char *why;
+    if (on >= 0) cpu_st(d)->use_blas = on && !cpu_openblas_load(&why);   /* on only when it loaded */
 #else
     (void)on;
 #endif

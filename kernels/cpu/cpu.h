@@ -1,7 +1,7 @@
 /* kernels/cpu/cpu.h — internals shared by the CPU backend's files (not an API).
  *
  * Threading model (one pool): OpenMP owns every thread.  OpenBLAS is put in
- * single-threaded mode by dl_dev_open (openblas_set_num_threads(1)) and each
+ * single-threaded mode when it is loaded (openblas.c) and each
  * GEMM is split into row or column panels by cpu_gemm, one single-threaded
  * sgemm per OpenMP thread; attention calls cpu_gemm_serial inside its own
  * OpenMP loop over (b, h).  So parallel regions never nest and the OpenBLAS
@@ -20,9 +20,25 @@
 #include <math.h>
 #include "../backend.h"
 
+#ifdef DL_HAVE_OPENBLAS
+#include <cblas.h>
+/* OpenBLAS's entry points, dlopen'ed by cpu_openblas_load (openblas.c):
+ * valid once it returned 0. */
+typedef struct cpu_openblas_api {
+    __typeof__(&cblas_sgemm) sgemm;
+    __typeof__(&openblas_set_num_threads) set_num_threads;
+    __typeof__(&openblas_get_config) get_config;
+    __typeof__(&openblas_get_corename) get_corename;
+} cpu_openblas_api;
+extern cpu_openblas_api cpu_openblas;
+/* Loads it once per process (thread-safe) and sets it to one thread;
+ * 0, or -1 with the reason in *why (a static string). */
+int cpu_openblas_load(const char **why);
+#endif
+
 /* Backend state behind dl_dev.be (threads live in dl_dev itself). */
 typedef struct cpu_state {
-    int use_blas;         /* 1: cblas_sgemm (only when built with OpenBLAS); 0: plain C */
+    int use_blas;         /* 1: cblas_sgemm (built with OpenBLAS and it loaded); 0: plain C */
     int gemv_rows;        /* linear_fwd with N <= gemv_rows runs cpu_gemv (gemv.c); 0 = never (default) */
     /* linear_fwd of f32 weights from packed copies (linear_packed.c) when
      * pack_on; the copies, one per weight pointer, live until it goes off

@@ -6,8 +6,8 @@
  *                     result does not depend on the thread count when the
  *                     serial kernel is deterministic per element (the plain
  *                     kernel is; OpenBLAS is for a fixed shape and core type).
- *   cpu_gemm_serial   cblas_sgemm (OpenBLAS, single-threaded: see dev.c) or
- *                     the plain-C kernel below.
+ *   cpu_gemm_serial   cblas_sgemm (OpenBLAS, dlopen'ed, single-threaded:
+ *                     openblas.c) or the plain-C kernel below.
  *   cpu_gemm_plain    blocked GEMM in plain C: op(B) packed in KC x NC tiles
  *                     and op(A) in MC x KC tiles (4-row panels, zero-padded)
  *                     on the stack (128 KiB), a 4x16 register-blocked micro
@@ -21,9 +21,6 @@
  */
 #include <string.h>
 #include "cpu.h"
-#ifdef DL_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 /* ------------------------------------------------------------ plain C */
 #define MR 4
@@ -125,8 +122,8 @@ void cpu_gemm_serial(const dl_dev *d, int ta, int tb, int M, int N, int K, float
             cpu_gemm_plain(ta, tb, M, N, 0, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        cpu_openblas.sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                           M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif

@@ -1,0 +1,68 @@
+/* kernels/cpu/openblas.c — OpenBLAS, opened with dlopen when a CPU device
+ * opens (not linked).
+ *
+ * Why: a linked OpenBLAS costs every process about 2.7 ms before main()
+ * (relocating libopenblas + libgfortran, starting its thread pool), on
+ * 2-core x86 with OpenBLAS 0.3.21: `dllm-sample --help` 4.7 ms linked,
+ * 2.0 ms without.  The programs re-execute themselves once at start to set
+ * libgomp's spin count (share/io/dl_omp_env.c), so a linked library was
+ * paid twice, and short runs (a 60 ms AR sample) lost 6% (issue 15).
+ * Opened here, it is loaded once, after the re-exec, by the processes that
+ * open a CPU device.
+ *
+ * The library's name comes from the build (DL_OPENBLAS_SONAME, the soname
+ * -lopenblas resolved to); "libopenblas.so" is the fallback.  When neither
+ * opens, the backend runs the plain-C GEMM and says why in the device's
+ * description.
+ * Not here: how GEMMs use it (gemm.c), threads (backend.c).
+ */
+#ifdef DL_HAVE_OPENBLAS
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include "cpu.h"
+
+#ifndef DL_OPENBLAS_SONAME
+#define DL_OPENBLAS_SONAME "libopenblas.so.0"
+#endif
+
+cpu_openblas_api cpu_openblas;
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static int load_rc = -1;
+static char load_why[256];
+
+static void load(void) {
+    const char *names[] = { DL_OPENBLAS_SONAME, "libopenblas.so" };
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) h = dlopen(names[i], RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(load_why, sizeof load_why, "%s", e ? e : "cannot load " DL_OPENBLAS_SONAME);
+        return;
+    }
+    struct { void **slot; const char *sym; } want[] = {
+        { (void **)&cpu_openblas.sgemm, "cblas_sgemm" },
+        { (void **)&cpu_openblas.set_num_threads, "openblas_set_num_threads" },
+        { (void **)&cpu_openblas.get_config, "openblas_get_config" },
+        { (void **)&cpu_openblas.get_corename, "openblas_get_corename" },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!(*want[i].slot = dlsym(h, want[i].sym))) {
+            snprintf(load_why, sizeof load_why, "the loaded OpenBLAS has no %s", want[i].sym);
+            dlclose(h);
+            return;
+        }
+    /* one thread: the OpenMP pool owns the cores (backend.c) */
+    cpu_openblas.set_num_threads(1);
+    load_rc = 0;   /* never closed: its thread pool and buffers live until exit */
+}
+
+int cpu_openblas_load(const char **why) {
+    pthread_once(&load_once, load);
+    *why = load_rc ? load_why : "";
+    return load_rc;
+}
+#else
+typedef int cpu_openblas_unused;   /* ISO C: no empty translation units */
+#endif
