@@ -36,6 +36,9 @@
 #include "dl_tok.h"
 #include "preset.h"
 #include "sample.h"
+#include "dl_omp_env.h"
+
+DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 static dl_common common;
 static const char *o_adapter;

@@ -40,6 +40,9 @@
 #include "dl_opts.h"
 #include "dl_stream.h"
 #include "score.h"
+#include "dl_omp_env.h"
+
+DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 static dl_common common;
 static const char *o_adapter;

@@ -16,6 +16,9 @@
 #include "dl_log.h"
 #include "tok.h"
 #include "tok_train.h"
+#include "dl_omp_env.h"
+
+DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 static tk_cfg cfg;
 

@@ -9,27 +9,73 @@
  * waiting (sleep at once) survives neighbours but costs ~10% on a quiet
  * machine (a futex wake per region).  A short spin keeps the quiet speed
  * (partners usually arrive within microseconds) and caps the waste when they
- * do not.  libgomp fixes the policy when it is loaded, before main(), hence
- * the re-exec; the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT always win.
+ * do not.  libgomp fixes the policy when it is initialised, before main(),
+ * hence the re-exec; the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT always
+ * win.
+ *
+ * The early hook runs before libc is initialised (environ is still NULL
+ * there, and libc's start-up would replace a setenv'd environment anyway),
+ * so it reads the envp it is given, builds the new environment in a static
+ * array and calls nothing but readlink and execve.
  * Not here: anything else about threads.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "dl_omp_env.h"
 
+#define SPIN_VAR "GOMP_SPINCOUNT="
+#define ENV_MAX 4096   /* more variables than this: the hook leaves it to dl_omp_env_settle */
+
+static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+/* 1 when the environment asks for the re-exec; *n = its number of variables */
+static int wants_reexec(char *const *env, size_t *n) {
+    size_t i = 0;
+    for (; env && env[i]; i++) {
+        const char *v = env[i];
+        if (has_prefix(v, "OMP_WAIT_POLICY=") || has_prefix(v, SPIN_VAR)) return 0;   /* the user's choice */
+        if (!strcmp(v, "DLLM_OMP_REEXEC=0")) return 0;
+    }
+    *n = i;
+    return 1;
+}
+
+/* the binary's own path, not /proc/self/exe: the process name (ps, pkill,
+ * top) comes from the path executed */
+static int self_path(char *buf, size_t len) {
+    ssize_t k = readlink("/proc/self/exe", buf, len - 1);
+    if (k <= 0) return -1;
+    buf[k] = 0;
+    return 0;
+}
+
+void dl_omp_env_preinit(int argc, char **argv, char **envp) {
+    (void)argc;
+    static char *env[ENV_MAX + 2];
+    static char self[4096];
+    size_t n = 0;
+    if (!argv || !argv[0] || !wants_reexec(envp, &n) || n > ENV_MAX || self_path(self, sizeof self)) return;
+    memcpy(env, envp, n * sizeof *env);
+    env[n] = SPIN_VAR DL_OMP_SPINCOUNT;
+    env[n + 1] = NULL;
+    execve(self, argv, env);
+}
+
+/* the programs that use no OpenMP (dllm-cat, -mask, -pack) do not load it */
+static int libgomp_loaded(void) {
+    void *h = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    if (h) dlclose(h);   /* NOLOAD counted a reference */
+    return h != NULL;
+}
+
 void dl_omp_env_settle(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;   /* the user's choice */
-    const char *opt = getenv("DLLM_OMP_REEXEC");
-    if (opt && !strcmp(opt, "0")) return;
-    /* the binary's own path, not /proc/self/exe: the process name (ps,
-     * pkill, top) comes from the path executed */
+    extern char **environ;
     char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0 || !argv || !argv[0]) return;
-    self[n] = 0;
+    size_t n;
+    if (!argv || !argv[0] || !wants_reexec(environ, &n) || !libgomp_loaded() || self_path(self, sizeof self)) return;
     if (setenv("GOMP_SPINCOUNT", DL_OMP_SPINCOUNT, 1)) return;
-    /* the re-executed process finds GOMP_SPINCOUNT set and goes on */
     execv(self, argv);
-    unsetenv("GOMP_SPINCOUNT");   /* no /proc or no exec: libgomp's defaults */
+    unsetenv("GOMP_SPINCOUNT");   /* no exec: libgomp's defaults */
 }

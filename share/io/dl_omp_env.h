@@ -1,8 +1,9 @@
 /* dl_omp_env.h — how OpenMP threads wait, settled before libgomp reads it.
  *
  * libgomp reads OMP_WAIT_POLICY / GOMP_SPINCOUNT once, when the library is
- * loaded, so a program that wants another default must re-execute itself
- * with the variable set.  Not here: thread counts (-j/--threads, dl_opts).
+ * initialised, so a program that wants another default must re-execute
+ * itself with the variable set.  Not here: thread counts (-j/--threads,
+ * dl_opts).
  */
 #ifndef DL_OMP_ENV_H
 #define DL_OMP_ENV_H
@@ -11,10 +12,28 @@
  * GOMP_SPINCOUNT (docs/bench.md "Shared cores" has the measurements). */
 #define DL_OMP_SPINCOUNT "1000"
 
-/* When neither variable is set and DLLM_OMP_REEXEC is not "0": set
- * GOMP_SPINCOUNT=DL_OMP_SPINCOUNT and execv the binary /proc/self/exe
- * names (same pid, fds, arguments, process name).  Returns only when nothing was done or the exec
- * failed (then the environment is left as it was). */
+/* The re-exec, done as early as a process can: a program that uses OpenMP
+ * says DL_OMP_ENV_EARLY; once in its main.c, at file scope, which puts dl_omp_env_preinit in
+ * the executable's .preinit_array.  The dynamic loader runs it after mapping
+ * and relocating the libraries but before any of their constructors
+ * (libgomp's, which reads the variables), so the first image costs only
+ * the loading, and libgomp starts once (OMP_DISPLAY_ENV prints one block).
+ * When neither variable is set and
+ * DLLM_OMP_REEXEC is not "0", it execve's the binary /proc/self/exe names
+ * (same pid, fds, arguments, process name) with GOMP_SPINCOUNT=
+ * DL_OMP_SPINCOUNT added to the environment.  It returns when nothing was to
+ * be done or the exec failed, and then the program starts as it is. */
+void dl_omp_env_preinit(int argc, char **argv, char **envp);
+#define DL_OMP_ENV_EARLY \
+    __attribute__((section(".preinit_array"), used)) static void (*const dl_omp_env_early_)(int, char **, char **) = \
+        dl_omp_env_preinit
+
+/* The same decision from main(), through environ (dl_prog_init calls it),
+ * in processes that loaded libgomp: does the re-exec when the early hook did
+ * not run (a program without DL_OMP_ENV_EARLY, a loader without
+ * .preinit_array) and nothing otherwise, since the re-executed image finds
+ * GOMP_SPINCOUNT set.  Returns only when nothing was done or the exec failed
+ * (then the environment is as it was). */
 void dl_omp_env_settle(char **argv);
 
 #endif

@@ -1,29 +1,45 @@
 #!/bin/sh
 # tests/cli/omp_env.sh — how the programs wait on shared cores (issue 15,
 # share/io/dl_omp_env.c): with no OpenMP policy in the environment a program
-# re-executes itself once with GOMP_SPINCOUNT set (same pid and name); the
-# user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT win, DLLM_OMP_REEXEC=0 turns it
-# off; and the waiting policy never changes a result (a training run and a
-# sample with and without it are byte-identical, at 1 and 2 threads).
+# that uses OpenMP re-executes itself once with GOMP_SPINCOUNT set (same pid
+# and name), before libgomp starts, so libgomp sees the value and starts
+# once; programs without OpenMP do not re-execute; the user's own
+# OMP_WAIT_POLICY / GOMP_SPINCOUNT win, DLLM_OMP_REEXEC=0 turns it off; and
+# the waiting policy never changes a result (a training run and a sample
+# with and without it are byte-identical, at 1 and 2 threads).
 . "$(dirname "$0")/lib.sh"
 
-# environment and name of a live dllm-cat (it waits on stdin for 1 s)
-env_of() {   # VAR=VALUE... : prints GOMP_SPINCOUNT's value (or "unset") and the process name
-    ( sleep 1 | env "$@" dllm-cat > /dev/null 2>&1 & pid=$!
-      sleep 0.5
+TOKJ=$ROOT/share/data/gpt2-tokenizer/tokenizer.json
+# environment and name of a live program waiting on stdin for 1.5 s
+env_of() {   # PROG ARGS -- VAR=VALUE... : prints GOMP_SPINCOUNT's value (or "unset") and the process name
+    prog=$1; shift; args=""
+    while [ "$1" != "--" ]; do args="$args $1"; shift; done; shift
+    ( sleep 1.5 | env "$@" $prog $args > /dev/null 2>&1 & pid=$!
+      sleep 0.8
       v=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^GOMP_SPINCOUNT=//p')
       echo "${v:-unset} $(cat /proc/$pid/comm 2>/dev/null)"
       wait $pid )
 }
+# what libgomp itself read, one line per time it started: OMP_DISPLAY_ENV
+gomp_saw() {   # PROG VAR=VALUE...
+    prog=$1; shift
+    env "$@" OMP_DISPLAY_ENV=verbose $prog --help 2>&1 > /dev/null | sed -n "s/.*GOMP_SPINCOUNT = '\([0-9]*\)'.*/\1/p" | tr '\n' ' '
+}
 if [ ! -r /proc/self/environ ]; then skip "omp_env" "no /proc"; exit 0; fi
 want=$(sed -n 's/^#define DL_OMP_SPINCOUNT "\([0-9]*\)".*/\1/p' "$ROOT/share/io/dl_omp_env.h")
+U="-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u DLLM_OMP_REEXEC"
 is "no policy set: re-executed with GOMP_SPINCOUNT=$want, name kept" \
-   "$(env_of -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u DLLM_OMP_REEXEC)" "$want dllm-cat"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- $U)" "$want dllm-tok"
 is "the user's OMP_WAIT_POLICY wins (no GOMP_SPINCOUNT added)" \
-   "$(env_of -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive)" "unset dllm-cat"
-is "the user's GOMP_SPINCOUNT wins" "$(env_of -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 dllm-cat"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive)" "unset dllm-tok"
+is "the user's GOMP_SPINCOUNT wins" "$(env_of dllm-tok -q -t "$TOKJ" -- -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 dllm-tok"
 is "DLLM_OMP_REEXEC=0: libgomp's defaults" \
-   "$(env_of -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT DLLM_OMP_REEXEC=0)" "unset dllm-cat"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- $U DLLM_OMP_REEXEC=0)" "unset dllm-tok"
+is "dllm-cat uses no OpenMP: not re-executed" "$(env_of dllm-cat -- $U)" "unset dllm-cat"
+for p in dllm-tok dllm-train dllm-sample dllm-score; do
+    is "$p: libgomp started once, with GOMP_SPINCOUNT=$want" "$(gomp_saw $p $U)" "$want "
+done
+is "dllm-sample, user's GOMP_SPINCOUNT=77: libgomp read 77" "$(gomp_saw dllm-sample -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 "
 
 # results do not depend on the waiting policy
 tiny_train_data 60
