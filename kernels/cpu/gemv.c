@@ -179,9 +179,13 @@ static void gemv_rows(float *out, const float *inp, const void *w, int bf16, con
 
 void cpu_gemv(dl_dev *d, float *out, const float *inp, const void *w, int bf16, const float *bias, int N, int C,
               int O) {
-    /* threads when the weight is worth splitting (>= 64 KiB per thread) */
+    /* threads when the weight is worth splitting (>= 256 KiB per thread):
+     * between two tokens the workers sleep (GOMP_SPINCOUNT, dl_omp_env.c)
+     * and waking one costs tens of microseconds; at 64 KiB stories260K's
+     * 128 KiB output layer woke one every token for a few microseconds of
+     * work.  Rows of out are split, so results do not depend on it. */
     size_t bytes = (size_t)O * C * (bf16 ? 2 : 4);
-    int nt = cpu_nthreads(d, bytes, 65536);
+    int nt = cpu_nthreads(d, bytes, 262144);
     if (nt > O) nt = O;
     if (nt <= 1) {
         gemv_rows(out, inp, w, bf16, bias, N, C, O, 0, O);
