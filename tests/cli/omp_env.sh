@@ -11,13 +11,15 @@
 
 TOKJ=$ROOT/share/data/gpt2-tokenizer/tokenizer.json
 # environment and name of a live program waiting on stdin for 1.5 s
-env_of() {   # PROG ARGS -- VAR=VALUE... : prints GOMP_SPINCOUNT's value (or "unset") and the process name
+env_of() {   # PROG ARGS -- VAR=VALUE... : prints GOMP_SPINCOUNT's value (or "unset"), the process
+             # name, and whether libgomp is loaded (gomp / nogomp)
     prog=$1; shift; args=""
     while [ "$1" != "--" ]; do args="$args $1"; shift; done; shift
     ( sleep 1.5 | env "$@" $prog $args > /dev/null 2>&1 & pid=$!
       sleep 0.8
       v=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^GOMP_SPINCOUNT=//p')
-      echo "${v:-unset} $(cat /proc/$pid/comm 2>/dev/null)"
+      g=nogomp; grep -q libgomp /proc/$pid/maps 2>/dev/null && g=gomp
+      echo "${v:-unset} $(cat /proc/$pid/comm 2>/dev/null) $g"
       wait $pid )
 }
 # what libgomp itself read, one line per time it started: OMP_DISPLAY_ENV
@@ -29,13 +31,20 @@ if [ ! -r /proc/self/environ ]; then skip "omp_env" "no /proc"; exit 0; fi
 want=$(sed -n 's/^#define DL_OMP_SPINCOUNT "\([0-9]*\)".*/\1/p' "$ROOT/share/io/dl_omp_env.h")
 U="-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u DLLM_OMP_REEXEC"
 is "no policy set: re-executed with GOMP_SPINCOUNT=$want, name kept" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- $U)" "$want dllm-tok"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- $U)" "$want dllm-tok gomp"
 is "the user's OMP_WAIT_POLICY wins (no GOMP_SPINCOUNT added)" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive)" "unset dllm-tok"
-is "the user's GOMP_SPINCOUNT wins" "$(env_of dllm-tok -q -t "$TOKJ" -- -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 dllm-tok"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive)" "unset dllm-tok gomp"
+is "the user's GOMP_SPINCOUNT wins" "$(env_of dllm-tok -q -t "$TOKJ" -- -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 dllm-tok gomp"
 is "DLLM_OMP_REEXEC=0: libgomp's defaults" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- $U DLLM_OMP_REEXEC=0)" "unset dllm-tok"
-is "dllm-cat uses no OpenMP: not re-executed" "$(env_of dllm-cat -- $U)" "unset dllm-cat"
+   "$(env_of dllm-tok -q -t "$TOKJ" -- $U DLLM_OMP_REEXEC=0)" "unset dllm-tok gomp"
+# dllm-cat uses no OpenMP: a normal build does not load libgomp, and a
+# program without it is not re-executed (sanitizer builds do load it, and
+# then dl_prog_init re-executes, the fallback path)
+got=$(env_of dllm-cat -- $U)
+case $got in
+    *" nogomp") is "dllm-cat, no libgomp loaded: not re-executed" "$got" "unset dllm-cat nogomp" ;;
+    *) is "dllm-cat with libgomp loaded: re-executed from dl_prog_init" "$got" "$want dllm-cat gomp" ;;
+esac
 for p in dllm-tok dllm-train dllm-sample dllm-score; do
     is "$p: libgomp started once, with GOMP_SPINCOUNT=$want" "$(gomp_saw $p $U)" "$want "
 done
