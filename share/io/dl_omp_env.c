@@ -16,7 +16,11 @@
  * The early hook runs before libc is initialised (environ is still NULL
  * there, and libc's start-up would replace a setenv'd environment anyway),
  * so it reads the envp it is given, builds the new environment in a static
- * array and calls nothing but readlink and execve.
+ * array, and calls only string functions, readlink and execve (no malloc,
+ * stdio or environ).  No re-exec when /proc/self/exe is the dynamic loader
+ * (a program started as `ld-linux-x86-64.so.2 ./dllm-tok ...`: exec'ing the
+ * loader with our argv would run argv[1]).  Under valgrind, set
+ * DLLM_OMP_REEXEC=0: the re-executed image would run outside it.
  * Not here: anything else about threads.
  */
 #include <dlfcn.h>
@@ -42,13 +46,16 @@ static int wants_reexec(char *const *env, size_t *n) {
     return 1;
 }
 
-/* the binary's own path, not /proc/self/exe: the process name (ps, pkill,
- * top) comes from the path executed */
+/* exec the path /proc/self/exe points to, not /proc/self/exe itself: the
+ * process name (ps, pkill, top) comes from the path executed, and would
+ * become "exe".  -1 when unreadable, truncated, or the loader's own path. */
 static int self_path(char *buf, size_t len) {
-    ssize_t k = readlink("/proc/self/exe", buf, len - 1);
-    if (k <= 0) return -1;
+    ssize_t k = readlink("/proc/self/exe", buf, len);
+    if (k <= 0 || (size_t)k >= len) return -1;
     buf[k] = 0;
-    return 0;
+    const char *base = strrchr(buf, '/');
+    base = base ? base + 1 : buf;
+    return has_prefix(base, "ld-") ? -1 : 0;
 }
 
 void dl_omp_env_preinit(int argc, char **argv, char **envp) {
@@ -57,7 +64,7 @@ void dl_omp_env_preinit(int argc, char **argv, char **envp) {
     static char self[4096];
     size_t n = 0;
     if (!argv || !argv[0] || !wants_reexec(envp, &n) || n > ENV_MAX || self_path(self, sizeof self)) return;
-    memcpy(env, envp, n * sizeof *env);
+    if (n) memcpy(env, envp, n * sizeof *env);
     env[n] = SPIN_VAR DL_OMP_SPINCOUNT;
     env[n + 1] = NULL;
     execve(self, argv, env);

@@ -12,17 +12,19 @@
  * GOMP_SPINCOUNT (docs/bench.md "Shared cores" has the measurements). */
 #define DL_OMP_SPINCOUNT "1000"
 
-/* The re-exec, done as early as a process can: a program that uses OpenMP
- * says DL_OMP_ENV_EARLY; once in its main.c, at file scope, which puts dl_omp_env_preinit in
- * the executable's .preinit_array.  The dynamic loader runs it after mapping
- * and relocating the libraries but before any of their constructors
- * (libgomp's, which reads the variables), so the first image costs only
- * the loading, and libgomp starts once (OMP_DISPLAY_ENV prints one block).
- * When neither variable is set and
- * DLLM_OMP_REEXEC is not "0", it execve's the binary /proc/self/exe names
- * (same pid, fds, arguments, process name) with GOMP_SPINCOUNT=
- * DL_OMP_SPINCOUNT added to the environment.  It returns when nothing was to
- * be done or the exec failed, and then the program starts as it is. */
+/* The re-exec, done as early as a process can.  A program that uses OpenMP
+ * writes `DL_OMP_ENV_EARLY;` once, at file scope in its main.c: that puts
+ * dl_omp_env_preinit in the executable's .preinit_array, which glibc's
+ * loader runs, with (argc, argv, envp), after mapping and relocating the
+ * libraries but before any of their constructors (libgomp's, which reads
+ * the variables).  So the first image costs only the loading, and libgomp
+ * starts once (OMP_DISPLAY_ENV prints one block).  When neither variable is
+ * set and DLLM_OMP_REEXEC is not "0", it execve's the binary /proc/self/exe
+ * names (same pid, fds, arguments, process name) with
+ * GOMP_SPINCOUNT=DL_OMP_SPINCOUNT added to the environment.  It returns when
+ * nothing was to be done or the exec failed, and then the program starts as
+ * it is.
+ * Loaders that ignore .preinit_array (musl) leave it to dl_omp_env_settle. */
 void dl_omp_env_preinit(int argc, char **argv, char **envp);
 #define DL_OMP_ENV_EARLY \
     __attribute__((section(".preinit_array"), used)) static void (*const dl_omp_env_early_)(int, char **, char **) = \

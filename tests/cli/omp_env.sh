@@ -11,11 +11,12 @@
 
 TOKJ=$ROOT/share/data/gpt2-tokenizer/tokenizer.json
 # environment and name of a live program waiting on stdin for 1.5 s
-env_of() {   # PROG ARGS -- VAR=VALUE... : prints GOMP_SPINCOUNT's value (or "unset"), the process
-             # name, and whether libgomp is loaded (gomp / nogomp)
-    prog=$1; shift; args=""
-    while [ "$1" != "--" ]; do args="$args $1"; shift; done; shift
-    ( sleep 1.5 | env "$@" $prog $args > /dev/null 2>&1 & pid=$!
+env_of() {   # VAR=VALUE / -u VAR ... -- PROG ARGS: prints GOMP_SPINCOUNT's value (or "unset"), the
+             # process name, and whether libgomp is loaded (gomp / nogomp)
+    vars=""
+    while [ "$1" != "--" ]; do vars="$vars $1"; shift; done
+    shift
+    ( sleep 1.5 | env $vars "$@" > /dev/null 2>&1 & pid=$!
       sleep 0.8
       v=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^GOMP_SPINCOUNT=//p')
       g=nogomp; grep -q libgomp /proc/$pid/maps 2>/dev/null && g=gomp
@@ -31,16 +32,16 @@ if [ ! -r /proc/self/environ ]; then skip "omp_env" "no /proc"; exit 0; fi
 want=$(sed -n 's/^#define DL_OMP_SPINCOUNT "\([0-9]*\)".*/\1/p' "$ROOT/share/io/dl_omp_env.h")
 U="-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u DLLM_OMP_REEXEC"
 is "no policy set: re-executed with GOMP_SPINCOUNT=$want, name kept" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- $U)" "$want dllm-tok gomp"
+   "$(env_of $U -- dllm-tok -q -t "$TOKJ")" "$want dllm-tok gomp"
 is "the user's OMP_WAIT_POLICY wins (no GOMP_SPINCOUNT added)" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive)" "unset dllm-tok gomp"
-is "the user's GOMP_SPINCOUNT wins" "$(env_of dllm-tok -q -t "$TOKJ" -- -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 dllm-tok gomp"
+   "$(env_of -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive -- dllm-tok -q -t "$TOKJ")" "unset dllm-tok gomp"
+is "the user's GOMP_SPINCOUNT wins" "$(env_of -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77 -- dllm-tok -q -t "$TOKJ")" "77 dllm-tok gomp"
 is "DLLM_OMP_REEXEC=0: libgomp's defaults" \
-   "$(env_of dllm-tok -q -t "$TOKJ" -- $U DLLM_OMP_REEXEC=0)" "unset dllm-tok gomp"
+   "$(env_of $U DLLM_OMP_REEXEC=0 -- dllm-tok -q -t "$TOKJ")" "unset dllm-tok gomp"
 # dllm-cat uses no OpenMP: a normal build does not load libgomp, and a
 # program without it is not re-executed (sanitizer builds do load it, and
 # then dl_prog_init re-executes, the fallback path)
-got=$(env_of dllm-cat -- $U)
+got=$(env_of $U -- dllm-cat)
 case $got in
     *" nogomp") is "dllm-cat, no libgomp loaded: not re-executed" "$got" "unset dllm-cat nogomp" ;;
     *) is "dllm-cat with libgomp loaded: re-executed from dl_prog_init" "$got" "$want dllm-cat gomp" ;;
