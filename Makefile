@@ -94,7 +94,8 @@ ifeq ($(HAVE_CUDA),1)
     # cuBLAS is dlopen'ed by the backend when a CUDA device opens (kernels/cuda/cuda.h): not linked.
     # The CUDA runtime is linked statically (nvcc's own default): libcudart.so + libstdc++ cost
     # every process 0.75 ms of loading, twice with the re-exec (share/io/dl_omp_env.h), and the
-    # programs now start on machines without the CUDA toolkit (libcuda is opened on first use).
+    # programs now start on machines without the CUDA toolkit (libcuda is opened on first use;
+    # dllm-train with NCCL still links libnccl, and libstdc++ through it).
     # The run path stays for dlopen("libcublas.so.N").
     LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lrt -lpthread -ldl
     NVCC_FLAGS += -DDL_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'

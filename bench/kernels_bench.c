@@ -5,7 +5,7 @@
  * kernels/cpu/.  Build and run by hand after `make`:
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -march=x86-64-v2 -DDL_HAVE_OPENBLAS \
- *      -Ishare/io -Ishare/tok -Ishare/model -Ikernels bench/kernels_bench.c build/libdllm.a -lopenblas -lm -o build/kernels_bench
+ *      -Ishare/io -Ishare/tok -Ishare/model -Ikernels bench/kernels_bench.c build/libdllm.a -lopenblas -ldl -lm -o build/kernels_bench
  *   build/kernels_bench [D L Hq Hk F T B V steps]     (default 256 4 8 8 768 256 8 512 5)
  *   (the first "gemm" block measures only; steps = 0 skips the step)
  *

@@ -98,6 +98,10 @@ int dl_dev_threads(const dl_dev *d);            /* CPU: OpenMP threads the ops u
  * GEMM, -1 only asks.  Returns the setting now in effect (0 without
  * OpenBLAS, and on other backends). */
 int dl_dev_cpu_blas(dl_dev *d, int on);
+/* Built with OpenBLAS but it could not be loaded (kernels/cpu/openblas.c,
+ * tried when a CPU device opens): why, and the CPU GEMMs run in plain C;
+ * NULL when it loaded or the build has none. */
+const char *dl_k_openblas_missing(void);
 /* CPU only, for decoding: rows > 0 makes linear_fwd with N <= rows (capped
  * at 16) stream each weight row once per call (a GEMV, kernels/cpu/gemv.c,
  * f32 or bf16 weights, threads split the output rows) instead of the GEMM;

@@ -10,16 +10,20 @@
  * Opened here, it is loaded once, after the re-exec, by the processes that
  * open a CPU device.
  *
- * The library's name comes from the build (DL_OPENBLAS_SONAME, the soname
- * -lopenblas resolved to); "libopenblas.so" is the fallback.  When neither
- * opens, the backend runs the plain-C GEMM and says why in the device's
- * description.
+ * The library's name comes from DLLM_OPENBLAS when set (a path or a name:
+ * another OpenBLAS build, say; no fallback then), else from the build
+ * (DL_OPENBLAS_SONAME, the soname -lopenblas resolved to at build time),
+ * with "libopenblas.so" as the fallback.
+ * When neither opens, the backend runs the plain-C GEMM and says why in the
+ * device's description and in dl_k_openblas_missing (the programs warn).
  * Not here: how GEMMs use it (gemm.c), threads (backend.c).
  */
 #ifdef DL_HAVE_OPENBLAS
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cpu.h"
 
 #ifndef DL_OPENBLAS_SONAME
@@ -33,13 +37,17 @@ static int load_rc = -1;
 static char load_why[256];
 
 static void load(void) {
-    const char *names[] = { DL_OPENBLAS_SONAME, "libopenblas.so" };
-    void *h = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) h = dlopen(names[i], RTLD_LAZY | RTLD_LOCAL);
+    const char *named = getenv("DLLM_OPENBLAS");
+    const char *first = named && *named ? named : DL_OPENBLAS_SONAME;
+    void *h = dlopen(first, RTLD_LAZY | RTLD_LOCAL);
     if (!h) {
+        /* the first name's error is the one to report (a missing dependency
+         * of it, say); the fallback name is usually absent without -dev */
         const char *e = dlerror();
-        snprintf(load_why, sizeof load_why, "%s", e ? e : "cannot load " DL_OPENBLAS_SONAME);
-        return;
+        snprintf(load_why, sizeof load_why, "%s", e ? e : first);
+        if (first == named) return;   /* the user's choice: no fallback */
+        h = dlopen("libopenblas.so", RTLD_LAZY | RTLD_LOCAL);
+        if (!h) return;
     }
     struct { void **slot; const char *sym; } want[] = {
         { (void **)&cpu_openblas.sgemm, "cblas_sgemm" },
@@ -50,6 +58,7 @@ static void load(void) {
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!(*want[i].slot = dlsym(h, want[i].sym))) {
             snprintf(load_why, sizeof load_why, "the loaded OpenBLAS has no %s", want[i].sym);
+            memset(&cpu_openblas, 0, sizeof cpu_openblas);
             dlclose(h);
             return;
         }
@@ -63,6 +72,12 @@ int cpu_openblas_load(const char **why) {
     *why = load_rc ? load_why : "";
     return load_rc;
 }
+
+const char *dl_k_openblas_missing(void) {
+    const char *why;
+    return cpu_openblas_load(&why) ? why : NULL;
+}
 #else
-typedef int cpu_openblas_unused;   /* ISO C: no empty translation units */
+#include "cpu.h"
+const char *dl_k_openblas_missing(void) { return NULL; }
 #endif

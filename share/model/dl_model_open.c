@@ -6,6 +6,7 @@
 #include <string.h>
 #include "dl_ckpt.h"
 #include "dl_io.h"
+#include "dl_log.h"
 #include "dl_lora.h"
 #include "dl_model_open.h"
 
@@ -17,6 +18,8 @@ static int open_device(dl_dev **d, const char *name, int threads, char *err, siz
     else return dl_seterr(err, errlen, -DL_EXIT_USAGE, "device '%s': expected cpu or cuda", name);
     int rc = dl_dev_open(d, k, threads, err, errlen);
     if (rc) dl_err_prefix(err, errlen, "device %s", name);
+    const char *why = rc || k != DL_DEV_CPU ? NULL : dl_k_openblas_missing();
+    if (why) dl_warn("OpenBLAS could not be loaded (%s): the CPU matrix products run in plain C, about half as fast", why);
     return rc;
 }
 
