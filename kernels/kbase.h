@@ -23,6 +23,17 @@ int dl_k_seterr(char *err, size_t errlen, int code, const char *fmt, ...) __attr
 #define DL_K_ASSERT(c) ((c) ? (void)0 : dl_k_assert_fail(#c, __FILE__, __LINE__))
 _Noreturn void dl_k_assert_fail(const char *expr, const char *file, int line);
 
+/* A library the backends open at run time instead of linking (start-up
+ * cost: kernels/cpu/openblas.c, kernels/cuda/cuda.h).  dl_k_dlopen opens
+ * the first of names[0 .. n_names) that loads (dlopen `flags`, plus
+ * RTLD_LOCAL) and fills *want[i].slot = dlsym(lib, want[i].sym).  Returns
+ * the handle, or NULL with every slot zeroed and why set: the FIRST name's
+ * dlopen error when none loads (the fallbacks are usually absent and say
+ * less), or "NAME has no SYM". */
+typedef struct { void **slot; const char *sym; } dl_k_sym;
+void *dl_k_dlopen(const char *const *names, int n_names, int flags, const dl_k_sym *want, int n_want, char *why,
+                  size_t whylen);
+
 /* bf16 = the top 16 bits of an IEEE float32.  Load is exact; store rounds
  * to nearest, ties to even; NaN stays NaN (quiet bit forced), inf stays inf. */
 static inline float dl_bf16_to_f32(uint16_t h) {

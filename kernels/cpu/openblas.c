@@ -21,9 +21,7 @@
 #ifdef DL_HAVE_OPENBLAS
 #include <dlfcn.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include "cpu.h"
 
 #ifndef DL_OPENBLAS_SONAME
@@ -38,33 +36,22 @@ static char load_why[256];
 
 static void load(void) {
     const char *named = getenv("DLLM_OPENBLAS");
-    const char *first = named && *named ? named : DL_OPENBLAS_SONAME;
-    void *h = dlopen(first, RTLD_LAZY | RTLD_LOCAL);
-    if (!h) {
-        /* the first name's error is the one to report (a missing dependency
-         * of it, say); the fallback name is usually absent without -dev */
-        const char *e = dlerror();
-        snprintf(load_why, sizeof load_why, "%s", e ? e : first);
-        if (first == named) return;   /* the user's choice: no fallback */
-        h = dlopen("libopenblas.so", RTLD_LAZY | RTLD_LOCAL);
-        if (!h) return;
-    }
-    struct { void **slot; const char *sym; } want[] = {
+    int own = named && *named;
+    /* the user's choice has no fallback; the build's soname falls back to
+     * the unversioned name */
+    const char *names[] = { own ? named : DL_OPENBLAS_SONAME, "libopenblas.so" };
+    const dl_k_sym want[] = {
         { (void **)&cpu_openblas.sgemm, "cblas_sgemm" },
         { (void **)&cpu_openblas.set_num_threads, "openblas_set_num_threads" },
         { (void **)&cpu_openblas.get_config, "openblas_get_config" },
         { (void **)&cpu_openblas.get_corename, "openblas_get_corename" },
     };
-    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-        if (!(*want[i].slot = dlsym(h, want[i].sym))) {
-            snprintf(load_why, sizeof load_why, "the loaded OpenBLAS has no %s", want[i].sym);
-            memset(&cpu_openblas, 0, sizeof cpu_openblas);
-            dlclose(h);
-            return;
-        }
+    /* never closed: its thread pool and buffers live until exit */
+    if (!dl_k_dlopen(names, own ? 1 : 2, RTLD_LAZY, want, (int)(sizeof want / sizeof *want), load_why, sizeof load_why))
+        return;
     /* one thread: the OpenMP pool owns the cores (backend.c) */
     cpu_openblas.set_num_threads(1);
-    load_rc = 0;   /* never closed: its thread pool and buffers live until exit */
+    load_rc = 0;
 }
 
 int cpu_openblas_load(const char **why) {

@@ -25,26 +25,14 @@ int cu_cublas_load(char *why, size_t n) {
     char name[64], path[512];
     snprintf(name, sizeof name, "libcublas.so.%d", CUBLAS_VER_MAJOR);
     snprintf(path, sizeof path, "%s/%s", DL_CUDA_LIBDIR, name);
-    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (!h) h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(why, n, "%s", e ? e : name);
-        return -1;
-    }
-    struct { void **slot; const char *sym; } want[] = {
+    const char *names[] = { name, path };
+    const dl_k_sym want[] = {
         { (void **)&cu_blas.create, "cublasCreate_v2" },   { (void **)&cu_blas.destroy, "cublasDestroy_v2" },
         { (void **)&cu_blas.set_stream, "cublasSetStream_v2" }, { (void **)&cu_blas.set_math_mode, "cublasSetMathMode" },
         { (void **)&cu_blas.gemm_ex, "cublasGemmEx" },
     };
-    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-        if (!(*want[i].slot = dlsym(h, want[i].sym))) {
-            snprintf(why, n, "%s has no %s", name, want[i].sym);
-            dlclose(h);
-            return -1;
-        }
-    lib = h;
-    return 0;
+    lib = dl_k_dlopen(names, 2, RTLD_NOW, want, (int)(sizeof want / sizeof *want), why, n);
+    return lib ? 0 : -1;
 }
 
 extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errlen) {

@@ -2,7 +2,8 @@
 # tests/cli/openblas.sh — OpenBLAS is opened at run time (kernels/cpu/openblas.c):
 # the programs say which one on dllm-train's model line, DLLM_OPENBLAS names
 # another, and one that cannot be loaded leaves the plain-C GEMM with one
-# warning that says why (exit 0, output written).
+# warning that says why (exit 0, output written), as does a library
+# without cblas_sgemm.
 . "$(dirname "$0")/lib.sh"
 
 tiny_train_data 20
@@ -26,3 +27,7 @@ is "unloadable OpenBLAS: one warning naming the file" \
    "$(grep -c 'warning: OpenBLAS could not be loaded (/nonexistent/libopenblas.so.0' "$T/gone.err")" "1"
 is "unloadable OpenBLAS: the model line says plain-C GEMM" "$(grep -c 'plain-C GEMM: /nonexistent' "$T/gone.err")" "1"
 check "unloadable OpenBLAS: checkpoint written" test -f "$T/gone/model.safetensors"
+train nosym DLLM_OPENBLAS=libm.so.6 && ok "a library without cblas_sgemm: exit 0" ||
+    notok "a library without cblas_sgemm: exit 0" "$(head -n 3 "$T/nosym.err")"
+is "a library without cblas_sgemm: the warning names the symbol" \
+   "$(grep -c 'warning: OpenBLAS could not be loaded (libm.so.6 has no cblas_sgemm)' "$T/nosym.err")" "1"
