@@ -89,7 +89,6 @@ struct dl_dev {
     const dl_backend_ops *ops;
     dl_dev_kind kind;
     int threads;          /* CPU: OpenMP threads every op uses (>= 1); others 1 */
-    int threads_max;      /* CPU: the count open gave; dl_dev_cpu_threads stays within it */
     char desc[160];       /* dl_dev_describe */
     void *be;             /* backend-private state (cpu: struct cpu_state) */
 };

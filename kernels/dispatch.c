@@ -57,7 +57,6 @@ int dl_dev_open(dl_dev **dp, dl_dev_kind kind, int index, char *err, size_t errl
     d->threads = 1;
     int rc = open(d, index, err, errlen);
     if (rc) { free(d); return rc; }
-    d->threads_max = d->threads;
     *dp = d;
     return 0;
 }
@@ -76,10 +75,6 @@ int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
            d->ops->supports(d, op, dt, wdt);
 }
 int dl_dev_cpu_blas(dl_dev *d, int on) { return d->ops->cpu_blas ? d->ops->cpu_blas(d, on) : 0; }
-int dl_dev_cpu_threads(dl_dev *d, int n) {
-    if (d->kind == DL_DEV_CPU && n > 0) d->threads = n < d->threads_max ? n : d->threads_max;
-    return d->threads;
-}
 int dl_dev_cpu_gemv(dl_dev *d, int rows) { return d->ops->cpu_gemv ? d->ops->cpu_gemv(d, rows) : 0; }
 int dl_dev_cpu_pack(dl_dev *d, int on) { return d->ops->cpu_pack ? d->ops->cpu_pack(d, on) : 0; }
 void *dl_dev_alloc(dl_dev *d, size_t bytes) { return d->ops->alloc(d, bytes); }

@@ -121,13 +121,6 @@ int dl_dev_cpu_gemv(dl_dev *d, int rows);
  * Returns the setting in effect (0 on other backends).  The diffusion
  * sampler turns it on. */
 int dl_dev_cpu_pack(dl_dev *d, int on);
-/* CPU only: the threads ops use from now on, n in 1 .. the count
- * dl_dev_open gave (larger is capped); n <= 0 only asks.  No forward op's
- * result depends on it (threads split rows, heads or GEMM panels, never a
- * sum), so a sampler may lower it while another process competes for the
- * cores (share/io/dl_adapt.h).  Returns the count in effect (1 on other
- * backends). */
-int dl_dev_cpu_threads(dl_dev *d, int n);
 
 /* ------------------------------------------------------------ embedding */
 /* out (N,D, dt) = wte[ids[n]] (wte (V,D) in wdt; a bf16 row widens exactly) ; ids (N) < V */

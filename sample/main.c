@@ -36,9 +36,7 @@
 #include "dl_tok.h"
 #include "preset.h"
 #include "sample.h"
-#include "dl_omp_env.h"
 
-DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 static dl_common common;
 static const char *o_adapter;
@@ -537,7 +535,6 @@ int main(int argc, char **argv) {
             (unsigned long long)n_prompts, (unsigned long long)n_gen, (unsigned long long)n_nfe,
             n_prompts ? (double)n_nfe / n_prompts : 0.0, t_sample > 0 ? n_gen / t_sample : 0.0,
             n_iters ? 1000.0 * t_sample / (double)n_iters : 0.0);
-    if (dl_model_adapt_note(&m, err, sizeof err)) dl_info("%s", err);
 
     batch_free(&bt);
     free((void *)o.suppress); free(paths);

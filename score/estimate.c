@@ -67,7 +67,6 @@ const dl_config *sc_config(const sc_ctx *c) { return &c->m.cfg; }
 int sc_is_causal(const sc_ctx *c) { return c->causal; }
 const sc_opts *sc_options(const sc_ctx *c) { return &c->o; }
 int sc_max_len(const sc_ctx *c) { return c->m.cfg.max_seq_len; }
-int sc_adapt_note(const sc_ctx *c, char *buf, size_t n) { return dl_model_adapt_note(&c->m, buf, n); }
 
 int sc_open(sc_ctx **out, const char *ckpt, const sc_opts *o, char *err, size_t errlen) {
     *out = NULL;

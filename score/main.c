@@ -40,9 +40,7 @@
 #include "dl_opts.h"
 #include "dl_stream.h"
 #include "score.h"
-#include "dl_omp_env.h"
 
-DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 static dl_common common;
 static const char *o_adapter;
@@ -346,8 +344,6 @@ int main(int argc, char **argv) {
     } else {
         rc = run_streams(c, paths, npaths, err, sizeof err);
     }
-    char note[256];
-    if (!rc && sc_adapt_note(c, note, sizeof note)) dl_info("%s", note);
     sc_close(c);
     free(paths);
     if (rc) dl_die(-rc, "%s", err);

@@ -58,8 +58,6 @@ typedef struct sc_ctx sc_ctx;   /* model, tokenizer, options, buffers allocated 
  * mask_id override) is -DL_EXIT_DATA; mc < 1 is -DL_EXIT_USAGE. */
 int sc_open(sc_ctx **c, const char *ckpt, const sc_opts *o, char *err, size_t errlen);
 void sc_close(sc_ctx *c);      /* NULL is fine */
-/* dl_model_adapt_note of the scoring model (threads lowered by contention). */
-int sc_adapt_note(const sc_ctx *c, char *buf, size_t n);
 
 /* log p(resp | prompt) estimate in nats (<= 0 for causal exact; an
  * ELBO-based lower bound estimate for diffusion), its standard error (0 for

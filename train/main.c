@@ -31,9 +31,7 @@
 #include "dl_log.h"
 #include "dl_opts.h"
 #include "train.h"
-#include "dl_omp_env.h"
 
-DL_OMP_ENV_EARLY;   /* settles libgomp's waiting policy before it starts (dl_omp_env.h) */
 
 /* Options: the ones recorded for --resume start "unset" (LLONG_MIN, NaN,
  * NULL) so a resumed run can take the saved value; defaults come after. */

@@ -24,8 +24,8 @@
  * it, as before) or NULL: then P is recomputed per (b, h) into the second
  * half of scratch as P_ij = exp(s q_i.k_j - lse_i) on the visible keys of
  * the mask, exact zeros elsewhere, and the rest runs unchanged.
- * Forward: OpenMP (dynamic) over (b, h, chunk of QC = 64 query rows) tasks.
- * Backward: OpenMP over the B*Hk (b, kv head g) tasks (fewer tasks than
+ * Forward: pool chunks (cpu_pool_run) over (b, h, chunk of QC = 64 query rows) tasks.
+ * Backward: pool chunks over the B*Hk (b, kv head g) tasks (fewer tasks than
  * threads leave threads idle: B = 1 with 2 kv heads uses 2); each does the
  * heads of its group in order (dK, dV summed in head order: deterministic):
  * query chunks give dS (written to the (b, h) slice of `scratch`, which
@@ -139,51 +139,69 @@ DL_CLONES static void dsoftmax_row(float *s, const float *p, int m, int T) {
     memset(s + m, 0, sizeof(float) * (size_t)(T - m));
 }
 
+/* the arguments of both directions (each uses some) */
+typedef struct {
+    const dl_dev *d;
+    float *out, *lse, *own;      /* fwd; own (nt, QC, T): each thread's chunk of P when att is NULL */
+    const float *att;
+    float *dq, *dk, *dv, *Sall, *Pown;   /* bwd */
+    const float *dout, *q, *k, *v;
+    const int32_t *lens;
+    int T, Hq, Hk, E, rep, nc, block;
+    size_t ldq, ldk;
+    float scale;
+    dl_attn_mask mask;
+} att_job;
+
+/* task t = (b, h, chunk c of QC query rows) */
+static void fwd_task(void *arg, long t, int tid) {
+    const att_job *j = arg;
+    const int T = j->T, Hq = j->Hq, Hk = j->Hk, E = j->E, nc = j->nc, block = j->block;
+    const size_t ldq = j->ldq, ldk = j->ldk;
+    const dl_attn_mask mask = j->mask;
+    int c = (int)(t % nc), h = (int)(t / nc % Hq), b = (int)(t / nc / Hq), g = h / j->rep;
+    int len = len_of(j->lens, b, T);
+    int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
+    const float *Q = j->q + ((size_t)b * T * Hq + h) * E;
+    const float *K = j->k + ((size_t)b * T * Hk + g) * E;
+    const float *V = j->v + ((size_t)b * T * Hk + g) * E;
+    float *O = j->out + ((size_t)b * T * Hq + h) * E;
+    float *L = j->lse + ((size_t)b * Hq + h) * T;
+    /* P + i * T is row i of this (b, h): in att, or in the thread's chunk */
+    float *P = j->att ? (float *)j->att + ((size_t)b * Hq + h) * T * T
+                      : j->own + (size_t)tid * QC * T - (size_t)i0 * T;
+    int kmax = 0;
+    for (int i = i0; i < i1; i++) {
+        int jm = jmax_of(i, len, T, mask, block);
+        if (jm > kmax) kmax = jm;
+    }
+    cpu_gemm_serial(j->d, 0, 1, n, kmax, E, j->scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
+                    P + (size_t)i0 * T, T);
+    for (int i = i0; i < i1; i++) {
+        if (mask == DL_ATTN_BD3) { memset(P + (size_t)i * T + kmax, 0, sizeof(float) * (size_t)(T - kmax));
+                                   L[i] = softmax_row_bd3(P + (size_t)i * T, i, len, T, block); }
+        else L[i] = softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
+    }
+    cpu_gemm_serial(j->d, 0, 0, n, E, kmax, 1.0f, P + (size_t)i0 * T, T, V, (int)ldk, 0.0f,
+                    O + i0 * ldq, (int)ldq);
+}
+
 void cpu_attention_fwd(dl_dev *d, dl_dtype dt, void *outv, float *lse, float *att, const void *qv, const void *kv,
                        const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                        dl_attn_mask mask, int block) {
     CPU_F32(dt);
     DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
                 (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
-    float *out = outv;
-    const float *q = qv, *k = kv, *v = vv;
-    const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
-    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
-    const float scale = 1.0f / sqrtf((float)E);
+    const int nc = (T + QC - 1) / QC;
     const long ntask = (long)B * Hq * nc;
-#pragma omp parallel num_threads(cpu_nthreads(d, (size_t)ntask, 1))
-    {
-        float *own = att ? NULL : malloc(sizeof(float) * (size_t)QC * T);   /* this thread's chunk of P */
-        DL_K_ASSERT(att || own);
-#pragma omp for schedule(dynamic, 1)
-        for (long t = 0; t < ntask; t++) {
-            int c = (int)(t % nc), h = (int)(t / nc % Hq), b = (int)(t / nc / Hq), g = h / rep;
-            int len = len_of(lens, b, T);
-            int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
-            const float *Q = q + ((size_t)b * T * Hq + h) * E;
-            const float *K = k + ((size_t)b * T * Hk + g) * E;
-            const float *V = v + ((size_t)b * T * Hk + g) * E;
-            float *O = out + ((size_t)b * T * Hq + h) * E;
-            float *L = lse + ((size_t)b * Hq + h) * T;
-            /* P + i * T is row i of this (b, h): in att, or in the thread's chunk */
-            float *P = att ? att + ((size_t)b * Hq + h) * T * T : own - (size_t)i0 * T;
-            int kmax = 0;
-            for (int i = i0; i < i1; i++) {
-                int jm = jmax_of(i, len, T, mask, block);
-                if (jm > kmax) kmax = jm;
-            }
-            cpu_gemm_serial(d, 0, 1, n, kmax, E, scale, Q + i0 * ldq, (int)ldq, K, (int)ldk, 0.0f,
-                            P + (size_t)i0 * T, T);
-            for (int i = i0; i < i1; i++) {
-                if (mask == DL_ATTN_BD3) { memset(P + (size_t)i * T + kmax, 0, sizeof(float) * (size_t)(T - kmax));
-                                           L[i] = softmax_row_bd3(P + (size_t)i * T, i, len, T, block); }
-                else L[i] = softmax_row(P + (size_t)i * T, jmax_of(i, len, T, mask, block), T);
-            }
-            cpu_gemm_serial(d, 0, 0, n, E, kmax, 1.0f, P + (size_t)i0 * T, T, V, (int)ldk, 0.0f,
-                            O + i0 * ldq, (int)ldq);
-        }
-        free(own);
-    }
+    const int nt = cpu_nthreads(d, (size_t)ntask, 1);
+    float *own = att ? NULL : malloc(sizeof(float) * (size_t)nt * QC * T);
+    DL_K_ASSERT(att || own || ntask == 0);
+    att_job j = { .d = d, .out = outv, .lse = lse, .own = own, .att = att, .q = qv, .k = kv, .v = vv,
+                  .lens = lens, .T = T, .Hq = Hq, .Hk = Hk, .E = E, .rep = Hq / Hk, .nc = nc, .block = block,
+                  .ldq = (size_t)Hq * E, .ldk = (size_t)Hk * E, .scale = 1.0f / sqrtf((float)E), .mask = mask };
+    cpu_pool_run(nt, ntask, fwd_task, &j);
+    free(own);
 }
 
 size_t cpu_attention_bwd_scratch_bytes(const dl_dev *d, int B, int T, int Hq, int Hk, int E, int have_att) {
@@ -213,6 +231,66 @@ static void recompute_probs(const dl_dev *d, float *P, const float *Q, const flo
     }
 }
 
+/* task t = (b, kv head g): the heads of the group in order */
+static void bwd_task(void *arg, long t, int tid) {
+    const att_job *j = arg;
+    const int T = j->T, Hq = j->Hq, Hk = j->Hk, E = j->E, nc = j->nc, rep = j->rep;
+    const size_t ldq = j->ldq, ldk = j->ldk;
+    const float scale = j->scale;
+    const dl_dev *d = j->d;
+    (void)tid;
+    int g = (int)(t % Hk), b = (int)(t / Hk);
+    const float *K = j->k + ((size_t)b * T * Hk + g) * E;
+    const float *V = j->v + ((size_t)b * T * Hk + g) * E;
+    float *dK = j->dk + ((size_t)b * T * Hk + g) * E;
+    float *dV = j->dv + ((size_t)b * T * Hk + g) * E;
+    for (int r = 0; r < rep; r++) {
+        int h = g * rep + r;
+        const float *dO = j->dout + ((size_t)b * T * Hq + h) * E;
+        const float *Q = j->q + ((size_t)b * T * Hq + h) * E;
+        const float *P;
+        if (j->att) P = j->att + ((size_t)b * Hq + h) * T * T;
+        else {
+            float *Pw = j->Pown + ((size_t)b * Hq + h) * T * T;
+            recompute_probs(d, Pw, Q, K, j->lse + ((size_t)b * Hq + h) * T, ldq, ldk, len_of(j->lens, b, T), T, E,
+                            scale, j->mask, j->block);
+            P = Pw;
+        }
+        float *S = j->Sall + ((size_t)b * Hq + h) * T * T;   /* dS of (b, h): cache-resident */
+        float *dQ = j->dq + ((size_t)b * T * Hq + h) * E;
+        /* query chunks: dP -> dS, dQ = s dS K */
+        for (int c = 0; c < nc; c++) {
+            int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
+            int jm[QC], kmax = 0;
+            for (int i = i0; i < i1; i++) {
+                jm[i - i0] = jmax_scan(P + (size_t)i * T, T);
+                if (jm[i - i0] > kmax) kmax = jm[i - i0];
+            }
+            cpu_gemm_serial(d, 0, 1, n, kmax, E, 1.0f, dO + i0 * ldq, (int)ldq, V, (int)ldk, 0.0f,
+                            S + (size_t)i0 * T, T);
+            for (int i = i0; i < i1; i++) dsoftmax_row(S + (size_t)i * T, P + (size_t)i * T, jm[i - i0], T);
+            cpu_gemm_serial(d, 0, 0, n, E, kmax, scale, S + (size_t)i0 * T, T, K, (int)ldk, 0.0f,
+                            dQ + i0 * ldq, (int)ldq);
+        }
+        /* key chunks: dV (+)= P^T dO, dK (+)= s dS^T Q over the queries that see them */
+        float beta = r == 0 ? 0.0f : 1.0f;
+        for (int c = 0; c < nc; c++) {
+            int j0 = c * QC, j1 = j0 + QC < T ? j0 + QC : T, n = j1 - j0;
+            int imin = 0;   /* rows before imin see none of keys j0..j1 */
+            for (; imin < T; imin++) {
+                const float *p = P + (size_t)imin * T + j0;
+                int any = 0;
+                for (int x = 0; x < n; x++) any |= p[x] != 0.0f;
+                if (any) break;
+            }
+            cpu_gemm_serial(d, 1, 0, n, E, T - imin, 1.0f, P + (size_t)imin * T + j0, T,
+                            dO + imin * ldq, (int)ldq, beta, dV + j0 * ldk, (int)ldk);
+            cpu_gemm_serial(d, 1, 0, n, E, T - imin, scale, S + (size_t)imin * T + j0, T,
+                            Q + imin * ldq, (int)ldq, beta, dK + j0 * ldk, (int)ldk);
+        }
+    }
+}
+
 void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dqv, void *dkv, void *dvv, void *scratch, const void *doutv,
                        const void *outv, const float *lse, const float *att, const void *qv, const void *kv,
                        const void *vv, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
@@ -221,64 +299,12 @@ void cpu_attention_bwd(dl_dev *d, dl_dtype dt, void *dqv, void *dkv, void *dvv, 
     DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
                 (mask != DL_ATTN_BD3 || (block > 0 && T > 0 && T % 2 == 0)));
     (void)outv;   /* rowsum(P dP) is taken from P itself, not from dO . O */
-    float *dq = dqv, *dk = dkv, *dv = dvv;
-    const float *dout = doutv, *q = qv, *k = kv, *v = vv;
-    float *Sall = scratch, *Pown = att ? NULL : Sall + (size_t)B * Hq * T * T;
-    const int rep = Hq / Hk, nc = (T + QC - 1) / QC;
-    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
-    const float scale = 1.0f / sqrtf((float)E);
+    float *Sall = scratch;
+    att_job j = { .d = d, .lse = (float *)lse, .att = att, .dq = dqv, .dk = dkv, .dv = dvv, .Sall = Sall,
+                  .Pown = att ? NULL : Sall + (size_t)B * Hq * T * T, .dout = doutv, .q = qv, .k = kv, .v = vv,
+                  .lens = lens, .T = T, .Hq = Hq, .Hk = Hk, .E = E, .rep = Hq / Hk, .nc = (T + QC - 1) / QC,
+                  .block = block, .ldq = (size_t)Hq * E, .ldk = (size_t)Hk * E, .scale = 1.0f / sqrtf((float)E),
+                  .mask = mask };
     const long ntask = (long)B * Hk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, (size_t)ntask, 1))
-    for (long t = 0; t < ntask; t++) {
-        int g = (int)(t % Hk), b = (int)(t / Hk);
-        const float *K = k + ((size_t)b * T * Hk + g) * E;
-        const float *V = v + ((size_t)b * T * Hk + g) * E;
-        float *dK = dk + ((size_t)b * T * Hk + g) * E;
-        float *dV = dv + ((size_t)b * T * Hk + g) * E;
-        for (int r = 0; r < rep; r++) {
-            int h = g * rep + r;
-            const float *dO = dout + ((size_t)b * T * Hq + h) * E;
-            const float *Q = q + ((size_t)b * T * Hq + h) * E;
-            const float *P;
-            if (att) P = att + ((size_t)b * Hq + h) * T * T;
-            else {
-                float *Pw = Pown + ((size_t)b * Hq + h) * T * T;
-                recompute_probs(d, Pw, Q, K, lse + ((size_t)b * Hq + h) * T, ldq, ldk, len_of(lens, b, T), T, E,
-                                scale, mask, block);
-                P = Pw;
-            }
-            float *S = Sall + ((size_t)b * Hq + h) * T * T;   /* dS of (b, h): cache-resident */
-            float *dQ = dq + ((size_t)b * T * Hq + h) * E;
-            /* query chunks: dP -> dS, dQ = s dS K */
-            for (int c = 0; c < nc; c++) {
-                int i0 = c * QC, i1 = i0 + QC < T ? i0 + QC : T, n = i1 - i0;
-                int jm[QC], kmax = 0;
-                for (int i = i0; i < i1; i++) {
-                    jm[i - i0] = jmax_scan(P + (size_t)i * T, T);
-                    if (jm[i - i0] > kmax) kmax = jm[i - i0];
-                }
-                cpu_gemm_serial(d, 0, 1, n, kmax, E, 1.0f, dO + i0 * ldq, (int)ldq, V, (int)ldk, 0.0f,
-                                S + (size_t)i0 * T, T);
-                for (int i = i0; i < i1; i++) dsoftmax_row(S + (size_t)i * T, P + (size_t)i * T, jm[i - i0], T);
-                cpu_gemm_serial(d, 0, 0, n, E, kmax, scale, S + (size_t)i0 * T, T, K, (int)ldk, 0.0f,
-                                dQ + i0 * ldq, (int)ldq);
-            }
-            /* key chunks: dV (+)= P^T dO, dK (+)= s dS^T Q over the queries that see them */
-            float beta = r == 0 ? 0.0f : 1.0f;
-            for (int c = 0; c < nc; c++) {
-                int j0 = c * QC, j1 = j0 + QC < T ? j0 + QC : T, n = j1 - j0;
-                int imin = 0;   /* rows before imin see none of keys j0..j1 */
-                for (; imin < T; imin++) {
-                    const float *p = P + (size_t)imin * T + j0;
-                    int any = 0;
-                    for (int j = 0; j < n; j++) any |= p[j] != 0.0f;
-                    if (any) break;
-                }
-                cpu_gemm_serial(d, 1, 0, n, E, T - imin, 1.0f, P + (size_t)imin * T + j0, T,
-                                dO + imin * ldq, (int)ldq, beta, dV + j0 * ldk, (int)ldk);
-                cpu_gemm_serial(d, 1, 0, n, E, T - imin, scale, S + (size_t)imin * T + j0, T,
-                                Q + imin * ldq, (int)ldq, beta, dK + j0 * ldk, (int)ldk);
-            }
-        }
-    }
+    cpu_pool_run(cpu_nthreads(d, (size_t)ntask, 1), ntask, bwd_task, &j);
 }

@@ -22,7 +22,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include "cpu.h"
 
 #define KC 128          /* keys per online-softmax chunk */
@@ -63,30 +62,71 @@ DL_CLONES static void one_query(float *o, const float *q, const float *K, const 
     for (int e = 0; e < E; e++) o[e] = acc[e] * inv;
 }
 
+typedef struct {
+    const dl_dev *d;
+    float *out, *scr;          /* scr (nt, n, Tmax): attend_window's score block per thread */
+    const float *q, *kcache, *vcache;
+    const int32_t *rows, *base;
+    int causal, n, Tmax, Hq, Hk, E, rep;
+    size_t ldq, ldk;
+    float scale;
+} kv_job;
+
+/* task t = (b, h, query j) */
+static void cache_task(void *arg, long t, int tid) {
+    const kv_job *jb = arg;
+    const int n = jb->n, Hq = jb->Hq, Tmax = jb->Tmax, E = jb->E;
+    const size_t ldq = jb->ldq, ldk = jb->ldk;
+    (void)tid;
+    int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / jb->rep;
+    int nk = jb->base[b] + (jb->causal ? j + 1 : 0);
+    nk = nk > Tmax ? Tmax : nk < 0 ? 0 : nk;
+    size_t r = jb->rows ? (size_t)jb->rows[b] : (size_t)b;
+    const float *Q = jb->q + ((size_t)b * n + j) * ldq + (size_t)h * E;
+    const float *K = jb->kcache + r * Tmax * ldk + (size_t)g * E;
+    const float *V = jb->vcache + r * Tmax * ldk + (size_t)g * E;
+    one_query(jb->out + ((size_t)b * n + j) * ldq + (size_t)h * E, Q, K, V, ldk, nk, E, jb->scale);
+}
+
 /* Both cache ops: query j of row b reads cache row rows[b] (b when NULL),
  * keys [0, base[b] + (causal ? j + 1 : 0)) clamped to [0, Tmax]. */
 static void attend_cache(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
                          const int32_t *rows, const int32_t *base, int causal, int B, int n, int Tmax,
                          int Hq, int Hk, int E) {
     DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && E <= EMAX && n >= 0);
-    const int rep = Hq / Hk;
-    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
-    const float scale = 1.0f / sqrtf((float)E);
-    const long ntask = (long)B * Hq * n;
     size_t work = 0;   /* multiply-adds, to decide whether threads pay off */
     for (int b = 0; b < B; b++) work += (size_t)(base[b] > 0 ? base[b] : 0) + (size_t)(causal ? n : 0);
     work *= (size_t)Hq * n * E * 2;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_nthreads(d, work, 65536))
-    for (long t = 0; t < ntask; t++) {
-        int j = (int)(t % n), h = (int)(t / n % Hq), b = (int)(t / n / Hq), g = h / rep;
-        int nk = base[b] + (causal ? j + 1 : 0);
-        nk = nk > Tmax ? Tmax : nk < 0 ? 0 : nk;
-        size_t r = rows ? (size_t)rows[b] : (size_t)b;
-        const float *Q = q + ((size_t)b * n + j) * ldq + (size_t)h * E;
-        const float *K = kcache + r * Tmax * ldk + (size_t)g * E;
-        const float *V = vcache + r * Tmax * ldk + (size_t)g * E;
-        one_query(out + ((size_t)b * n + j) * ldq + (size_t)h * E, Q, K, V, ldk, nk, E, scale);
+    kv_job jb = { .d = d, .out = out, .q = q, .kcache = kcache, .vcache = vcache, .rows = rows, .base = base,
+                  .causal = causal, .n = n, .Tmax = Tmax, .Hq = Hq, .Hk = Hk, .E = E, .rep = Hq / Hk,
+                  .ldq = (size_t)Hq * E, .ldk = (size_t)Hk * E, .scale = 1.0f / sqrtf((float)E) };
+    cpu_pool_run(cpu_nthreads(d, work, 65536), (long)B * Hq * n, cache_task, &jb);
+}
+
+/* task t = (b, h): all n queries of row b against its n_keys[b] keys */
+static void window_task(void *arg, long t, int tid) {
+    const kv_job *jb = arg;
+    const int n = jb->n, Hq = jb->Hq, Tmax = jb->Tmax, E = jb->E;
+    const size_t ldq = jb->ldq, ldk = jb->ldk;
+    int h = (int)(t % Hq), b = (int)(t / Hq), g = h / jb->rep;
+    int nk = jb->base[b] > Tmax ? Tmax : jb->base[b] < 0 ? 0 : jb->base[b];
+    float *O = jb->out + (size_t)b * n * ldq + (size_t)h * E;   /* query j at O + j ldq */
+    if (nk == 0) {
+        for (int j = 0; j < n; j++) memset(O + (size_t)j * ldq, 0, sizeof(float) * (size_t)E);
+        return;
     }
+    size_t r = jb->rows ? (size_t)jb->rows[b] : (size_t)b;
+    const float *Q = jb->q + (size_t)b * n * ldq + (size_t)h * E;
+    const float *K = jb->kcache + r * Tmax * ldk + (size_t)g * E, *V = jb->vcache + r * Tmax * ldk + (size_t)g * E;
+    float *S = jb->scr + (size_t)tid * n * Tmax;
+    cpu_gemm_serial(jb->d, 0, 1, n, nk, E, jb->scale, Q, (int)ldq, K, (int)ldk, 0.0f, S, nk);
+    for (int j = 0; j < n; j++) {
+        float *row = S + (size_t)j * nk;
+        float inv = 1.0f / cpu_row_exp_sum(row, nk, cpu_row_max(row, nk));
+#pragma omp simd
+        for (int k = 0; k < nk; k++) row[k] *= inv;
+    }
+    cpu_gemm_serial(jb->d, 0, 0, n, E, nk, 1.0f, S, nk, V, (int)ldk, 0.0f, O, (int)ldq);
 }
 
 void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, const void *kcv,
@@ -105,37 +145,16 @@ void cpu_attention_kv_fwd(dl_dev *d, dl_dtype dt, void *outv, const void *qv, co
 static int attend_window(dl_dev *d, float *out, const float *q, const float *kcache, const float *vcache,
                          const int32_t *rows, const int32_t *n_keys, int B, int n, int Tmax, int Hq, int Hk, int E) {
     DL_K_ASSERT(Hk > 0 && Hq % Hk == 0 && n >= 0);
-    const int rep = Hq / Hk;
-    const size_t ldq = (size_t)Hq * E, ldk = (size_t)Hk * E;
-    const float scale = 1.0f / sqrtf((float)E);
     size_t work = 0;
     for (int b = 0; b < B; b++) work += (size_t)(n_keys[b] > 0 ? n_keys[b] : 0);
     work *= (size_t)Hq * n * E * 2;
     const int nt = cpu_nthreads(d, work, 65536);
     float *scr = malloc((size_t)nt * n * (Tmax > 0 ? Tmax : 1) * sizeof *scr);   /* (nt, n, Tmax) */
     if (!scr) return -1;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (long t = 0; t < (long)B * Hq; t++) {
-        int h = (int)(t % Hq), b = (int)(t / Hq), g = h / rep;
-        int nk = n_keys[b] > Tmax ? Tmax : n_keys[b] < 0 ? 0 : n_keys[b];
-        float *O = out + (size_t)b * n * ldq + (size_t)h * E;   /* query j at O + j ldq */
-        if (nk == 0) {
-            for (int j = 0; j < n; j++) memset(O + (size_t)j * ldq, 0, sizeof(float) * (size_t)E);
-            continue;
-        }
-        size_t r = rows ? (size_t)rows[b] : (size_t)b;
-        const float *Q = q + (size_t)b * n * ldq + (size_t)h * E;
-        const float *K = kcache + r * Tmax * ldk + (size_t)g * E, *V = vcache + r * Tmax * ldk + (size_t)g * E;
-        float *S = scr + (size_t)omp_get_thread_num() * n * Tmax;
-        cpu_gemm_serial(d, 0, 1, n, nk, E, scale, Q, (int)ldq, K, (int)ldk, 0.0f, S, nk);
-        for (int j = 0; j < n; j++) {
-            float *row = S + (size_t)j * nk;
-            float inv = 1.0f / cpu_row_exp_sum(row, nk, cpu_row_max(row, nk));
-#pragma omp simd
-            for (int k = 0; k < nk; k++) row[k] *= inv;
-        }
-        cpu_gemm_serial(d, 0, 0, n, E, nk, 1.0f, S, nk, V, (int)ldk, 0.0f, O, (int)ldq);
-    }
+    kv_job jb = { .d = d, .out = out, .scr = scr, .q = q, .kcache = kcache, .vcache = vcache, .rows = rows,
+                  .base = n_keys, .n = n, .Tmax = Tmax, .Hq = Hq, .Hk = Hk, .E = E, .rep = Hq / Hk,
+                  .ldq = (size_t)Hq * E, .ldk = (size_t)Hk * E, .scale = 1.0f / sqrtf((float)E) };
+    cpu_pool_run(nt, (long)B * Hq, window_task, &jb);
     free(scr);
     return 0;
 }

@@ -138,7 +138,27 @@ void cpu_gemm_serial(const dl_dev *d, int ta, int tb, int M, int N, int K, float
 void cpu_gemm_plain(int ta, int tb, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* OpenMP schedule helper: the thread count for a loop of `work` units of
+/* The thread pool (pool.c).  A loop is cut into chunks that threads claim;
+ * the caller runs chunks itself from the start and waits only for chunks a
+ * worker has claimed, so a descheduled worker never stalls it.  fn(ctx, c,
+ * tid) runs once for each chunk c < nchunks, on the caller (tid 0) or a
+ * worker (0 < tid < nthreads); chunks must not depend on who runs them.
+ * Must not be relied on to run in parallel: a nested or concurrent call runs
+ * its chunks in order on the calling thread. */
+typedef void (*cpu_chunk_fn)(void *ctx, long chunk, int tid);
+void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx);
+/* For tests: on = 1 makes the workers take no chunks of the jobs posted
+ * from now on, as if the OS had descheduled them; 0 ends it. */
+void cpu_pool_hold(int on);
+/* The common case: fn(ctx, lo, hi, tid) over [0, n) cut into ranges, with
+ * the thread count cpu_nthreads(d, work, grain) and up to
+ * CPU_CHUNKS_PER_THREAD ranges per thread, each of at least `grain` work.
+ * For loops whose iterations are independent (the cut changes no result). */
+typedef void (*cpu_range_fn)(void *ctx, long lo, long hi, int tid);
+#define CPU_CHUNKS_PER_THREAD 2
+void cpu_par_range(const dl_dev *d, long n, size_t work, size_t grain, cpu_range_fn fn, void *ctx);
+
+/* Schedule helper: the thread count for a loop of `work` units of
  * roughly `grain` cost each (1 when the loop is too small to split). */
 static inline int cpu_nthreads(const dl_dev *d, size_t work, size_t grain) {
     size_t t = work / (grain ? grain : 1);

@@ -1,11 +1,10 @@
 /* kernels/cpu/gemm.c — the one matrix-multiply every CPU op goes through.
  *
  *   cpu_gemm          parallel: C is cut into panels of rows (or of columns
- *                     when C is wide and short), one per OpenMP thread, each
- *                     done by cpu_gemm_serial.  Panels are disjoint, so the
- *                     result does not depend on the thread count when the
- *                     serial kernel is deterministic per element (the plain
- *                     kernel is; OpenBLAS is for a fixed shape and core type).
+ *                     when C is wide and short) by its shape alone, which
+ *                     the pool's threads claim (pool.c), each done by
+ *                     cpu_gemm_serial.  One thread runs the same panels, so
+ *                     the result does not depend on the thread count.
  *   cpu_gemm_serial   cblas_sgemm (OpenBLAS, dlopen'ed, single-threaded:
  *                     openblas.c) or the plain-C kernel below.
  *   cpu_gemm_plain    blocked GEMM in plain C: op(B) packed in KC x NC tiles
@@ -130,32 +129,64 @@ void cpu_gemm_serial(const dl_dev *d, int ta, int tb, int M, int N, int K, float
     cpu_gemm_plain(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Panels: rows of C when M is the larger side, else columns; panel sizes are
- * multiples of 16 so the kernels stay on full vectors except at the edge.
- * Below ~2 MFLOP a GEMM runs on one thread (the fork costs more). */
+/* Panels: rows of C when M is the larger side, else columns, that the
+ * pool's threads claim.  The cut depends on the shape ONLY, never on the
+ * thread count, and one thread runs the same panels in order: so results
+ * are bit-identical whatever the thread count, even where the serial sgemm
+ * computes a panel's elements differently from the whole product
+ * (OpenBLAS 0.3.21 on Zen does for some tail panels: M = 73, N = 64,
+ * K = 513 cut 48 + 25 or 64 + 9 gives other bits than uncut; the cut by
+ * thread count before this one had that).
+ * How many: a power of two (so 2, 4, 8 ... threads share them evenly), at
+ * most GEMM_PANELS_MAX, each of at least GEMM_PANEL_FLOPS of work (waking
+ * a thread costs more) and GEMM_PANEL_MIN rows or columns wide, because
+ * each sgemm call packs the other operand again: one-thread OpenBLAS on
+ * 2048 x 768 x 256 ran at 101 GFLOP/s uncut, 99 in 256-row panels, 95 in
+ * 128 and 90 in 64.  Narrower than that only to get two panels at all
+ * (halves of at least GEMM_HALF_MIN).  Panels are multiples of 16 (full
+ * vectors except at the edge). */
+#define GEMM_PANEL_MIN 256
+#define GEMM_HALF_MIN 64
+#define GEMM_PANEL_FLOPS 1e6
+#define GEMM_PANELS_MAX 64
+
+typedef struct {
+    const dl_dev *d;
+    int ta, tb, M, N, K, lda, ldb, ldc, by_rows, len, per;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} gemm_job;
+
+static void gemm_panel(void *arg, long p, int tid) {
+    const gemm_job *g = arg;
+    (void)tid;
+    int s = (int)p * g->per, n = g->len - s < g->per ? g->len - s : g->per;
+    if (g->by_rows)   /* rows s.. of op(A) and C */
+        cpu_gemm_serial(g->d, g->ta, g->tb, n, g->N, g->K, g->alpha, g->ta ? g->A + s : g->A + (size_t)s * g->lda,
+                        g->lda, g->B, g->ldb, g->beta, g->C + (size_t)s * g->ldc, g->ldc);
+    else              /* columns s.. of op(B) and C */
+        cpu_gemm_serial(g->d, g->ta, g->tb, g->M, n, g->K, g->alpha, g->A, g->lda,
+                        g->tb ? g->B + (size_t)s * g->ldb : g->B + s, g->ldb, g->beta, g->C + s, g->ldc);
+}
+
 void cpu_gemm(const dl_dev *d, int ta, int tb, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     double flops = 2.0 * M * N * (K > 0 ? K : 1);
-    int nt = d->threads;
-    if (nt > 1 && flops < 2e6) nt = 1;
     int by_rows = M >= N;
     int len = by_rows ? M : N;
-    int per = (len + nt - 1) / nt;
+    int want = 1;
+    while (2 * want <= GEMM_PANELS_MAX && 2 * want * GEMM_PANEL_MIN <= len && 2 * want * GEMM_PANEL_FLOPS <= flops)
+        want *= 2;
+    if (want == 1 && len >= 2 * GEMM_HALF_MIN && flops >= 2 * GEMM_PANEL_FLOPS) want = 2;
+    int per = (len + want - 1) / want;
     per = (per + 15) / 16 * 16;
     int parts = (len + per - 1) / per;
     if (parts <= 1) {
         cpu_gemm_serial(d, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-    for (int p = 0; p < parts; p++) {
-        int s = p * per, n = len - s < per ? len - s : per;
-        if (by_rows)   /* rows s.. of op(A) and C */
-            cpu_gemm_serial(d, ta, tb, n, N, K, alpha, ta ? A + s : A + (size_t)s * lda, lda,
-                            B, ldb, beta, C + (size_t)s * ldc, ldc);
-        else           /* columns s.. of op(B) and C */
-            cpu_gemm_serial(d, ta, tb, M, n, K, alpha, A, lda,
-                            tb ? B + (size_t)s * ldb : B + s, ldb, beta, C + s, ldc);
-    }
+    gemm_job g = { d, ta, tb, M, N, K, lda, ldb, ldc, by_rows, len, per, alpha, beta, A, B, C };
+    cpu_pool_run(d->threads, parts, gemm_panel, &g);
 }

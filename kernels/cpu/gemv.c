@@ -177,11 +177,28 @@ static void gemv_rows(float *out, const float *inp, const void *w, int bf16, con
         for (int n = 0; n < N; n++) out[(size_t)n * O + o] = one(inp, w, bf16, bias, C, o, n);
 }
 
+typedef struct {
+    float *out;
+    const float *inp;
+    const void *w;
+    const float *bias;
+    int bf16, N, C, O, parts;
+} gemv_job;
+
+/* one of `parts` equal slices of the rows of out (one per thread: the
+ * weight is streamed once, and slices are each >= 256 KiB) */
+static void gemv_part(void *arg, long t, int tid) {
+    const gemv_job *j = arg;
+    (void)tid;
+    int o0 = (int)((long)j->O * t / j->parts), o1 = (int)((long)j->O * (t + 1) / j->parts);
+    if (o0 < o1) gemv_rows(j->out, j->inp, j->w, j->bf16, j->bias, j->N, j->C, j->O, o0, o1);
+}
+
 void cpu_gemv(dl_dev *d, float *out, const float *inp, const void *w, int bf16, const float *bias, int N, int C,
               int O) {
     /* threads when the weight is worth splitting (>= 256 KiB per thread):
-     * between two tokens the workers sleep (GOMP_SPINCOUNT, dl_omp_env.c)
-     * and waking one costs tens of microseconds; at 64 KiB stories260K's
+     * between two tokens the workers sleep (pool.c) and waking one costs
+     * a futex call and tens of microseconds; at 64 KiB stories260K's
      * 128 KiB output layer woke one every token for a few microseconds of
      * work.  Rows of out are split, so results do not depend on it. */
     size_t bytes = (size_t)O * C * (bf16 ? 2 : 4);
@@ -191,9 +208,6 @@ void cpu_gemv(dl_dev *d, float *out, const float *inp, const void *w, int bf16, 
         gemv_rows(out, inp, w, bf16, bias, N, C, O, 0, O);
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int t = 0; t < nt; t++) {
-        int o0 = (int)((long)O * t / nt), o1 = (int)((long)O * (t + 1) / nt);
-        if (o0 < o1) gemv_rows(out, inp, w, bf16, bias, N, C, O, o0, o1);
-    }
+    gemv_job j = { out, inp, w, bias, bf16, N, C, O, nt };
+    cpu_pool_run(nt, nt, gemv_part, &j);
 }

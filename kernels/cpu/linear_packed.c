@@ -53,6 +53,27 @@ static size_t pack_limit(void) {
     return (size_t)pages * (size_t)psz / 4;
 }
 
+typedef struct {
+    float *p, *out;          /* the packed copy; out (N,O) */
+    const float *w, *inp, *bias;
+    int C, O, r0, r1, avx512;
+} pk_job;
+
+/* panels j0..j1 of the copy from w (O,C) */
+static void pack_panels(void *arg, long j0, long j1, int tid) {
+    const pk_job *jb = arg;
+    const int C = jb->C, O = jb->O;
+    (void)tid;
+    for (long j = j0; j < j1; j++) {
+        float *pj = jb->p + (size_t)j * C * PK_W;
+        for (int c = 0; c < C; c++)
+            for (int l = 0; l < PK_W; l++) {
+                long o = j * PK_W + l;
+                pj[(size_t)c * PK_W + l] = o < O ? jb->w[(size_t)o * C + c] : 0.0f;
+            }
+    }
+}
+
 /* The copy of w (O,C), made on first use; NULL when w takes the GEMM. */
 static const float *packed_of(dl_dev *d, const float *w, int C, int O) {
     cpu_state *st = cpu_st(d);
@@ -71,15 +92,8 @@ static const float *packed_of(dl_dev *d, const float *w, int C, int O) {
     if (st->packed_bytes + bytes <= pack_limit()) p = aligned_alloc(64, bytes);
     if (p) {
         st->packed_bytes += bytes;
-#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, bytes, 1 << 20))
-        for (int j = 0; j < np; j++) {
-            float *pj = p + (size_t)j * C * PK_W;
-            for (int c = 0; c < C; c++)
-                for (int l = 0; l < PK_W; l++) {
-                    int o = j * PK_W + l;
-                    pj[(size_t)c * PK_W + l] = o < O ? w[(size_t)o * C + c] : 0.0f;
-                }
-        }
+        pk_job j = { .p = p, .w = w, .C = C, .O = O };
+        cpu_par_range(d, np, bytes, 1 << 20, pack_panels, &j);
     }
     st->packed[st->n_packed++] = (cpu_packed){ .w = w, .C = C, .O = O, .p = p };
     return p;
@@ -164,25 +178,33 @@ int cpu_packed_avx512(int on) {
     return pk_avx512;
 }
 
+/* panels j0..j1 of out for rows r0..r1 */
+static void panels_rows(void *arg, long j0, long j1, int tid) {
+    const pk_job *jb = arg;
+    (void)tid;
+    for (long j = j0; j < j1; j++) {
+        const float *pp = jb->p + (size_t)j * jb->C * PK_W;
+#ifdef PK_HAVE_AVX512
+        if (jb->avx512) {
+            panel_rows_avx512(jb->out, jb->inp, pp, jb->bias, jb->C, jb->O, (int)j * PK_W, jb->r0, jb->r1);
+            continue;
+        }
+#endif
+        panel_rows_avx2(jb->out, jb->inp, pp, jb->bias, jb->C, jb->O, (int)j * PK_W, jb->r0, jb->r1);
+    }
+}
+
 int cpu_linear_packed(dl_dev *d, float *out, const float *inp, const float *w, const float *bias, int N, int C, int O) {
     const float *p = packed_of(d, w, C, O);
     if (!p) return 0;
     int np = (O + PK_W - 1) / PK_W;
     const int avx512 = pk_avx512 < 0 ? cpu_packed_avx512(-1) : pk_avx512;
-    int nt = cpu_nthreads(d, (size_t)N * C * O, 1 << 20);
-    if (nt > np) nt = np;
+    pk_job j = { .p = (float *)p, .out = out, .inp = inp, .bias = bias, .C = C, .O = O, .avx512 = avx512 };
     for (int r0 = 0; r0 < N; r0 += PK_NCHUNK) {
-        int r1 = N - r0 < PK_NCHUNK ? N : r0 + PK_NCHUNK;
+        j.r0 = r0;
+        j.r1 = N - r0 < PK_NCHUNK ? N : r0 + PK_NCHUNK;
         /* threads take disjoint panels (columns): no element depends on the thread count */
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int j = 0; j < np; j++) {
-            const float *pp = p + (size_t)j * C * PK_W;
-#ifdef PK_HAVE_AVX512
-            if (avx512) { panel_rows_avx512(out, inp, pp, bias, C, O, j * PK_W, r0, r1); continue; }
-#endif
-            panel_rows_avx2(out, inp, pp, bias, C, O, j * PK_W, r0, r1);
-        }
+        cpu_par_range(d, np, (size_t)N * C * O, 1 << 20, panels_rows, &j);
     }
-    (void)avx512;
     return 1;
 }

@@ -26,19 +26,29 @@
 #define CHUNK 65536
 #define MAXCHUNKS 4096
 
+typedef struct {
+    const float *x;
+    size_t n, per;
+    double *part;
+} sumsq_job;
+
+static void sumsq_chunk(void *arg, long c, int tid) {
+    const sumsq_job *j = arg;
+    (void)tid;
+    size_t i0 = (size_t)c * j->per, i1 = i0 + j->per < j->n ? i0 + j->per : j->n;
+    double s = 0.0;
+#pragma omp simd reduction(+:s)
+    for (size_t i = i0; i < i1; i++) s += (double)j->x[i] * j->x[i];
+    j->part[c] = s;
+}
+
 double cpu_sumsq(dl_dev *d, const float *x, size_t n) {
     if (n == 0) return 0.0;
     size_t per = CHUNK, nch = (n + per - 1) / per;
     if (nch > MAXCHUNKS) { per = (n + MAXCHUNKS - 1) / MAXCHUNKS; nch = (n + per - 1) / per; }
     double part[MAXCHUNKS];
-#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, nch, 1))
-    for (size_t c = 0; c < nch; c++) {
-        size_t i0 = c * per, i1 = i0 + per < n ? i0 + per : n;
-        double s = 0.0;
-#pragma omp simd reduction(+:s)
-        for (size_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
-        part[c] = s;
-    }
+    sumsq_job j = { x, n, per, part };
+    cpu_pool_run(cpu_nthreads(d, nch, 1), (long)nch, sumsq_chunk, &j);
     double s = 0.0;
     for (size_t c = 0; c < nch; c++) s += part[c];
     return s;
@@ -55,16 +65,21 @@ static double widen(float x) {
     return x;
 }
 
-void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                float b1, float b2, float eps, float wd, int step, float grad_scale) {
-    const double B1 = widen(b1), B2 = widen(b2);
-    const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
-    const float decay = (float)(1.0 - (double)lr * wd);
-    const float w1 = (float)(1.0 - B1), w2 = (float)(1.0 - B2);
-    const float step_size = (float)((double)lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
-#pragma omp parallel for simd schedule(static) num_threads(cpu_nthreads(d, n, 32768))
-    for (size_t i = 0; i < n; i++) {
+typedef struct {
+    float *param, *m, *v;
+    const float *grad;
+    float grad_scale, decay, w1, w2, b2, step_size, bc2_sqrt, eps;
+} adamw_job;
+
+static void adamw_range(void *arg, long lo, long hi, int tid) {
+    const adamw_job *j = arg;
+    float *param = j->param, *m = j->m, *v = j->v;
+    const float *grad = j->grad;
+    const float grad_scale = j->grad_scale, decay = j->decay, w1 = j->w1, w2 = j->w2, b2 = j->b2,
+                step_size = j->step_size, bc2_sqrt = j->bc2_sqrt, eps = j->eps;
+    (void)tid;
+#pragma omp simd
+    for (long i = lo; i < hi; i++) {
         float g = grad[i] * grad_scale;
         float p = param[i] * decay;
         float mi = m[i] + w1 * (g - m[i]);
@@ -73,4 +88,14 @@ void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, s
         v[i] = vi;
         param[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
     }
+}
+
+void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                float b1, float b2, float eps, float wd, int step, float grad_scale) {
+    const double B1 = widen(b1), B2 = widen(b2);
+    const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
+    adamw_job j = { .param = param, .m = m, .v = v, .grad = grad, .grad_scale = grad_scale,
+                    .decay = (float)(1.0 - (double)lr * wd), .w1 = (float)(1.0 - B1), .w2 = (float)(1.0 - B2),
+                    .b2 = b2, .step_size = (float)((double)lr / bc1), .bc2_sqrt = (float)sqrt(bc2), .eps = eps };
+    cpu_par_range(d, (long)n, n, 32768, adamw_range, &j);
 }

@@ -10,7 +10,7 @@
  * cos/sin of that float angle are taken in float64 and rounded.
  * cos/sin come from a per-device table over positions (cpu.h: cpu_state.rope_tab,
  * built on first use for (theta, E), 4096 positions or more); rows with a
- * negative or huge position compute their own.  OpenMP over rows; E <= 1024.
+ * negative or huge position compute their own.  Split over rows; E <= 1024.
  * Does not: scaled / NTK / YaRN RoPE variants, partial rotary dims.
  */
 #include <math.h>
@@ -28,42 +28,30 @@ static void angles(float *cs, int32_t pos, const float *freq, int half) {
     }
 }
 
-/* the table of d->rope_tab for positions 0..maxpos, or NULL (then rows
- * compute their own angles: same values, slower) */
-static const float *table(dl_dev *dv, int32_t maxpos, const float *freq, int E, float theta) {
-    cpu_state *d = cpu_st(dv);
-    if (d->rope_tab && d->rope_E == E && d->rope_theta == theta && maxpos < d->rope_npos) return d->rope_tab;
-    int npos = maxpos + 1 < 4096 ? 4096 : maxpos + 1;
-    if (d->rope_E == E && d->rope_theta == theta && npos < 2 * d->rope_npos) npos = 2 * d->rope_npos;
-    free(d->rope_tab);
-    d->rope_tab = malloc(sizeof(float) * (size_t)npos * E);
-    d->rope_npos = d->rope_tab ? npos : 0;
-    d->rope_E = E;
-    d->rope_theta = theta;
-    if (!d->rope_tab) return NULL;
-    float *tab = d->rope_tab;
-#pragma omp parallel for num_threads(cpu_nthreads(dv, (size_t)npos * E, 8192)) schedule(static)
-    for (int p = 0; p < npos; p++) angles(tab + (size_t)p * E, p, freq, E / 2);
-    return tab;
+typedef struct {
+    float *x;            /* rows to rotate, or the table to fill */
+    const float *freq, *tab;
+    const int32_t *pos;
+    int H, E;
+    dl_rope_layout layout;
+    float sgn;           /* -1: the inverse rotation */
+} rope_job;
+
+static void table_rows(void *arg, long r0, long r1, int tid) {
+    const rope_job *j = arg;
+    (void)tid;
+    for (long p = r0; p < r1; p++) angles(j->x + (size_t)p * j->E, (int32_t)p, j->freq, j->E / 2);
 }
 
-void cpu_rope(dl_dev *d, dl_dtype dt, void *xv, const int32_t *pos, int N, int H, int E, float theta,
-              dl_rope_layout layout, int inverse) {
-    CPU_F32(dt);
-    DL_K_ASSERT(E % 2 == 0 && E <= EMAX);
-    float *x = xv;
-    int half = E / 2;
-    float freq[EMAX / 2];
-    for (int j = 0; j < half; j++) freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)E);
-    int32_t minpos = 0, maxpos = 0;
-    for (int n = 0; n < N; n++) {
-        if (pos[n] < minpos) minpos = pos[n];
-        if (pos[n] > maxpos) maxpos = pos[n];
-    }
-    const float *tab = minpos >= 0 && maxpos < (1 << 20) ? table(d, maxpos, freq, E, theta) : NULL;
-    const float sgn = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for num_threads(cpu_nthreads(d, (size_t)N * H * E, 16384)) schedule(static)
-    for (int n = 0; n < N; n++) {
+static void rope_rows(void *arg, long r0, long r1, int tid) {
+    const rope_job *jb = arg;
+    float *x = jb->x;
+    const float *freq = jb->freq, *tab = jb->tab, sgn = jb->sgn;
+    const int32_t *pos = jb->pos;
+    const int H = jb->H, E = jb->E, half = E / 2;
+    const dl_rope_layout layout = jb->layout;
+    (void)tid;
+    for (long n = r0; n < r1; n++) {
         float own[EMAX];
         const float *cs = tab ? tab + (size_t)pos[n] * E : own;
         if (!tab) angles(own, pos[n], freq, half);
@@ -88,4 +76,41 @@ void cpu_rope(dl_dev *d, dl_dtype dt, void *xv, const int32_t *pos, int N, int H
             }
         }
     }
+}
+
+/* the table of d->rope_tab for positions 0..maxpos, or NULL (then rows
+ * compute their own angles: same values, slower) */
+static const float *table(dl_dev *dv, int32_t maxpos, const float *freq, int E, float theta) {
+    cpu_state *d = cpu_st(dv);
+    if (d->rope_tab && d->rope_E == E && d->rope_theta == theta && maxpos < d->rope_npos) return d->rope_tab;
+    int npos = maxpos + 1 < 4096 ? 4096 : maxpos + 1;
+    if (d->rope_E == E && d->rope_theta == theta && npos < 2 * d->rope_npos) npos = 2 * d->rope_npos;
+    free(d->rope_tab);
+    d->rope_tab = malloc(sizeof(float) * (size_t)npos * E);
+    d->rope_npos = d->rope_tab ? npos : 0;
+    d->rope_E = E;
+    d->rope_theta = theta;
+    if (!d->rope_tab) return NULL;
+    rope_job j = { .x = d->rope_tab, .freq = freq, .E = E };
+    cpu_par_range(dv, npos, (size_t)npos * E, 8192, table_rows, &j);
+    return d->rope_tab;
+}
+
+void cpu_rope(dl_dev *d, dl_dtype dt, void *xv, const int32_t *pos, int N, int H, int E, float theta,
+              dl_rope_layout layout, int inverse) {
+    CPU_F32(dt);
+    DL_K_ASSERT(E % 2 == 0 && E <= EMAX);
+    float *x = xv;
+    int half = E / 2;
+    float freq[EMAX / 2];
+    for (int j = 0; j < half; j++) freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)E);
+    int32_t minpos = 0, maxpos = 0;
+    for (int n = 0; n < N; n++) {
+        if (pos[n] < minpos) minpos = pos[n];
+        if (pos[n] > maxpos) maxpos = pos[n];
+    }
+    const float *tab = minpos >= 0 && maxpos < (1 << 20) ? table(d, maxpos, freq, E, theta) : NULL;
+    rope_job j = { .x = x, .freq = freq, .tab = tab, .pos = pos, .H = H, .E = E, .layout = layout,
+                   .sgn = inverse ? -1.0f : 1.0f };
+    cpu_par_range(d, N, (size_t)N * H * E, 16384, rope_rows, &j);
 }

@@ -4,8 +4,8 @@
  * moved here so that full-vocabulary logits never leave the device).
  *
  * The rules themselves are kernels/select_rules.h (shared with the CUDA
- * backend).  Positions are independent: one OpenMP task per position over the device's
- * threads (dynamic schedule: filtered positions cost more).  Per thread one
+ * backend).  Positions are independent: one pool chunk per position over the device's
+ * threads (claimed one at a time: filtered positions cost more).  Per thread one
  * scratch of V ids (+ V ids of merge space + V kept flags), allocated per
  * call and only when a top-k / top-p filter runs.  Float64 where the
  * samplers used float64; no FMA-capable clones (results must equal the
@@ -19,7 +19,6 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include <omp.h>
 #include "cpu.h"
 #include "select_rules.h"
 
@@ -35,6 +34,15 @@ static void select_one(const dl_select_args *a, int q, sel_scratch *s) {
         if (a->suppress[i] < (uint32_t)V) l[a->suppress[i]] = -INFINITY;
     if (a->mask_id < (uint32_t)V) l[a->mask_id] = -INFINITY;
     sel_position(a, q, l, s);
+}
+
+typedef struct {
+    const dl_select_args *a;
+    sel_scratch *scr;   /* one per thread */
+} sel_job;
+static void select_chunk(void *arg, long q, int tid) {
+    const sel_job *j = arg;
+    select_one(j->a, (int)q, &j->scr[tid]);
 }
 
 int cpu_select_tokens(dl_dev *d, const dl_select_args *a) {
@@ -56,8 +64,8 @@ int cpu_select_tokens(dl_dev *d, const dl_select_args *a) {
         if (!scr[t].idx || !scr[t].tmp || !scr[t].kept) rc = -1;
     }
     if (!rc) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-        for (int q = 0; q < a->M; q++) select_one(a, q, &scr[omp_get_thread_num()]);
+        sel_job j = { a, scr };
+        cpu_pool_run(nt, a->M, select_chunk, &j);
     }
     for (int t = 0; t < nt; t++) { free(scr[t].idx); free(scr[t].tmp); free(scr[t].kept); }
     free(scr);

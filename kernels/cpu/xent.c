@@ -5,7 +5,7 @@
  *        ce[m] = log S - (z_t - mx)                      (t = targets[m])
  *   bwd: probs -> dlogits = dce[m] * (p - onehot(t))
  *   exp is cpu_expf (cpu.h, vectorised); AVX2 clones (DL_CLONES).
- * OpenMP over rows (M); a row is handled by one thread, so results do not
+ * Split over rows (M, cpu_par_range); a row is handled by one thread, so results do not
  * depend on the thread count.
  * Does not: label smoothing, ignore-index (the caller passes only loss rows),
  * z-loss.
@@ -24,24 +24,38 @@ DL_CLONES static float softmax_ce_row(float *z, uint32_t t, int V) {
     return (float)(log(sum) - (double)zt);
 }
 
+typedef struct {
+    float *ce;          /* fwd: out */
+    const float *dce;   /* bwd */
+    float *z;           /* (M, V) in place */
+    const uint32_t *targets;
+    int V;
+} xent_job;
+
+static void fwd_rows(void *arg, long lo, long hi, int tid) {
+    const xent_job *j = arg;
+    (void)tid;
+    for (long m = lo; m < hi; m++) j->ce[m] = softmax_ce_row(j->z + (size_t)m * j->V, j->targets[m], j->V);
+}
 void cpu_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_v, const uint32_t *targets, int M, int V) {
     CPU_F32(dt);
-    float *probs_inout = probs_v;
-#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)M * V, 16384))
-    for (int m = 0; m < M; m++) {
-        float *z = probs_inout + (size_t)m * V;
-        ce[m] = softmax_ce_row(z, targets[m], V);
-    }
+    xent_job j = { .ce = ce, .z = probs_v, .targets = targets, .V = V };
+    cpu_par_range(d, M, (size_t)M * V, 16384, fwd_rows, &j);
 }
 
-void cpu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_v, const float *dce, const uint32_t *targets, int M, int V) {
-    CPU_F32(dt);
-    float *dlogits_inout = dlogits_v;
-#pragma omp parallel for schedule(static) num_threads(cpu_nthreads(d, (size_t)M * V, 16384))
-    for (int m = 0; m < M; m++) {
-        float *p = dlogits_inout + (size_t)m * V, g = dce[m];
-        p[targets[m]] -= 1.0f;
+static void bwd_rows(void *arg, long lo, long hi, int tid) {
+    const xent_job *jb = arg;
+    const int V = jb->V;
+    (void)tid;
+    for (long m = lo; m < hi; m++) {
+        float *p = jb->z + (size_t)m * V, g = jb->dce[m];
+        p[jb->targets[m]] -= 1.0f;
 #pragma omp simd
         for (int j = 0; j < V; j++) p[j] *= g;
     }
+}
+void cpu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_v, const float *dce, const uint32_t *targets, int M, int V) {
+    CPU_F32(dt);
+    xent_job j = { .dce = dce, .z = dlogits_v, .targets = targets, .V = V };
+    cpu_par_range(d, M, (size_t)M * V, 16384, bwd_rows, &j);
 }

@@ -11,7 +11,10 @@
  * (partners usually arrive within microseconds) and caps the waste when they
  * do not.  libgomp fixes the policy when it is initialised, before main(),
  * hence the re-exec; the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT always
- * win.
+ * win.  Only dllm-tok still runs OpenMP regions (its parallel encoding) and
+ * re-executes: the model programs' CPU ops run on kernels/cpu/pool.c,
+ * which decides its own waiting (OpenMP only under DLLM_POOL=openmp, the
+ * reference, which keeps libgomp's defaults).
  *
  * The early hook runs before libc is initialised (environ is still NULL
  * there, and libc's start-up would replace a setenv'd environment anyway),
@@ -70,6 +73,8 @@ void dl_omp_env_preinit(int argc, char **argv, char **envp) {
     execve(self, argv, env);
 }
 
+__attribute__((weak)) const int dl_omp_env_wanted = 0;
+
 /* the programs that use no OpenMP (dllm-cat, -mask, -pack) do not load it */
 static int libgomp_loaded(void) {
     void *h = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
@@ -81,7 +86,9 @@ void dl_omp_env_settle(char **argv) {
     extern char **environ;
     char self[4096];
     size_t n;
-    if (!argv || !argv[0] || !wants_reexec(environ, &n) || !libgomp_loaded() || self_path(self, sizeof self)) return;
+    if (!dl_omp_env_wanted || !argv || !argv[0] || !wants_reexec(environ, &n) || !libgomp_loaded() ||
+        self_path(self, sizeof self))
+        return;
     if (setenv("GOMP_SPINCOUNT", DL_OMP_SPINCOUNT, 1)) return;
     execv(self, argv);
     unsetenv("GOMP_SPINCOUNT");   /* no exec: libgomp's defaults */

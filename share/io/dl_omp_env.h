@@ -26,15 +26,18 @@
  * it is.
  * Loaders that ignore .preinit_array (musl) leave it to dl_omp_env_settle. */
 void dl_omp_env_preinit(int argc, char **argv, char **envp);
+/* 1 in programs that wrote DL_OMP_ENV_EARLY (their definition overrides
+ * the library's weak 0): only they re-execute, early or late. */
+extern const int dl_omp_env_wanted;
 #define DL_OMP_ENV_EARLY \
+    const int dl_omp_env_wanted = 1; \
     __attribute__((section(".preinit_array"), used)) static void (*const dl_omp_env_early_)(int, char **, char **) = \
         dl_omp_env_preinit
 
 /* The same decision from main(), through environ (dl_prog_init calls it),
- * in processes that loaded libgomp: does the re-exec when the early hook did
- * not run (a program without DL_OMP_ENV_EARLY, a loader without
- * .preinit_array) and nothing otherwise, since the re-executed image finds
- * GOMP_SPINCOUNT set.  Returns only when nothing was done or the exec failed
+ * in programs with DL_OMP_ENV_EARLY that loaded libgomp: does the re-exec
+ * when the early hook did not run (a loader without .preinit_array) and
+ * nothing otherwise, since the re-executed image finds GOMP_SPINCOUNT set.  Returns only when nothing was done or the exec failed
  * (then the environment is as it was). */
 void dl_omp_env_settle(char **argv);
 

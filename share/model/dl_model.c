@@ -363,24 +363,6 @@ int dl_model_alloc_optimizer(dl_model *m, char *err, size_t errlen) {
 
 void dl_model_sync(dl_model *m) { dl_dev_sync(m->dev); }
 
-void dl_model_adapt_threads(dl_model *m, int on) {
-    if (m->adapt.on) dl_dev_cpu_threads(m->dev, m->adapt.max);   /* back to what was asked */
-    /* other backends answer 1 thread, which leaves the adaptation off */
-    dl_adapt_init(&m->adapt, on ? dl_dev_cpu_threads(m->dev, 0) : 1);
-}
-
-int dl_model_adapt_note(const dl_model *m, char *buf, size_t n) {
-    if (!m->adapt.on || !m->adapt.drops) return 0;
-    snprintf(buf, n, "other processes competed for the cores: threads lowered from %d %d time(s), %d probe(s) "
-             "back (results do not depend on it; DLLM_ADAPT_THREADS=0 or OMP_DYNAMIC=false keeps %d)",
-             m->adapt.max, m->adapt.drops, m->adapt.probes, m->adapt.max);
-    return 1;
-}
-
-void dl_model_adapt_step(dl_model *m) {
-    if (m->adapt.on) dl_dev_cpu_threads(m->dev, dl_adapt_step(&m->adapt));
-}
-
 void dl_model_zero_grads(dl_model *m) {
     if (m->grads) dl_dev_memset0(m->dev, m->grads, m->n_params * sizeof(float));
     if (m->lora) m->lora_ops->zero_grads(m->lora);   /* LoRA hook */
@@ -520,7 +502,6 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
 int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
                      const int32_t *sel, const uint32_t *targets, int M, float *ce,
                      dl_attn_mask mask, int block, char *err, size_t errlen) {
-    dl_model_adapt_step(m);
     const dl_config *c = &m->cfg;
     struct dl_acts *a = m->acts;
     dl_dev *d = m->dev;

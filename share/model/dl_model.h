@@ -24,7 +24,6 @@
 #define DL_MODEL_H
 #include <stddef.h>
 #include <stdint.h>
-#include "dl_adapt.h"
 #include "dl_base.h"
 #include "kernels.h"
 
@@ -153,9 +152,6 @@ typedef struct {
      * backward has nothing to do (M = 0). */
     void (*bwd_hook)(void *ctx, int layer);
     void *bwd_ctx;
-    /* Threads under contention (dl_model_adapt_threads), off unless a
-     * program turns it on. */
-    dl_adapt adapt;
 } dl_model;
 
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen);
@@ -216,17 +212,6 @@ void dl_model_zero_grads(dl_model *m);
  * asynchronously; on the CPU this returns at once): before another process
  * reads m's buffers, e.g. an all-reduce of the gradients. */
 void dl_model_sync(dl_model *m);
-/* Sampling and scoring on shared cores: on = 1 makes every forward
- * (dl_model_forward, _kv, _window) first let dl_adapt (share/io/dl_adapt.h)
- * choose the CPU threads, at most the device's count; results do not
- * change (dl_dev_cpu_threads).  Off by default: training does not adapt.
- * On another backend nothing happens. */
-void dl_model_adapt_threads(dl_model *m, int on);
-/* 1 and a sentence for the summary in buf when threads were lowered at
- * least once ("other processes competed for the cores: ..."); 0 if not. */
-int dl_model_adapt_note(const dl_model *m, char *buf, size_t n);
-/* Before a forward: the adapted thread count, applied (internal). */
-void dl_model_adapt_step(dl_model *m);
 
 /* Layer blocks shared by dl_model_forward and dl_model_forward_kv (same
  * kernels, same order, so cached and full forwards agree):

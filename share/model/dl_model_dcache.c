@@ -118,7 +118,6 @@ void dl_model_dcache_free(dl_dcache *kv) {
 int dl_model_forward_window(dl_model *m, dl_dcache *kv, const uint32_t *ids, int B, int n, const int32_t *rows,
                             const int32_t *q0, const int32_t *n_valid, const int32_t *n_keys, const int32_t *sel,
                             int M, const float **logits, char *err, size_t errlen) {
-    dl_model_adapt_step(m);
     const dl_config *c = &m->cfg;
     dl_dev *d = m->dev;
     int D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, F = c->hidden_dim, V = c->vocab_size,

@@ -109,7 +109,6 @@ void dl_model_kv_free(dl_kv *kv) {
 
 int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int n_new, const int32_t *pos0,
                         const int32_t *n_valid, float *logits, char *err, size_t errlen) {
-    dl_model_adapt_step(m);
     const dl_config *c = &m->cfg;
     dl_dev *d = m->dev;
     int D = c->dim, Hq = c->n_heads, Hk = c->n_kv_heads, E = c->head_dim, F = c->hidden_dim, V = c->vocab_size,

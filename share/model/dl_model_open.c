@@ -109,8 +109,6 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
         dl_tok_free(info->tok);
         info->tok = NULL;
         dl_model_close(m);
-    } else {
-        dl_model_adapt_threads(m, 1);   /* shared cores: forwards only, results unchanged */
     }
     return rc;
 }

@@ -12,8 +12,7 @@
  *   dl_model_open_infer    the sample / score opening: checkpoint (a bf16
  *                          one keeps bf16 matrices: dl_ckpt_load_infer), its
  *                          tokenizer.json when present, the causal / mask
- *                          decisions and their checks; the thread count
- *                          adapts to contention (dl_model_adapt_threads)
+ *                          decisions and their checks
  * A model from these builders is released ONLY with dl_model_close (which
  * frees it and closes its device); dl_model_free leaves the device open.
  *

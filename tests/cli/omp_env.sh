@@ -1,12 +1,13 @@
 #!/bin/sh
-# tests/cli/omp_env.sh — how the programs wait on shared cores (issue 15,
+# tests/cli/omp_env.sh — how dllm-tok waits on shared cores (issue 15,
 # share/io/dl_omp_env.c): with no OpenMP policy in the environment a program
 # that uses OpenMP re-executes itself once with GOMP_SPINCOUNT set (same pid
 # and name), before libgomp starts, so libgomp sees the value and starts
 # once; programs without OpenMP do not re-execute; the user's own
-# OMP_WAIT_POLICY / GOMP_SPINCOUNT win, DLLM_OMP_REEXEC=0 turns it off; and
-# the waiting policy never changes a result (a training run and a sample
-# with and without it are byte-identical, at 1 and 2 threads).
+# OMP_WAIT_POLICY / GOMP_SPINCOUNT win, DLLM_OMP_REEXEC=0 turns it off.
+# Only dllm-tok uses OpenMP regions now; dllm-train, -sample and -score
+# (kernels/cpu/pool.c) are not re-executed.  That results do not depend on
+# threads or waiting: tests/cli/shared.sh.
 . "$(dirname "$0")/lib.sh"
 
 TOKJ=$ROOT/share/data/gpt2-tokenizer/tokenizer.json
@@ -38,36 +39,18 @@ is "the user's OMP_WAIT_POLICY wins (no GOMP_SPINCOUNT added)" \
 is "the user's GOMP_SPINCOUNT wins" "$(env_of -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77 -- dllm-tok -q -t "$TOKJ")" "77 dllm-tok gomp"
 is "DLLM_OMP_REEXEC=0: libgomp's defaults" \
    "$(env_of $U DLLM_OMP_REEXEC=0 -- dllm-tok -q -t "$TOKJ")" "unset dllm-tok gomp"
-# dllm-cat uses no OpenMP: a normal build does not load libgomp, and a
-# program without it is not re-executed (sanitizer builds do load it, and
-# then dl_prog_init re-executes, the fallback path)
+# dllm-cat uses no OpenMP: a normal build does not load libgomp (sanitizer
+# builds do), and it is not re-executed either way (no DL_OMP_ENV_EARLY)
 got=$(env_of $U -- dllm-cat)
 case $got in
     *" nogomp") is "dllm-cat, no libgomp loaded: not re-executed" "$got" "unset dllm-cat nogomp" ;;
-    *) is "dllm-cat with libgomp loaded: re-executed from dl_prog_init" "$got" "$want dllm-cat gomp" ;;
+    *) is "dllm-cat with libgomp loaded (sanitizer build): not re-executed" "$got" "unset dllm-cat gomp" ;;
 esac
-for p in dllm-tok dllm-train dllm-sample dllm-score; do
-    is "$p: libgomp started once, with GOMP_SPINCOUNT=$want" "$(gomp_saw $p $U)" "$want "
-done
-is "dllm-sample, user's GOMP_SPINCOUNT=77: libgomp read 77" "$(gomp_saw dllm-sample -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 "
-
-# results do not depend on the waiting policy
-tiny_train_data 60
-tiny32_config "$T/config.json"
-printf '%s\n' '{"dllm":1,"kind":"tokens","tokenizer":{"vocab_size":64,"mask_id":63,"eos_id":1}}' \
-    '{"ids":[3,10,17]}' '{"ids":[24,31]}' | dllm-cat --from-json -o "$T/prompts.msgpack"
-for j in 1 2; do
-    for mode in settled libgomp; do
-        if [ $mode = settled ]; then E="env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u DLLM_OMP_REEXEC"
-        else E="env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT DLLM_OMP_REEXEC=0"; fi
-        $E dllm-train -q --threads $j --config "$T/config.json" "$T/train.msgpack" -o "$T/ck-$mode-$j" --steps 4 --batch 4 --seed 3 2> "$ERR" ||
-            notok "train -j $j ($mode)" "$(head -n 3 "$ERR")"
-        $E dllm-sample -q --threads $j -m "$T/ck-$mode-$j" "$T/prompts.msgpack" --gen-length 16 --steps 8 --block-length 8 -t 1 --seed 5 \
-            -o "$T/s-$mode-$j.msgpack" 2> "$ERR" || notok "sample -j $j ($mode)" "$(head -n 3 "$ERR")"
-    done
-    same "$T/ck-settled-$j/model.safetensors" "$T/ck-libgomp-$j/model.safetensors" "train -j $j: weights identical under either policy"
-    # records only: the header's history names the output file
-    dllm-cat --no-header "$T/s-settled-$j.msgpack" > "$T/s-settled-$j.jsonl"
-    dllm-cat --no-header "$T/s-libgomp-$j.msgpack" > "$T/s-libgomp-$j.jsonl"
-    same "$T/s-settled-$j.jsonl" "$T/s-libgomp-$j.jsonl" "sample -j $j: samples identical under either policy"
+is "dllm-tok: libgomp started once, with GOMP_SPINCOUNT=$want" "$(gomp_saw dllm-tok $U)" "$want "
+is "dllm-tok, user's GOMP_SPINCOUNT=77: libgomp read 77" "$(gomp_saw dllm-tok -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77)" "77 "
+# the model programs run their ops on their own pool (kernels/cpu/pool.c):
+# no re-exec, libgomp keeps its defaults (for DLLM_POOL=openmp)
+dflt=$(gomp_saw dllm-tok $U DLLM_OMP_REEXEC=0)   # libgomp's own default, as it prints it
+for p in dllm-train dllm-sample dllm-score; do
+    is "$p: not re-executed (libgomp started once, with its default ${dflt% })" "$(gomp_saw $p $U)" "$dflt"
 done
