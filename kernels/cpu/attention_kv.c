@@ -14,7 +14,7 @@
  * unnormalised accumulator acc of E floats, rescaled by exp(m_old - m_new)
  * when a chunk of KC keys raises the max), so the op needs no scratch:
  * scores of one chunk live on the stack.  exp is cpu_expf (cpu.h), as in
- * the full attention.  OpenMP over the B*Hq*n (row, head, query) tasks
+ * the full attention.  Pool chunks over the B*Hq*n (row, head, query) tasks
  * when there is enough work.  A query with no visible key (n_past[b] + j
  * < 0, which callers never pass) gets out = 0.
  * Does not: paged / ring caches, sliding windows, bf16 caches.

@@ -5,17 +5,16 @@
  * (aligned_alloc); copies are memcpy; dl_dev_sync does nothing (CPU ops are
  * synchronous).
  *
- * Threads — one pool.  Every op parallelises with OpenMP over d->threads
- * threads (index of dl_dev_open, 0 = omp_get_max_threads(), i.e.
- * OMP_NUM_THREADS or the core count).  OpenBLAS, loaded when the first
+ * Threads — one pool (pool.c).  Every op splits its loop into chunks that
+ * d->threads threads claim (index of dl_dev_open, 0 = omp_get_max_threads(),
+ * i.e. OMP_NUM_THREADS or the core count).  OpenBLAS, loaded when the first
  * device opens (openblas.c), is switched to ONE thread there
  * (openblas_set_num_threads(1), process-wide, overriding
- * OPENBLAS_NUM_THREADS): cpu_gemm (gemm.c) cuts every GEMM into panels and
- * runs one single-threaded sgemm per OpenMP thread, and attention runs its
- * per-(b, h) sgemms inside its own OpenMP loop.  Reasons: parallel regions
- * never nest, and the OpenBLAS pthread pool (which spin-waits after each
- * call) never fights the OpenMP pool for the same cores between a GEMM and
- * the elementwise op that follows it.  Measured on 2 Zen 3 cores
+ * OPENBLAS_NUM_THREADS): cpu_gemm (gemm.c) cuts every GEMM into panels, one
+ * single-threaded sgemm each, and attention runs its per-(b, h) sgemms
+ * inside its own loop.  Reasons: loops never nest, and the OpenBLAS pthread
+ * pool (which spin-waits after each call) never fights ours for the same
+ * cores between a GEMM and the elementwise op that follows it.  Measured on 2 Zen 3 cores
  * (bench/kernels_bench.c, KB_OPENBLAS_THREADS=1) on the model's GEMM shapes
  * (2048x768x256 ... 768x256x2048): 168-180 GFLOP/s as panels against 70-124
  * with OpenBLAS' own 2 threads, whose spinning workers then also slow down

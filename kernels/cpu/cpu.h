@@ -1,11 +1,11 @@
 /* kernels/cpu/cpu.h — internals shared by the CPU backend's files (not an API).
  *
- * Threading model (one pool): OpenMP owns every thread.  OpenBLAS is put in
- * single-threaded mode when it is loaded (openblas.c) and each
- * GEMM is split into row or column panels by cpu_gemm, one single-threaded
- * sgemm per OpenMP thread; attention calls cpu_gemm_serial inside its own
- * OpenMP loop over (b, h).  So parallel regions never nest and the OpenBLAS
- * thread pool never competes with the OpenMP one for the cores.  See dev.c.
+ * Threading model (one pool): pool.c owns every thread.  OpenBLAS is put in
+ * single-threaded mode when it is loaded (openblas.c) and each GEMM is split
+ * into row or column panels by cpu_gemm, single-threaded sgemms that the
+ * pool's threads claim; attention calls cpu_gemm_serial inside its own loop
+ * over (b, h).  So loops never nest and the OpenBLAS thread pool never
+ * competes with ours for the cores.  See backend.c.
  *
  * GEMM convention (row-major, as CBLAS):
  *   C (M,N) = alpha * op(A) (M,K) @ op(B) (K,N) + beta * C
@@ -124,9 +124,9 @@ int cpu_packed_avx512(int on);
 #define CPU_GEMV_NMAX 16   /* the most rows dl_dev_cpu_gemv accepts */
 void cpu_embedding_fwd_bf16w(dl_dev *d, float *out, const uint32_t *ids, const uint16_t *wte, int N, int D);
 
-/* Parallel GEMM: splits C into panels across d->threads OpenMP threads (small
- * problems run on the calling thread).  Must not be called from inside an
- * OpenMP parallel region; use cpu_gemm_serial there. */
+/* Parallel GEMM: splits C into panels (by its shape alone) that d->threads
+ * threads of the pool share (small problems run on the calling thread).
+ * Inside a pool chunk use cpu_gemm_serial (a nested call runs serially). */
 void cpu_gemm(const dl_dev *d, int ta, int tb, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* Same contract on the calling thread only: cblas_sgemm (d->use_blas) or the

@@ -49,7 +49,7 @@ static void load(void) {
     /* never closed: its thread pool and buffers live until exit */
     if (!dl_k_dlopen(names, own ? 1 : 2, RTLD_LAZY, want, (int)(sizeof want / sizeof *want), load_why, sizeof load_why))
         return;
-    /* one thread: the OpenMP pool owns the cores (backend.c) */
+    /* one thread: our pool owns the cores (backend.c, pool.c) */
     cpu_openblas.set_num_threads(1);
     load_rc = 0;
 }

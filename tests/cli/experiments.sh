@@ -14,9 +14,10 @@ fi
 if [ ! -x "$BIN/dllm-train" ] || [ ! -x "$BIN/dllm-score" ]; then skip "experiments smoke" "programs not built"; exit 0; fi
 # the outer make's flags (jobserver, -k, ...) are not the experiments'
 unset MAKEFLAGS MFLAGS MAKELEVEL
-# No OMP_WAIT_POLICY here any more: the programs settle a short spin
-# themselves (share/io/dl_omp_env.c, issue 15); on a busy 2-core machine
-# libgomp's default spinning had made THREADS=2 ~15x slower (17 s vs 1 s).
+# No OMP_WAIT_POLICY here: the programs' own thread pool waits briefly and
+# never for a descheduled worker (kernels/cpu/pool.c, issue 15); on a busy
+# 2-core machine libgomp's default spinning had made THREADS=2 ~15x slower
+# (17 s vs 1 s).
 for e in conversion ar-vs-diffusion reversal; do
     for j in 1 2; do
         start=$(date +%s)
