@@ -150,6 +150,9 @@ void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx);
 /* For tests: on = 1 makes the workers take no chunks of the jobs posted
  * from now on, as if the OS had descheduled them; 0 ends it. */
 void cpu_pool_hold(int on);
+/* The idle threads' spin before they sleep, microseconds (pool.c: from
+ * DLLM_POOL_SPIN_US, OMP_WAIT_POLICY or the default; read once). */
+long cpu_pool_spin_us(void);
 /* The common case: fn(ctx, lo, hi, tid) over [0, n) cut into ranges, with
  * the thread count cpu_nthreads(d, work, grain) and up to
  * CPU_CHUNKS_PER_THREAD ranges per thread, each of at least `grain` work.

@@ -30,8 +30,9 @@
  *    g+2, after every blk[] has moved on to g+1.
  *  - done: each finished chunk adds 1; the caller returns when done ==
  *    nchunks, so no chunk of g runs when g+1 is posted.
- *  - sleep: a worker spins on `post` for POOL_SPIN_US microseconds, then
- *    sleeps on it (futex); the caller wakes sleepers only when there are
+ *  - sleep: a worker spins on `post` for POOL_SPIN_US microseconds (or
+ *    DLLM_POOL_SPIN_US, or what OMP_WAIT_POLICY asks), then sleeps on it
+ *    (futex); the caller wakes sleepers only when there are
  *    some.  The caller, waiting for a claimed chunk, spins as long and
  *    then sleeps too (a descheduled worker can take milliseconds, and a
  *    spinning caller on its core would keep it off).  Why 20 us: a
@@ -55,6 +56,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,23 +202,33 @@ static int pool_grow(int want) {
     return have;
 }
 
-void cpu_pool_hold(int on) { atomic_store(&P.hold, on); }
-
-/* DLLM_POOL_SPIN_US (microseconds, default POOL_SPIN_US) and DLLM_POOL=openmp,
- * read once */
+/* The spin, read once: DLLM_POOL_SPIN_US (microseconds), else the user's
+ * OMP_WAIT_POLICY as OpenMP defines it (passive: sleep at once; active:
+ * keep spinning, here for a second), else POOL_SPIN_US.  And DLLM_POOL. */
 static void pool_settings(void) {
-    const char *s = getenv("DLLM_POOL_SPIN_US");
-    long us = s && *s ? strtol(s, NULL, 10) : POOL_SPIN_US;
+    const char *s = getenv("DLLM_POOL_SPIN_US"), *w = getenv("OMP_WAIT_POLICY");
+    long us = POOL_SPIN_US;
+    if (s && *s) us = strtol(s, NULL, 10);
+    else if (w && !strcasecmp(w, "passive")) us = 0;
+    else if (w && !strcasecmp(w, "active")) us = 1000000;
     s = getenv("DLLM_POOL");
     P.openmp = s && !strcmp(s, "openmp");
     P.spin_ns = (us < 0 ? 0 : us) * 1000L;
 }
 
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+void cpu_pool_hold(int on) { atomic_store(&P.hold, on); }
+
+long cpu_pool_spin_us(void) {
+    pthread_once(&settings_once, pool_settings);
+    return P.spin_ns / 1000;
+}
+
 void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
     if (nchunks <= 0) return;
     if (nthreads > nchunks) nthreads = (int)nchunks;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, pool_settings);
+    pthread_once(&settings_once, pool_settings);
     if (P.openmp && nthreads > 1) {   /* the fork-join reference twin */
 #pragma omp parallel for schedule(static) num_threads(nthreads)
         for (long c = 0; c < nchunks; c++) fn(ctx, c, omp_get_thread_num());

@@ -12,8 +12,10 @@
  * 4. A chunk that calls back in, and a second host thread calling at the
  *    same time, run their loops serially on their own thread.
  * 5. A forked child starts its own workers (pool_after_fork).
- * 6. DLLM_POOL=openmp is read once per process (tests/cli/shared.sh runs
- *    the programs under it); not tested here.
+ * 6. The spin: 20 us by default, 0 under OMP_WAIT_POLICY=passive, a second
+ *    under active, DLLM_POOL_SPIN_US over both (this binary re-run with
+ *    `--spin`: the settings are read once per process).  DLLM_POOL=openmp:
+ *    tests/cli/shared.sh runs the programs under it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -199,7 +201,30 @@ static void test_fork(void) {
              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-int main(void) {
+/* this test binary run again with ENV, printing its spin */
+static long spin_with(const char *env) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "env -u OMP_WAIT_POLICY -u DLLM_POOL_SPIN_US %s /proc/%d/exe --spin", env, (int)getpid());
+    FILE *f = popen(cmd, "r");
+    long us = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &us) != 1) us = -1;
+        pclose(f);
+    }
+    return us;
+}
+static void test_spin_settings(void) {
+    DL_CHECK(spin_with("") == 20, "spin: 20 us by default");
+    DL_CHECK(spin_with("OMP_WAIT_POLICY=passive") == 0, "spin: OMP_WAIT_POLICY=passive sleeps at once");
+    DL_CHECK(spin_with("OMP_WAIT_POLICY=ACTIVE") == 1000000, "spin: OMP_WAIT_POLICY=active spins a second");
+    DL_CHECK(spin_with("OMP_WAIT_POLICY=passive DLLM_POOL_SPIN_US=7") == 7, "spin: DLLM_POOL_SPIN_US wins");
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--spin")) {
+        printf("%ld\n", cpu_pool_spin_us());
+        return 0;
+    }
     unsetenv("DLLM_POOL");
     dl_dev *d = NULL;
     char err[256];
@@ -213,6 +238,7 @@ int main(void) {
     test_held();
     test_nested_and_concurrent();
     test_fork();
+    test_spin_settings();
     dl_dev_close(d);
     return dl_test_end();
 }
