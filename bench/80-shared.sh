@@ -15,7 +15,8 @@
 #   shared NAME UNIT: 1 neighbour ours X (F of quiet), reference Y (G), ratio Z
 #   shared NAME UNIT: 2 neighbours ...
 # DLLM_BENCH_SHARED="sample_diff score ...": only those workloads (train64
-# train256 sample_diff sample_ar score; default all).  The sample and score
+# train256 sample_diff sample_ar score sample_diff256 score256; default all;
+# the last two sample and score the dim-256 model after one training step).  The sample and score
 # workloads last under a second each, so one measurement runs them
 # DLLM_BENCH_INNER times (default 3) back to back and times the whole.
 # Models: the demo's demo-out/stories260K(-mdlm) when present, else skipped
@@ -72,6 +73,18 @@ w_score() {
     inner run_policy bin/dllm-score -q -m "$D/stories260K-mdlm" --mc 8 --threads "$TH" "$W/v.msgpack" -o "$W/sc.msgpack" || return 1
     rate $((INNER * NV * 256 * 8)) "$t0" "$(now)"
 }
+# the dim-256 model (random weights: throughput only)
+w_sample_diff256() {
+    t0=$(now)
+    inner run_policy bin/dllm-sample -q -m "$W/m256" --threads "$TH" "$W/p256.msgpack" \
+        --gen-length 64 --steps 64 --block-length 32 -o "$W/s.msgpack" || return 1
+    rate $((INNER * 4 * 64)) "$t0" "$(now)"
+}
+w_score256() {
+    t0=$(now)
+    inner run_policy bin/dllm-score -q -m "$W/m256" --mc 4 --threads "$TH" "$W/v256.msgpack" -o "$W/sc.msgpack" || return 1
+    rate $((INNER * 4 * 256 * 4)) "$t0" "$(now)"
+}
 
 # the dim-256 model and data of bench/30-train.sh, and 16 held-out rows to score
 cat > "$W/c256.json" <<EOF
@@ -82,7 +95,14 @@ cat > "$W/c256.json" <<EOF
 EOF
 awk 'BEGIN { srand(1); printf "{\"dllm\":1,\"kind\":\"rows\",\"tokenizer\":{\"vocab_size\":4096,\"mask_id\":4095},\"seq_len\":256}\n"
     for (r = 0; r < 16; r++) { s = "{\"ids\":["; for (i = 0; i < 256; i++) s = s (i ? "," : "") int(rand() * 4095); print s "]}" } }' |
-    bin/dllm-cat --from-json | bin/dllm-mask -q --seed 1 --random-length 0 -o "$W/r256.msgpack" || exit 1
+    bin/dllm-cat --from-json -o "$W/v256.all.msgpack" || exit 1
+bin/dllm-mask -q --seed 1 --random-length 0 "$W/v256.all.msgpack" -o "$W/r256.msgpack" || exit 1
+bin/dllm-cat "$W/v256.all.msgpack" | head -n 5 | bin/dllm-cat --from-json -o "$W/v256.msgpack" || exit 1   # 4 rows to score
+awk 'BEGIN { print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":4096,\"mask_id\":4095}}"
+             for (k = 0; k < 4; k++) print "{\"ids\":[" 3 + k "," 100 + k "," 1000 + k "]}" }' |
+    bin/dllm-cat --from-json -o "$W/p256.msgpack" || exit 1
+case " ${DLLM_BENCH_SHARED:-sample_diff256} " in *" sample_diff256 "* | *" score256 "*)
+    bin/dllm-train -q --config "$W/c256.json" "$W/r256.msgpack" -o "$W/m256" --steps 1 --batch 4 || exit 1 ;; esac
 bin/dllm-cat "$D/s-rows.valid.msgpack.zst" | head -n 17 | bin/dllm-cat --from-json -o "$W/v.msgpack" || exit 1
 NV=$(($(bin/dllm-cat --count "$W/v.msgpack")))
 
@@ -102,7 +122,8 @@ best() {   # WORKLOAD: best of REPS, ours and ref alternating -> "OURS REF"
     echo "$bo $br"
 }
 for wl in "train64:train (dim 64, demo) tokens/s" "train256:train (dim 256, bench) tokens/s" \
-          "sample_diff:sample diffusion tokens/s" "sample_ar:sample AR tokens/s" "score:score ELBO tokens/s"; do
+          "sample_diff:sample diffusion tokens/s" "sample_ar:sample AR tokens/s" "score:score ELBO tokens/s" \
+          "sample_diff256:sample diffusion (dim 256) tokens/s" "score256:score ELBO (dim 256) tokens/s"; do
     name=${wl%%:*}; label=${wl#*:}
     case " ${DLLM_BENCH_SHARED:-$name} " in *" $name "*) ;; *) continue ;; esac
     set -- $(best "w_$name") || { echo "shared: $name failed"; exit 1; }

@@ -21,15 +21,21 @@
  *
  * Protocol (lock-free).  Job g's fields go into slot[g & 1]; block t's
  * claim word is blk[t] = g << 32 | next chunk.
- *  - post: the caller writes the slot, resets `done`, stores every blk[t]
- *    = (g, first chunk of block t), then `post` = g with release.  The two
+ *  - post: the caller writes the slot, resets `done`, stores blk[t] =
+ *    (g, first chunk of block t) for t < nthreads and (g, none) for every
+ *    other block any job has used (max_nt), then `post` = g.  The two
  *    slots let a slow worker still read job g while job g+1 is written.
  *  - claim: compare-and-swap blk[t] from (g, i) to (g, i + 1) while i is
  *    in block t.  The CAS also checks that the fields a worker read from
  *    slot[g & 1] are still job g's: the slot is rewritten only for job
- *    g+2, after every blk[] has moved on to g+1.
- *  - done: each finished chunk adds 1; the caller returns when done ==
- *    nchunks, so no chunk of g runs when g+1 is posted.
+ *    g+2, after EVERY blk[] has moved on to g+1 (a job with fewer threads
+ *    than an earlier one still stamps the earlier one's blocks: without
+ *    that, a worker late from an 8-thread job ran a later 2-thread job's
+ *    chunks with tid 5, found by review, reproduced after ~390k jobs), and
+ *    the fences order those writes and the worker's reads.
+ *  - done: each finished chunk adds 1 (seq_cst: with caller_waiting, the
+ *    futex's lost-wake-up check); the caller returns when done == nchunks,
+ *    so no chunk of g runs when g+1 is posted.
  *  - sleep: a worker spins on `post` for POOL_SPIN_US microseconds (or
  *    DLLM_POOL_SPIN_US, or what OMP_WAIT_POLICY asks), then sleeps on it
  *    (futex); the caller wakes sleepers only when there are
@@ -81,6 +87,7 @@ static struct {
     pool_job job[2];
     pthread_mutex_t grow;                  /* guards starting workers */
     _Atomic int nworkers;
+    int max_nt;                            /* the most threads a job has had (blocks to stamp) */
     long spin_ns;
     int openmp;                            /* DLLM_POOL=openmp */
     _Atomic int hold;                      /* cpu_pool_hold: workers claim nothing */
@@ -115,8 +122,10 @@ static int spun_out(long *t0, unsigned *k) {
     return t - *t0 >= P.spin_ns;
 }
 
+#define NO_CHUNK 0xffffffffu   /* a block with nothing to claim */
+
 /* the end of block b of job (n chunks, nt blocks) */
-static inline long block_end(long n, int nt, int b) { return n * (b + 1) / nt; }
+static inline long block_end(long n, int nt, int b) { return (long)((int64_t)n * (b + 1) / nt); }
 
 /* Run chunks of job g (fields already read): block `tid` first, then the
  * others' leftovers. */
@@ -133,7 +142,7 @@ static void run_chunks(uint32_t g, cpu_chunk_fn fn, void *ctx, long n, int nt, i
             if (!atomic_compare_exchange_weak_explicit(w, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
                 continue;
             fn(ctx, i, tid);
-            uint32_t fin = atomic_fetch_add_explicit(&P.done, 1, memory_order_acq_rel) + 1;
+            uint32_t fin = atomic_fetch_add(&P.done, 1) + 1;
             if (fin == (uint32_t)n && atomic_load(&P.caller_waiting)) futex_wake(&P.done, 1);
             c = atomic_load_explicit(w, memory_order_acquire);
         }
@@ -151,10 +160,11 @@ static void *worker(void *arg) {
             seen = g;
             pool_job *j = &P.job[g & 1];
             int nt = atomic_load_explicit(&j->nthreads, memory_order_relaxed);
-            if (tid < nt && !atomic_load_explicit(&P.hold, memory_order_relaxed))
-                run_chunks(g, atomic_load_explicit(&j->fn, memory_order_relaxed),
-                           atomic_load_explicit(&j->ctx, memory_order_relaxed),
-                           atomic_load_explicit(&j->nchunks, memory_order_relaxed), nt, tid);
+            cpu_chunk_fn fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
+            void *ctx = atomic_load_explicit(&j->ctx, memory_order_relaxed);
+            long n = atomic_load_explicit(&j->nchunks, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);   /* the fields before the blk[] that validate them */
+            if (tid < nt && !atomic_load_explicit(&P.hold, memory_order_relaxed)) run_chunks(g, fn, ctx, n, nt, tid);
             t0 = 0;
             continue;
         }
@@ -185,8 +195,10 @@ static int pool_grow(int want) {
     if (!P.atfork_set) P.atfork_set = !pthread_atfork(NULL, NULL, pool_after_fork);
     have = atomic_load(&P.nworkers) + 1;
     sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go to the program's own threads */
+    sigfillset(&all);   /* asynchronous signals go to the program's own threads; faults stay deliverable */
+    const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) sigdelset(&all, faults[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -199,7 +211,7 @@ static int pool_grow(int want) {
     pthread_attr_destroy(&at);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_mutex_unlock(&P.grow);
-    return have;
+    return have < want ? have : want;
 }
 
 /* The spin, read once: DLLM_POOL_SPIN_US (microseconds), else the user's
@@ -235,7 +247,7 @@ void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
         return;
     }
     int expect = 0;
-    if (nthreads <= 1 || nchunks > (long)UINT32_MAX / 2 || !atomic_compare_exchange_strong(&P.busy, &expect, 1)) {
+    if (nthreads <= 1 || nchunks > (long)INT32_MAX || !atomic_compare_exchange_strong(&P.busy, &expect, 1)) {
         for (long c = 0; c < nchunks; c++) fn(ctx, c, 0);
         return;
     }
@@ -247,14 +259,17 @@ void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
     }
     uint32_t g = atomic_load_explicit(&P.post, memory_order_relaxed) + 1;
     pool_job *j = &P.job[g & 1];
+    if (nthreads > P.max_nt) P.max_nt = nthreads;
+    atomic_thread_fence(memory_order_release);   /* job g-1's blk[] stamps before this slot's new fields */
     atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&j->ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&j->nchunks, nchunks, memory_order_relaxed);
     atomic_store_explicit(&j->nthreads, nthreads, memory_order_relaxed);
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
-    for (int b = 0; b < nthreads; b++)
-        atomic_store_explicit(&P.blk[b].v, (uint64_t)g << 32 | (uint64_t)(b ? block_end(nchunks, nthreads, b - 1) : 0),
-                              memory_order_release);
+    for (int b = 0; b < P.max_nt; b++) {
+        uint64_t first = b >= nthreads ? NO_CHUNK : b ? (uint64_t)block_end(nchunks, nthreads, b - 1) : 0;
+        atomic_store_explicit(&P.blk[b].v, (uint64_t)g << 32 | first, memory_order_release);
+    }
     atomic_store(&P.post, g);
     if (atomic_load(&P.sleepers) > 0) futex_wake(&P.post, INT_MAX);
     run_chunks(g, fn, ctx, nchunks, nthreads, 0);

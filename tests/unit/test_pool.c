@@ -6,6 +6,9 @@
  * 2. 20,000 jobs back to back, every 500th after a pause long enough for
  *    the workers to fall asleep (the futex path): no chunk lost or run
  *    twice, and the workers took part.
+ * 2b. Jobs whose thread count shrinks (8, 2, 2, ...: a worker late from
+ *    the 8-thread job must not claim chunks of a later 2-thread one): 60,000
+ *    jobs, every chunk once and every tid below the job's own nthreads.
  * 3. The point of the pool: with the workers held (cpu_pool_hold, as if
  *    the OS had descheduled them) a 2-thread job still completes, every
  *    chunk on the caller, instead of waiting for them.
@@ -122,6 +125,19 @@ static void test_many_jobs(void) {
     DL_CHECK(by_worker > 0, "the worker took part (%d chunks)", by_worker);
 }
 
+static void test_shrinking(void) {
+    static count_job js[3];
+    int bad = 0;
+    for (int k = 0; k < 60000; k++) {
+        int m = k % 3, nt = m == 0 ? 8 : 2;
+        long n = m == 0 ? 8 : m == 1 ? 2 : 1000;
+        reset(&js[m], nt, 0);
+        cpu_pool_run(nt, n, count_chunk, &js[m]);
+        bad += !once_each(&js[m], n) || atomic_load(&js[m].bad_tid);
+    }
+    DL_CHECK(!bad, "thread counts 8, 2, 2, ... (60000 jobs): every chunk once, tids below each job's count (%d bad)", bad);
+}
+
 static void test_held(void) {
     static count_job j;
     cpu_pool_hold(1);
@@ -235,6 +251,7 @@ int main(int argc, char **argv) {
     test_once_each();
     test_ranges(d);
     test_many_jobs();
+    test_shrinking();
     test_held();
     test_nested_and_concurrent();
     test_fork();
