@@ -81,7 +81,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
     { "show", 0, DL_OPT_FLAG, &o_show, NULL, NULL, "redraw the first row's canvas on the terminal as it unmasks (never on stdout)", NULL },
     { "noise", 0, DL_OPT_STR, &o_noise, NULL, "FILE", "test hook: take the uniforms from FILE (raw little-endian float64, order in sample/sample.h)", NULL },

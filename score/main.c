@@ -74,7 +74,7 @@ static const dl_opt OPTS[] = {
     { "no-strip", 0, DL_OPT_FLAG, &o_no_strip, NULL, NULL, "keep whitespace around the task's text fields", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     DL_COMMON_OPTS(&common),
     DL_OPTS_END
 };

@@ -66,7 +66,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "predict position i from hidden state i-1 (Dream; keeps an AR head's meaning)", NULL },
     { "block-diffusion", 0, DL_OPT_INT, &o_bd3, "0", "B", "BD3LM block diffusion with blocks of B tokens: rows run as x_t (+) x_0 with the three-part mask (noisy block sees itself and the clean blocks before it); mask the data with dllm-mask --block B (t per block); recorded in config.json (0: off)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
-    { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OpenMP default)", NULL },
+    { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
 
     { "LoRA", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "lora", 0, DL_OPT_INT, &o_lora, "0", "R", "train only LoRA adapters of rank R on the --init model (frozen); -o DIR gets a PEFT adapter (adapter_config.json, adapter_model.safetensors) [0: off]", NULL },
