@@ -2,10 +2,9 @@
  * dtype convert (f32 -> f32 only: the CPU backend stores f32).
  *
  * All split over elements or rows (cpu_par_range, pool.c).  scatter_add_rows
- * is deterministic the same way as the embedding backward: split over
- * column slices, rows added
- * in index order m = 0..M-1 inside a slice, so repeated indices accumulate
- * in a fixed order whatever the thread count.
+ * (also the embedding backward, embedding.c) is split over column slices,
+ * rows added in index order m = 0..M-1 inside a slice, so repeated indices
+ * accumulate in a fixed order whatever the thread count.
  * Does not: bounds-check indices (callers build them).
  */
 #include <string.h>
