@@ -93,7 +93,7 @@ static struct {
     _Atomic int hold;                      /* cpu_pool_hold: workers claim nothing */
     int atfork_set;
     struct { _Alignas(64) _Atomic uint64_t v; } blk[POOL_MAX];   /* gen << 32 | next chunk of block t */
-} P = { .grow = PTHREAD_MUTEX_INITIALIZER, .spin_ns = -1 };
+} P = { .grow = PTHREAD_MUTEX_INITIALIZER };
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t val) {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -229,6 +229,7 @@ static void pool_settings(void) {
 }
 
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+static void post_and_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx);
 
 void cpu_pool_hold(int on) { atomic_store(&P.hold, on); }
 
@@ -247,16 +248,18 @@ void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
         return;
     }
     int expect = 0;
-    if (nthreads <= 1 || nchunks > (long)INT32_MAX || !atomic_compare_exchange_strong(&P.busy, &expect, 1)) {
-        for (long c = 0; c < nchunks; c++) fn(ctx, c, 0);
-        return;
-    }
-    nthreads = pool_grow(nthreads);
-    if (nthreads <= 1) {
+    if (nthreads > 1 && nchunks <= (long)INT32_MAX && atomic_compare_exchange_strong(&P.busy, &expect, 1)) {
+        nthreads = pool_grow(nthreads);
+        if (nthreads > 1) post_and_run(nthreads, nchunks, fn, ctx);
         atomic_store_explicit(&P.busy, 0, memory_order_release);
-        for (long c = 0; c < nchunks; c++) fn(ctx, c, 0);
-        return;
+        if (nthreads > 1) return;
     }
+    for (long c = 0; c < nchunks; c++) fn(ctx, c, 0);   /* one thread, a nested or concurrent call */
+}
+
+/* Job g = post + 1 (the caller holds `busy`): post it, run chunks, wait for
+ * the ones workers claimed. */
+static void post_and_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
     uint32_t g = atomic_load_explicit(&P.post, memory_order_relaxed) + 1;
     pool_job *j = &P.job[g & 1];
     if (nthreads > P.max_nt) P.max_nt = nthreads;
@@ -284,7 +287,6 @@ void cpu_pool_run(int nthreads, long nchunks, cpu_chunk_fn fn, void *ctx) {
         if (fin != (uint32_t)nchunks) futex_wait(&P.done, fin);
         atomic_store(&P.caller_waiting, 0);
     }
-    atomic_store_explicit(&P.busy, 0, memory_order_release);
 }
 
 /* cpu_par_range's chunks: [n c / k, n (c + 1) / k) */
@@ -295,7 +297,7 @@ typedef struct {
 } range_job;
 static void range_chunk(void *arg, long c, int tid) {
     const range_job *r = arg;
-    long lo = r->n * c / r->k, hi = r->n * (c + 1) / r->k;   /* k <= 4 x threads: no overflow */
+    long lo = r->n * c / r->k, hi = r->n * (c + 1) / r->k;   /* k <= CPU_CHUNKS_PER_THREAD x threads: no overflow */
     if (lo < hi) r->fn(r->ctx, lo, hi, tid);
 }
 
@@ -305,11 +307,11 @@ void cpu_par_range(const dl_dev *d, long n, size_t work, size_t grain, cpu_range
     if (nt > n) nt = (int)n;
     if (nt <= 1) { fn(ctx, 0, n, 0); return; }
     /* CPU_CHUNKS_PER_THREAD chunks a thread, each still >= grain: a thread
-     * that is descheduled part way leaves the rest to the others */
+     * that is descheduled part way leaves the rest to the others.  k >= nt,
+     * since nt <= n and nt <= work / grain here. */
     size_t k = (size_t)nt * CPU_CHUNKS_PER_THREAD, most = work / (grain ? grain : 1);
     if (k > most) k = most;
     if (k > (size_t)n) k = (size_t)n;
-    if (k < (size_t)nt) k = (size_t)nt;
     range_job r = { fn, ctx, n, (long)k };
     cpu_pool_run(nt, (long)k, range_chunk, &r);
 }
