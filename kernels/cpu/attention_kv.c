@@ -66,7 +66,7 @@ typedef struct {
     const dl_dev *d;
     float *out, *scr;          /* scr (nt, n, Tmax): attend_window's score block per thread */
     const float *q, *kcache, *vcache;
-    const int32_t *rows, *base;
+    const int32_t *rows, *base;   /* base: attend_cache's n_past, or attend_window's n_keys */
     int causal, n, Tmax, Hq, Hk, E, rep;
     size_t ldq, ldk;
     float scale;

@@ -39,7 +39,7 @@ typedef struct {
     float *out, *scratch;    /* scratch (nt, ob, C): one widened block per thread */
     const float *inp, *bias;
     const uint16_t *w;
-    const uint32_t *ids;
+    const uint32_t *ids;     /* embedding: w is the table (V, C), C = D */
     int N, C, O, ob;
 } bf16w_job;
 
