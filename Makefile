@@ -156,6 +156,9 @@ PROG_LIB  = $(BUILD)/$(1)/lib$(1).a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FAULT_SO := $(BUILD)/tests/fault/inject.so
+# bench/ops_bench: kernel throughput through kernels.h (bench/gpu.sh); built
+# with everything so that CI compiles it
+OPS_BENCH := $(BUILD)/bench/ops_bench
 
 # Unit tests that need a program's code: test name -> program folders whose
 # archives it links (and whose headers it sees).  Others link libdllm only.
@@ -166,7 +169,7 @@ TEST_PROGS_test_family := sample
 TEST_LIBS_test_comm := $(COMM_LIBS)
 
 .PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
-all: $(PROGS) $(TESTS) $(FAULT_SO)
+all: $(PROGS) $(TESTS) $(FAULT_SO) $(OPS_BENCH)
 lib: $(LIB)
 
 # The communication backends (share/model/dl_comm*.c) alone see MPI / NCCL
@@ -207,6 +210,10 @@ $(BUILD)/tests/$(1): tests/unit/$(1).c $(foreach p,$(TEST_PROGS_$(1)),$(call PRO
 	  $(foreach p,$(TEST_PROGS_$(1)),$(call PROG_LIB,$(p))) $(LIB) -o $$@ $$(LDLIBS) $$(TEST_LIBS_$(1))
 endef
 $(foreach t,$(TEST_SRC:tests/unit/%.c=%),$(eval $(call test_rule,$(t))))
+
+$(OPS_BENCH): bench/ops_bench.c $(LIB) $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DL_CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
 # The fault-injection shim (LD_PRELOAD) used by tests/cli/fault.sh and kill.sh.
 $(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)

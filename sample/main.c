@@ -40,6 +40,7 @@
 
 static dl_common common;
 static const char *o_adapter;
+static const char *o_precision = "f32";
 static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset, *o_cache;
 static const char *o_chat_tmpl;
 static dl_strlist o_prompts;
@@ -80,7 +81,8 @@ static const dl_opt OPTS[] = {
     { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "sample left to right with a KV cache (default for checkpoints with objective causal)", NULL },
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
-    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
+    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
+    { "precision", 0, DL_OPT_STR, &o_precision, "f32", "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the weights (cuda or ref; not with the KV / window caches)", NULL },
     { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
     { "show", 0, DL_OPT_FLAG, &o_show, NULL, NULL, "redraw the first row's canvas on the terminal as it unmasks (never on stdout)", NULL },
@@ -230,7 +232,10 @@ static void check_options(smp_opts *o) {
         dl_die(DL_EXIT_USAGE, "--chat wraps -p prompts (render token streams with dllm-tok --chat-template)");
     if (o_chat_tmpl && !dl_chat_find(o_chat_tmpl, NULL))
         dl_die(DL_EXIT_USAGE, "--chat-template '%s': unknown (chatml, llada, llama3, plain, auto)", o_chat_tmpl);
-    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
+    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
+        dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
+    if (strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
+        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
     o->gen_length = G;
     o->steps = (int)o_steps;
     o->block_length = (int)o_block;
@@ -473,7 +478,8 @@ int main(int argc, char **argv) {
     dl_model m;
     dl_infer_info mi;
     dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
-                         .mask_id = -1, .what = "sampling", .adapter = o_adapter };
+                         .mask_id = -1, .what = "sampling", .adapter = o_adapter,
+                         .bf16 = !strcmp(o_precision, "bf16") };
     if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
     if ((o_prompts.n || o_show) && !mi.tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
     model_options(&o, &m.cfg, mi.causal);

@@ -80,7 +80,8 @@ int sc_open(sc_ctx **out, const char *ckpt, const sc_opts *o, char *err, size_t 
     if (c->o.eps == 0) c->o.eps = SC_EPS_DEFAULT;
     if (c->o.batch == 0 || c->o.batch > c->o.mc) c->o.batch = c->o.mc;
     dl_infer_opts io = { .dir = ckpt, .device = o->device, .threads = o->threads, .force_causal = o->causal,
-                         .mask_id = o->mask_id, .what = "scoring", .adapter = o->adapter };
+                         .mask_id = o->mask_id, .what = "scoring", .adapter = o->adapter,
+                         .bf16 = o->bf16 };
     dl_infer_info info;
     int rc = dl_model_open_infer(&c->m, &info, &io, err, errlen);
     if (rc) { sc_close(c); return rc; }

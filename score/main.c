@@ -44,6 +44,7 @@
 
 static dl_common common;
 static const char *o_adapter;
+static const char *o_precision = "f32";
 static const char *o_model, *o_device = "cpu", *o_summary, *o_task, *o_delim, *o_format, *o_rng_key;
 static long long o_mc, o_batch, o_seed, o_threads, o_mask_id = -1, o_limit;
 static double o_cfg, o_eps;
@@ -73,7 +74,8 @@ static const dl_opt OPTS[] = {
     { "bos", 0, DL_OPT_FLAG, &o_bos, NULL, NULL, "put the BOS token before every context", NULL },
     { "no-strip", 0, DL_OPT_FLAG, &o_no_strip, NULL, NULL, "keep whitespace around the task's text fields", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
-    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
+    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
+    { "precision", 0, DL_OPT_STR, &o_precision, "f32", "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the weights (cuda or ref; not with the KV / window caches)", NULL },
     { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     DL_COMMON_OPTS(&common),
     DL_OPTS_END
@@ -299,7 +301,10 @@ int main(int argc, char **argv) {
     if (!isfinite(o_cfg) || o_cfg < 0) dl_die(DL_EXIT_USAGE, "--cfg must be >= 0");
     if (o_limit < 0) dl_die(DL_EXIT_USAGE, "--limit must be >= 0");
     if (o_threads < 0) dl_die(DL_EXIT_USAGE, "--threads must be >= 0");
-    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda")) dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
+    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
+        dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
+    if (strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
+        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
     if (o_task && npaths) dl_die(DL_EXIT_USAGE, "give either --task FILE or input streams, not both");
     if (o_rng_key && strcmp(o_rng_key, "index") && strcmp(o_rng_key, "content"))
         dl_die(DL_EXIT_USAGE, "--rng-key '%s': expected index or content", o_rng_key);
@@ -321,6 +326,7 @@ int main(int argc, char **argv) {
     so.threads = (int)o_threads;
     so.need_tok = o_task != NULL;
     so.adapter = o_adapter;
+    so.bf16 = !strcmp(o_precision, "bf16");
     sc_ctx *c = NULL;
     if ((rc = sc_open(&c, o_model, &so, err, sizeof err))) dl_die(-rc, "%s", err);
     if (sc_is_causal(c) && o_cfg > 0) dl_warn("--cfg is ignored by causal scoring");

@@ -48,6 +48,7 @@ typedef struct {
     int need_tok;        /* 1: load the checkpoint's tokenizer (tasks need it) */
     size_t mem_budget;   /* bytes of activations one forward may use; 0 = SC_MEM_DEFAULT */
     const char *adapter; /* PEFT LoRA adapter dir folded into the weights at load, or NULL */
+    int bf16;            /* --precision bf16 (dl_infer_opts.bf16) */
 } sc_opts;
 void sc_opts_default(sc_opts *o);   /* mc 128, batch 0, seed 0, eps 1e-3, cpu, mask_id -1 */
 

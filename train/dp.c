@@ -101,6 +101,7 @@ int train_dp_any(train_dp *dp, int flag, int *any, char *err, size_t errlen) {
 
 int train_dp_sync_params(train_dp *dp, dl_model *m, char *err, size_t errlen) {
     if (dp->size == 1) return 0;
+    dl_model_weights_changed(m);
     return dl_comm_broadcast(dp->comm, m->params, m->n_params * sizeof *m->params, 0, err, errlen);
 }
 

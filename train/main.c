@@ -36,7 +36,7 @@
 /* Options: the ones recorded for --resume start "unset" (LLONG_MIN, NaN,
  * NULL) so a resumed run can take the saved value; defaults come after. */
 static const char *o_config, *o_init, *o_init_tok, *o_tokenizer, *o_resume, *o_out, *o_metrics, *o_valid;
-static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight, *o_dtype;
+static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight, *o_dtype, *o_precision;
 static dl_st_dtype save_dtype;   /* model.safetensors storage: --dtype, else the source's (main) */
 static long long o_steps = LLONG_MIN, o_batch = LLONG_MIN, o_micro = LLONG_MIN, o_seq_len = LLONG_MIN;
 static long long o_warmup = LLONG_MIN, o_seed = LLONG_MIN, o_mask_seed = LLONG_MIN;
@@ -65,7 +65,8 @@ static const dl_opt OPTS[] = {
     { "causal", 0, DL_OPT_FLAG, &o_causal, NULL, NULL, "autoregressive baseline: causal attention, next-token loss on x0 (same model)", NULL },
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "predict position i from hidden state i-1 (Dream; keeps an AR head's meaning)", NULL },
     { "block-diffusion", 0, DL_OPT_INT, &o_bd3, "0", "B", "BD3LM block diffusion with blocks of B tokens: rows run as x_t (+) x_0 with the three-part mask (noisy block sees itself and the clean blocks before it); mask the data with dllm-mask --block B (t per block); recorded in config.json (0: off)", NULL },
-    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda", "compute device", NULL },
+    { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
+    { "precision", 0, DL_OPT_STR, &o_precision, NULL, "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the fp32 master weights (gradients, AdamW and checkpoints stay fp32; cuda or ref) [f32]", NULL },
     { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
 
     { "LoRA", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -149,7 +150,7 @@ static const train_arg ARGS[] = {
     { "micro_batch", 'i', &o_micro, 0 }, { "lr", 'd', &o_lr, 0 }, { "min_lr", 'd', &o_min_lr, 0 },
     { "warmup", 'i', &o_warmup, 0 }, { "schedule", 's', &o_schedule, 0 }, { "beta1", 'd', &o_beta1, 0 },
     { "beta2", 'd', &o_beta2, 0 }, { "eps", 'd', &o_eps, 0 }, { "weight_decay", 'd', &o_wd, 0 },
-    { "clip", 'd', &o_clip, 0 },
+    { "clip", 'd', &o_clip, 0 }, { "precision", 's', &o_precision, 0 },
 };
 #define N_ARGS ((int)(sizeof ARGS / sizeof ARGS[0]))
 
@@ -162,6 +163,7 @@ static void defaults(void) {
     if (!o_schedule) o_schedule = "cosine";
     if (!o_loss_norm) o_loss_norm = "all";
     if (!o_weight) o_weight = "timestep";
+    if (!o_precision) o_precision = "f32";
 #undef DEF_I
 #undef DEF_D
 }
@@ -233,8 +235,8 @@ static void check_usage(void) {
     if (o_dtype && o_bf16 && strcmp(o_dtype, "bf16")) dl_die(DL_EXIT_USAGE, "--bf16-save contradicts --dtype %s", o_dtype);
     if (o_save_every < 0 || o_eval_every < 0 || o_eval_rows < 0 || o_threads < 0)
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
-    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda"))
-        dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu or cuda", o_device);
+    if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
+        dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
     if (o_lora < 0 || o_lora > 65536) dl_die(DL_EXIT_USAGE, "--lora R: R must be in [1, 65536] (0: off)");
     if (!o_lora && (o_lora_targets || !isnan(o_lora_alpha)))
         dl_die(DL_EXIT_USAGE, "--lora-alpha and --lora-targets go with --lora R");
@@ -272,6 +274,8 @@ static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
     if (!(o_lr >= 0) || !(o_min_lr >= 0) || !(o_beta1 >= 0 && o_beta1 < 1) || !(o_beta2 >= 0 && o_beta2 < 1) ||
         !(o_eps > 0) || !(o_wd >= 0) || !(o_clip >= 0))
         dl_die(DL_EXIT_USAGE, "bad optimizer option: lr, min-lr, weight-decay, clip >= 0; betas in [0,1); eps > 0");
+    if (strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
+        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
     if (train_sched_parse(o_schedule, sk)) dl_die(DL_EXIT_USAGE, "--schedule '%s': cosine, linear or constant", o_schedule);
     memset(lc, 0, sizeof *lc);
     if (dl_loss_norm_parse(o_loss_norm, &lc->norm) || lc->norm == DL_NORM_CAUSAL)
@@ -505,16 +509,18 @@ int main(int argc, char **argv) {
         dl_warn("block diffusion with blocks of %d, but the data was masked with %s%u (dllm-mask --block %d)",
                 mc->block_diffusion, R.data.block ? "--block " : "one t per row, block ", R.data.block,
                 mc->block_diffusion);
+    if (strcmp(o_precision, "f32") && (rc = dl_model_set_compute(&R.m, DL_BF16, err, sizeof err)))
+        dl_die(-rc, "--precision %s: %s", o_precision, err);
     setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, R.dp.rank ? NULL : o_metrics, o_resume != NULL, err, sizeof err)))
         dl_die(-rc, "%s", err);
     if (R.has_data && o_resume && (rc = train_data_seek(&R.data, R.st.data_epoch, R.st.data_record, err, sizeof err)))
         dl_die(-rc, "%s", err);
 
-    dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s", mc->arch, mc->dim,
+    dl_info("model: %s, dim %d, %d layers, %d/%d heads, vocab %d, %.2fM parameters, %s; %s%s", mc->arch, mc->dim,
             mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, R.m.n_params / 1e6,
             o_causal ? "causal" : mc->block_diffusion > 0 ? "block diffusion" : "diffusion",
-            dl_model_device_describe(&R.m));
+            dl_model_device_describe(&R.m), R.m.dtype == DL_BF16 ? ", bf16 compute" : "");
     if (R.m.lora)
         dl_info("LoRA: r %d, alpha %g, %.3fM adapter parameters trained, base frozen", dl_lora_config(R.m.lora)->r,
                 dl_lora_config(R.m.lora)->alpha, dl_lora_n_params(R.m.lora) / 1e6);

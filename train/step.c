@@ -177,6 +177,7 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is finite (%g) but the gradient norm is %s", o->loss,
                          isnan(o->grad_norm) ? "nan" : "inf");
     o->clip_scale = dl_optim_clip_scale(&s->opt, o->grad_norm);
+    dl_model_weights_changed(m);   /* the bf16 compute copy (if any) follows before the next forward */
     if (!s->zero_off) {
         dl_optim_step(m, &s->opt, lr, step, o->clip_scale);
         return 0;

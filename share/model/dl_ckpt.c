@@ -555,6 +555,7 @@ static int put_weight(dl_model *m, const dl_tensor *t, const dl_st_file *f, cons
  * in the checkpoint's family, dl_family_tensor_name) from w into block
  * (device).  Every expected tensor must be there with its shape. */
 static int load_block(dl_model *m, float *block, const dl_ckpt_weights *w, const char *prefix, char *err, size_t errlen) {
+    if (block == m->params) dl_model_weights_changed(m);
     float *host = malloc(max_numel(m) * sizeof(float));
     if (!host) return dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory");
     char name[128];

@@ -196,6 +196,7 @@ static int load_weights(dl_model *m, source *s, int v0, int n_real, int64_t mask
         if (vocab_rows) fill_new_rows(host, t->shape[0], t->shape[1], v0, n_real, mask, added);
         dl_dev_h2d(m->dev, m->params + t->offset, host, numel(t) * sizeof(float));
     }
+    dl_model_weights_changed(m);
     free(host);
     return rc;
 }

@@ -457,6 +457,9 @@ int dl_lora_attach(dl_model *m, dl_lora *lo, char *err, size_t errlen) {
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "LoRA training needs fp32 base weights (this model holds %s "
                          "matrices for inference only)", dl_dtype_name(m->wdtype));
     if (m->lora) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "the model has an adapter attached already");
+    if (m->dtype != DL_F32)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "LoRA with %s compute is not supported (f32 only)",
+                         dl_dtype_name(m->dtype));
     size_t b = lo->n_params * sizeof(float);
     if (!lo->grads) lo->grads = dl_dev_alloc(lo->dev, b);
     if (!lo->adam_m) lo->adam_m = dl_dev_alloc(lo->dev, b);
@@ -471,6 +474,7 @@ int dl_lora_attach(dl_model *m, dl_lora *lo, char *err, size_t errlen) {
 
 int dl_lora_fold(dl_model *m, const dl_lora *lo, char *err, size_t errlen) {
     if (m->lora) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "LoRA fold: the model has an adapter attached");
+    dl_model_weights_changed(m);   /* it writes the masters */
     int r = lo->cfg.r;
     size_t maxw = 0, maxa = 0, maxb = 0;
     for (int t = 0; t < DL_LORA_NT; t++) {

@@ -24,8 +24,13 @@
  *    master weights directly, or, for a model made with wdtype DL_BF16
  *    (inference from a bf16 checkpoint), on the bf16 matrices in m->wlow
  *    with f32 activations (the forward reads p->x* / m->x* views, which
- *    are the f32 views themselves in an f32 model).  A bf16 backend would add a compute copy
- *    (dl_k_convert) and bf16 activations; not done here.  The last forward's
+ *    are the f32 views themselves in an f32 model).  After
+ *    dl_model_set_compute(DL_BF16) (mixed-precision training) every op
+ *    runs in bf16 on m->wcomp, a bf16 copy of the whole parameter block at
+ *    the masters' offsets: cw() maps a master view to its copy, and the
+ *    x-views point into it.  Activation buffers keep their float-sized
+ *    carve (a bf16 buffer uses its first half), so the layout and
+ *    dl_model_acts_bytes do not depend on the dtype.  The last forward's
  *    ids / sel / targets are copied in (d2d), so the caller may reuse its
  *    buffers before backward.
  *  - Qwen3's q_norm / k_norm (cfg.qk_norm): its own step between the q/k
@@ -74,6 +79,8 @@ struct dl_acts {
     int32_t *lens;               /* (B) copy of the last forward's lens (backward reads them) */
     float *xg, *rstd_h, *hs;     /* (M,D) (M) (M,D) head input gathered / rstd / normed */
     float *logits;               /* (M,V) logits, then probs, then dlogits */
+    float *logits32;             /* (M,V) f32 logits of a bf16-compute forward without targets (its own
+                                    allocation, bf16 models only): what dl_model_logits gives samplers */
     float *tmp;                  /* (N, max(D, Hq*E)) forward linear output */
     /* backward scratch (TRAIN only) */
     float *dx, *dh, *dh2;        /* (N,D) */
@@ -214,6 +221,13 @@ static const void *xview(dl_model *m, const char *fmt, int l) {
     return t ? dl_model_tensor_data(m, t, NULL) : NULL;
 }
 
+/* the weight dtype the forward's matrix ops read (kernels.h "Weight dtype") */
+static dl_dtype xwdt(const dl_model *m) { return m->wcomp ? DL_BF16 : m->wdtype; }
+/* the tensor an op reads for master view p: p itself, or its bf16 compute copy */
+static const void *cw(const dl_model *m, const float *p) {
+    return p && m->wcomp ? (const void *)((const uint16_t *)m->wcomp + (p - m->params)) : (const void *)p;
+}
+
 static uint16_t to_bf16(float f) {   /* nearest even, NaN kept (kernels/kbase.h's rule) */
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -226,6 +240,7 @@ int dl_model_set_tensor(dl_model *m, const dl_tensor *t, const void *src, dl_dty
     dl_dtype dt;
     void *dst = dl_model_tensor_data(m, t, &dt);
     size_t n = tensor_numel(t);
+    m->wcomp_stale = 1;
     if (dt == src_dt) {
         dl_dev_h2d(m->dev, dst, src, n * dl_dtype_size(dt));
         return 0;
@@ -316,6 +331,7 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
 static void free_acts(dl_model *m) {
     if (!m->acts) return;
     if (m->acts->block) dl_dev_free(m->dev, m->acts->block);
+    if (m->acts->logits32) dl_dev_free(m->dev, m->acts->logits32);
     free(m->acts->L);
     free(m->acts);
     m->acts = NULL;
@@ -327,12 +343,56 @@ void dl_model_free(dl_model *m) {
     if (m->lora) m->lora_ops->free(m->lora);   /* LoRA hook */
     if (m->params) dl_dev_free(m->dev, m->params);
     if (m->wlow) dl_dev_free(m->dev, m->wlow);
+    if (m->wcomp) dl_dev_free(m->dev, m->wcomp);
     if (m->grads) dl_dev_free(m->dev, m->grads);
     if (m->adam_m) dl_dev_free(m->dev, m->adam_m);
     if (m->adam_v) dl_dev_free(m->dev, m->adam_v);
     free(m->tensors);
     free(m->layers);
     memset(m, 0, sizeof *m);
+}
+
+int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen) {
+    if (dt == m->dtype) return 0;
+    if (dt != DL_BF16 || m->dtype != DL_F32)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: compute in %s: only f32 -> bf16 is supported",
+                         dl_dtype_name(dt));
+    if (m->wdtype != DL_F32)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bf16 compute needs fp32 masters (this model holds %s "
+                         "matrices for inference only)", dl_dtype_name(m->wdtype));
+    if (m->lora) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bf16 compute with a LoRA adapter is not supported");
+    if (m->acts) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: set the compute dtype before reserving activations");
+    for (int op = 0; op < DL_OP_COUNT; op++) {   /* the fp32-only ops (sumsq, adamw, scale, select) stay f32 */
+        if (op == DL_OP_CONVERT || op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE ||
+            op == DL_OP_SELECT_TOKENS)
+            continue;
+        if (!dl_dev_supports(m->dev, (dl_op)op, DL_BF16))
+            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in bf16 (bf16 compute "
+                             "runs on cuda, or on ref for a slow check)", dl_dev_describe(m->dev), dl_op_name((dl_op)op));
+    }
+    m->wcomp = dl_dev_alloc(m->dev, m->n_params * sizeof(uint16_t));
+    if (!m->wcomp)
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate the bf16 compute copy (%.1f MB)",
+                         m->n_params * 2.0 / 1e6);
+    m->dtype = DL_BF16;
+    m->wcomp_stale = 1;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        dl_layer_params *p = &m->layers[l];
+        p->xq = cw(m, p->wq); p->xo = cw(m, p->wo); p->xgate = cw(m, p->w_gate); p->xdown = cw(m, p->w_down);
+    }
+    m->xembed = cw(m, m->embed);
+    m->xlm_head = cw(m, m->lm_head);
+    return 0;
+}
+
+void dl_model_weights_changed(dl_model *m) { m->wcomp_stale = 1; }
+
+/* rounds the masters into the compute copy when they changed (padding
+ * between tensors is zero in both) */
+static void refresh_compute(dl_model *m) {
+    if (!m->wcomp || !m->wcomp_stale) return;
+    dl_k_convert(m->dev, m->wcomp, DL_BF16, m->params, DL_F32, m->n_params);
+    m->wcomp_stale = 0;
 }
 
 /* a bf16-weight model has no fp32 masters to train */
@@ -495,6 +555,12 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     }
     acts_layout(c, B, T, M_max, mode, a);
     m->acts = a;
+    if (m->dtype == DL_BF16 && M_max > 0 &&
+        !(a->logits32 = dl_dev_alloc(m->dev, (size_t)M_max * c->vocab_size * sizeof(float)))) {
+        free_acts(m);
+        return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
+                         (double)M_max * c->vocab_size * 4 / 1e6);
+    }
     return 0;
 }
 
@@ -529,7 +595,8 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     if (lens) dl_dev_d2d(d, a->lens, lens, (size_t)B * sizeof *lens);
     const int32_t *lens_c = lens ? a->lens : NULL;
     const dl_dtype dt = m->dtype;
-    const dl_dtype wdt = m->wdtype;
+    const dl_dtype wdt = xwdt(m);
+    refresh_compute(m);
     dl_k_embedding_fwd(d, dt, wdt, a->L[0].res_in, a->ids, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
@@ -545,11 +612,13 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     if (M > 0) {   /* head at the selected rows only */
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
         dl_k_gather_rows(d, dt, a->xg, a->res_out, a->sel, M, D);
-        dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, m->final_norm, M, D, c->norm_eps);
+        dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, cw(m, m->final_norm), M, D, c->norm_eps);
         dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
         if (targets) {
             dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
             dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
+        } else if (a->logits32) {
+            dl_k_convert(d, a->logits32, DL_F32, a->logits, DL_BF16, (size_t)M * V);
         }
     }
     a->f_has_lens = lens != NULL; a->f_mask = mask; a->f_block = block;
@@ -560,7 +629,8 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
 }
 
 const float *dl_model_logits(const dl_model *m) {
-    return m->acts ? m->acts->logits : NULL;
+    if (!m->acts) return NULL;
+    return m->dtype == DL_BF16 ? m->acts->logits32 : m->acts->logits;   /* f32 either way */
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -578,8 +648,8 @@ static void qk_norm_bwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_
     int E = c->head_dim, NQ = N * c->n_heads, NK = N * c->n_kv_heads;
     dl_dev_memset0(m->dev, dq_in, (size_t)NQ * E * sizeof(float));   /* rmsnorm_bwd accumulates into dx */
     dl_dev_memset0(m->dev, dk_in, (size_t)NK * E * sizeof(float));
-    dl_k_rmsnorm_bwd(m->dev, m->dtype, dq_in, G(p->q_norm), dq, qk->q_in, p->q_norm, qk->rstd_q, NQ, E);
-    dl_k_rmsnorm_bwd(m->dev, m->dtype, dk_in, G(p->k_norm), dk, qk->k_in, p->k_norm, qk->rstd_k, NK, E);
+    dl_k_rmsnorm_bwd(m->dev, m->dtype, dq_in, G(p->q_norm), dq, qk->q_in, cw(m, p->q_norm), qk->rstd_q, NQ, E);
+    dl_k_rmsnorm_bwd(m->dev, m->dtype, dk_in, G(p->k_norm), dk, qk->k_in, cw(m, p->k_norm), qk->rstd_k, NK, E);
 }
 
 int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
@@ -601,9 +671,9 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const int32_t *lens = a->f_has_lens ? a->lens : NULL;
     /* head: probs -> dlogits -> d hs -> d xg (final norm) -> scatter into dx */
     dl_k_softmax_xent_bwd(d, dt, a->logits, dce, a->targets, M, V);
-    dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, m->lm_head, M, D, V);
+    dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, cw(m, m->lm_head), M, D, V);
     dl_dev_memset0(d, a->dxg, (size_t)M * D * sizeof(float));
-    dl_k_rmsnorm_bwd(d, dt, a->dxg, G(m->final_norm), a->dhs, a->xg, m->final_norm, a->rstd_h, M, D);
+    dl_k_rmsnorm_bwd(d, dt, a->dxg, G(m->final_norm), a->dhs, a->xg, cw(m, m->final_norm), a->rstd_h, M, D);
     dl_dev_memset0(d, a->dx, (size_t)N * D * sizeof(float));
     dl_k_scatter_add_rows(d, dt, a->dx, a->dxg, a->sel, M, D);
     /* The fused weights [w_gate; w_up] and [wq; wk; wv] get their gradients
@@ -614,17 +684,17 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
         /* MLP: dx is d(res_out of this layer) */
-        dl_k_linear_bwd(d, dt, a->dact, G(p->w_down), NULL, a->dx, x->act, p->w_down, N, F, D);
+        dl_k_linear_bwd(d, dt, a->dact, G(p->w_down), NULL, a->dx, x->act, cw(m, p->w_down), N, F, D);
         LORA_BWD(DL_LORA_DOWN, a->dact, a->dx, x->act);
         dl_k_swiglu_bwd(d, dt, a->dgate, a->dup, a->dact, x->gate, x->up, N, F);
-        dl_k_linear_bwd(d, dt, a->dh, G(p->w_gate), NULL, a->dgate, x->h2, p->w_gate, N, D, F);
+        dl_k_linear_bwd(d, dt, a->dh, G(p->w_gate), NULL, a->dgate, x->h2, cw(m, p->w_gate), N, D, F);
         LORA_BWD(DL_LORA_GATE, a->dh, a->dgate, x->h2);
-        dl_k_linear_bwd(d, dt, a->dh2, G(p->w_up), NULL, a->dup, x->h2, p->w_up, N, D, F);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->w_up), NULL, a->dup, x->h2, cw(m, p->w_up), N, D, F);
         LORA_BWD(DL_LORA_UP, a->dh2, a->dup, x->h2);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
-        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->mlp_norm), a->dh, x->res_mid, p->mlp_norm, x->rstd2, N, D);
+        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->mlp_norm), a->dh, x->res_mid, cw(m, p->mlp_norm), x->rstd2, N, D);
         /* attention: dx is d(res_mid) */
-        dl_k_linear_bwd(d, dt, a->dao, G(p->wo), NULL, a->dx, x->ao, p->wo, N, QD, D);
+        dl_k_linear_bwd(d, dt, a->dao, G(p->wo), NULL, a->dx, x->ao, cw(m, p->wo), N, QD, D);
         LORA_BWD(DL_LORA_O, a->dao, a->dx, x->ao);
         dl_k_attention_bwd(d, dt, a->dq, a->dk, a->dv, a->datt, a->dao, x->ao, x->lse, x->att, x->q, x->k, x->v,
                            lens, B, T, Hq, Hk, E, a->f_mask, a->f_block);
@@ -636,15 +706,15 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
             dq = a->dq_in; dk = a->dk_in;
         }
         /* LoRA's q/k hooks see the projections' own gradients (before q_norm/k_norm, as PEFT's q_proj/k_proj) */
-        dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), dq, x->h1, p->wq, N, D, QD);
+        dl_k_linear_bwd(d, dt, a->dh, G(p->wq), GB(p->bq), dq, x->h1, cw(m, p->wq), N, D, QD);
         LORA_BWD(DL_LORA_Q, a->dh, dq, x->h1);
-        dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), dk, x->h1, p->wk, N, D, KD);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->wk), GB(p->bk), dk, x->h1, cw(m, p->wk), N, D, KD);
         LORA_BWD(DL_LORA_K, a->dh2, dk, x->h1);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
-        dl_k_linear_bwd(d, dt, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, p->wv, N, D, KD);
+        dl_k_linear_bwd(d, dt, a->dh2, G(p->wv), GB(p->bv), a->dv, x->h1, cw(m, p->wv), N, D, KD);
         LORA_BWD(DL_LORA_V, a->dh2, a->dv, x->h1);
         dl_k_add_inplace(d, dt, a->dh, a->dh2, (size_t)N * D);
-        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->attn_norm), a->dh, x->res_in, p->attn_norm, x->rstd1, N, D);
+        dl_k_rmsnorm_bwd(d, dt, a->dx, G(p->attn_norm), a->dh, x->res_in, cw(m, p->attn_norm), x->rstd1, N, D);
         if (m->bwd_hook) m->bwd_hook(m->bwd_ctx, l);   /* layer l's weight gradients are issued */
     }
     if (m->grads) dl_k_embedding_bwd(d, dt, G(m->embed), a->dx, a->ids, N, D);   /* frozen under LoRA: skipped */
@@ -659,8 +729,8 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
  * as one rmsnorm over (N*H, E) rows, since q is (N, H*E) row-major. */
 static void qk_norm_fwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_acts *qk, float *q, float *k, int N) {
     const dl_config *c = &m->cfg;
-    dl_k_rmsnorm_fwd(m->dev, m->dtype, q, qk->rstd_q, qk->q_in, p->q_norm, N * c->n_heads, c->head_dim, c->norm_eps);
-    dl_k_rmsnorm_fwd(m->dev, m->dtype, k, qk->rstd_k, qk->k_in, p->k_norm, N * c->n_kv_heads, c->head_dim,
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, q, qk->rstd_q, qk->q_in, cw(m, p->q_norm), N * c->n_heads, c->head_dim, c->norm_eps);
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, k, qk->rstd_k, qk->k_in, cw(m, p->k_norm), N * c->n_kv_heads, c->head_dim,
                      c->norm_eps);
 }
 
@@ -672,8 +742,8 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
     DL_ASSERT(!c->qk_norm || (qk && p->q_norm && p->k_norm));
     void *const outs[3] = { c->qk_norm ? qk->q_in : q, c->qk_norm ? qk->k_in : k, v };
     const int parts[3] = { QD, KD, KD };
-    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, p->attn_norm, N, D, c->norm_eps);
-    dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 3, h, p->xq, p->bq, N, D);
+    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, cw(m, p->attn_norm), N, D, c->norm_eps);
+    dl_k_linear_fwd_split(m->dev, dt, xwdt(m), outs, parts, 3, h, p->xq, cw(m, p->bq), N, D);
     if (m->lora) {   /* LoRA hook: on the projections themselves (before q_norm/k_norm and RoPE, as PEFT) */
         int l = (int)(p - m->layers);
         m->lora_ops->fwd(m->lora, l, DL_LORA_Q, outs[0], h, N);
@@ -690,17 +760,17 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
     const dl_config *c = &m->cfg;
     const dl_dtype dt = m->dtype;
     int D = c->dim, F = c->hidden_dim;
-    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, res, p->mlp_norm, N, D, c->norm_eps);
+    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, res, cw(m, p->mlp_norm), N, D, c->norm_eps);
     void *const outs[2] = { gate, up };
     const int parts[2] = { F, F };
-    dl_k_linear_fwd_split(m->dev, dt, m->wdtype, outs, parts, 2, h, p->xgate, NULL, N, D);
+    dl_k_linear_fwd_split(m->dev, dt, xwdt(m), outs, parts, 2, h, p->xgate, NULL, N, D);
     int l = (int)(p - m->layers);
     if (m->lora) {   /* LoRA hook */
         m->lora_ops->fwd(m->lora, l, DL_LORA_GATE, gate, h, N);
         m->lora_ops->fwd(m->lora, l, DL_LORA_UP, up, h, N);
     }
     dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
-    dl_k_linear_fwd(m->dev, dt, m->wdtype, tmp, act, p->xdown, NULL, N, F, D);
+    dl_k_linear_fwd(m->dev, dt, xwdt(m), tmp, act, p->xdown, NULL, N, F, D);
     if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_DOWN, tmp, act, N);   /* LoRA hook */
     dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
 }

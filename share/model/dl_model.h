@@ -109,7 +109,12 @@ typedef struct {
 typedef struct {
     dl_config cfg;
     dl_dev *dev;
-    dl_dtype dtype;           /* storage dtype of the ops (DL_F32; checked with dl_dev_supports at init) */
+    /* Storage dtype of the ops' activations (checked with dl_dev_supports):
+     * DL_F32 from dl_model_init; DL_BF16 after dl_model_set_compute
+     * (mixed precision: bf16 activations and activation gradients, the
+     * ops read the bf16 compute copy wcomp; masters, weight gradients and
+     * AdamW stay fp32). */
+    dl_dtype dtype;
     /* Storage dtype of the weight MATRICES the forward reads (kernels.h
      * "Weight dtype"): DL_F32 = the masters in params (training, and every
      * f32 checkpoint); DL_BF16 = inference from bf16 weights: the matrices
@@ -120,6 +125,13 @@ typedef struct {
      * no optimizer, no save.  dl_model_init_w chooses. */
     dl_dtype wdtype;
     void *wlow;               /* (n_decay_params) bf16, device, or NULL */
+    /* (n_params) bf16, device, same offsets as params, or NULL: the compute
+     * copy of EVERY tensor (norms and biases too: an op has one dt) when
+     * dtype is DL_BF16.  Rounded from params (nearest even) by the first
+     * forward after wcomp_stale is set: dl_model_weights_changed, and
+     * every write of params this file knows of (set_tensor, init). */
+    void *wcomp;
+    int wcomp_stale;
     size_t n_params;          /* floats */
     /* Block layout: every matrix (decay = 1) lies in [0, n_decay_params),
      * every norm / bias (decay = 0) in [n_decay_params, n_params), each
@@ -159,6 +171,17 @@ int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_
  * dl_model_init; DL_BF16: the inference-only layout above, refused with
  * -DL_EXIT_DEVICE when the device lacks f32 x bf16 linear / embedding). */
 int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtype, char *err, size_t errlen);
+/* Mixed-precision compute (after init, before reserve): dt DL_BF16 makes
+ * the ops run in bf16 on a bf16 copy of the fp32 masters (wcomp), with
+ * fp32 weight gradients and optimizer; DL_F32 is the default (no-op).
+ * -DL_EXIT_DEVICE when the device lacks an op in bf16 (the CPU backend
+ * has none: use cuda, or ref for a slow check), -DL_EXIT_USAGE for a
+ * bf16-weight (inference) model or one with a LoRA adapter. */
+int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen);
+/* The caller wrote the masters (params) behind the model's back (optimizer
+ * step, all-gather, broadcast, checkpoint load): the compute copy is
+ * refreshed before the next forward.  No-op without a compute copy. */
+void dl_model_weights_changed(dl_model *m);
 /* Where tensor t lives (device pointer) and its storage dtype there:
  * params (F32) or, for a matrix of a DL_BF16 model, wlow (BF16). */
 void *dl_model_tensor_data(const dl_model *m, const dl_tensor *t, dl_dtype *dt);
@@ -200,8 +223,9 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
 int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
                      const int32_t *sel, const uint32_t *targets, int M, float *ce,
                      dl_attn_mask mask, int block, char *err, size_t errlen);
-/* Logits (M,V) of the last forward (before softmax), device pointer; valid
- * only when that forward had targets == NULL. */
+/* Logits (M,V) of the last forward (before softmax), f32, device pointer;
+ * valid only when that forward had targets == NULL (a bf16-compute model:
+ * its bf16 logits widened into a separate f32 buffer). */
 const float *dl_model_logits(const dl_model *m);
 /* Backward of the last forward (which needed targets): dce (M) = d loss /
  * d ce_m (device).  Gradients ACCUMULATE into m->grads (zero them with

@@ -48,6 +48,9 @@ struct dl_kv {
 int dl_model_kv_init(dl_kv **out, const dl_model *m, int B, int T_max, int n_max, char *err, size_t errlen) {
     *out = NULL;
     const dl_config *c = &m->cfg;
+    if (m->dtype != DL_F32)   /* its buffers and copies are f32; bf16 compute is for training */
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: the model computes in %s; the cache runs in f32 only",
+                         dl_dtype_name(m->dtype));
     if (B <= 0 || T_max <= 0 || n_max <= 0 || n_max > T_max)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: bad shape B=%d T_max=%d n_max=%d", B, T_max, n_max);
     dl_kv *kv = calloc(1, sizeof *kv);

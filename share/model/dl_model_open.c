@@ -15,7 +15,8 @@ static int open_device(dl_dev **d, const char *name, int threads, char *err, siz
     dl_dev_kind k;
     if (!strcmp(name, "cpu")) k = DL_DEV_CPU;
     else if (!strcmp(name, "cuda")) k = DL_DEV_CUDA;
-    else return dl_seterr(err, errlen, -DL_EXIT_USAGE, "device '%s': expected cpu or cuda", name);
+    else if (!strcmp(name, "ref")) k = DL_DEV_REF;   /* the readable reference twin: slow, for checks */
+    else return dl_seterr(err, errlen, -DL_EXIT_USAGE, "device '%s': expected cpu, cuda or ref", name);
     int rc = dl_dev_open(d, k, threads, err, errlen);
     if (rc) dl_err_prefix(err, errlen, "device %s", name);
     const char *why = rc || k != DL_DEV_CPU ? NULL : dl_k_openblas_missing();
@@ -73,17 +74,19 @@ const char *dl_model_device_describe(const dl_model *m) { return dl_dev_describe
 int dl_model_threads(const dl_model *m) { return dl_dev_threads(m->dev); }
 
 /* sample / score: a bf16 checkpoint keeps its matrices bf16 (dl_ckpt_load_infer) */
-static int open_ckpt_infer(dl_model *m, const char *dir, const char *device, int threads, char *err, size_t errlen) {
+static int open_ckpt_infer(dl_model *m, const char *dir, const char *device, int threads, int bf16, char *err,
+                           size_t errlen) {
     dl_dev *d;
     memset(m, 0, sizeof *m);
     int rc = open_device(&d, device, threads, err, errlen);
     if (rc) return rc;
-    return built(m, d, dl_ckpt_load_infer(m, dir, d, err, errlen));
+    /* bf16 compute rounds its own copy from fp32 masters (a bf16 checkpoint widens exactly) */
+    return built(m, d, bf16 ? dl_ckpt_load(m, dir, d, err, errlen) : dl_ckpt_load_infer(m, dir, d, err, errlen));
 }
 
 int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o, char *err, size_t errlen) {
     memset(info, 0, sizeof *info);
-    int rc = open_ckpt_infer(m, o->dir, o->device, o->threads, err, errlen);
+    int rc = open_ckpt_infer(m, o->dir, o->device, o->threads, o->bf16, err, errlen);
     if (rc) return rc;
     const dl_config *c = &m->cfg;
     info->causal = o->force_causal || !strcmp(c->objective, "causal");
@@ -105,6 +108,8 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
     info->mask_id = mid >= 0 ? (uint32_t)mid : UINT32_MAX;
     if (!rc && o->adapter && (rc = dl_lora_fold_dir(m, o->adapter, err, errlen)))
         dl_err_prefix(err, errlen, "--adapter %s (on %s)", o->adapter, o->dir);
+    if (!rc && o->bf16 && (rc = dl_model_set_compute(m, DL_BF16, err, errlen)))
+        dl_err_prefix(err, errlen, "--precision bf16");
     if (rc) {
         dl_tok_free(info->tok);
         info->tok = NULL;

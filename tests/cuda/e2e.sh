@@ -9,11 +9,14 @@
 #      differences into up to lr-sized steps on near-zero gradients);
 #   2. resume on CUDA: 10 steps + --resume 10 more == 20 in one run, losses
 #      and weights bit for bit (determinism: no atomics in any kernel);
+#   2b. the same 20 steps with --precision bf16 against the CPU's f32 run
+#      (losses rel 2e-2, weights 2e-2), and its resume bit for bit;
 #   3. sampling at temperature 0 from the CPU-trained model: the share of
 #      equal token ids >= 0.95 (f32 compute: near-ties can flip, and one flip
 #      changes what follows; the measured share is printed);
 #   4. scoring (ELBO --mc 4, and AR with --causal): summary numbers within
-#      rel 1e-4.
+#      rel 1e-4;
+#   5. sampling and scoring with --precision bf16 against the CPU's f32.
 # Every file goes under OUTDIR (kept for the report).  Prints ok / not ok
 # lines; exit 0 always (check.sh counts the lines).
 set -u
@@ -21,7 +24,9 @@ O=$1
 R=$(cd "$(dirname "$0")/../.." && pwd)
 B=$R/bin
 C="python3 $R/tests/cuda/compare.py"
-# DLLM_E2E_DEVICE=cpu runs the same script CPU against CPU (checks the script itself without a GPU)
+# DLLM_E2E_DEVICE=ref runs the same script CPU against the reference
+# backend (checks the script itself without a GPU; cpu works too, but has
+# no bf16 ops, so step 2b then fails by design)
 D2=${DLLM_E2E_DEVICE:-cuda}
 S=$R/share/data/stories260K
 mkdir -p "$O" && cd "$O" || exit 0
@@ -54,6 +59,22 @@ if run resume-first "$B/dllm-train" -q --device $D2 $A --steps 20 --save-every 1
         echo "not ok - $D2: resumed run differs from the uninterrupted one (r1/, r2/)"
     fi
 fi
+# 2b. mixed precision (--precision bf16: bf16 activations and GEMMs, fp32
+#     masters / gradients / AdamW) against the CPU's f32 run: losses rel
+#     2e-2, weights max 2e-2 / rel L2 2e-2 (tests/cli/train_precision.sh
+#     measures ref-bf16 vs f32 at 5e-3 / 1.7e-3); resume bit-exact in bf16
+if run train-bf16 "$B/dllm-train" -q --device $D2 --precision bf16 $A --steps 20 --save-every 10 --keep-saves \
+       -o b1 --metrics b1.jsonl &&
+   run resume-bf16 "$B/dllm-train" -q --device $D2 --resume b1-step10 train.msgpack -o b2 --steps 20 --metrics b2.jsonl; then
+    $C losses c.jsonl b1.jsonl 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
+    $C weights t_c/model.safetensors b1/model.safetensors 2e-2 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
+    if cmp -s b1/model.safetensors b2/model.safetensors &&
+       [ "$(grep '"loss"' b1.jsonl | tail -n 10 | sed 's/"tokens_per_s".*//')" = "$(grep '"loss"' b2.jsonl | sed 's/"tokens_per_s".*//')" ]; then
+        echo "ok - $D2 bf16: 10 steps + --resume 10 == 20 steps, losses and weights bit for bit"
+    else
+        echo "not ok - $D2 bf16: resumed run differs from the uninterrupted one (b1/, b2/)"
+    fi
+fi
 # 3. sampling at temperature 0 (greedy): CPU vs CUDA ids
 P="Once upon a time"
 for td in c:cpu g:$D2; do
@@ -75,4 +96,14 @@ for td in c:cpu g:$D2; do
 done
 [ -s e_c.json ] && [ -s e_g.json ] && $C summary e_c.json e_g.json 1e-4
 [ -s a_c.json ] && [ -s a_g.json ] && $C summary a_c.json a_g.json 1e-4
+# 5. bf16 compute for sampling and scoring (--precision bf16) against the
+#    CPU's f32: ids share >= 0.5 at temperature 0 (the 20-step model has
+#    many near-ties; tests/cli/precision.sh measured 20/32 on ref), ELBO
+#    summary within rel 2e-2
+if run sample-bf16 "$B/dllm-sample" -q --device $D2 --precision bf16 -m t_c -p "$P" --gen-length 32 --steps 32 \
+       --block-length 16 -o s_b.msgpack && "$B/dllm-cat" s_b.msgpack > s_b.txt 2>&1; then
+    $C ids s_c.txt s_b.txt 0.5 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
+fi
+run score-bf16 "$B/dllm-score" -q --device $D2 --precision bf16 -m t_c --mc 4 --seed 1 rows.valid.msgpack \
+    -o e_b.msgpack --summary e_b.json && $C summary e_c.json e_b.json 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
 exit 0
