@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench/train_ref.py - the PyTorch CPU reference for bench/30-train.sh.
+"""bench/train_ref.py - the PyTorch reference for bench/30-train.sh (CPU) and
+bench/gpu.sh (CUDA: --device cuda --dtype bf16 [--compile]).
 
 The same model as dllm-train's bench config (LLaMA-style: RMSNorm, RoPE
 rotate-half, GQA, bidirectional attention, SwiGLU, untied head), the same
@@ -8,11 +9,18 @@ ce / t summed and divided by rows * L), clip_grad_norm_(1.0), AdamW
 (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices only).  Random
 token rows, t ~ U(1e-3, 1) per row, Bernoulli(t) masks, as dllm-mask makes.
 
+On CUDA, --dtype bf16 is torch's mixed precision (autocast to bf16 over
+fp32 parameters, fused AdamW on fp32), SDPA's flash kernel for attention,
+and --compile wraps the model in torch.compile (the compile happens in the
+warm-up steps, which are not timed).
+
 Prints one JSON line: tokens/s over the timed steps (after warm-up steps),
-and the GFLOP/s of a large torch.mm with the same thread count (the
-machine's measured GEMM rate, for the "fraction of peak" line).
+and the GFLOP/s of a large torch.mm with the same thread count and dtype
+(the machine's measured GEMM rate, for the "fraction of peak" line; 2048^3
+on the CPU, 8192^3 on a GPU).
 
 usage: train_ref.py --config FILE.json --seq-len 256 --batch 8 --steps 10 --warmup-steps 2 --threads 2
+       [--device cuda --dtype bf16 --compile]
 """
 import argparse
 import json
@@ -91,22 +99,32 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup-steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="f32", choices=("f32", "bf16"))
+    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
     c = json.load(open(a.config))
     c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
     B, T, V, M = a.batch, a.seq_len, c["vocab_size"], c["mask_token_id"]
-    model = Model(c, T)
+    model = Model(c, T).to(dev)
     decay = [p for p in model.parameters() if p.dim() == 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
+                            lr=3e-4, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if cuda else {}))
+    fwd = torch.compile(model, dynamic=True) if a.compile else model   # dynamic: M (masked positions) varies per step
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def batch():
-        x0 = torch.randint(0, V - 1, (B, T))
-        t = 1e-3 + (1 - 1e-3) * torch.rand(B, 1)
-        masked = torch.rand(B, T) < t
+        x0 = torch.randint(0, V - 1, (B, T), device=dev)
+        t = 1e-3 + (1 - 1e-3) * torch.rand(B, 1, device=dev)
+        masked = torch.rand(B, T, device=dev) < t
         xt = torch.where(masked, torch.full_like(x0, M), x0)
         rows, pos = masked.nonzero(as_tuple=True)
         return xt, rows, pos, x0[rows, pos], t[rows, 0]
@@ -114,27 +132,34 @@ def main():
     t0 = None
     for s in range(a.warmup_steps + a.steps):
         if s == a.warmup_steps:
+            sync()
             t0 = time.perf_counter()
         xt, rows, pos, tgt, tpos = batch()
-        logits = model(xt, rows, pos)
-        ce = F.cross_entropy(logits, tgt, reduction="none")
+        with amp:
+            logits = fwd(xt, rows, pos)
+        ce = F.cross_entropy(logits.float(), tgt, reduction="none")
         loss = (ce / tpos).sum() / (B * T)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+    sync()
     dt = time.perf_counter() - t0
     tok_s = a.steps * B * T / dt
 
-    n = 2048                                               # the machine's GEMM rate, same threads
-    x, y = torch.randn(n, n), torch.randn(n, n)
+    n = 8192 if cuda else 2048                             # the machine's GEMM rate, same threads / dtype
+    gdt = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    x, y = torch.randn(n, n, device=dev, dtype=gdt), torch.randn(n, n, device=dev, dtype=gdt)
     torch.mm(x, y)
+    sync()
     reps, g0 = 5, time.perf_counter()
     for _ in range(reps):
         torch.mm(x, y)
+    sync()
     gemm = 2 * n ** 3 * reps / (time.perf_counter() - g0) / 1e9
     print(json.dumps({"tokens_per_s": tok_s, "loss": loss.item(), "gemm_gflops": gemm, "threads": a.threads,
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__, "device": a.device, "dtype": a.dtype, "compile": a.compile,
+                      "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}))
 
 
 if __name__ == "__main__":

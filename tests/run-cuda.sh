@@ -8,17 +8,22 @@
 #   2. builds with HAVE_CUDA=1 (NVCC_ARCH from the environment, default 90);
 #   3. runs tests/cuda/check.sh (what `make test-cuda` runs): the CUDA ops
 #      against the reference backend (build/tests/test_backend_ops) and the
-#      CPU-vs-CUDA train / resume / sample / score checks (tests/cuda/e2e.sh).
+#      CPU-vs-CUDA train / resume / sample / score checks (tests/cuda/e2e.sh);
+#   4. runs the GPU benchmarks, bench/gpu.sh (issue 11's item 6: ops, 124M
+#      training with MFU, 1B sampling, each next to PyTorch), under a
+#      timeout of what is left of DLLM_RUN_CUDA_BUDGET seconds (default
+#      540); LLaDA's generate.py is taken from DEBDIR/llada_generate.py.
 # Results: OUTDIR (default $OUT, else build/cuda-run) gets summary.txt,
-# build.log, backend_ops.txt, e2e.txt and results.tar.gz (every log and
-# output file) — at most 8 files, none deeper than OUTDIR, for the device
-# tool's copy-back limits.  Last line of summary.txt: "N passed, N failed".
-# Does not: GPU benchmarks (issue 11's item 6: not written yet), install
-# anything outside the checkout.
+# build.log, backend_ops.txt, e2e.txt, gpu-bench.txt and results.tar.gz
+# (every log and output file) — at most 8 files, none deeper than OUTDIR,
+# for the device tool's copy-back limits.  Last line of summary.txt: "N
+# passed, N failed" (the tests; the bench does not count).
+# Does not: install anything outside the checkout.
 set -u
 cd "$(dirname "$0")/.." || exit 3
 R=$(pwd)
 DEBS=${1:-debs}
+[ -d "$DEBS" ] && DEBS=$(cd "$DEBS" && pwd)
 O=${2:-${OUT:-build/cuda-run}}
 mkdir -p "$O" build/cuda-run
 O=$(cd "$O" && pwd)
@@ -37,7 +42,7 @@ n=0
 for f in "$DEBS"/*.deb; do
     [ -f "$f" ] || continue
     if command -v dpkg >/dev/null 2>&1; then dpkg -x "$f" "$P"
-    else (d=$(mktemp -d) && cd "$d" && ar x "$R/$f" && tar -xf data.tar.* -C "$P"; rm -rf "$d"); fi
+    else (d=$(mktemp -d) && cd "$d" && ar x "$f" && tar -xf data.tar.* -C "$P"; rm -rf "$d"); fi
     n=$((n + 1))
 done
 say "# unpacked $n .deb files from $DEBS into $P"
@@ -66,7 +71,20 @@ rc=$?
 cat "$W/check.txt" >> "$S"
 cp "$W/backend_ops.txt" "$O/backend_ops.txt" 2>/dev/null
 cp "$W/e2e.txt" "$O/e2e.txt" 2>/dev/null
+say "# check.sh exit $rc; $(($(date +%s) - t0)) s so far"
+
+# 4. the GPU benchmarks, in what is left of the budget
+left=$((${DLLM_RUN_CUDA_BUDGET:-540} - ($(date +%s) - t0)))
+if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    say "# bench/gpu.sh skipped: no GPU"
+elif [ "$left" -gt 60 ]; then
+    DLLM_LLADA_GENERATE=${DLLM_LLADA_GENERATE:-$DEBS/llada_generate.py} timeout "$left" bench/gpu.sh "$W/gpu-bench" \
+        > "$W/gpu-bench.log" 2>&1
+    say "# bench/gpu.sh exit $? ($(($(date +%s) - t0)) s in all)"
+    cp "$W/gpu-bench/summary.txt" "$O/gpu-bench.txt" 2>/dev/null
+else
+    say "# bench/gpu.sh skipped: $left s of DLLM_RUN_CUDA_BUDGET left"
+fi
 tar -czf "$O/results.tar.gz" -C "$R/build" cuda-run 2>/dev/null
-say "# check.sh exit $rc; $(($(date +%s) - t0)) s in all"
-tail -n 1 "$W/check.txt"
+tail -n 1 "$W/check.txt" | tee -a "$S"
 exit $rc
