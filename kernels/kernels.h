@@ -178,7 +178,13 @@ typedef enum {
  * before it; clean query i >= L sees the clean blocks of x_0 up to its own
  * (block-causal).  lens[b] cuts BOTH halves: keys with j mod L >= lens[b]
  * are invisible.  Its visible keys are not a prefix: dl_attn_visible. */
-static inline int dl_attn_visible(int i, int j, int len, int T, dl_attn_mask mask, int block) {
+/* DL_K_HD: a helper the CUDA kernels call on the device too (one rule, not two copies) */
+#ifdef __CUDACC__
+#define DL_K_HD __host__ __device__
+#else
+#define DL_K_HD
+#endif
+static inline DL_K_HD int dl_attn_visible(int i, int j, int len, int T, dl_attn_mask mask, int block) {
     if (mask != DL_ATTN_BD3) {
         int jm = mask == DL_ATTN_CAUSAL ? i + 1 : mask == DL_ATTN_BLOCK ? (i / block + 1) * block : T;
         return j < jm && j < len && j < T;

@@ -11,7 +11,8 @@
  *     tile (as the forward) and dk, dv per key tile (each warp owns KPW keys,
  *     lanes walk query tiles), each written once: no atomics, deterministic.
  * Shapes and masks are kernels.h's; jmax(i) is non-decreasing in i for every
- * mask, so a tile's last query bounds the keys the tile needs.
+ * mask, so a tile's last query bounds the keys the tile needs (BD3: all T
+ * keys, each tested with dl_attn_visible, as its visible set is two ranges).
  * Scratch of the backward: D, (B,Hq,T) floats.
  * Does not: tensor-core MMA, bf16 shared tiles, split-K over keys (later).
  */
@@ -32,10 +33,13 @@ template <typename T> struct attn_args {
     const int32_t *rows;    /* CACHED: cache row of batch row b (or NULL) */
 };
 
-/* visible keys of query i of batch row b: [0, jmax) */
+/* visible keys of query i of batch row b: [0, jmax), and of those the ones
+ * vis() accepts (all but under the BD3 mask, whose visible keys are not a
+ * prefix: jmax is then T and vis() is kernels.h's dl_attn_visible) */
 template <typename T> __device__ __forceinline__ int jmax_of(const attn_args<T> &a, int b, int i) {
     if (a.mode == MODE_KV) { int n = a.lens[b] + i + 1; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
     if (a.mode == MODE_CACHED) { int n = a.lens[b]; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
+    if (a.mask == DL_ATTN_BD3) return a.Tk;
     int len = a.lens ? a.lens[b] : a.Tk;
     len = len > a.Tk ? a.Tk : len < 0 ? 0 : len;
     int j = a.Tk;
@@ -43,6 +47,11 @@ template <typename T> __device__ __forceinline__ int jmax_of(const attn_args<T> 
     else if (a.mask == DL_ATTN_BLOCK) j = (i / a.block + 1) * a.block;
     if (j > a.Tk) j = a.Tk;
     return j < len ? j : len;
+}
+
+template <typename T> __device__ __forceinline__ bool vis(const attn_args<T> &a, int b, int i, int j) {
+    return a.mask != DL_ATTN_BD3 ||
+           dl_attn_visible(i, j, a.lens ? a.lens[b] : a.Tk, a.Tk, DL_ATTN_BD3, a.block);
 }
 
 /* rows r0.. r0+nr of a (rows, ld) tensor at base into shared S (stride ES), zero past `limit` */
@@ -88,7 +97,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_fwd(a
             const float *qr = Qs + (w * QPW + qq) * ES;
             int j = j0 + lane;
             float s = -INFINITY;
-            if (j < jm[qq]) {
+            if (j < jm[qq] && vis(a, b, i0 + w * QPW + qq, j)) {
                 float dot = 0.0f;
                 for (int e = 0; e < E; e++) dot += qr[e] * Ks[lane * ES + e];
                 s = dot * sc;
@@ -136,7 +145,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_fwd(a
             int i = i0 + w * QPW + qq, j = j0 + lane;
             if (i >= a.nq || j >= a.Tk) continue;
             float p = 0.0f;
-            if (j < jm[qq]) {
+            if (j < jm[qq] && vis(a, b, i, j)) {
                 const float *qr = Qs + (w * QPW + qq) * ES;
                 float dot = 0.0f;
                 for (int e = 0; e < E; e++) dot += qr[e] * Ks[lane * ES + e];
@@ -168,8 +177,7 @@ template <typename T> static void launch_fwd(dl_dev *d, const attn_args<T> &a, i
 void cu_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att, const void *q, const void *k,
                       const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                       dl_attn_mask mask, int block) {
-    /* the BD3LM mask (issue 12) is not in this kernel yet: refuse, never a wrong answer */
-    DL_K_ASSERT(mask != DL_ATTN_BD3 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT((mask != DL_ATTN_BD3 || (block > 0 && T % 2 == 0)) && (mask != DL_ATTN_BLOCK || block > 0));
     const int T_ = T;   /* CU_DISPATCH's element type T hides the length T */
     CU_DISPATCH(dt, {
         attn_args<T> a = { (const T *)q, (const T *)k, (const T *)v, (T *)out, lse, att, T_, T_, Hq, Hk, E,
@@ -246,7 +254,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dq(at
         for (int qq = 0; qq < QPW; qq++) {
             const float *qr = Qs + (w * QPW + qq) * ES, *dor = dOs + (w * QPW + qq) * ES;
             float ds = 0.0f;
-            if (j0 + lane < jm[qq]) {
+            if (j0 + lane < jm[qq] && vis(a, b, i0 + w * QPW + qq, j0 + lane)) {
                 float s = 0.0f, dp = 0.0f;
                 for (int e = 0; e < E; e++) { s += qr[e] * Ks[lane * ES + e]; dp += dor[e] * Vs[lane * ES + e]; }
                 float p = expf(s * sc - L[qq]);
@@ -317,7 +325,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dkdv(
             for (int kk = 0; kk < KPW; kk++) {
                 int kr = w * KPW + kk, j = k0 + kr;
                 float p = 0.0f, ds = 0.0f;
-                if (j < Js[lane]) {
+                if (j < Js[lane] && vis(a, b, i0 + lane, j)) {
                     float s = 0.0f, dp = 0.0f;
                     for (int e = 0; e < E; e++) {
                         s += Qs[lane * ES + e] * Ks[kr * ES + e];
@@ -360,7 +368,8 @@ void cu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void
                       const void *v, const int32_t *lens, int B, int T, int Hq, int Hk, int E,
                       dl_attn_mask mask, int block) {
     (void)att;   /* recomputed from q, k and lse */
-    DL_K_ASSERT(E > 0 && E <= EMAX && Hk > 0 && Hq % Hk == 0 && mask != DL_ATTN_BD3 && (mask != DL_ATTN_BLOCK || block > 0));
+    DL_K_ASSERT(E > 0 && E <= EMAX && Hk > 0 && Hq % Hk == 0 && (mask != DL_ATTN_BLOCK || block > 0) &&
+                (mask != DL_ATTN_BD3 || (block > 0 && T % 2 == 0)));
     if (B <= 0 || T <= 0 || Hq <= 0) return;
     float *Dd = (float *)scratch;
     size_t sm_dq = sizeof(float) * (size_t)(2 * QB + 2 * KT) * (E + 1);

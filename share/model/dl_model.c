@@ -471,7 +471,11 @@ void dl_model_init_weights(dl_model *m, uint64_t seed) {
  * TRAIN keeps every layer's forward buffers (backward reads them) and the
  * backward scratch; INFER carves ONE set of layer buffers that every layer
  * reuses in turn, no probabilities, no backward scratch. */
-static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode, struct dl_acts *a) {
+/* att_keep: 1 carves the (B,Hq,T,T) probabilities per layer (the forward
+ * stores them, the backward reads them); 0 for a backend that recomputes
+ * them (flash-style).  scratch_f: floats of attention-backward scratch. */
+static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode, int att_keep,
+                          size_t scratch_f, struct dl_acts *a) {
     size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
            M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T,
@@ -485,7 +489,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
         CARVE(x->res_in, float, N * D); CARVE(x->rstd1, float, N); CARVE(x->h1, float, N * D);
         CARVE(x->q, float, N * QD); CARVE(x->k, float, N * KD); CARVE(x->v, float, N * KD);
         CARVE(x->lse, float, LSE);
-        if (train) { CARVE(x->att, float, ATT); }
+        if (train && att_keep) { CARVE(x->att, float, ATT); }
         CARVE(x->ao, float, N * QD);
         CARVE(x->res_mid, float, N * D); CARVE(x->rstd2, float, N); CARVE(x->h2, float, N * D);
         CARVE(x->gate, float, N * F); CARVE(x->up, float, N * F); CARVE(x->act, float, N * F);
@@ -506,7 +510,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
     if (train) {
         CARVE(z->dx, float, N * D); CARVE(z->dh, float, N * D); CARVE(z->dh2, float, N * D);
         CARVE(z->dq, float, N * QD); CARVE(z->dk, float, N * KD); CARVE(z->dv, float, N * KD);
-        CARVE(z->dao, float, N * QD); CARVE(z->datt, float, ATT);
+        CARVE(z->dao, float, N * QD); CARVE(z->datt, float, scratch_f);
         CARVE(z->dgate, float, N * F); CARVE(z->dup, float, N * F); CARVE(z->dact, float, N * F);
         CARVE(z->dhs, float, M * D); CARVE(z->dxg, float, M * D);
         if (c->qk_norm) { CARVE(z->dq_in, float, N * QD); CARVE(z->dk_in, float, N * KD); }
@@ -517,7 +521,8 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
 
 size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
     if (B <= 0 || T <= 0 || M_max < 0) return 0;
-    return acts_layout(c, B, T, M_max, mode, NULL) * sizeof(float);
+    size_t att = (size_t)B * c->n_heads * T * T;   /* the CPU backend's choice: probabilities kept */
+    return acts_layout(c, B, T, M_max, mode, 1, att, NULL) * sizeof(float);
 }
 
 int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, char *err, size_t errlen) {
@@ -530,12 +535,15 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     if (m->acts && m->acts->B >= B && m->acts->T >= T && m->acts->M >= M_max &&
         (m->acts->mode == DL_ACTS_TRAIN || mode == DL_ACTS_INFER))
         return 0;
-    if (mode == DL_ACTS_TRAIN) {   /* the backend's attention backward must fit the (B,Hq,T,T) scratch */
-        size_t need = dl_k_attention_bwd_scratch_bytes(m->dev, B, T, c->n_heads, c->n_kv_heads, c->head_dim, 1);
-        if (need > sizeof(float) * (size_t)B * c->n_heads * T * T)
-            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: the %s attention backward needs %zu bytes of "
-                             "scratch, more than reserved", dl_dev_describe(m->dev), need);
-    }
+    /* Keep the attention probabilities for the backward only where the
+     * backend's backward needs less scratch with them than without (the
+     * CPU: recomputing them takes a second (B,Hq,T,T) buffer); a
+     * flash-style backend (CUDA: the same small scratch either way)
+     * recomputes them from lse, so they are neither stored nor carved. */
+    size_t sk = dl_k_attention_bwd_scratch_bytes(m->dev, B, T, c->n_heads, c->n_kv_heads, c->head_dim, 1),
+           sr = dl_k_attention_bwd_scratch_bytes(m->dev, B, T, c->n_heads, c->n_kv_heads, c->head_dim, 0);
+    int att_keep = sr > sk;
+    size_t scratch_f = ((att_keep ? sk : sr) + sizeof(float) - 1) / sizeof(float);
     free_acts(m);
     struct dl_acts *a = calloc(1, sizeof *a);
     layer_acts *L = a ? calloc((size_t)c->n_layers, sizeof *L) : NULL;
@@ -545,7 +553,7 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     }
     a->L = L;
     a->B = B; a->T = T; a->M = M_max; a->mode = mode;
-    a->n = acts_layout(c, B, T, M_max, mode, NULL);
+    a->n = acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, NULL);
     a->block = dl_dev_alloc(m->dev, a->n * sizeof(float));
     if (!a->block) {
         size_t n = a->n;
@@ -553,7 +561,7 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate activations (%.1f MB) "
                          "for batch %d x %d", n * 4.0 / 1e6, B, T);
     }
-    acts_layout(c, B, T, M_max, mode, a);
+    acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a);
     m->acts = a;
     if (m->dtype == DL_BF16 && M_max > 0 &&
         !(a->logits32 = dl_dev_alloc(m->dev, (size_t)M_max * c->vocab_size * sizeof(float)))) {

@@ -3,7 +3,7 @@
 # visible GPU it prints "skipped: no GPU" and exits 0.  With one:
 #   1. build/tests/test_backend_ops: every CUDA op against the reference
 #      backend (its "cuda" lines; a GPU that is visible but does not open
-#      is a failure);
+#      is a failure), one process per op, so an abort costs one op's lines;
 #   2. tests/cuda/e2e.sh: train / resume / sample / score, CPU vs CUDA.
 # Results (every log) under OUTDIR (default build/cuda-test).  Last line
 # "N passed, N failed, 0 skipped" like tests/run.sh; exit 1 on any failure.
@@ -15,9 +15,16 @@ fi
 O=${1:-build/cuda-test}
 mkdir -p "$O"
 nvidia-smi -L > "$O/gpu.txt" 2>&1
-DLLM_BUILD=build timeout 300 build/tests/test_backend_ops > "$O/backend_ops.txt" 2>&1
-echo "test_backend_ops exit $?" >> "$O/backend_ops.txt"
-grep '^skip - cuda\|^not ok - cuda\|^# cuda' "$O/backend_ops.txt"
+# op by op (DLLM_OPS_ONLY), so that a kernel that aborts loses its own op only
+: > "$O/backend_ops.txt"
+for op in $(DLLM_OPS_LIST=1 build/tests/test_backend_ops); do
+    DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
+        >> "$O/backend_ops.txt" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && echo "not ok - cuda $op: test_backend_ops exit $rc (an abort or a timeout: see the lines above)" \
+        >> "$O/backend_ops.txt"
+done
+grep '^skip - cuda\|^not ok - cuda' "$O/backend_ops.txt" | head -n 40
 bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")
 echo "# backend ops: $bp cuda cases ok, $bf not"
 timeout 400 tests/cuda/e2e.sh "$O/e2e" > "$O/e2e.txt" 2>&1

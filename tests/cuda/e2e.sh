@@ -32,8 +32,9 @@ S=$R/share/data/stories260K
 mkdir -p "$O" && cd "$O" || exit 0
 run() {   # run NAME CMD...: log to NAME.log, "not ok" on failure
     n=$1; shift
-    if "$@" > "$n.log" 2>&1; then return 0; fi
-    echo "not ok - $n: exit $? ($(tail -n 1 "$n.log"))"; return 1
+    "$@" > "$n.log" 2>&1 && return 0
+    rc=$?
+    echo "not ok - $n: exit $rc ($(tail -n 1 "$n.log"))"; return 1
 }
 run prep-model "$B/dllm-train" --init "$S/stories260K.bin" -o s260 --steps 0 || exit 0
 head -c 200000 "$R/share/data/tinystories/tinystories_sample.txt" > in.txt

@@ -581,11 +581,31 @@ static void run_case(dl_dev *d, dl_dtype dt, dl_dtype wdt, dl_dev *ref, dl_dtype
 int main(void) {
     char err[200];
     dl_dev *ref = NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* a kernel that aborts (CUDA_CHECK) must not take the lines before it */
     if (dl_dev_open(&ref, DL_DEV_REF, 0, err, sizeof err)) { printf("not ok - open ref: %s\n", err); return 1; }
     build_cases();
+    /* DLLM_OPS_ONLY=OP (a dl_op_name) runs that op's cases alone, and
+     * DLLM_OPS_BACKEND=cuda|cpu one backend without ref's self-checks:
+     * tests/cuda/check.sh runs the CUDA cases op by op, so that a kernel
+     * that aborts loses only its own op.  DLLM_OPS_LIST=1 prints the op
+     * names and exits. */
+    const char *only = getenv("DLLM_OPS_ONLY"), *only_be = getenv("DLLM_OPS_BACKEND");
+    if (getenv("DLLM_OPS_LIST")) {
+        for (int op = 0; op < DL_OP_COUNT; op++)
+            for (int i = 0; i < ncases; i++)
+                if (cases[i].op == (dl_op)op) { printf("%s\n", dl_op_name((dl_op)op)); break; }
+        return 0;
+    }
+    if (only) {
+        int n = 0;
+        for (int i = 0; i < ncases; i++)
+            if (!strcmp(dl_op_name(cases[i].op), only)) cases[n++] = cases[i];
+        ncases = n;
+    }
     static const dl_dev_kind kinds[] = { DL_DEV_CPU, DL_DEV_CUDA };
     static const char *kname[] = { "cpu", "cuda" };
     for (size_t b = 0; b < sizeof kinds / sizeof *kinds; b++) {
+        if (only_be && strcmp(only_be, kname[b])) continue;
         dl_dev *d = NULL;
         if (dl_dev_open(&d, kinds[b], 0, err, sizeof err)) {
             printf("skip - %s backend: %s\n", kname[b], err);
@@ -605,6 +625,10 @@ int main(void) {
                        dl_dtype_name((dl_dtype)wdt), ran);
             }
         dl_dev_close(d);
+    }
+    if (only_be) {
+        dl_dev_close(ref);
+        return dl_test_end();
     }
     /* the ref backend's bf16 path against its f32 path on bf16-exact inputs */
     g_bf16_inputs = 1;
