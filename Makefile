@@ -133,6 +133,17 @@ else
   $(info [ ] MPI: not used (HAVE_MPI=0 or no working mpicc: scripts/deps.sh install mpi; HAVE_MPI=1 to require))
 endif
 
+# ---------------------------------------------------------------- CUDA kernels on the CPU
+# tests/cuda/emu runs kernels/cuda/attention_mma.cu on host threads (any
+# machine, nvcc or not) when the C++ compiler has C++20's <barrier>.
+EMU_OK := $(shell printf '$(HASH)include <barrier>\nint main(){std::barrier<> b(1); b.arrive_and_wait(); return 0;}\n' \
+    | $(CXX) -std=c++20 -pthread -x c++ - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+ifeq ($(EMU_OK),1)
+  $(info [x] CUDA kernels on the CPU: tests/cuda/emu ($(CXX) -std=c++20))
+else
+  $(info [ ] CUDA kernels on the CPU: not tested ($(CXX) lacks C++20 <barrier>: apt-get install g++))
+endif
+
 # ---------------------------------------------------------------- config stamp
 # What every object depends on besides its sources; the file changes only
 # when this line does, so an unchanged configuration rebuilds nothing.
@@ -159,6 +170,7 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 # bench/ops_bench: kernel throughput through kernels.h (bench/gpu.sh); built
 # with everything so that CI compiles it
 OPS_BENCH := $(BUILD)/bench/ops_bench
+EMU_TEST  := $(if $(filter 1,$(EMU_OK)),$(BUILD)/tests/test_attn_mma_emu,)
 
 # Unit tests that need a program's code: test name -> program folders whose
 # archives it links (and whose headers it sees).  Others link libdllm only.
@@ -169,7 +181,7 @@ TEST_PROGS_test_family := sample
 TEST_LIBS_test_comm := $(COMM_LIBS)
 
 .PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
-all: $(PROGS) $(TESTS) $(FAULT_SO) $(OPS_BENCH)
+all: $(PROGS) $(TESTS) $(FAULT_SO) $(OPS_BENCH) $(EMU_TEST)
 lib: $(LIB)
 
 # The communication backends (share/model/dl_comm*.c) alone see MPI / NCCL
@@ -214,6 +226,14 @@ $(foreach t,$(TEST_SRC:tests/unit/%.c=%),$(eval $(call test_rule,$(t))))
 $(OPS_BENCH): bench/ops_bench.c $(LIB) $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+# the tensor-core attention compiled for the host (DL_CU_EMU) against the reference backend
+EMU_SRC := tests/cuda/emu/test_attn_mma_emu.cpp tests/cuda/emu/cu_emu.cpp
+$(BUILD)/tests/test_attn_mma_emu: $(EMU_SRC) tests/cuda/emu/cu_emu.h tests/cuda/emu/mma.h kernels/cuda/attention_mma.cu \
+                                  kernels/cuda/attention_rules.h kernels/kernels.h $(LIB) $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 $(CFLAGS) -pthread -fopenmp -Wall -Wextra -Wno-unused-parameter -DDL_CU_EMU -Ikernels \
+	  -Ikernels/cuda -Itests/cuda/emu $(EMU_SRC) $(LIB) -o $@ $(LDLIBS)
 
 # The fault-injection shim (LD_PRELOAD) used by tests/cli/fault.sh and kill.sh.
 $(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)

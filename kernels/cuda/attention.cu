@@ -14,45 +14,15 @@
  * mask, so a tile's last query bounds the keys the tile needs (BD3: all T
  * keys, each tested with dl_attn_visible, as its visible set is two ranges).
  * Scratch of the backward: D, (B,Hq,T) floats.
- * Does not: tensor-core MMA, bf16 shared tiles, split-K over keys (later).
+ * bf16 training calls (no probabilities, head dim % 16 == 0, <= 128) go to
+ * the tensor-core twin, attention_mma.cu; these kernels are the readable
+ * reference it is tested against, and serve every other call.
+ * Does not: bf16 shared tiles, split-K over keys.
  */
 #include <math.h>
-#include "cuda.h"
+#include "attention.h"
 
 enum { QPW = 4, NWARP = 4, QB = QPW * NWARP, KT = 32, KPW = 4, KB = KPW * NWARP, QT = 32, EMAX = 256, EPL = EMAX / 32 };
-enum { MODE_FULL = 0, MODE_KV = 1, MODE_CACHED = 2 };
-
-template <typename T> struct attn_args {
-    const T *q, *k, *v;
-    T *out;
-    float *lse, *att;
-    int nq;                 /* queries per batch row: T, or n (cache modes) */
-    int Tk;                 /* key rows per (cache) row: T or Tmax */
-    int Hq, Hk, E, mode, mask, block;
-    const int32_t *lens;    /* FULL: lens (or NULL); KV: n_past; CACHED: n_keys */
-    const int32_t *rows;    /* CACHED: cache row of batch row b (or NULL) */
-};
-
-/* visible keys of query i of batch row b: [0, jmax), and of those the ones
- * vis() accepts (all but under the BD3 mask, whose visible keys are not a
- * prefix: jmax is then T and vis() is kernels.h's dl_attn_visible) */
-template <typename T> __device__ __forceinline__ int jmax_of(const attn_args<T> &a, int b, int i) {
-    if (a.mode == MODE_KV) { int n = a.lens[b] + i + 1; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
-    if (a.mode == MODE_CACHED) { int n = a.lens[b]; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
-    if (a.mask == DL_ATTN_BD3) return a.Tk;
-    int len = a.lens ? a.lens[b] : a.Tk;
-    len = len > a.Tk ? a.Tk : len < 0 ? 0 : len;
-    int j = a.Tk;
-    if (a.mask == DL_ATTN_CAUSAL) j = i + 1;
-    else if (a.mask == DL_ATTN_BLOCK) j = (i / a.block + 1) * a.block;
-    if (j > a.Tk) j = a.Tk;
-    return j < len ? j : len;
-}
-
-template <typename T> __device__ __forceinline__ bool vis(const attn_args<T> &a, int b, int i, int j) {
-    return a.mask != DL_ATTN_BD3 ||
-           dl_attn_visible(i, j, a.lens ? a.lens[b] : a.Tk, a.Tk, DL_ATTN_BD3, a.block);
-}
 
 /* rows r0.. r0+nr of a (rows, ld) tensor at base into shared S (stride ES), zero past `limit` */
 template <typename T> __device__ __forceinline__ void load_tile(float *S, const T *base, size_t ld, int r0, int nr,
@@ -179,6 +149,13 @@ void cu_attention_fwd(dl_dev *d, dl_dtype dt, void *out, float *lse, float *att,
                       dl_attn_mask mask, int block) {
     DL_K_ASSERT((mask != DL_ATTN_BD3 || (block > 0 && T % 2 == 0)) && (mask != DL_ATTN_BLOCK || block > 0));
     const int T_ = T;   /* CU_DISPATCH's element type T hides the length T */
+    DL_K_ASSERT(Hk > 0 && Hq % Hk == 0);
+    if (cu_attn_mma_usable(d, dt, E, att, q, k, v, NULL)) {   /* bf16 training: the tensor-core twin */
+        attn_args<bf16> a = { (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (bf16 *)out, lse, NULL, T_, T_, Hq, Hk,
+                              E, MODE_FULL, (int)mask, block, lens, NULL };
+        cu_attn_mma_fwd(d, a, B);
+        return;
+    }
     CU_DISPATCH(dt, {
         attn_args<T> a = { (const T *)q, (const T *)k, (const T *)v, (T *)out, lse, att, T_, T_, Hq, Hk, E,
                            MODE_FULL, (int)mask, block, lens, NULL };
@@ -382,6 +359,12 @@ void cu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void
         k_attn_dsum<T><<<(unsigned)((warps + 7) / 8), 256, 0, cu_stream(d)>>>(Dd, (const T *)dout, (const T *)out, B,
                                                                               T_, Hq, E);
         CUDA_LAUNCHED();
+        if (cu_attn_mma_usable(d, dt, E, NULL, q, k, v, dout)) {   /* bf16 training: the tensor-core twin */
+            attn_args<bf16> ab = { (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, NULL, NULL, NULL, T_, T_, Hq, Hk,
+                                   E, MODE_FULL, (int)mask, block, lens, NULL };
+            cu_attn_mma_bwd(d, ab, B, (bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, lse, Dd);
+            return;
+        }
         smem_optin(k_attn_dq<T>, sm_dq);
         k_attn_dq<T><<<dim3((T_ + QB - 1) / QB, Hq, B), NWARP * 32, sm_dq, cu_stream(d)>>>(a, (T *)dq,
                                                                                           (const T *)dout, lse, Dd);

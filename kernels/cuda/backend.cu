@@ -71,6 +71,10 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
     /* pure fp32 GEMMs for f32 storage (no TF32): f32 results stay within the
      * reference's float tolerances */
     CUBLAS_CHECK(cu_blas.set_math_mode(st->blas, CUBLAS_DEFAULT_MATH));
+    st->cc = 10 * prop.major + prop.minor;
+    st->smem_optin = prop.sharedMemPerBlockOptin;
+    const char *ak = getenv("DLLM_CUDA_ATTN");
+    st->attn_fma = ak && !strcmp(ak, "fma");
     d->be = st;
     d->threads = 1;
     snprintf(d->desc, sizeof d->desc, "cuda:%d (%.96s, sm_%d%d, %.0f GiB)", index, prop.name, prop.major, prop.minor,

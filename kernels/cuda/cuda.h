@@ -30,6 +30,9 @@ extern "C" {
 #define CUBLAS_CHECK(call) do { cublasStatus_t e_ = (call); if (e_ != CUBLAS_STATUS_SUCCESS) { \
     fprintf(stderr, "dllm: cuBLAS error at %s:%d: %s: status %d\n", __FILE__, __LINE__, #call, (int)e_); \
     fflush(stderr); abort(); } } while (0)
+/* a kernel's dynamic shared memory, 128-byte aligned (tests/cuda/emu/cu_emu.h
+ * defines the host version) */
+#define CU_DYN_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
 /* after every kernel launch: catches bad launch configurations at once */
 #define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
 
@@ -55,6 +58,9 @@ int cu_cublas_load(char *why, size_t n);
 
 struct cuda_state {
     int device;
+    int cc;               /* compute capability, 10 * major + minor (tensor-core bf16 needs >= 80) */
+    int attn_fma;         /* DLLM_CUDA_ATTN=fma: the FMA attention kernels only (the tensor-core twin off) */
+    size_t smem_optin;    /* the most dynamic shared memory a block may opt in to */
     cudaStream_t s;
     cublasHandle_t blas;
     double *red;          /* (CU_RED_BLOCKS + 1) doubles: sumsq partials, then the total */

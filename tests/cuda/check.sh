@@ -4,6 +4,8 @@
 #   1. build/tests/test_backend_ops: every CUDA op against the reference
 #      backend (its "cuda" lines; a GPU that is visible but does not open
 #      is a failure), one process per op, so an abort costs one op's lines;
+#      attention once more with DLLM_CUDA_ATTN=fma ("cuda(fma)" lines): both
+#      twins, the FMA kernels and the tensor-core ones, against ref;
 #   2. tests/cuda/e2e.sh: train / resume / sample / score, CPU vs CUDA.
 # Results (every log) under OUTDIR (default build/cuda-test).  Last line
 # "N passed, N failed, 0 skipped" like tests/run.sh; exit 1 on any failure.
@@ -23,6 +25,11 @@ for op in $(DLLM_OPS_LIST=1 build/tests/test_backend_ops); do
     rc=$?
     [ $rc -ne 0 ] && echo "not ok - cuda $op: test_backend_ops exit $rc (an abort or a timeout: see the lines above)" \
         >> "$O/backend_ops.txt"
+done
+# the attention ops again with the tensor-core twin off: the FMA kernels on the bf16 cases too
+for op in attention_fwd attention_bwd; do
+    DLLM_CUDA_ATTN=fma DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
+        2>&1 | sed 's/^\(n*o*t* *ok\) - cuda /\1 - cuda(fma) /' >> "$O/backend_ops.txt"
 done
 grep '^skip - cuda\|^not ok - cuda' "$O/backend_ops.txt" | head -n 40
 bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")

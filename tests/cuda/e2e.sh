@@ -11,6 +11,8 @@
 #      and weights bit for bit (determinism: no atomics in any kernel);
 #   2b. the same 20 steps with --precision bf16 against the CPU's f32 run
 #      (losses rel 2e-2, weights 2e-2), and its resume bit for bit;
+#   2c. 10 bf16 steps of a head-dim-64 model (the tensor-core attention)
+#      against the CPU's f32 (losses rel 2e-2);
 #   3. sampling at temperature 0 from the CPU-trained model: the share of
 #      equal token ids >= 0.95 (f32 compute: near-ties can flip, and one flip
 #      changes what follows; the measured share is printed);
@@ -75,6 +77,22 @@ if run train-bf16 "$B/dllm-train" -q --device $D2 --precision bf16 $A --steps 20
     else
         echo "not ok - $D2 bf16: resumed run differs from the uninterrupted one (b1/, b2/)"
     fi
+fi
+# 2c. the tensor-core attention (kernels/cuda/attention_mma.cu: bf16, head
+#     dim 64) inside training: a 2-layer model with 2 heads of 64 (GQA 2/1)
+#     from --config, rows of 200 (4 tiles of 64, the last ragged), 10 steps
+#     --precision bf16 on CUDA against f32 on the CPU, losses rel 2e-2
+"$B/dllm-tok" -q -t s260/tokenizer.json in.txt | "$B/dllm-pack" -q -L 200 --seed 1 -o rows200.msgpack
+"$B/dllm-mask" -q --seed 1 rows200.msgpack -o train200.msgpack
+cat > c64.json <<EOF
+{"model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+ "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 64, "max_position_embeddings": 256,
+ "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false, "objective": "diffusion"}
+EOF
+A64="--config c64.json --tokenizer s260/tokenizer.json train200.msgpack --batch 4 --seed 3 --steps 10 --lr 1e-3"
+if run train64-cpu "$B/dllm-train" -q --device cpu $A64 --metrics c64.jsonl -o t64_c &&
+   run train64-bf16 "$B/dllm-train" -q --device $D2 --precision bf16 $A64 --metrics g64.jsonl -o t64_g; then
+    $C losses c64.jsonl g64.jsonl 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16 head dim 64 (tensor-core attention): /'
 fi
 # 3. sampling at temperature 0 (greedy): CPU vs CUDA ids
 P="Once upon a time"

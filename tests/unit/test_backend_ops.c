@@ -477,9 +477,12 @@ static void build_cases(void) {
             ADD(DL_OP_ROPE, run_rope, "N=%d H=%d E=%d layout=%d (1 pairs) inverse=%d", 1, 1, 2, lay, inv);
         }
     /* attention: B T Hq Hk E, block; masks x lens x att */
+    /* the last two: head dims 64 and 128 (and 16 above), which bf16 runs on
+     * CUDA's tensor-core twin (kernels/cuda/attention_mma.cu) when att = 0,
+     * several 64-row tiles with a ragged last one */
     static const int at[][6] = { { 1, 1, 1, 1, 2, 1 }, { 2, 5, 4, 2, 4, 2 }, { 3, 67, 4, 1, 8, 16 },
-                                 { 2, 130, 2, 2, 16, 48 } };
-    for (int s = 0; s < 4; s++)
+                                 { 2, 130, 2, 2, 16, 48 }, { 2, 150, 4, 2, 64, 40 }, { 1, 70, 2, 1, 128, 32 } };
+    for (int s = 0; s < 6; s++)
         for (int mk = 0; mk < 3; mk++)
             for (int ln = 0; ln < 2; ln++)
                 for (int ka = 0; ka < 2; ka++) {
@@ -491,8 +494,8 @@ static void build_cases(void) {
                 }
     /* BD3LM's x_t (+) x_0 mask: T = 2L even; blocks that divide L and one that does not */
     static const int bd[][6] = { { 2, 2, 2, 1, 2, 1 }, { 2, 12, 4, 2, 4, 2 }, { 3, 20, 2, 1, 8, 4 },
-                                 { 2, 130, 2, 2, 16, 16 } };
-    for (int s = 0; s < 4; s++)
+                                 { 2, 130, 2, 2, 16, 16 }, { 2, 140, 4, 2, 64, 24 } };
+    for (int s = 0; s < 5; s++)
         for (int ln = 0; ln < 2; ln++)
             for (int ka = 0; ka < 2; ka++) {
                 const int *a = bd[s];

@@ -1,0 +1,44 @@
+/* kernels/cuda/attention_rules.h — the argument block of the attention
+ * kernels and which keys a query sees (jmax_of, vis): device code with no
+ * CUDA runtime in it, so tests/cuda/emu can compile it for the host too.
+ * Needs kernels.h (dl_attn_visible, dl_attn_mask) and, from the includer,
+ * __device__ / __forceinline__ (nvcc, or tests/cuda/emu/cu_emu.h).
+ */
+#ifndef DL_KERNELS_CUDA_ATTENTION_RULES_H
+#define DL_KERNELS_CUDA_ATTENTION_RULES_H
+
+enum { MODE_FULL = 0, MODE_KV = 1, MODE_CACHED = 2 };
+
+template <typename T> struct attn_args {
+    const T *q, *k, *v;
+    T *out;
+    float *lse, *att;
+    int nq;                 /* queries per batch row: T, or n (cache modes) */
+    int Tk;                 /* key rows per (cache) row: T or Tmax */
+    int Hq, Hk, E, mode, mask, block;
+    const int32_t *lens;    /* FULL: lens (or NULL); KV: n_past; CACHED: n_keys */
+    const int32_t *rows;    /* CACHED: cache row of batch row b (or NULL) */
+};
+
+/* visible keys of query i of batch row b: [0, jmax), and of those the ones
+ * vis() accepts (all but under the BD3 mask, whose visible keys are not a
+ * prefix: jmax is then T and vis() is kernels.h's dl_attn_visible) */
+template <typename T> __device__ __forceinline__ int jmax_of(const attn_args<T> &a, int b, int i) {
+    if (a.mode == MODE_KV) { int n = a.lens[b] + i + 1; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
+    if (a.mode == MODE_CACHED) { int n = a.lens[b]; return n > a.Tk ? a.Tk : n < 0 ? 0 : n; }
+    if (a.mask == DL_ATTN_BD3) return a.Tk;
+    int len = a.lens ? a.lens[b] : a.Tk;
+    len = len > a.Tk ? a.Tk : len < 0 ? 0 : len;
+    int j = a.Tk;
+    if (a.mask == DL_ATTN_CAUSAL) j = i + 1;
+    else if (a.mask == DL_ATTN_BLOCK) j = (i / a.block + 1) * a.block;
+    if (j > a.Tk) j = a.Tk;
+    return j < len ? j : len;
+}
+
+template <typename T> __device__ __forceinline__ bool vis(const attn_args<T> &a, int b, int i, int j) {
+    return a.mask != DL_ATTN_BD3 ||
+           dl_attn_visible(i, j, a.lens ? a.lens[b] : a.Tk, a.Tk, DL_ATTN_BD3, a.block);
+}
+
+#endif
