@@ -170,7 +170,7 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 # bench/ops_bench: kernel throughput through kernels.h (bench/gpu.sh); built
 # with everything so that CI compiles it
 OPS_BENCH := $(BUILD)/bench/ops_bench
-EMU_TEST  := $(if $(filter 1,$(EMU_OK)),$(BUILD)/tests/test_attn_mma_emu,)
+EMU_TEST  := $(if $(filter 1,$(EMU_OK)),$(BUILD)/tests/test_attn_mma_emu $(BUILD)/tests/test_backend_ops_emu,)
 
 # Unit tests that need a program's code: test name -> program folders whose
 # archives it links (and whose headers it sees).  Others link libdllm only.
@@ -180,7 +180,7 @@ TEST_PROGS_test_family := sample
 # unit tests that reach dl_comm link the communication libraries too (as dllm-train)
 TEST_LIBS_test_comm := $(COMM_LIBS)
 
-.PHONY: all lib test test-asan test-cuda demo bench clean help print-flags
+.PHONY: all lib test test-asan test-cuda test-cuda-emu demo bench clean help print-flags
 all: $(PROGS) $(TESTS) $(FAULT_SO) $(OPS_BENCH) $(EMU_TEST)
 lib: $(LIB)
 
@@ -227,13 +227,43 @@ $(OPS_BENCH): bench/ops_bench.c $(LIB) $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
-# the tensor-core attention compiled for the host (DL_CU_EMU) against the reference backend
-EMU_SRC := tests/cuda/emu/test_attn_mma_emu.cpp tests/cuda/emu/cu_emu.cpp
-$(BUILD)/tests/test_attn_mma_emu: $(EMU_SRC) tests/cuda/emu/cu_emu.h tests/cuda/emu/mma.h kernels/cuda/attention_mma.cu \
-                                  kernels/cuda/attention_rules.h kernels/kernels.h $(LIB) $(CONFIG_STAMP)
+# tests/cuda/emu: the CUDA backend compiled for the host (DL_CU_EMU: cu_emu.h
+# stands for the CUDA runtime, cuBLAS and the execution model), whatever
+# nvcc says: test_backend_ops_emu runs every CUDA op against the reference
+# backend, test_attn_mma_emu the tensor-core attention's own cases.
+EMU_CXX   = $(CXX) -std=c++20 $(CFLAGS) -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -DDL_CU_EMU \
+            -DDL_HAVE_CUDA -Ikernels -Ikernels/cuda -Itests/cuda/emu
+EMU_HDR   := tests/cuda/emu/cu_emu.h tests/cuda/emu/mma.h $(wildcard kernels/cuda/*.h) kernels/kernels.h \
+             kernels/backend.h kernels/select_rules.h kernels/kphilox.h
+EMU_OBJ   := $(patsubst kernels/cuda/%.cu,$(BUILD)/emu/%.o,$(wildcard kernels/cuda/*.cu)) $(BUILD)/emu/cu_emu.o \
+             $(BUILD)/emu/dispatch.o
+$(BUILD)/emu/%.o: kernels/cuda/%.cu $(EMU_HDR) $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++20 $(CFLAGS) -pthread -fopenmp -Wall -Wextra -Wno-unused-parameter -DDL_CU_EMU -Ikernels \
-	  -Ikernels/cuda -Itests/cuda/emu $(EMU_SRC) $(LIB) -o $@ $(LDLIBS)
+	$(EMU_CXX) -x c++ -c $< -o $@
+$(BUILD)/emu/cu_emu.o: tests/cuda/emu/cu_emu.cpp $(EMU_HDR) $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -c $< -o $@
+$(BUILD)/emu/dispatch.o: kernels/dispatch.c $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DL_CFLAGS) -DDL_HAVE_CUDA -c $< -o $@
+$(BUILD)/emu/test_backend_ops.o: tests/unit/test_backend_ops.c $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DL_CFLAGS) -DDL_OPS_EMU -Itests/unit -c $< -o $@
+$(BUILD)/tests/test_backend_ops_emu: $(BUILD)/emu/test_backend_ops.o $(EMU_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CFLAGS) -fopenmp $^ -o $@ $(filter-out -lcudart_static,$(LDLIBS))
+# the programs linked with the emulated backend (make test-cuda-emu: tests/cuda/e2e.sh through them)
+EMU_PROGS := $(PROG_DIRS:%=$(BUILD)/emu/bin/dllm-%)
+define emu_prog_rule
+$(BUILD)/emu/bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(EMU_OBJ) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CXX) $$(CFLAGS) -fopenmp $$^ -o $$@ $$(LDLIBS) $$(LDLIBS_$(1))
+endef
+$(foreach d,$(PROG_DIRS),$(eval $(call emu_prog_rule,$(d))))
+$(BUILD)/tests/test_attn_mma_emu: tests/cuda/emu/test_attn_mma_emu.cpp $(EMU_HDR) kernels/cuda/attention_mma.cu \
+                                  $(EMU_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -fopenmp $< $(EMU_OBJ) $(LIB) -o $@ $(filter-out -lcudart_static,$(LDLIBS))
 
 # The fault-injection shim (LD_PRELOAD) used by tests/cli/fault.sh and kill.sh.
 $(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)
@@ -269,6 +299,12 @@ endif
 test-cuda: all
 	@tests/cuda/check.sh
 
+# The CUDA backend on the CPU end to end (tests/cuda/emu): tests/cuda/e2e.sh's
+# train / resume / sample / score checks, CPU against the emulated GPU.
+# Minutes (every lane a fiber); .ci/run runs it, make test does not.
+test-cuda-emu: all $(if $(filter 1,$(EMU_OK)),$(EMU_PROGS),)
+	@tests/cuda/emu/e2e.sh $(BUILD)
+
 demo: all
 	@scripts/demo.sh
 
@@ -279,7 +315,7 @@ clean:
 	rm -rf $(BUILD) bin build-fuzz build-asan bin-asan
 
 help:
-	@echo "make [all|test|test-asan|test-cuda|fuzz [FUZZ_SECONDS=N]|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
+	@echo "make [all|test|test-asan|test-cuda|test-cuda-emu|fuzz [FUZZ_SECONDS=N]|demo|bench|clean|print-flags]  HAVE_OPENBLAS/HAVE_CUDA/HAVE_NCCL/HAVE_MPI=0|1  MARCH=..."
 
 # The target triple and the flags a build would use (no detection, no build).
 print-flags:

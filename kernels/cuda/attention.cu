@@ -35,7 +35,7 @@ template <typename T> __device__ __forceinline__ void load_tile(float *S, const 
 }
 
 template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_fwd(attn_args<T> a) {
-    extern __shared__ float sm[];
+    CU_DYN_SMEM(float, sm);
     const int E = a.E, ES = E + 1;
     float *Qs = sm, *Ks = Qs + QB * ES, *Vs = Ks + KT * ES;
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * QB, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -140,7 +140,7 @@ template <typename T> static void launch_fwd(dl_dev *d, const attn_args<T> &a, i
     size_t sm = fwd_smem(a.E);
     smem_optin(k_attn_fwd<T>, sm);
     dim3 grid((a.nq + QB - 1) / QB, a.Hq, B);
-    k_attn_fwd<T><<<grid, NWARP * 32, sm, cu_stream(d)>>>(a);
+    CU_LAUNCH(grid, NWARP * 32, sm, cu_stream(d), k_attn_fwd<T>)(a);
     CUDA_LAUNCHED();
 }
 
@@ -199,7 +199,7 @@ template <typename T> __global__ void k_attn_dsum(float *Dd, const T *dout, cons
 /* dq per query tile: dS_ij = P_ij (dO_i.v_j - D_i), dq_i = sc sum_j dS_ij k_j */
 template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dq(attn_args<T> a, T *dq, const T *dout,
                                                                              const float *lse, const float *Dd) {
-    extern __shared__ float sm[];
+    CU_DYN_SMEM(float, sm);
     const int E = a.E, ES = E + 1, Tn = a.nq;
     float *Qs = sm, *dOs = Qs + QB * ES, *Ks = dOs + QB * ES, *Vs = Ks + KT * ES;
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * QB, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -265,7 +265,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dq(at
 template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dkdv(attn_args<T> a, T *dk, T *dv,
                                                                                const T *dout, const float *lse,
                                                                                const float *Dd) {
-    extern __shared__ float sm[];
+    CU_DYN_SMEM(float, sm);
     const int E = a.E, ES = E + 1, Tn = a.nq;
     float *Ks = sm, *Vs = Ks + KB * ES, *Qs = Vs + KB * ES, *dOs = Qs + QT * ES, *Ls = dOs + QT * ES, *Ds = Ls + QT;
     int *Js = (int *)(Ds + QT);
@@ -356,7 +356,7 @@ void cu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void
         attn_args<T> a = { (const T *)q, (const T *)k, (const T *)v, NULL, NULL, NULL, T_, T_, Hq, Hk, E, MODE_FULL,
                            (int)mask, block, lens, NULL };
         size_t warps = (size_t)B * T_ * Hq;
-        k_attn_dsum<T><<<(unsigned)((warps + 7) / 8), 256, 0, cu_stream(d)>>>(Dd, (const T *)dout, (const T *)out, B,
+        CU_LAUNCH((unsigned)((warps + 7) / 8), 256, 0, cu_stream(d), k_attn_dsum<T>)(Dd, (const T *)dout, (const T *)out, B,
                                                                               T_, Hq, E);
         CUDA_LAUNCHED();
         if (cu_attn_mma_usable(d, dt, E, NULL, q, k, v, dout)) {   /* bf16 training: the tensor-core twin */
@@ -366,11 +366,11 @@ void cu_attention_bwd(dl_dev *d, dl_dtype dt, void *dq, void *dk, void *dv, void
             return;
         }
         smem_optin(k_attn_dq<T>, sm_dq);
-        k_attn_dq<T><<<dim3((T_ + QB - 1) / QB, Hq, B), NWARP * 32, sm_dq, cu_stream(d)>>>(a, (T *)dq,
+        CU_LAUNCH(dim3((T_ + QB - 1) / QB, Hq, B), NWARP * 32, sm_dq, cu_stream(d), k_attn_dq<T>)(a, (T *)dq,
                                                                                           (const T *)dout, lse, Dd);
         CUDA_LAUNCHED();
         smem_optin(k_attn_dkdv<T>, sm_kv);
-        k_attn_dkdv<T><<<dim3((T_ + KB - 1) / KB, Hk, B), NWARP * 32, sm_kv, cu_stream(d)>>>(
+        CU_LAUNCH(dim3((T_ + KB - 1) / KB, Hk, B), NWARP * 32, sm_kv, cu_stream(d), k_attn_dkdv<T>)(
             a, (T *)dk, (T *)dv, (const T *)dout, lse, Dd);
         CUDA_LAUNCHED();
     });

@@ -27,12 +27,7 @@
 #include <math.h>
 #include <type_traits>
 #include <mma.h>
-#ifdef DL_CU_EMU   /* tests/cuda/emu: these kernels compiled for the CPU, a thread per lane */
-#include <cu_emu.h>
-#include "attention_rules.h"
-#else
 #include "attention.h"
-#endif
 
 using namespace nvcuda;
 
@@ -93,7 +88,7 @@ __host__ __device__ __forceinline__ size_t fwd_bytes(int E) {
 }
 
 __global__ void __launch_bounds__(MW * 32) k_mma_fwd(attn_args<bf16> a) {
-    CU_DYN_SMEM(smem);
+    CU_DYN_SMEM(unsigned char, smem);
     const int E = a.E, lb = E + PB, ls = NT + PF, lp = NT + PB, lo = E + PF;
     bf16 *Qs = (bf16 *)smem;
     bf16 *Ks = (bf16 *)(smem + rup(MT * lb * sizeof(bf16)));
@@ -170,7 +165,7 @@ __host__ __device__ __forceinline__ size_t dq_bytes(int E) {
 /* per query tile: S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K; dq = sc dQ */
 __global__ void __launch_bounds__(MW * 32) k_mma_dq(attn_args<bf16> a, bf16 *dq, const bf16 *dout, const float *lse,
                                                     const float *Dd) {
-    CU_DYN_SMEM(smem);
+    CU_DYN_SMEM(unsigned char, smem);
     const int E = a.E, Tn = a.nq, lb = E + PB, ls = NT + PF, lp = NT + PB, lo = E + PF;
     const size_t tb = rup(MT * lb * sizeof(bf16)), tf = rup(MT * ls * sizeof(float));
     bf16 *Qs = (bf16 *)smem, *dOs = (bf16 *)(smem + tb), *Ks = (bf16 *)(smem + 2 * tb), *Vs = (bf16 *)(smem + 3 * tb);
@@ -232,7 +227,7 @@ __host__ __device__ __forceinline__ size_t kv_bytes(int E) {
  * dK += dS^T Q; dk = sc dK */
 __global__ void __launch_bounds__(MW * 32) k_mma_dkdv(attn_args<bf16> a, bf16 *dk, bf16 *dv, const bf16 *dout,
                                                       const float *lse, const float *Dd) {
-    CU_DYN_SMEM(smem);
+    CU_DYN_SMEM(unsigned char, smem);
     const int E = a.E, Tn = a.nq, lb = E + PB, ls = NT + PF, lp = NT + PB, lo = E + PF;
     const size_t tb = rup(MT * lb * sizeof(bf16)), tf = rup(MT * ls * sizeof(float)), tp = rup(MT * lp * sizeof(bf16)),
                  to = rup(MT * lo * sizeof(float));
@@ -304,7 +299,6 @@ __global__ void __launch_bounds__(MW * 32) k_mma_dkdv(attn_args<bf16> a, bf16 *d
 }
 
 /* ------------------------------------------------------------ launch */
-#ifndef DL_CU_EMU
 int cu_attn_mma_usable(dl_dev *d, dl_dtype dt, int E, const float *att, const void *q, const void *k, const void *v,
                        const void *dout) {
     cuda_state *st = cu_state(d);
@@ -323,7 +317,7 @@ void cu_attn_mma_fwd(dl_dev *d, const attn_args<bf16> &a, int B) {
     if (B <= 0 || a.nq <= 0 || a.Hq <= 0) return;
     size_t sm = fwd_bytes(a.E);
     optin(k_mma_fwd, sm);
-    k_mma_fwd<<<dim3((a.nq + MT - 1) / MT, a.Hq, B), MW * 32, sm, cu_stream(d)>>>(a);
+    CU_LAUNCH(dim3((a.nq + MT - 1) / MT, a.Hq, B), MW * 32, sm, cu_stream(d), k_mma_fwd)(a);
     CUDA_LAUNCHED();
 }
 
@@ -332,10 +326,9 @@ void cu_attn_mma_bwd(dl_dev *d, const attn_args<bf16> &a, int B, bf16 *dq, bf16 
     if (B <= 0 || a.nq <= 0 || a.Hq <= 0) return;
     size_t s1 = dq_bytes(a.E), s2 = kv_bytes(a.E);
     optin(k_mma_dq, s1);
-    k_mma_dq<<<dim3((a.nq + MT - 1) / MT, a.Hq, B), MW * 32, s1, cu_stream(d)>>>(a, dq, dout, lse, Dd);
+    CU_LAUNCH(dim3((a.nq + MT - 1) / MT, a.Hq, B), MW * 32, s1, cu_stream(d), k_mma_dq)(a, dq, dout, lse, Dd);
     CUDA_LAUNCHED();
     optin(k_mma_dkdv, s2);
-    k_mma_dkdv<<<dim3((a.Tk + MT - 1) / MT, a.Hk, B), MW * 32, s2, cu_stream(d)>>>(a, dk, dv, dout, lse, Dd);
+    CU_LAUNCH(dim3((a.Tk + MT - 1) / MT, a.Hk, B), MW * 32, s2, cu_stream(d), k_mma_dkdv)(a, dk, dv, dout, lse, Dd);
     CUDA_LAUNCHED();
 }
-#endif

@@ -12,9 +12,13 @@
  */
 #ifndef DL_KERNELS_CUDA_H
 #define DL_KERNELS_CUDA_H
+#ifdef DL_CU_EMU   /* tests/cuda/emu: this backend compiled for the CPU (cu_emu.h: runtime, bf16, cuBLAS) */
+#include <cu_emu.h>
+#else
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #ifndef _Noreturn
@@ -30,9 +34,14 @@ extern "C" {
 #define CUBLAS_CHECK(call) do { cublasStatus_t e_ = (call); if (e_ != CUBLAS_STATUS_SUCCESS) { \
     fprintf(stderr, "dllm: cuBLAS error at %s:%d: %s: status %d\n", __FILE__, __LINE__, #call, (int)e_); \
     fflush(stderr); abort(); } } while (0)
-/* a kernel's dynamic shared memory, 128-byte aligned (tests/cuda/emu/cu_emu.h
- * defines the host version) */
-#define CU_DYN_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
+/* A kernel launch: CU_LAUNCH(grid, block, smem, stream, kernel)(args...) is
+ * kernel<<<grid, block, smem, stream>>>(args...); and a kernel's dynamic
+ * shared memory, 128-byte aligned.  Macros so that tests/cuda/emu/cu_emu.h
+ * can run the same kernels on the CPU (its own versions of both). */
+#ifndef DL_CU_EMU
+#define CU_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#define CU_DYN_SMEM(type, name) extern __shared__ __align__(128) type name[]
+#endif
 /* after every kernel launch: catches bad launch configurations at once */
 #define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
 

@@ -19,12 +19,12 @@ template <typename T> __global__ void k_add(T *y, const T *a, const T *b, size_t
 }
 void cu_add(dl_dev *d, dl_dtype dt, void *y, const void *a, const void *b, size_t n) {
     if (!n) return;
-    CU_DISPATCH(dt, (k_add<T><<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>((T *)y, (const T *)a, (const T *)b, n)));
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_add<T>)((T *)y, (const T *)a, (const T *)b, n)));
     CUDA_LAUNCHED();
 }
 void cu_add_inplace(dl_dev *d, dl_dtype dt, void *y, const void *x, size_t n) {
     if (!n) return;
-    CU_DISPATCH(dt, (k_add<T><<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>((T *)y, (const T *)y, (const T *)x, n)));
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_add<T>)((T *)y, (const T *)y, (const T *)x, n)));
     CUDA_LAUNCHED();
 }
 
@@ -36,7 +36,7 @@ template <typename T> __global__ void k_gather(T *out, const T *in, const int32_
 }
 void cu_gather_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D) {
     if (M <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (k_gather<T><<<cu_blocks((size_t)M * D, 256), 256, 0, cu_stream(d)>>>((T *)out, (const T *)in,
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks((size_t)M * D, 256), 256, 0, cu_stream(d), k_gather<T>)((T *)out, (const T *)in,
                                                                                             idx, M, D)));
     CUDA_LAUNCHED();
 }
@@ -52,7 +52,7 @@ template <typename T> __global__ void k_scatter_add(T *out, const T *in, const i
 }
 void cu_scatter_add_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D) {
     if (M <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (k_scatter_add<T><<<(D + 127) / 128, 128, 0, cu_stream(d)>>>((T *)out, (const T *)in, idx, M, D)));
+    CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_scatter_add<T>)((T *)out, (const T *)in, idx, M, D)));
     CUDA_LAUNCHED();
 }
 
@@ -74,8 +74,8 @@ void cu_convert(dl_dev *d, void *dst, dl_dtype dst_dt, const void *src, dl_dtype
         return;
     }
     unsigned g = cu_blocks(n, 256);
-    if (dst_dt == DL_BF16) k_convert<bf16, float><<<g, 256, 0, cu_stream(d)>>>((bf16 *)dst, (const float *)src, n);
-    else k_convert<float, bf16><<<g, 256, 0, cu_stream(d)>>>((float *)dst, (const bf16 *)src, n);
+    if (dst_dt == DL_BF16) CU_LAUNCH(g, 256, 0, cu_stream(d), k_convert<bf16, float>)((bf16 *)dst, (const float *)src, n);
+    else CU_LAUNCH(g, 256, 0, cu_stream(d), k_convert<float, bf16>)((float *)dst, (const bf16 *)src, n);
     CUDA_LAUNCHED();
 }
 
@@ -96,7 +96,7 @@ template <typename T> __global__ void k_swiglu_bwd(T *dgate, T *dup, const T *do
 void cu_swiglu_fwd(dl_dev *d, dl_dtype dt, void *out, const void *gate, const void *up, int N, int F) {
     size_t n = (size_t)N * F;
     if (!n) return;
-    CU_DISPATCH(dt, (k_swiglu_fwd<T><<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>((T *)out, (const T *)gate,
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_swiglu_fwd<T>)((T *)out, (const T *)gate,
                                                                                    (const T *)up, n)));
     CUDA_LAUNCHED();
 }
@@ -104,7 +104,7 @@ void cu_swiglu_bwd(dl_dev *d, dl_dtype dt, void *dgate, void *dup, const void *d
                    const void *up, int N, int F) {
     size_t n = (size_t)N * F;
     if (!n) return;
-    CU_DISPATCH(dt, (k_swiglu_bwd<T><<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>(
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_swiglu_bwd<T>)(
                         (T *)dgate, (T *)dup, (const T *)dout, (const T *)gate, (const T *)up, n)));
     CUDA_LAUNCHED();
 }
@@ -114,7 +114,7 @@ __global__ void k_scale(float *x, float s, size_t n) {
 }
 void cu_scale(dl_dev *d, float *x, float s, size_t n) {
     if (!n) return;
-    k_scale<<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>(x, s, n);
+    CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_scale)(x, s, n);
     CUDA_LAUNCHED();
 }
 
@@ -135,9 +135,9 @@ __global__ void k_sumsq_final(double *part, int nparts) {
 double cu_sumsq(dl_dev *d, const float *x, size_t n) {
     if (!n) return 0.0;
     cuda_state *st = cu_state(d);
-    k_sumsq_part<<<CU_RED_BLOCKS, 256, 0, st->s>>>(st->red, x, n);
+    CU_LAUNCH(CU_RED_BLOCKS, 256, 0, st->s, k_sumsq_part)(st->red, x, n);
     CUDA_LAUNCHED();
-    k_sumsq_final<<<1, 256, 0, st->s>>>(st->red, CU_RED_BLOCKS);
+    CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS);
     CUDA_LAUNCHED();
     CUDA_CHECK(cudaMemcpyAsync(st->red_host, st->red + CU_RED_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost, st->s));
     CUDA_CHECK(cudaStreamSynchronize(st->s));
@@ -172,7 +172,7 @@ void cu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, si
     if (!n) return;
     const double B1 = widen(b1), B2 = widen(b2);
     const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
-    k_adamw<<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>(param, grad, m, v, n, grad_scale,
+    CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_adamw)(param, grad, m, v, n, grad_scale,
                                                           (float)(1.0 - (double)lr * wd), (float)(1.0 - B1),
                                                           (float)(1.0 - B2), b2, (float)((double)lr / bc1),
                                                           (float)sqrt(bc2), eps);

@@ -34,7 +34,7 @@ void cu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *
     cuda_state *st = cu_state(d);
     float alpha = 1.0f, beta = 0.0f;
     if (bias) {
-        CU_DISPATCH(dt, (k_fill_bias<T><<<cu_blocks((size_t)N * O, 256), 256, 0, st->s>>>((T *)out, (const T *)bias,
+        CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks((size_t)N * O, 256), 256, 0, st->s, k_fill_bias<T>)((T *)out, (const T *)bias,
                                                                                          N, O)));
         CUDA_LAUNCHED();
         beta = 1.0f;
@@ -62,7 +62,7 @@ void cu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, 
         CUBLAS_CHECK(cu_blas.gemm_ex(st->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, O, N, &one, inp, t, C, dout, t, O, &one, dw,
                                   CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (dbias && O > 0) {
-        CU_DISPATCH(dt, (k_bias_grad<T><<<(O + 127) / 128, 128, 0, st->s>>>(dbias, (const T *)dout, N, O)));
+        CU_DISPATCH(dt, (CU_LAUNCH((O + 127) / 128, 128, 0, st->s, k_bias_grad<T>)(dbias, (const T *)dout, N, O)));
         CUDA_LAUNCHED();
     }
 }

@@ -18,7 +18,7 @@ void cu_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uin
                       int D) {
     DL_K_ASSERT(wdt == dt);
     if (N <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (k_embedding_fwd<T><<<cu_blocks((size_t)N * D, 256), 256, 0, cu_stream(d)>>>(
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks((size_t)N * D, 256), 256, 0, cu_stream(d), k_embedding_fwd<T>)(
                         (T *)out, ids, (const T *)wte, N, D)));
     CUDA_LAUNCHED();
 }
@@ -30,7 +30,7 @@ template <typename T> __global__ void k_embedding_bwd(float *dwte, const T *dout
 }
 void cu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D) {
     if (N <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (k_embedding_bwd<T><<<(D + 127) / 128, 128, 0, cu_stream(d)>>>(dwte, (const T *)dout, ids, N, D)));
+    CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_embedding_bwd<T>)(dwte, (const T *)dout, ids, N, D)));
     CUDA_LAUNCHED();
 }
 
@@ -46,7 +46,7 @@ template <typename T> __global__ void k_rmsnorm_fwd(T *y, float *rstd, const T *
 void cu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                     float eps) {
     if (N <= 0) return;
-    CU_DISPATCH(dt, (k_rmsnorm_fwd<T><<<N, 256, 0, cu_stream(d)>>>((T *)y, rstd, (const T *)x, (const T *)w, D, eps)));
+    CU_DISPATCH(dt, (CU_LAUNCH(N, 256, 0, cu_stream(d), k_rmsnorm_fwd<T>)((T *)y, rstd, (const T *)x, (const T *)w, D, eps)));
     CUDA_LAUNCHED();
 }
 /* dx[n] += rstd (dy*w - xhat * mean(dy*w*xhat)) : one block per row */
@@ -75,11 +75,11 @@ template <typename T> __global__ void k_rmsnorm_bwd_dw(float *dw, const T *dy, c
 void cu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                     const float *rstd, int N, int D) {
     if (N <= 0) return;
-    CU_DISPATCH(dt, (k_rmsnorm_bwd_dx<T><<<N, 256, 0, cu_stream(d)>>>((T *)dx, (const T *)dy, (const T *)x,
+    CU_DISPATCH(dt, (CU_LAUNCH(N, 256, 0, cu_stream(d), k_rmsnorm_bwd_dx<T>)((T *)dx, (const T *)dy, (const T *)x,
                                                                      (const T *)w, rstd, D)));
     CUDA_LAUNCHED();
     if (dw) {
-        CU_DISPATCH(dt, (k_rmsnorm_bwd_dw<T><<<(D + 127) / 128, 128, 0, cu_stream(d)>>>(dw, (const T *)dy,
+        CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_rmsnorm_bwd_dw<T>)(dw, (const T *)dy,
                                                                                        (const T *)x, rstd, N, D)));
         CUDA_LAUNCHED();
     }
@@ -109,7 +109,7 @@ void cu_rope(dl_dev *d, dl_dtype dt, void *x, const int32_t *pos, int N, int H, 
     DL_K_ASSERT(E % 2 == 0);
     size_t n = (size_t)N * (E / 2);
     if (!n) return;
-    CU_DISPATCH(dt, (k_rope<T><<<cu_blocks(n, 128), 128, 0, cu_stream(d)>>>((T *)x, pos, N, H, E, theta,
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 128), 128, 0, cu_stream(d), k_rope<T>)((T *)x, pos, N, H, E, theta,
                                                                           layout == DL_ROPE_PAIRS, inverse)));
     CUDA_LAUNCHED();
 }
@@ -130,7 +130,7 @@ template <typename T> __global__ void k_xent_fwd(float *ce, T *probs, const uint
 }
 void cu_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M, int V) {
     if (M <= 0) return;
-    CU_DISPATCH(dt, (k_xent_fwd<T><<<M, 256, 0, cu_stream(d)>>>(ce, (T *)probs_inout, targets, V)));
+    CU_DISPATCH(dt, (CU_LAUNCH(M, 256, 0, cu_stream(d), k_xent_fwd<T>)(ce, (T *)probs_inout, targets, V)));
     CUDA_LAUNCHED();
 }
 template <typename T> __global__ void k_xent_bwd(T *dl, const float *dce, const uint32_t *targets, int M, int V) {
@@ -144,6 +144,6 @@ template <typename T> __global__ void k_xent_bwd(T *dl, const float *dce, const 
 void cu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets, int M, int V) {
     size_t n = (size_t)M * V;
     if (!n) return;
-    CU_DISPATCH(dt, (k_xent_bwd<T><<<cu_blocks(n, 256), 256, 0, cu_stream(d)>>>((T *)dlogits_inout, dce, targets, M, V)));
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_xent_bwd<T>)((T *)dlogits_inout, dce, targets, M, V)));
     CUDA_LAUNCHED();
 }

@@ -51,7 +51,7 @@ int cu_select_tokens(dl_dev *d, const dl_select_args *a) {
             return -1;
         }
     }
-    k_select<<<a->M, 128, 0, s>>>(*a, idx, kept);
+    CU_LAUNCH(a->M, 128, 0, s, k_select)(*a, idx, kept);
     CUDA_LAUNCHED();
     if (filt) { CUDA_CHECK(cudaFreeAsync(idx, s)); CUDA_CHECK(cudaFreeAsync(kept, s)); }
     return 0;

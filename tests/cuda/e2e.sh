@@ -24,7 +24,7 @@
 set -u
 O=$1
 R=$(cd "$(dirname "$0")/../.." && pwd)
-B=$R/bin
+B=${DLLM_E2E_BIN:-$R/bin}   # DLLM_E2E_BIN: programs linked with the emulated CUDA backend (tests/cuda/emu)
 C="python3 $R/tests/cuda/compare.py"
 # DLLM_E2E_DEVICE=ref runs the same script CPU against the reference
 # backend (checks the script itself without a GPU; cpu works too, but has

@@ -1,4 +1,4 @@
-/* tests/cuda/emu/mma.h — nvcuda::wmma for tests/cuda/emu: the 16x16x16 bf16
+/* tests/cuda/emu/mma.h — nvcuda::wmma for tests/cuda/emu: the 16x16x16 __nv_bfloat16
  * fragments with fp32 accumulators that kernels/cuda/attention_mma.cu uses,
  * with CUDA's memory layouts (matrix_a row-major: A[r][k] at p[r*ldm + k];
  * matrix_b row_major: B[k][n] at p[k*ldm + n], col_major: at p[n*ldm + k];
@@ -24,7 +24,9 @@ enum layout_t { mem_row_major, mem_col_major };
 
 template <class Use, int M, int N, int K, class T, class L = void> struct fragment { float v[16][16]; };
 
-inline void check(const void *p, const void *last, unsigned ldm, unsigned mult, const char *what) {
+inline void check(const void *p, const void *last, unsigned ldm, unsigned mult, const char *what, int kind = 1) {
+    int first;
+    cu_emu_collective(kind, p, ldm, &first);   /* the same call on every lane */
     const unsigned char *b = cu_emu_smem_base, *e = b + cu_emu_smem_bytes;
     if ((uintptr_t)p % 32 || ldm % mult || (const unsigned char *)p < b || (const unsigned char *)last >= e) {
         fprintf(stderr, "cu_emu: %s: pointer %p (smem offset %td, %s), ldm %u (%s a multiple of %u), tile end offset %td of %zu\n",
@@ -35,19 +37,19 @@ inline void check(const void *p, const void *last, unsigned ldm, unsigned mult, 
 }
 
 template <int M, int N, int K>
-void load_matrix_sync(fragment<matrix_a, M, N, K, bf16, row_major> &f, const bf16 *p, unsigned ldm) {
+void load_matrix_sync(fragment<matrix_a, M, N, K, __nv_bfloat16, row_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
     check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_a");
     for (int r = 0; r < 16; r++)
         for (int k = 0; k < 16; k++) f.v[r][k] = __bfloat162float(p[r * ldm + k]);
 }
 template <int M, int N, int K>
-void load_matrix_sync(fragment<matrix_b, M, N, K, bf16, row_major> &f, const bf16 *p, unsigned ldm) {
+void load_matrix_sync(fragment<matrix_b, M, N, K, __nv_bfloat16, row_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
     check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_b row_major");
     for (int k = 0; k < 16; k++)
         for (int n = 0; n < 16; n++) f.v[k][n] = __bfloat162float(p[k * ldm + n]);
 }
 template <int M, int N, int K>
-void load_matrix_sync(fragment<matrix_b, M, N, K, bf16, col_major> &f, const bf16 *p, unsigned ldm) {
+void load_matrix_sync(fragment<matrix_b, M, N, K, __nv_bfloat16, col_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
     check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_b col_major");
     for (int k = 0; k < 16; k++)
         for (int n = 0; n < 16; n++) f.v[k][n] = __bfloat162float(p[n * ldm + k]);
@@ -62,7 +64,7 @@ void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, 
 template <int M, int N, int K>
 void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm, layout_t l) {
     if (l != mem_row_major) abort();
-    check(p, p + 15 * ldm + 15, ldm, 4, "store accumulator");
+    check(p, p + 15 * ldm + 15, ldm, 4, "store accumulator", 2);
     unsigned lane = threadIdx.x & 31;
     for (int r = 0; r < 16; r++)
         for (int c = 0; c < 16; c++)
@@ -72,18 +74,22 @@ template <int M, int N, int K> void fill_fragment(fragment<accumulator, M, N, K,
     for (int r = 0; r < 16; r++)
         for (int c = 0; c < 16; c++) f.v[r][c] = x;
 }
-/* d = a b + c, fp32 accumulation (the hardware's order within a 16-long dot differs: rounding only) */
+/* d = a b + c, fp32 accumulation (the hardware's order within a 16-long dot
+ * differs: rounding only); computed by the warp's first lane, the others
+ * take its result (cu_emu_collective) */
 template <int M, int N, int K, class LA, class LB>
-void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, bf16, LA> &a,
-              const fragment<matrix_b, M, N, K, bf16, LB> &b, const fragment<accumulator, M, N, K, float> &c) {
-    fragment<accumulator, M, N, K, float> t;
-    for (int r = 0; r < 16; r++)
-        for (int n = 0; n < 16; n++) {
-            float s = c.v[r][n];
-            for (int k = 0; k < 16; k++) s += a.v[r][k] * b.v[k][n];
-            t.v[r][n] = s;
-        }
-    d = t;
+void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, __nv_bfloat16, LA> &a,
+              const fragment<matrix_b, M, N, K, __nv_bfloat16, LB> &b, const fragment<accumulator, M, N, K, float> &c) {
+    int first;
+    cu_emu_coll *e = cu_emu_collective(3, NULL, 0, &first);
+    if (first)
+        for (int r = 0; r < 16; r++)
+            for (int n = 0; n < 16; n++) {
+                float s = c.v[r][n];
+                for (int k = 0; k < 16; k++) s += a.v[r][k] * b.v[k][n];
+                e->frag[r][n] = s;
+            }
+    memcpy(d.v, e->frag, sizeof d.v);
 }
 }  // namespace wmma
 }  // namespace nvcuda

@@ -19,12 +19,12 @@
 #define DL_CU_EMU 1
 /* the file's headers first (their guards keep them out of the namespace),
  * then the kernels in a namespace of their own: libdllm.a, linked for the
- * reference backend, holds the real (nvcc) attention_mma.o */
+ * reference backend, holds the real (nvcc) attention_mma.o, and the
+ * emulated backend's objects hold the same functions once more */
 #include <math.h>
 #include <type_traits>
 #include <mma.h>
-#include <cu_emu.h>
-#include "attention_rules.h"
+#include "attention.h"
 namespace emu {
 #include "../../../kernels/cuda/attention_mma.cu"
 }
@@ -93,7 +93,7 @@ static void run(int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int bloc
     attn_args<bf16> a = { (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), (bf16 *)out.data(),
                           lse.data(), NULL, T, T, Hq, Hk, E, MODE_FULL, (int)mask, block, lp, NULL };
     unsigned tq = (unsigned)((T + MT - 1) / MT);
-    cu_emu_launch({ tq, (unsigned)Hq, (unsigned)B }, MW * 32, fwd_bytes(E), [&] { k_mma_fwd(a); });
+    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), fwd_bytes(E), [&] { k_mma_fwd(a); });
     for (int b = 0; b < B; b++)   /* k_attn_dsum */
         for (int i = 0; i < T; i++)
             for (int h = 0; h < Hq; h++) {
@@ -104,9 +104,9 @@ static void run(int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int bloc
             }
     a.out = NULL;
     a.lse = NULL;
-    cu_emu_launch({ tq, (unsigned)Hq, (unsigned)B }, MW * 32, dq_bytes(E),
+    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), dq_bytes(E),
                   [&] { k_mma_dq(a, (bf16 *)dq.data(), (const bf16 *)dout.data(), lse.data(), Dd.data()); });
-    cu_emu_launch({ tq, (unsigned)Hk, (unsigned)B }, MW * 32, kv_bytes(E), [&] {
+    cu_emu_launch(dim3(tq, Hk, B), dim3(MW * 32), kv_bytes(E), [&] {
         k_mma_dkdv(a, (bf16 *)dk.data(), (bf16 *)dv.data(), (const bf16 *)dout.data(), lse.data(), Dd.data());
     });
 
