@@ -252,12 +252,25 @@ $(BUILD)/emu/test_backend_ops.o: tests/unit/test_backend_ops.c $(CONFIG_STAMP)
 $(BUILD)/tests/test_backend_ops_emu: $(BUILD)/emu/test_backend_ops.o $(EMU_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CFLAGS) -fopenmp $^ -o $@ $(filter-out -lcudart_static,$(LDLIBS))
-# the programs linked with the emulated backend (make test-cuda-emu: tests/cuda/e2e.sh through them)
+# the programs linked with the emulated backend (make test-cuda-emu: tests/cuda/e2e.sh through them);
+# with MPI, dllm-train's NCCL path runs on tests/cuda/emu/nccl_emu.c (NCCL over MPI, host buffers)
 EMU_PROGS := $(PROG_DIRS:%=$(BUILD)/emu/bin/dllm-%)
+ifeq ($(HAVE_MPI),1)
+EMU_OBJ_train := $(BUILD)/emu/dl_comm_nccl.o $(BUILD)/emu/nccl_emu.o
+$(BUILD)/emu/dl_comm_nccl.o: share/model/dl_comm_nccl.c tests/cuda/emu/nccl/nccl.h tests/cuda/emu/nccl/cuda_runtime.h \
+                             $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DL_CFLAGS) -Itests/cuda/emu/nccl -DDL_HAVE_NCCL -DDL_HAVE_MPI \
+	  $(shell mpicc --showme:compile 2>/dev/null) -c $< -o $@
+$(BUILD)/emu/nccl_emu.o: tests/cuda/emu/nccl_emu.c tests/cuda/emu/nccl/nccl.h tests/cuda/emu/nccl/cuda_runtime.h \
+                         $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(shell mpicc --showme:compile 2>/dev/null) -c $< -o $@
+endif
 define emu_prog_rule
-$(BUILD)/emu/bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(EMU_OBJ) $(LIB)
+$(BUILD)/emu/bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(EMU_OBJ_$(1)) $(EMU_OBJ) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CXX) $$(CFLAGS) -fopenmp $$^ -o $$@ $$(LDLIBS) $$(LDLIBS_$(1))
+	$$(CXX) $$(CFLAGS) -fopenmp $$^ -o $$@ $$(filter-out -lnccl -lcudart_static,$$(LDLIBS) $$(LDLIBS_$(1)))
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call emu_prog_rule,$(d))))
 $(BUILD)/tests/test_attn_mma_emu: tests/cuda/emu/test_attn_mma_emu.cpp $(EMU_HDR) kernels/cuda/attention_mma.cu \

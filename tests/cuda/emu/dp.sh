@@ -1,0 +1,54 @@
+#!/bin/sh
+# tests/cuda/emu/dp.sh BIN — data-parallel training over NCCL with GPU
+# ranks, as far as a machine without a GPU can run it: BIN/dllm-train is
+# linked with the emulated CUDA backend and with tests/cuda/emu/nccl_emu.c
+# (NCCL over MPI, buffers in host memory), so share/model/dl_comm_nccl.c
+# itself runs: rank / id exchange over MPI, init, the all-reduces of the
+# step, ZeRO-1's broadcasts, the gradient buckets.  Checks, after 6 steps
+# of the dim-32 model (the tolerances of tests/cli/train_dp.sh, which
+# explains them): `mpirun -np 2 --comm nccl` with global batch 8 against
+# one process with batch 8 (losses rel 1e-6, weights atol 2e-5, AdamW
+# moments 1e-6); --zero 1 against plain data parallel (identical AdamW
+# state); --grad-bucket 0 (one all-reduce) against 4K buckets (identical).
+# Skipped without mpirun or without an MPI build.  Not shown here: real
+# NCCL, real GPUs, NCCL's asynchrony and timeouts (tests/run-cuda.sh).
+EB=$1
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+PATH=$ROOT/bin:$PATH   # the data tools; dllm-train is $EB's
+T=$(mktemp -d "${TMPDIR:-/tmp}/dllm-emu-dp.XXXXXX") || exit 3
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok - $1"; }
+notok() { echo "not ok - $1${2:+: $2}"; }
+skip() { echo "skip - $1: $2"; }
+check() { name=$1; shift; if sh -c "$*" > "$T/.out" 2> "$T/.err"; then ok "$name"; else notok "$name" "$(tail -n 2 "$T/.err" | tr '\n' ' ')"; fi; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
+if ! command -v mpirun > /dev/null 2>&1; then skip "NCCL data parallel (emulated)" "mpirun is absent"; exit 0; fi
+if ! nm "$EB/dllm-train" 2>/dev/null | grep -q ncclCommInitRankConfig; then
+    skip "NCCL data parallel (emulated)" "$EB/dllm-train has no emulated NCCL (a build without MPI)"; exit 0
+fi
+MPI="mpirun -np 2 --oversubscribe --allow-run-as-root"
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+STC="python3 $ROOT/tests/cli/st_close.py"
+E=$EB/dllm-train
+awk 'BEGIN { print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":64,\"mask_id\":63,\"eos_id\":1}}"
+    for (k = 0; k < 400; k++) { s = "{\"ids\":["; n = 20 + (k * 13) % 50
+        for (i = 0; i < n; i++) s = s (i ? "," : "") (3 + (k * 7) % 40)
+        print s "]}" } }' | dllm-cat --from-json -o "$T/tok.msgpack"
+dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
+dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
+sed -e 's/"hidden_size": 128/"hidden_size": 32/' -e 's/"intermediate_size": 352/"intermediate_size": 64/' \
+    -e 's/"num_hidden_layers": 4/"num_hidden_layers": 2/' "$ROOT/share/configs/tiny.json" > "$T/c.json"
+A="--device cuda --config $T/c.json $T/train.msgpack --steps 6 --batch 8 --lr 1e-2 --seed 3"
+check "cuda (emulated), 1 process, batch 8" "$E -q $A -o '$T/one' --metrics '$T/one.jsonl'"
+check "cuda (emulated), 2 ranks over NCCL (emulated), global batch 8" \
+    "$MPI $E -q --comm nccl $A -o '$T/two' --metrics '$T/two.jsonl'"
+is "  6 losses on both" "$(grep -c '"loss"' "$T/two.jsonl")" 6
+check "  losses within rel 1e-6" "paste '$T/one.jsonl' '$T/two.jsonl' | sed 's/\"loss\":/ /g' | awk '{ a = \$2 + 0; b = \$4 + 0; d = a - b; if (d < 0) d = -d; if (d > 1e-6 * (b < 0 ? -b : b)) bad = 1 } END { exit bad }'"
+check "  weights within 2e-5" "$STC '$T/two/model.safetensors' '$T/one/model.safetensors' 2e-5 0"
+check "  AdamW moments within 1e-6" "$STC '$T/two/optimizer.safetensors' '$T/one/optimizer.safetensors' 1e-6 0"
+check "--zero 1 over NCCL = plain data parallel (identical AdamW state)" \
+    "$MPI $E -q --comm nccl $A --zero 1 -o '$T/z' && cmp '$T/z/optimizer.safetensors' '$T/two/optimizer.safetensors'"
+check "--grad-bucket 4K = --grad-bucket 0 over NCCL (identical weights)" \
+    "$MPI $E -q --comm nccl $A --micro-batch 1 --grad-bucket 4K -o '$T/gb' &&
+     $MPI $E -q --comm nccl $A --micro-batch 1 --grad-bucket 0 -o '$T/g0' &&
+     cmp '$T/gb/model.safetensors' '$T/g0/model.safetensors'"
