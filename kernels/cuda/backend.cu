@@ -87,10 +87,24 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
     return 0;
 }
 
+void *cu_scratch(dl_dev *d, size_t bytes) {
+    cuda_state *st = cu_state(d);
+    if (bytes <= st->scratch_bytes) return st->scratch;
+    CUDA_CHECK(cudaStreamSynchronize(st->s));   /* queued work may still read the old buffer */
+    if (st->scratch) CUDA_CHECK(cudaFree(st->scratch));
+    st->scratch = NULL;
+    st->scratch_bytes = 0;
+    size_t want = bytes + bytes / 4;   /* room for a little growth */
+    if (cudaMalloc(&st->scratch, want) != cudaSuccess) { cudaGetLastError(); st->scratch = NULL; return NULL; }
+    st->scratch_bytes = want;
+    return st->scratch;
+}
+
 static void cu_close(dl_dev *d) {
     cuda_state *st = cu_state(d);
     if (!st) return;
     cudaStreamSynchronize(st->s);
+    if (st->scratch) cudaFree(st->scratch);
     cu_blas.destroy(st->blas);
     cudaFreeHost(st->red_host);
     cudaFree(st->red);
@@ -136,11 +150,10 @@ static void cu_d2d(dl_dev *d, void *dst, const void *src, size_t bytes) {
     if (!bytes || dst == src) return;
     const char *a = (const char *)dst, *b = (const char *)src;
     if (a < b + bytes && b < a + bytes) {
-        void *tmp = NULL;
-        CUDA_CHECK(cudaMallocAsync(&tmp, bytes, cu_stream(d)));
+        void *tmp = cu_scratch(d, bytes);
+        if (!tmp) { fprintf(stderr, "dllm: CUDA: no memory for an overlapping copy of %zu bytes\n", bytes); abort(); }
         CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
         CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));
-        CUDA_CHECK(cudaFreeAsync(tmp, cu_stream(d)));
         return;
     }
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_stream(d)));

@@ -74,10 +74,17 @@ struct cuda_state {
     cublasHandle_t blas;
     double *red;          /* (CU_RED_BLOCKS + 1) doubles: sumsq partials, then the total */
     double *red_host;     /* pinned: the total comes back here */
+    void *scratch;        /* cu_scratch's buffer (scratch_bytes), grown, never shrunk */
+    size_t scratch_bytes;
 };
 enum { CU_RED_BLOCKS = 256 };
 static inline cuda_state *cu_state(dl_dev *d) { return (cuda_state *)d->be; }
 static inline cudaStream_t cu_stream(dl_dev *d) { return cu_state(d)->s; }
+/* At least `bytes` of device scratch for one op, ordered on the stream like
+ * everything else; it grows (a sync, a free, a malloc) only when a call
+ * needs more than any before, so a run's loop stops allocating after its
+ * first step.  NULL when the device has no such memory. */
+void *cu_scratch(dl_dev *d, size_t bytes);
 
 typedef __nv_bfloat16 bf16;
 __device__ __forceinline__ float cu_ld(const float *p, size_t i) { return p[i]; }

@@ -7,8 +7,9 @@
  * the result equals the CPU's up to the last-bit differences of the device
  * exp / log against glibc's.  Only tok and confidence are written back: the
  * logits never leave the device.
- * Scratch: when a top-k / top-p filter runs, M x (2 V ids + V flags) from
- * cudaMallocAsync, freed at the end of the call; -1 when it cannot be had.
+ * Scratch: when a top-k / top-p filter runs, M x (2 V ids + V flags) of the
+ * backend's scratch (cu_scratch: allocated once, grown only when a call
+ * needs more); -1 when it cannot be had.
  * Does not (first version, correct before fast): parallel argmax /
  * softmax reductions, a parallel sort; a position costs O(V) (O(V log V)
  * with top-p) serial work on one thread.
@@ -44,15 +45,11 @@ int cu_select_tokens(dl_dev *d, const dl_select_args *a) {
     uint8_t *kept = NULL;
     if (filt) {
         size_t n = (size_t)a->M * a->V;
-        if (cudaMallocAsync((void **)&idx, n * 2 * sizeof(int32_t), s) != cudaSuccess ||
-            cudaMallocAsync((void **)&kept, n, s) != cudaSuccess) {
-            cudaGetLastError();
-            if (idx) cudaFreeAsync(idx, s);
-            return -1;
-        }
+        idx = (int32_t *)cu_scratch(d, n * 2 * sizeof(int32_t) + n);
+        if (!idx) return -1;
+        kept = (uint8_t *)(idx + n * 2);
     }
     CU_LAUNCH(a->M, 128, 0, s, k_select)(*a, idx, kept);
     CUDA_LAUNCHED();
-    if (filt) { CUDA_CHECK(cudaFreeAsync(idx, s)); CUDA_CHECK(cudaFreeAsync(kept, s)); }
     return 0;
 }

@@ -100,7 +100,7 @@ template <class F> struct cu_emu_launcher {
 template <class F> cu_emu_launcher<F> cu_emu_bind(dim3 g, dim3 b, size_t s, F f) { return { g, b, s, f }; }
 /* CU_LAUNCH(grid, block, smem, stream, kernel)(args...), as cuda.h's */
 #define CU_LAUNCH(grid, block, smem, stream, ...) \
-    cu_emu_bind(dim3(grid), dim3(block), (size_t)(smem), [](auto... a_) { __VA_ARGS__(a_...); })
+    ((void)(stream), cu_emu_bind(dim3(grid), dim3(block), (size_t)(smem), [](auto... a_) { __VA_ARGS__(a_...); }))
 
 /* ---------------------------------------------------------------- runtime */
 typedef enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
