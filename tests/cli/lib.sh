@@ -9,7 +9,7 @@
 # Variables: ROOT (repo), BIN (bin/, or $DLLM_BIN: make test-asan's bin-asan/), T (a fresh temp dir, removed at exit),
 # DATA (share/data), SHARED (../shared/data or empty when absent).
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=${DLLM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}   # DLLM_ROOT: for scripts outside tests/cli
 BIN=${DLLM_BIN:-$ROOT/bin}
 DATA=$ROOT/share/data
 SHARED=""

@@ -13,15 +13,8 @@
 # Skipped without mpirun or without an MPI build.  Not shown here: real
 # NCCL, real GPUs, NCCL's asynchrony and timeouts (tests/run-cuda.sh).
 EB=$1
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-PATH=$ROOT/bin:$PATH   # the data tools; dllm-train is $EB's
-T=$(mktemp -d "${TMPDIR:-/tmp}/dllm-emu-dp.XXXXXX") || exit 3
-trap 'rm -rf "$T"' EXIT
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-skip() { echo "skip - $1: $2"; }
-check() { name=$1; shift; if sh -c "$*" > "$T/.out" 2> "$T/.err"; then ok "$name"; else notok "$name" "$(tail -n 2 "$T/.err" | tr '\n' ' ')"; fi; }
-is() { if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "got '$2', wanted '$3'"; fi; }
+DLLM_ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$DLLM_ROOT/tests/cli/lib.sh"   # ok / check / is, T, the data tools on PATH; dllm-train is $EB's
 if ! command -v mpirun > /dev/null 2>&1; then skip "NCCL data parallel (emulated)" "mpirun is absent"; exit 0; fi
 if ! nm "$EB/dllm-train" 2>/dev/null | grep -q ncclCommInitRankConfig; then
     skip "NCCL data parallel (emulated)" "$EB/dllm-train has no emulated NCCL (a build without MPI)"; exit 0
@@ -30,14 +23,8 @@ MPI="mpirun -np 2 --oversubscribe --allow-run-as-root"
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 STC="python3 $ROOT/tests/cli/st_close.py"
 E=$EB/dllm-train
-awk 'BEGIN { print "{\"dllm\":1,\"kind\":\"tokens\",\"tokenizer\":{\"vocab_size\":64,\"mask_id\":63,\"eos_id\":1}}"
-    for (k = 0; k < 400; k++) { s = "{\"ids\":["; n = 20 + (k * 13) % 50
-        for (i = 0; i < n; i++) s = s (i ? "," : "") (3 + (k * 7) % 40)
-        print s "]}" } }' | dllm-cat --from-json -o "$T/tok.msgpack"
-dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
-dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
-sed -e 's/"hidden_size": 128/"hidden_size": 32/' -e 's/"intermediate_size": 352/"intermediate_size": 64/' \
-    -e 's/"num_hidden_layers": 4/"num_hidden_layers": 2/' "$ROOT/share/configs/tiny.json" > "$T/c.json"
+tiny_train_data 400
+tiny32_config "$T/c.json"
 A="--device cuda --config $T/c.json $T/train.msgpack --steps 6 --batch 8 --lr 1e-2 --seed 3"
 check "cuda (emulated), 1 process, batch 8" "$E -q $A -o '$T/one' --metrics '$T/one.jsonl'"
 check "cuda (emulated), 2 ranks over NCCL (emulated), global batch 8" \
