@@ -55,10 +55,27 @@ export PATH="$P/usr/bin:$PATH"
 export PKG_CONFIG_PATH="$P/usr/lib/$ML/pkgconfig:$P/usr/share/pkgconfig"
 [ -e "$P/usr/bin/pkg-config" ] || ln -sf pkgconf "$P/usr/bin/pkg-config"
 
+# NCCL: the GPU machine has none of its own, but its PyTorch wheels carry one
+# (nvidia/.../nccl.h, libnccl.so.2); exposed for the build when found, so
+# dllm-train gets --comm nccl (e2e.sh step 6: one rank).  The Makefile
+# test-links it first and leaves NCCL out when that fails.
+if [ "${DLLM_RUN_CUDA_NCCL:-1}" = 1 ]; then
+    SP=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
+    H=$(find $SP -path '*nvidia*' -name nccl.h 2>/dev/null | head -n 1)
+    if [ -n "$H" ]; then
+        NI=$(dirname "$H"); NL=$(dirname "$NI")/lib
+        if [ -e "$NL/libnccl.so.2" ]; then
+            mkdir -p "$R/build/ncclroot" && ln -sf "$NL/libnccl.so.2" "$R/build/ncclroot/libnccl.so"
+            export CPATH="$CPATH:$NI" LIBRARY_PATH="$LIBRARY_PATH:$R/build/ncclroot" LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$NL"
+            say "# NCCL from the PyTorch wheels: $NI"
+        fi
+    fi
+fi
+
 # 2. build (CUDA required: a build without it would test nothing here)
 J=$(nproc 2>/dev/null || echo 4)
 if timeout 300 make -j"$J" HAVE_CUDA=1 EMU_OK=0 > "$O/build.log" 2>&1; then   # EMU_OK=0: the CPU emulation of the kernels is for machines without a GPU
-    say "# build: ok ($(($(date +%s) - t0)) s so far); $(grep '^\[x\] CUDA' "$O/build.log")"
+    say "# build: ok ($(($(date +%s) - t0)) s so far); $(grep '^\[x\] CUDA' "$O/build.log"); $(grep '^\[.\] NCCL' "$O/build.log")"
 else
     say "not ok - build failed (exit $?): $(grep -m 3 -i 'error' "$O/build.log" | tr '\n' ' ')"
     say "0 passed, 1 failed"

@@ -18,7 +18,8 @@
 #      changes what follows; the measured share is printed);
 #   4. scoring (ELBO --mc 4, and AR with --causal): summary numbers within
 #      rel 1e-4;
-#   5. sampling and scoring with --precision bf16 against the CPU's f32.
+#   5. sampling and scoring with --precision bf16 against the CPU's f32;
+#   6. --comm nccl with one rank: losses bit for bit as without NCCL.
 # Every file goes under OUTDIR (kept for the report).  Prints ok / not ok
 # lines; exit 0 always (check.sh counts the lines).
 set -u
@@ -115,6 +116,23 @@ for td in c:cpu g:$D2; do
 done
 [ -s e_c.json ] && [ -s e_g.json ] && $C summary e_c.json e_g.json 1e-4
 [ -s a_c.json ] && [ -s a_g.json ] && $C summary a_c.json a_g.json 1e-4
+# 6. NCCL with one rank (a lent machine has one GPU: NCCL refuses two ranks
+#    on one device): init and every collective of the step run for real, and
+#    the all-reduce of one rank is the identity, so the 20 losses equal the
+#    plain CUDA run's bit for bit.  Skipped when the build has no NCCL.
+if [ "$D2" = cuda ]; then
+    if "$B/dllm-train" -q --device cuda --comm nccl $A --steps 20 --metrics n.jsonl -o t_n > nccl.log 2>&1; then
+        if [ "$(sed 's/"tokens_per_s".*//' n.jsonl | grep '"loss"')" = "$(sed 's/"tokens_per_s".*//' g.jsonl | grep '"loss"')" ]; then
+            echo "ok - cuda --comm nccl, 1 rank: 20 losses bit for bit as without NCCL"
+        else
+            echo "not ok - cuda --comm nccl, 1 rank: losses differ from the plain CUDA run (n.jsonl, g.jsonl)"
+        fi
+    elif grep -q "not built in" nccl.log; then
+        echo "skip - cuda --comm nccl: this build has no NCCL ($(tail -n 1 nccl.log))"
+    else
+        echo "not ok - cuda --comm nccl, 1 rank: $(tail -n 1 nccl.log)"
+    fi
+fi
 # 5. bf16 compute for sampling and scoring (--precision bf16) against the
 #    CPU's f32: ids share >= 0.5 at temperature 0 (the 20-step model has
 #    many near-ties; tests/cli/precision.sh measured 20/32 on ref), ELBO
