@@ -134,8 +134,8 @@ else
 endif
 
 # ---------------------------------------------------------------- CUDA kernels on the CPU
-# tests/cuda/emu runs kernels/cuda/attention_mma.cu on host threads (any
-# machine, nvcc or not) when the C++ compiler has C++20's <barrier>.
+# tests/cuda/emu runs kernels/cuda/*.cu on the CPU (any machine, nvcc or
+# not) when the C++ compiler has C++20 (probed with <barrier>).
 EMU_OK := $(shell printf '$(HASH)include <barrier>\nint main(){std::barrier<> b(1); b.arrive_and_wait(); return 0;}\n' \
     | $(CXX) -std=c++20 -pthread -x c++ - -o /dev/null 2>/dev/null && echo 1 || echo 0)
 ifeq ($(EMU_OK),1)
@@ -256,9 +256,10 @@ $(BUILD)/tests/test_backend_ops_emu: $(BUILD)/emu/test_backend_ops.o $(EMU_OBJ) 
 # with MPI, dllm-train's NCCL path runs on tests/cuda/emu/nccl_emu.c (NCCL over MPI, host buffers)
 EMU_PROGS := $(PROG_DIRS:%=$(BUILD)/emu/bin/dllm-%)
 ifeq ($(HAVE_MPI),1)
-EMU_OBJ_train := $(BUILD)/emu/dl_comm_nccl.o $(BUILD)/emu/nccl_emu.o
-$(BUILD)/emu/dl_comm_nccl.o: share/model/dl_comm_nccl.c tests/cuda/emu/nccl/nccl.h tests/cuda/emu/nccl/cuda_runtime.h \
-                             $(CONFIG_STAMP)
+# (dl_comm.c too: it says which kinds are built, and the real build may have no NCCL)
+EMU_OBJ_train := $(BUILD)/emu/dl_comm.o $(BUILD)/emu/dl_comm_nccl.o $(BUILD)/emu/nccl_emu.o
+$(BUILD)/emu/dl_comm.o $(BUILD)/emu/dl_comm_nccl.o: $(BUILD)/emu/%.o: share/model/%.c tests/cuda/emu/nccl/nccl.h \
+                                                   tests/cuda/emu/nccl/cuda_runtime.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DL_CFLAGS) -Itests/cuda/emu/nccl -DDL_HAVE_NCCL -DDL_HAVE_MPI \
 	  $(shell mpicc --showme:compile 2>/dev/null) -c $< -o $@

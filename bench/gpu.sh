@@ -5,8 +5,9 @@
 # runs it after the GPU tests; by hand: `make && bench/gpu.sh`.
 #   1. ops: GEMM TFLOP/s at the 124M model's shapes (build/bench/ops_bench
 #      vs bench/ops_ref.py: F.linear / matmul), attention forward and
-#      backward (ours as the model calls it, probabilities kept, and
-#      without; torch: scaled_dot_product_attention, flash); attention as a
+#      backward (ours without probabilities, as the model calls it on a GPU:
+#      the tensor-core kernels in bf16; and with them kept, the FMA
+#      kernels; torch: scaled_dot_product_attention, flash); attention as a
 #      share of our own GEMM rate (goal: >= 60%);
 #   2. train: a 124M-class LLaMA-style diffusion model (dim 768, 12 layers,
 #      12 heads of 64, SwiGLU 2048, vocab 32768 untied) at T=1024, batch 8,
@@ -49,6 +50,9 @@ STEPS=${DLLM_GPU_BENCH_STEPS:-5}
 PEAK=${DLLM_GPU_PEAK_TFLOPS:-989}
 rc=0
 say() { echo "$*" | tee -a "$S"; }
+# the gigabyte checkpoints go even when a timeout cuts the script short
+trap 'rm -rf "$O/sample/ckpt" "$O/train/ck"' EXIT
+trap 'exit 124' TERM INT
 fail() { say "$1: failed ($2)"; rc=1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 jget() { sed -n "s/.*\"$2\": *\([-0-9.e+]*\).*/\1/p" "$1" | tail -n 1; }   # jget FILE KEY: a number of its last JSON line
@@ -148,9 +152,10 @@ if timeout 180 "$PY" bench/gpu_sample_ref.py make "$W/ckpt" --dim $SD --layers $
         bin/dllm-cat --from-json -o "$W/prompts.msgpack"
     SA="--gen-length $GEN --steps $GEN --block-length $SB"
     for p in f32 bf16; do
-        if timeout 180 bin/dllm-sample --device "$DEV" --precision $p -m "$W/ckpt" "$W/prompts.msgpack" $SA \
-               -o "$W/ours_$p.msgpack" 2> "$W/ours_$p.err"; then
-            eval "ours_$p=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/ours_$p.err" | tail -n 1)"
+        # best of two runs, as torch's (the first pays cuBLAS's first-use set-up)
+        if timeout 180 sh -c "for r in 1 2; do bin/dllm-sample --device $DEV --precision $p -m '$W/ckpt' '$W/prompts.msgpack' \
+               $SA -o '$W/ours_$p.msgpack' || exit 1; done" 2> "$W/ours_$p.err"; then
+            eval "ours_$p=$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' "$W/ours_$p.err" | sort -n | tail -n 1)"
         else
             fail "sample (ours $p)" "exit $?: $(tail -n 1 "$W/ours_$p.err")"
         fi

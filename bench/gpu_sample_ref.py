@@ -211,6 +211,13 @@ def run(a):
     gen, which = generate_port, "port (bench/gpu_sample_ref.py)"
     path = a.generate or os.environ.get("DLLM_LLADA_GENERATE", "")
     if path and os.path.isfile(path):
+        try:   # generate.py imports transformers at the top and never uses it in generate()
+            import transformers  # noqa: F401
+        except ImportError:
+            import types
+            stub = types.ModuleType("transformers")
+            stub.AutoTokenizer = stub.AutoModel = None
+            sys.modules["transformers"] = stub
         spec = importlib.util.spec_from_file_location("llada_generate", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

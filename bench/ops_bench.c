@@ -13,9 +13,11 @@
  * (input and weight gradient: 4·rows·in·out); the head runs on half of the
  * rows (the loss positions at mean mask ratio 1/2).  Attention,
  * bidirectional, forward 4·B·Hq·T²·E FLOPs and backward 2.5 times that
- * (FlashAttention's convention: 5 products against 2); each measured as
- * the model calls it (probabilities kept for the backward) and, when the
- * backend recomputes them, without ("att": 0 / 1).
+ * (FlashAttention's convention: 5 products against 2); each measured
+ * without the probabilities ("att": 0, as the model calls it on a backend
+ * that recomputes them: CUDA, whose bf16 calls then take the tensor-core
+ * kernels) and with them kept ("att": 1: the CPU's way; on CUDA the FMA
+ * kernels).
  * Timing: best of --reps after one warm-up, each rep ended by dl_dev_sync.
  * Exit: 0; 2 bad option; 4 the device does not open or lacks the dtype.
  */

@@ -38,7 +38,7 @@ missing() {
     try cblas.h 'cblas_sdot(0, 0, 1, 0, 1)' -lopenblas || out="$out libopenblas-dev"
     command -v zstd >/dev/null 2>&1 || out="$out zstd"
     command -v python3 >/dev/null 2>&1 || out="$out python3"
-    # C++20 (<barrier>) for tests/cuda/emu: the CUDA attention kernels run on host threads in make test
+    # a C++20 compiler for tests/cuda/emu: the CUDA kernels run on the CPU in make test
     printf '#include <barrier>\nint main(){std::barrier<> b(1); b.arrive_and_wait(); return 0;}\n' > "$tmp.c"
     ${CXX:-g++} -std=c++20 -pthread -x c++ "$tmp.c" -o "$tmp" >/dev/null 2>&1 || out="$out g++"
     echo $out

@@ -102,6 +102,8 @@ elif [ "$left" -gt 60 ]; then
 else
     say "# bench/gpu.sh skipped: $left s of DLLM_RUN_CUDA_BUDGET left"
 fi
-tar -czf "$O/results.tar.gz" -C "$R/build" cuda-run 2>/dev/null
+# logs and small outputs only: checkpoints and streams (gigabytes if a bench was cut off) stay behind
+tar -czf "$O/results.tar.gz" --exclude='*.safetensors' --exclude='*.msgpack' --exclude='*.bin' -C "$R/build" cuda-run \
+    2>/dev/null
 tail -n 1 "$W/check.txt" | tee -a "$S"
 exit $rc

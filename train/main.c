@@ -237,6 +237,8 @@ static void check_usage(void) {
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
         dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
+    if (o_precision && strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))   /* before any data is read */
+        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
     if (o_lora < 0 || o_lora > 65536) dl_die(DL_EXIT_USAGE, "--lora R: R must be in [1, 65536] (0: off)");
     if (!o_lora && (o_lora_targets || !isnan(o_lora_alpha)))
         dl_die(DL_EXIT_USAGE, "--lora-alpha and --lora-targets go with --lora R");
@@ -509,7 +511,9 @@ int main(int argc, char **argv) {
         dl_warn("block diffusion with blocks of %d, but the data was masked with %s%u (dllm-mask --block %d)",
                 mc->block_diffusion, R.data.block ? "--block " : "one t per row, block ", R.data.block,
                 mc->block_diffusion);
-    if (strcmp(o_precision, "f32") && (rc = dl_model_set_compute(&R.m, DL_BF16, err, sizeof err)))
+    /* --steps 0 without --valid only writes the model: nothing computes */
+    if (strcmp(o_precision, "f32") && (o_steps > 0 || o_valid) &&
+        (rc = dl_model_set_compute(&R.m, DL_BF16, err, sizeof err)))
         dl_die(-rc, "--precision %s: %s", o_precision, err);
     setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, R.dp.rank ? NULL : o_metrics, o_resume != NULL, err, sizeof err)))

@@ -80,7 +80,7 @@ struct dl_acts {
     float *xg, *rstd_h, *hs;     /* (M,D) (M) (M,D) head input gathered / rstd / normed */
     float *logits;               /* (M,V) logits, then probs, then dlogits */
     float *logits32;             /* (M,V) f32 logits of a bf16-compute forward without targets (its own
-                                    allocation, bf16 models only): what dl_model_logits gives samplers */
+                                    allocation, made by the first such forward): what dl_model_logits gives */
     float *tmp;                  /* (N, max(D, Hq*E)) forward linear output */
     /* backward scratch (TRAIN only) */
     float *dx, *dh, *dh2;        /* (N,D) */
@@ -563,12 +563,6 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     }
     acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a);
     m->acts = a;
-    if (m->dtype == DL_BF16 && M_max > 0 &&
-        !(a->logits32 = dl_dev_alloc(m->dev, (size_t)M_max * c->vocab_size * sizeof(float)))) {
-        free_acts(m);
-        return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
-                         (double)M_max * c->vocab_size * 4 / 1e6);
-    }
     return 0;
 }
 
@@ -625,7 +619,10 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         if (targets) {
             dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
             dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
-        } else if (a->logits32) {
+        } else if (m->dtype == DL_BF16) {   /* the f32 logits samplers read, made on first need (training never does) */
+            if (!a->logits32 && !(a->logits32 = dl_dev_alloc(d, (size_t)a->M * V * sizeof(float))))
+                return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
+                                 (double)a->M * V * 4 / 1e6);
             dl_k_convert(d, a->logits32, DL_F32, a->logits, DL_BF16, (size_t)M * V);
         }
     }

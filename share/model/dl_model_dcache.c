@@ -56,7 +56,7 @@ int dl_model_dcache_init(dl_dcache **out, const dl_model *m, int R, int T_max, i
     *out = NULL;
     const dl_config *c = &m->cfg;
     if (m->dtype != DL_F32)   /* its buffers and copies are f32; bf16 compute is for training */
-        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: the model computes in %s; the cache runs in f32 only",
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "window cache: the model computes in %s; the cache runs in f32 only",
                          dl_dtype_name(m->dtype));
     if (R <= 0 || T_max <= 0 || B_max <= 0 || M_max <= 0)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "diffusion cache: bad shape R=%d T_max=%d B=%d M=%d", R,

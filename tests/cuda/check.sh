@@ -29,7 +29,10 @@ done
 # the attention ops again with the tensor-core twin off: the FMA kernels on the bf16 cases too
 for op in attention_fwd attention_bwd; do
     DLLM_CUDA_ATTN=fma DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
-        2>&1 | sed 's/^\(n*o*t* *ok\) - cuda /\1 - cuda(fma) /' >> "$O/backend_ops.txt"
+        > "$O/fma_$op.txt" 2>&1
+    rc=$?
+    sed 's/^\(n*o*t* *ok\) - cuda /\1 - cuda(fma) /' "$O/fma_$op.txt" >> "$O/backend_ops.txt"
+    [ $rc -ne 0 ] && echo "not ok - cuda(fma) $op: test_backend_ops exit $rc (an abort or a timeout)" >> "$O/backend_ops.txt"
 done
 grep '^skip - cuda\|^not ok - cuda' "$O/backend_ops.txt" | head -n 40
 bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")

@@ -112,4 +112,9 @@ def summary(a, b, rtol):
 if __name__ == "__main__":
     cmd, a, b, *t = sys.argv[1:]
     f = {"losses": losses, "weights": weights, "ids": ids, "summary": summary}[cmd]
-    sys.exit(f(a, b, *[x if x.isidentifier() or "." in x and not x[0].isdigit() else float(x) for x in t]))
+    def arg(x):   # numbers are tolerances, anything else a name (weights' NOREL)
+        try:
+            return float(x)
+        except ValueError:
+            return x
+    sys.exit(f(a, b, *map(arg, t)))

@@ -10,6 +10,7 @@
  */
 #include <cmath>
 #include <deque>
+#include <map>
 #include <memory>
 #include <vector>
 #include <cu_emu.h>
@@ -203,8 +204,16 @@ static void run_block(unsigned threads) {
     abort();
 }
 
-void cu_emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &kernel) {
+static std::map<const void *, size_t> smem_optin;   /* kernel -> its cudaFuncSetAttribute bytes */
+
+void cu_emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const void *kernel, const std::function<void()> &body) {
     unsigned threads = block.x * block.y * block.z;
+    if (smem_bytes > 48 * 1024 && (!smem_optin.count(kernel) || smem_optin[kernel] < smem_bytes)) {
+        fprintf(stderr, "cu_emu: launch with %zu bytes of dynamic shared memory (over 48 KiB) without "
+                "cudaFuncSetAttribute(kernel, MaxDynamicSharedMemorySize) for that much\n", smem_bytes);
+        last_error = cudaErrorInvalidValue;
+        return;
+    }
     if (block.y != 1 || block.z != 1 || threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
         grid.y > 65535 || grid.z > 65535 || smem_bytes > CU_EMU_SMEM_MAX) {
         fprintf(stderr, "cu_emu: bad launch: grid (%u,%u,%u) block (%u,%u,%u) smem %zu\n", grid.x, grid.y, grid.z,
@@ -224,7 +233,7 @@ void cu_emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const std::function
     blockDim = dim3(threads);
     gridDim = grid;
     nthreads = threads;
-    cur_kernel = &kernel;
+    cur_kernel = &body;
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
@@ -255,7 +264,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaMalloc(void **p, size_t n) {
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
-    if (*p) memset(*p, 0xa5, n);   /* garbage, as cudaMalloc's: the backend must zero what it promises zero */
+    if (*p) memset(*p, 0xff, n);   /* NaN in f32 and bf16: the backend must write (or zero) what it reads */
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
@@ -275,7 +284,11 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
     for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
     return cudaSuccess;
 }
-cudaError_t cu_emu_set_smem_attr(int bytes) { return bytes <= CU_EMU_SMEM_MAX ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cu_emu_set_smem_attr(const void *kernel, int bytes) {
+    if (bytes < 0 || bytes > CU_EMU_SMEM_MAX) return cudaErrorInvalidValue;
+    smem_optin[kernel] = (size_t)bytes;
+    return cudaSuccess;
+}
 
 /* ---------------------------------------------------------------- cuBLAS */
 struct cu_emu_blas { int unused; };

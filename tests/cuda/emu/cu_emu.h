@@ -89,18 +89,22 @@ struct cu_emu_coll {
 };
 cu_emu_coll *cu_emu_collective(int kind, const void *p, unsigned ldm, int *first);
 
-/* runs kernel() on every thread of every block (the lambda holds the arguments) */
-void cu_emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &kernel);
+/* runs body() on every thread of every block (the lambda holds the
+ * arguments); `kernel` is the kernel's address: more than 48 KiB of dynamic
+ * shared memory needs its cudaFuncSetAttribute first, as on a GPU */
+void cu_emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const void *kernel, const std::function<void()> &body);
 template <class F> struct cu_emu_launcher {
     dim3 grid, block;
     size_t smem;
-    F kernel;
-    template <class... A> void operator()(A... a) { cu_emu_launch(grid, block, smem, [&] { kernel(a...); }); }
+    const void *kernel;
+    F body;
+    template <class... A> void operator()(A... a) { cu_emu_launch(grid, block, smem, kernel, [&] { body(a...); }); }
 };
-template <class F> cu_emu_launcher<F> cu_emu_bind(dim3 g, dim3 b, size_t s, F f) { return { g, b, s, f }; }
+template <class F> cu_emu_launcher<F> cu_emu_bind(dim3 g, dim3 b, size_t s, const void *k, F f) { return { g, b, s, k, f }; }
 /* CU_LAUNCH(grid, block, smem, stream, kernel)(args...), as cuda.h's */
-#define CU_LAUNCH(grid, block, smem, stream, ...) \
-    ((void)(stream), cu_emu_bind(dim3(grid), dim3(block), (size_t)(smem), [](auto... a_) { __VA_ARGS__(a_...); }))
+#define CU_LAUNCH(grid, block, smem, stream, ...)                                                \
+    ((void)(stream), cu_emu_bind(dim3(grid), dim3(block), (size_t)(smem), (const void *)&__VA_ARGS__, \
+                                 [](auto... a_) { __VA_ARGS__(a_...); }))
 
 /* ---------------------------------------------------------------- runtime */
 typedef enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
@@ -135,8 +139,10 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s = 0);
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind k, cudaStream_t s = 0);
-cudaError_t cu_emu_set_smem_attr(int bytes);
-template <class K> cudaError_t cudaFuncSetAttribute(K, cudaFuncAttribute, int v) { return cu_emu_set_smem_attr(v); }
+cudaError_t cu_emu_set_smem_attr(const void *kernel, int bytes);
+template <class K> cudaError_t cudaFuncSetAttribute(K k, cudaFuncAttribute, int v) {
+    return cu_emu_set_smem_attr((const void *)k, v);
+}
 
 /* ---------------------------------------------------------------- cuBLAS (what backend.cu loads) */
 #define CUBLAS_VER_MAJOR 13

@@ -19,8 +19,8 @@ start=$(date +%s)
 DLLM_E2E_BIN=$(cd "$B/emu/bin" && pwd) DLLM_E2E_DEVICE=cuda tests/cuda/e2e.sh "$O/e2e" > "$O/e2e.txt" 2>&1
 tests/cuda/emu/dp.sh "$(cd "$B/emu/bin" && pwd)" >> "$O/e2e.txt" 2>&1
 cat "$O/e2e.txt"
-p=$(grep -c '^ok - ' "$O/e2e.txt"); f=$(grep -c '^not ok - ' "$O/e2e.txt")
+p=$(grep -c '^ok - ' "$O/e2e.txt"); f=$(grep -c '^not ok - ' "$O/e2e.txt"); s=$(grep -c '^skip - ' "$O/e2e.txt")
 [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && f=1 && echo "not ok - test-cuda-emu: no result"
 echo "# the emulated CUDA backend end to end: $(($(date +%s) - start)) s"
-echo "$p passed, $f failed, 0 skipped"
+echo "$p passed, $f failed, $s skipped"
 [ "$f" -eq 0 ]

@@ -93,7 +93,10 @@ static void run(int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int bloc
     attn_args<bf16> a = { (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), (bf16 *)out.data(),
                           lse.data(), NULL, T, T, Hq, Hk, E, MODE_FULL, (int)mask, block, lp, NULL };
     unsigned tq = (unsigned)((T + MT - 1) / MT);
-    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), fwd_bytes(E), [&] { k_mma_fwd(a); });
+    optin(k_mma_fwd, fwd_bytes(E));   /* as cu_attn_mma_fwd / _bwd do */
+    optin(k_mma_dq, dq_bytes(E));
+    optin(k_mma_dkdv, kv_bytes(E));
+    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), fwd_bytes(E), (const void *)&k_mma_fwd, [&] { k_mma_fwd(a); });
     for (int b = 0; b < B; b++)   /* k_attn_dsum */
         for (int i = 0; i < T; i++)
             for (int h = 0; h < Hq; h++) {
@@ -104,9 +107,9 @@ static void run(int B, int T, int Hq, int Hk, int E, dl_attn_mask mask, int bloc
             }
     a.out = NULL;
     a.lse = NULL;
-    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), dq_bytes(E),
+    cu_emu_launch(dim3(tq, Hq, B), dim3(MW * 32), dq_bytes(E), (const void *)&k_mma_dq,
                   [&] { k_mma_dq(a, (bf16 *)dq.data(), (const bf16 *)dout.data(), lse.data(), Dd.data()); });
-    cu_emu_launch(dim3(tq, Hk, B), dim3(MW * 32), kv_bytes(E), [&] {
+    cu_emu_launch(dim3(tq, Hk, B), dim3(MW * 32), kv_bytes(E), (const void *)&k_mma_dkdv, [&] {
         k_mma_dkdv(a, (bf16 *)dk.data(), (bf16 *)dv.data(), (const bf16 *)dout.data(), lse.data(), Dd.data());
     });
 
