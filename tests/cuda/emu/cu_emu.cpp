@@ -5,6 +5,9 @@
  * fiber in lane order.  A barrier opens when every thread still in it has
  * arrived; a returned thread leaves its barriers.  When no fiber can run
  * and some have not returned, the block is deadlocked: reported, abort.
+ * Lane order: first to last, or last to first with DLLM_CU_EMU_ORDER=reverse
+ * (make test-cuda-emu runs the op tests both ways: a missing barrier between
+ * one lane's write and another's read shows in one of the two orders).
  * Context switch: a few lines of x86-64 assembly (callee-saved registers
  * and the stack pointer), elsewhere ucontext (slower).
  */
@@ -85,10 +88,15 @@ cu_emu_coll *cu_emu_collective(int kind, const void *p, unsigned ldm, int *first
 /* leaves the running fiber (waiting or returned) for the next runnable one
  * in lane order after it, or for the scheduler when there is none (then
  * every fiber is waiting or returned: done, or a deadlock) */
+static int reverse_order() {   /* DLLM_CU_EMU_ORDER=reverse: lanes run last to first */
+    static int r = -1;
+    if (r < 0) { const char *e = getenv("DLLM_CU_EMU_ORDER"); r = e && !strcmp(e, "reverse"); }
+    return r;
+}
 static void switch_away() {
     unsigned from = cur, to = nthreads;
     for (unsigned k = 1; k < nthreads; k++) {
-        unsigned t = (from + k) % nthreads;
+        unsigned t = reverse_order() ? (from + nthreads - k) % nthreads : (from + k) % nthreads;
         if (fibers[t].state == 0) { to = t; break; }
     }
 #if defined(__x86_64__)
@@ -183,14 +191,14 @@ static void run_block(unsigned threads) {
     shfl_parity.assign(threads, 0);
     coll.assign((threads + 31) / 32, std::deque<cu_emu_coll>());
     coll_n.assign(threads, 0);
-    /* fiber 0 starts; fibers hand over to each other (switch_away) and come
-     * back here only when none can run */
-    cur = 0;
-    threadIdx = { 0, 0, 0 };
+    /* the first lane starts (the last one in reverse order); fibers hand over
+     * to each other (switch_away) and come back here only when none can run */
+    cur = reverse_order() ? threads - 1 : 0;
+    threadIdx = { cur, 0, 0 };
 #if defined(__x86_64__)
-    cu_emu_swap(&sched_sp, fibers[0].sp);
+    cu_emu_swap(&sched_sp, fibers[cur].sp);
 #else
-    swapcontext(&sched_ctx, &fibers[0].ctx);
+    swapcontext(&sched_ctx, &fibers[cur].ctx);
 #endif
     int left = 0;
     for (unsigned t = 0; t < threads; t++) left |= fibers[t].state != 2;
