@@ -20,6 +20,22 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+/* Under AddressSanitizer: a fiber that returns never pops its frames, so the
+ * redzones they poisoned stay marked in its stack's shadow; the next block's
+ * fiber on the same stack would then trip over them (a false "stack-buffer
+ * underflow").  Each stack is unpoisoned when its fiber is set up. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define STACK_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define STACK_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#endif
+#endif
+#ifndef STACK_UNPOISON
+#define STACK_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
@@ -170,6 +186,7 @@ static void run_block(unsigned threads) {
     for (unsigned t = 0; t < threads; t++) {
         fiber &f = fibers[t];
         f.state = 0;
+        STACK_UNPOISON(f.stack.get(), STACK);
 #if defined(__x86_64__)
         uintptr_t top = ((uintptr_t)f.stack.get() + STACK) & ~(uintptr_t)15;
         void **sp = (void **)top;
