@@ -19,21 +19,18 @@ mkdir -p "$O"
 nvidia-smi -L > "$O/gpu.txt" 2>&1
 # op by op (DLLM_OPS_ONLY), so that a kernel that aborts loses its own op only
 : > "$O/backend_ops.txt"
-for op in $(DLLM_OPS_LIST=1 build/tests/test_backend_ops); do
-    DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
-        >> "$O/backend_ops.txt" 2>&1
+ops() {   # ops LABEL OP [VAR=VALUE...]: OP's CUDA cases, "cuda" relabelled LABEL, an abort or timeout a "not ok"
+    label=$1 op=$2; shift 2
+    env "$@" DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
+        > "$O/ops.${label}.$op.txt" 2>&1
     rc=$?
-    [ $rc -ne 0 ] && echo "not ok - cuda $op: test_backend_ops exit $rc (an abort or a timeout: see the lines above)" \
+    sed "s/^\(n*o*t* *ok\) - cuda /\1 - $label /" "$O/ops.${label}.$op.txt" >> "$O/backend_ops.txt"
+    [ $rc -ne 0 ] && echo "not ok - $label $op: test_backend_ops exit $rc (an abort or a timeout: see the lines above)" \
         >> "$O/backend_ops.txt"
-done
+}
+for op in $(DLLM_OPS_LIST=1 build/tests/test_backend_ops); do ops cuda "$op"; done
 # the attention ops again with the tensor-core twin off: the FMA kernels on the bf16 cases too
-for op in attention_fwd attention_bwd; do
-    DLLM_CUDA_ATTN=fma DLLM_OPS_ONLY=$op DLLM_OPS_BACKEND=cuda DLLM_BUILD=build timeout 120 build/tests/test_backend_ops \
-        > "$O/fma_$op.txt" 2>&1
-    rc=$?
-    sed 's/^\(n*o*t* *ok\) - cuda /\1 - cuda(fma) /' "$O/fma_$op.txt" >> "$O/backend_ops.txt"
-    [ $rc -ne 0 ] && echo "not ok - cuda(fma) $op: test_backend_ops exit $rc (an abort or a timeout)" >> "$O/backend_ops.txt"
-done
+for op in attention_fwd attention_bwd; do ops "cuda(fma)" "$op" DLLM_CUDA_ATTN=fma; done
 grep '^skip - cuda\|^not ok - cuda' "$O/backend_ops.txt" | head -n 40
 bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")
 echo "# backend ops: $bp cuda cases ok, $bf not"

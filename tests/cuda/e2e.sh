@@ -53,31 +53,33 @@ if [ -s c.jsonl ] && [ -s g.jsonl ]; then
     $C losses c.jsonl g.jsonl 1e-3
     $C weights t_c/model.safetensors t_g/model.safetensors 2e-3 1e-3
 fi
+# the step lines of a metrics file without their timing fields
+losses_of() { grep '"loss"' "$1" | sed 's/"tokens_per_s".*//'; }
+# resumed_same LABEL FULL RESUMED: FULL's run (20 steps, saved at 10) and
+# RESUMED (--resume at 10): the same weights and last 10 losses, bit for bit
+resumed_same() {
+    if cmp -s "$2/model.safetensors" "$3/model.safetensors" &&
+       [ "$(losses_of "$2.jsonl" | tail -n 10)" = "$(losses_of "$3.jsonl")" ]; then
+        echo "ok - $1: 10 steps + --resume 10 == 20 steps, losses and weights bit for bit"
+    else
+        echo "not ok - $1: resumed run differs from the uninterrupted one ($2/, $3/)"
+    fi
+}
 # 2. resume on CUDA is bit-exact against the uninterrupted CUDA run
 if run resume-first "$B/dllm-train" -q --device $D2 $A --steps 20 --save-every 10 --keep-saves -o r1 --metrics r1.jsonl &&
    run resume-second "$B/dllm-train" -q --device $D2 --resume r1-step10 train.msgpack -o r2 --steps 20 --metrics r2.jsonl; then
-    if cmp -s r1/model.safetensors r2/model.safetensors &&
-       [ "$(grep '"loss"' r1.jsonl | tail -n 10 | sed 's/"tokens_per_s".*//')" = "$(grep '"loss"' r2.jsonl | sed 's/"tokens_per_s".*//')" ]; then
-        echo "ok - $D2: 10 steps + --resume 10 == 20 steps, losses and weights bit for bit"
-    else
-        echo "not ok - $D2: resumed run differs from the uninterrupted one (r1/, r2/)"
-    fi
+    resumed_same "$D2" r1 r2
 fi
 # 2b. mixed precision (--precision bf16: bf16 activations and GEMMs, fp32
 #     masters / gradients / AdamW) against the CPU's f32 run: losses rel
-#     2e-2, weights max 2e-2 / rel L2 2e-2 (tests/cli/train_precision.sh
+#     2e-2, weights max 2e-2 / rel L2 2e-2 (tests/cli/precision.sh
 #     measures ref-bf16 vs f32 at 5e-3 / 1.7e-3); resume bit-exact in bf16
 if run train-bf16 "$B/dllm-train" -q --device $D2 --precision bf16 $A --steps 20 --save-every 10 --keep-saves \
        -o b1 --metrics b1.jsonl &&
    run resume-bf16 "$B/dllm-train" -q --device $D2 --resume b1-step10 train.msgpack -o b2 --steps 20 --metrics b2.jsonl; then
     $C losses c.jsonl b1.jsonl 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
     $C weights t_c/model.safetensors b1/model.safetensors 2e-2 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
-    if cmp -s b1/model.safetensors b2/model.safetensors &&
-       [ "$(grep '"loss"' b1.jsonl | tail -n 10 | sed 's/"tokens_per_s".*//')" = "$(grep '"loss"' b2.jsonl | sed 's/"tokens_per_s".*//')" ]; then
-        echo "ok - $D2 bf16: 10 steps + --resume 10 == 20 steps, losses and weights bit for bit"
-    else
-        echo "not ok - $D2 bf16: resumed run differs from the uninterrupted one (b1/, b2/)"
-    fi
+    resumed_same "$D2 bf16" b1 b2
 fi
 # 2c. the tensor-core attention (kernels/cuda/attention_mma.cu: bf16, head
 #     dim 64) inside training: a 2-layer model with 2 heads of 64 (GQA 2/1)
@@ -122,7 +124,7 @@ done
 #    plain CUDA run's bit for bit.  Skipped when the build has no NCCL.
 if [ "$D2" = cuda ]; then
     if "$B/dllm-train" -q --device cuda --comm nccl $A --steps 20 --metrics n.jsonl -o t_n > nccl.log 2>&1; then
-        if [ "$(sed 's/"tokens_per_s".*//' n.jsonl | grep '"loss"')" = "$(sed 's/"tokens_per_s".*//' g.jsonl | grep '"loss"')" ]; then
+        if [ "$(losses_of n.jsonl)" = "$(losses_of g.jsonl)" ]; then
             echo "ok - cuda --comm nccl, 1 rank: 20 losses bit for bit as without NCCL"
         else
             echo "not ok - cuda --comm nccl, 1 rank: losses differ from the plain CUDA run (n.jsonl, g.jsonl)"
