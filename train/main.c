@@ -223,6 +223,11 @@ static void eval_print(run *R, int64_t step) {
                 (long long)step, e.elbo, exp(e.elbo), (unsigned long long)e.rows, (unsigned long long)e.targets);
 }
 
+static void check_precision(void) {
+    if (o_precision && strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
+        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
+}
+
 static void check_usage(void) {
     if (!o_out) dl_die(DL_EXIT_USAGE, "-o DIR is required (see --help)");
     if (o_steps == LLONG_MIN) dl_die(DL_EXIT_USAGE, "--steps N is required (0: convert / write the model only)");
@@ -237,8 +242,7 @@ static void check_usage(void) {
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
         dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
-    if (o_precision && strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))   /* before any data is read */
-        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
+    check_precision();   /* given on the command line: before any data is read */
     if (o_lora < 0 || o_lora > 65536) dl_die(DL_EXIT_USAGE, "--lora R: R must be in [1, 65536] (0: off)");
     if (!o_lora && (o_lora_targets || !isnan(o_lora_alpha)))
         dl_die(DL_EXIT_USAGE, "--lora-alpha and --lora-targets go with --lora R");
@@ -276,8 +280,7 @@ static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
     if (!(o_lr >= 0) || !(o_min_lr >= 0) || !(o_beta1 >= 0 && o_beta1 < 1) || !(o_beta2 >= 0 && o_beta2 < 1) ||
         !(o_eps > 0) || !(o_wd >= 0) || !(o_clip >= 0))
         dl_die(DL_EXIT_USAGE, "bad optimizer option: lr, min-lr, weight-decay, clip >= 0; betas in [0,1); eps > 0");
-    if (strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
-        dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
+    check_precision();   /* or from the resumed run */
     if (train_sched_parse(o_schedule, sk)) dl_die(DL_EXIT_USAGE, "--schedule '%s': cosine, linear or constant", o_schedule);
     memset(lc, 0, sizeof *lc);
     if (dl_loss_norm_parse(o_loss_norm, &lc->norm) || lc->norm == DL_NORM_CAUSAL)

@@ -213,19 +213,32 @@ static float *view(dl_model *m, const char *fmt, int l) {
     void *p = t ? dl_model_tensor_data(m, t, &dt) : NULL;
     return p && dt == DL_F32 ? p : NULL;
 }
-/* the view the forward reads, in m->wdtype */
-static const void *xview(dl_model *m, const char *fmt, int l) {
-    char nm[96];
-    snprintf(nm, sizeof nm, fmt, l);
-    const dl_tensor *t = dl_model_tensor(m, nm);
-    return t ? dl_model_tensor_data(m, t, NULL) : NULL;
-}
-
 /* the weight dtype the forward's matrix ops read (kernels.h "Weight dtype") */
 static dl_dtype xwdt(const dl_model *m) { return m->wcomp ? DL_BF16 : m->wdtype; }
 /* the tensor an op reads for master view p: p itself, or its bf16 compute copy */
 static const void *cw(const dl_model *m, const float *p) {
     return p && m->wcomp ? (const void *)((const uint16_t *)m->wcomp + (p - m->params)) : (const void *)p;
+}
+/* the view the forward reads, in xwdt(m): where the tensor lives (m->wdtype),
+ * or its compute copy */
+static const void *xview(dl_model *m, const char *fmt, int l) {
+    char nm[96];
+    snprintf(nm, sizeof nm, fmt, l);
+    const dl_tensor *t = dl_model_tensor(m, nm);
+    void *p = t ? dl_model_tensor_data(m, t, NULL) : NULL;
+    return m->wcomp ? cw(m, p) : p;
+}
+/* the matrices' forward views (p->x*, m->xembed, m->xlm_head); again when the compute copy comes */
+static void point_xviews(dl_model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        dl_layer_params *p = &m->layers[l];
+        p->xq = xview(m, "model.layers.%d.self_attn.q_proj.weight", l);
+        p->xo = xview(m, "model.layers.%d.self_attn.o_proj.weight", l);
+        p->xgate = xview(m, "model.layers.%d.mlp.gate_proj.weight", l);
+        p->xdown = xview(m, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    m->xembed = xview(m, "model.embed_tokens.weight", 0);
+    m->xlm_head = m->cfg.tied ? m->xembed : xview(m, "lm_head.weight", 0);
 }
 
 static uint16_t to_bf16(float f) {   /* nearest even, NaN kept (kernels/kbase.h's rule) */
@@ -259,6 +272,19 @@ int dl_model_set_tensor(dl_model *m, const dl_tensor *t, const void *src, dl_dty
     return 0;
 }
 
+/* the first op the model runs in storage dtype dt that dev lacks (the
+ * fp32-only ops, sumsq / adamw / scale / select, stay f32 whatever dt; and
+ * convert takes two dtypes), or -1 */
+static int missing_op(dl_dev *dev, dl_dtype dt) {
+    for (int op = 0; op < DL_OP_COUNT; op++) {
+        if (op == DL_OP_CONVERT) continue;
+        if (dt != DL_F32 && (op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE || op == DL_OP_SELECT_TOKENS))
+            continue;
+        if (!dl_dev_supports(dev, (dl_op)op, dt)) return op;
+    }
+    return -1;
+}
+
 int dl_model_init(dl_model *m, const dl_config *c, dl_dev *dev, char *err, size_t errlen) {
     return dl_model_init_w(m, c, dev, DL_F32, err, errlen);
 }
@@ -271,10 +297,10 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
     m->dev = dev;
     m->dtype = DL_F32;   /* compute in the fp32 master weights (CPU: bit-identical to before dtypes) */
     m->wdtype = wdtype;
-    for (int op = 0; op < DL_OP_COUNT; op++)
-        if (op != DL_OP_CONVERT && !dl_dev_supports(dev, (dl_op)op, m->dtype))
-            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in %s",
-                             dl_dev_describe(dev), dl_op_name((dl_op)op), dl_dtype_name(m->dtype));
+    int op = missing_op(dev, m->dtype);
+    if (op >= 0)
+        return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in %s", dl_dev_describe(dev),
+                         dl_op_name((dl_op)op), dl_dtype_name(m->dtype));
     static const dl_op wops[] = { DL_OP_EMBEDDING_FWD, DL_OP_LINEAR_FWD, DL_OP_LINEAR_FWD_SPLIT };
     for (size_t i = 0; i < sizeof wops / sizeof *wops; i++)
         if (!dl_dev_supports_w(dev, wops[i], m->dtype, wdtype))
@@ -316,15 +342,7 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
     }
     m->final_norm = view(m, "model.norm.weight", 0);
     m->lm_head = c->tied ? m->embed : view(m, "lm_head.weight", 0);
-    for (int l = 0; l < c->n_layers; l++) {
-        dl_layer_params *p = &m->layers[l];
-        p->xq = xview(m, "model.layers.%d.self_attn.q_proj.weight", l);
-        p->xo = xview(m, "model.layers.%d.self_attn.o_proj.weight", l);
-        p->xgate = xview(m, "model.layers.%d.mlp.gate_proj.weight", l);
-        p->xdown = xview(m, "model.layers.%d.mlp.down_proj.weight", l);
-    }
-    m->xembed = xview(m, "model.embed_tokens.weight", 0);
-    m->xlm_head = c->tied ? m->xembed : xview(m, "lm_head.weight", 0);
+    point_xviews(m);
     return 0;
 }
 
@@ -362,26 +380,17 @@ int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen) {
                          "matrices for inference only)", dl_dtype_name(m->wdtype));
     if (m->lora) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: bf16 compute with a LoRA adapter is not supported");
     if (m->acts) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: set the compute dtype before reserving activations");
-    for (int op = 0; op < DL_OP_COUNT; op++) {   /* the fp32-only ops (sumsq, adamw, scale, select) stay f32 */
-        if (op == DL_OP_CONVERT || op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE ||
-            op == DL_OP_SELECT_TOKENS)
-            continue;
-        if (!dl_dev_supports(m->dev, (dl_op)op, DL_BF16))
-            return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in bf16 (bf16 compute "
-                             "runs on cuda, or on ref for a slow check)", dl_dev_describe(m->dev), dl_op_name((dl_op)op));
-    }
+    int op = missing_op(m->dev, DL_BF16);
+    if (op >= 0)
+        return dl_seterr(err, errlen, -DL_EXIT_DEVICE, "model: %s does not support %s in bf16 (bf16 compute runs on "
+                         "cuda, or on ref for a slow check)", dl_dev_describe(m->dev), dl_op_name((dl_op)op));
     m->wcomp = dl_dev_alloc(m->dev, m->n_params * sizeof(uint16_t));
     if (!m->wcomp)
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate the bf16 compute copy (%.1f MB)",
                          m->n_params * 2.0 / 1e6);
     m->dtype = DL_BF16;
     m->wcomp_stale = 1;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        dl_layer_params *p = &m->layers[l];
-        p->xq = cw(m, p->wq); p->xo = cw(m, p->wo); p->xgate = cw(m, p->w_gate); p->xdown = cw(m, p->w_down);
-    }
-    m->xembed = cw(m, m->embed);
-    m->xlm_head = cw(m, m->lm_head);
+    point_xviews(m);
     return 0;
 }
 
