@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     size_t per_layer = 2 * (size_t)D + (size_t)D * D * 2 + (size_t)KV * D * 2 + 3 * (size_t)F * D;
     size_t np = (size_t)V * D * 2 + D + L * per_layer;
     float *P = mk(d, np, 0.04f), *G = dl_dev_alloc(d, np * 4), *Mm = dl_dev_alloc(d, np * 4), *Vv = dl_dev_alloc(d, np * 4);
+    double gclip[2];   /* the CPU device's memory is the host's */
     for (size_t i = 0; i < np; i++) P[i] = 0.04f * frnd();
     float *emb = P, *head = P + (size_t)V * D, *fnorm = head + (size_t)V * D, *lay = fnorm + D;
     float *gemb = G, *ghead = G + (size_t)V * D, *gfnorm = ghead + (size_t)V * D, *glay = gfnorm + D;
@@ -197,8 +198,8 @@ int main(int argc, char **argv) {
             TIMED(T_NORM, dl_k_rmsnorm_bwd(d, DL_F32, dx, gan, dh, x + l * ND, an, r1 + l * N, N, D));
         }
         TIMED(T_EMB, dl_k_embedding_bwd(d, DL_F32, gemb, dx, ids, N, D));
-        TIMED(T_OPT, double ss = dl_k_sumsq(d, G, np); (void)ss;
-                     dl_k_adamw(d, P, G, Mm, Vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, 1.0f));
+        TIMED(T_OPT, dl_k_grad_clip(d, gclip, G, np, 1.0);
+                     dl_k_adamw(d, P, G, Mm, Vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, 1.0f, gclip, NULL));
     }
     double el = now() - t_all;
     double fl_lin = 2.0 * N * L * per_layer, fl_head = 2.0 * M * D * V, fl_att = 4.0 * B * T * T * D * L;

@@ -40,6 +40,8 @@ typedef struct dl_backend_ops {
                         float eps);
     void (*rmsnorm_bwd)(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                         const float *rstd, int N, int D);
+    void (*add_rmsnorm_fwd)(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                            const void *w, int N, int D, float eps);
     void (*linear_fwd)(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                        int N, int C, int O);
     /* NULL: dispatch.c calls linear_fwd once per part (what the CPU and ref
@@ -77,9 +79,15 @@ typedef struct dl_backend_ops {
     void (*xent_fwd)(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M, int V);
     void (*xent_bwd)(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets, int M,
                      int V);
+    void (*xent_chunk_fwd)(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits,
+                           const uint32_t *targets, int M, int V, int v0, int vc);
+    void (*xent_chunk_bwd)(dl_dev *d, dl_dtype dt, void *dlogits_inout, const double *stat, const float *dce,
+                           const uint32_t *targets, int M, int v0, int vc);
     double (*sumsq)(dl_dev *d, const float *x, size_t n);
+    void (*grad_clip)(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip);
     void (*adamw)(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
-                  float b2, float eps, float wd, int step, float grad_scale);
+                  float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+                  uint16_t *bf16_copy);
     void (*scale)(dl_dev *d, float *x, float s, size_t n);
     int (*select_tokens)(dl_dev *d, const dl_select_args *a);   /* logits f32 */
 } dl_backend_ops;

@@ -34,7 +34,8 @@ const char *dl_op_name(dl_op op) {
         "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "linear_fwd", "linear_fwd_split", "linear_bwd", "rope",
         "attention_fwd", "attention_bwd", "attention_kv_fwd", "swiglu_fwd", "swiglu_bwd", "add", "add_inplace",
         "gather_rows", "scatter_add_rows", "copy_2d", "convert", "xent_fwd", "xent_bwd", "sumsq", "adamw", "scale",
-        "select_tokens", "attention_cached_fwd",
+        "select_tokens", "attention_cached_fwd", "add_rmsnorm_fwd", "grad_clip",
+        "xent_chunk_fwd", "xent_chunk_bwd",
     };
     return (unsigned)op < DL_OP_COUNT ? names[op] : "?";
 }
@@ -99,6 +100,10 @@ void dl_k_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *
 void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                       const float *rstd, int N, int D) {
     d->ops->rmsnorm_bwd(d, dt, dx, dw, dy, x, w, rstd, N, D);
+}
+void dl_k_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                          const void *w, int N, int D, float eps) {
+    d->ops->add_rmsnorm_fwd(d, dt, sum, y, rstd, a, b, w, N, D, eps);
 }
 void dl_k_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                      int N, int C, int O) {
@@ -182,10 +187,22 @@ void dl_k_softmax_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const fl
                            int M, int V) {
     d->ops->xent_bwd(d, dt, dlogits_inout, dce, targets, M, V);
 }
+void dl_k_xent_chunk_fwd(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits, const uint32_t *targets,
+                         int M, int V, int v0, int vc) {
+    d->ops->xent_chunk_fwd(d, dt, stat, ce, logits, targets, M, V, v0, vc);
+}
+void dl_k_xent_chunk_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const double *stat, const float *dce,
+                         const uint32_t *targets, int M, int v0, int vc) {
+    d->ops->xent_chunk_bwd(d, dt, dlogits_inout, stat, dce, targets, M, v0, vc);
+}
 double dl_k_sumsq(dl_dev *d, const float *x, size_t n) { return d->ops->sumsq(d, x, n); }
+void dl_k_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
+    d->ops->grad_clip(d, norm_scale, x, n, clip);
+}
 void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                float b1, float b2, float eps, float wd, int step, float grad_scale) {
-    d->ops->adamw(d, param, grad, m, v, n, lr, b1, b2, eps, wd, step, grad_scale);
+                float b1, float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+                uint16_t *bf16_copy) {
+    d->ops->adamw(d, param, grad, m, v, n, lr, b1, b2, eps, wd, step, grad_scale, dev_scale, bf16_copy);
 }
 void dl_k_scale(dl_dev *d, float *x, float s, size_t n) { d->ops->scale(d, x, s, n); }
 int dl_k_select_tokens(dl_dev *d, const dl_select_args *a) { return d->ops->select_tokens(d, a); }

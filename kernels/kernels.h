@@ -62,6 +62,7 @@ typedef enum {
     DL_OP_ATTENTION_KV_FWD, DL_OP_SWIGLU_FWD, DL_OP_SWIGLU_BWD, DL_OP_ADD, DL_OP_ADD_INPLACE,
     DL_OP_GATHER_ROWS, DL_OP_SCATTER_ADD_ROWS, DL_OP_COPY_2D, DL_OP_CONVERT, DL_OP_XENT_FWD, DL_OP_XENT_BWD,
     DL_OP_SUMSQ, DL_OP_ADAMW, DL_OP_SCALE, DL_OP_SELECT_TOKENS, DL_OP_ATTENTION_CACHED_FWD,
+    DL_OP_ADD_RMSNORM_FWD, DL_OP_GRAD_CLIP, DL_OP_XENT_CHUNK_FWD, DL_OP_XENT_CHUNK_BWD,
     DL_OP_COUNT
 } dl_op;
 const char *dl_op_name(dl_op op);           /* "linear_fwd" ... */
@@ -136,6 +137,12 @@ void dl_k_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *
  * dw NULL: skipped, a frozen weight) */
 void dl_k_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                       const float *rstd, int N, int D);
+/* The residual add fused with the next norm, in one pass over the rows:
+ *   sum (N,D) = a + b (rounded to dt);  y, rstd = rmsnorm_fwd(sum, w)
+ * bit-identical to dl_k_add then dl_k_rmsnorm_fwd on the stored sum.  sum
+ * may alias a or b; y may not alias any of them. */
+void dl_k_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                          const void *w, int N, int D, float eps);
 
 /* ------------------------------------------------------------ linear */
 /* out (N,O) = inp (N,C) @ w (O,C)^T + bias (O) [bias may be NULL]; w in wdt, the rest in dt */
@@ -296,20 +303,55 @@ void dl_k_softmax_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout,
  * is d loss / d ce_m, chosen by the caller (loss normalisation, 1/t, path loss). */
 void dl_k_softmax_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets,
                            int M, int V);
+/* The same loss with the vocabulary in chunks, so that only an (M, vc)
+ * block of logits exists at a time (the model's xent_chunk): the caller
+ * computes the head's logits for columns [v0, v0+vc) (row-major (M, vc))
+ * and folds them in with
+ *   dl_k_xent_chunk_fwd: stat (M,3 float64) = running max, running sum of
+ *     exp(z - max), target logit; v0 == 0 starts every row, and the chunk
+ *     that ends at V writes ce[m] = lse - z_t and leaves lse in stat[3m];
+ * then in the backward recomputes each block and turns it in place into
+ *   dl_k_xent_chunk_bwd: dlogits = dce[m] * (exp(z - lse) - onehot(t - v0)).
+ * Chunks come in increasing v0 and cover [0, V) once.  Rounding differs
+ * from the unchunked pair (an online max), not the value. */
+void dl_k_xent_chunk_fwd(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits, const uint32_t *targets,
+                         int M, int V, int v0, int vc);
+void dl_k_xent_chunk_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const double *stat, const float *dce,
+                         const uint32_t *targets, int M, int v0, int vc);
 
 /* ------------------------------------------------------------ optimizer (fp32 only) */
 /* sum of squares of x (n), returned to the host (synchronises). float64 accumulate. */
 double dl_k_sumsq(dl_dev *d, const float *x, size_t n);
+/* torch clip_grad_norm_'s factor for a global gradient norm: clip > 0 and
+ * norm > clip: clip / (norm + 1e-6), else 1; and NaN when the norm is not
+ * finite, whatever clip, so that an AdamW reading it leaves every weight
+ * as it was (x - x == 0 is false exactly for inf and NaN). */
+static inline DL_K_HD double dl_k_clip_factor(double norm, double clip) {
+    if (!(norm - norm == 0.0)) return norm - norm;   /* NaN */
+    return clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1.0;
+}
+/* The global norm and its clip factor without a host round trip:
+ *   norm_scale[0] = sqrt(sum x^2)  (the same sum as dl_k_sumsq)
+ *   norm_scale[1] = dl_k_clip_factor(norm_scale[0], clip)
+ * norm_scale: 2 doubles of device memory; asynchronous (dl_dev_d2h reads
+ * them when the host wants the norm, e.g. after the AdamW calls). */
+void dl_k_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip);
 /* AdamW (Loshchilov & Hutter), torch.optim.AdamW's single-tensor path in
  * its operation order (bc1 = 1-b1^step, bc2 = 1-b2^step):
- *   g = grad * grad_scale                      (grad_scale: clipping factor)
+ *   g = grad * s,  s = dev_scale ? (float)dev_scale[0] : grad_scale
+ *                  (the clip factor; dev_scale: device memory, written by
+ *                  dl_k_grad_clip, so no host round trip; s not finite:
+ *                  the call changes nothing)
  *   p = p * (1 - lr*wd)                        (decoupled decay first)
  *   m = m + (1-b1) (g - m);  v = b2 v + (1-b2) g^2
  *   p = p - (lr/bc1) * ( m / (sqrt(v)/sqrt(bc2) + eps) )
  * weight decay applied to every element of this call (callers split decayed /
  * non-decayed tensors).  step >= 1. */
+/* bf16_copy (NULL: none; n bf16 on the device) receives bf16(p) of every
+ * updated p: the compute copy, written in the same pass. */
 void dl_k_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                float b1, float b2, float eps, float wd, int step, float grad_scale);
+                float b1, float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+                uint16_t *bf16_copy);
 void dl_k_scale(dl_dev *d, float *x, float s, size_t n);   /* x *= s */
 
 /* ------------------------------------------------------------ token selection */

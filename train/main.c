@@ -39,6 +39,7 @@ static const char *o_config, *o_init, *o_init_tok, *o_tokenizer, *o_resume, *o_o
 static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight, *o_dtype, *o_precision;
 static dl_st_dtype save_dtype;   /* model.safetensors storage: --dtype, else the source's (main) */
 static long long o_steps = LLONG_MIN, o_batch = LLONG_MIN, o_micro = LLONG_MIN, o_seq_len = LLONG_MIN;
+static long long o_xent_chunk;            /* loss-head vocabulary chunk, 0 = whole */
 static long long o_warmup = LLONG_MIN, o_seed = LLONG_MIN, o_mask_seed = LLONG_MIN;
 static long long o_eval_every, o_eval_rows, o_save_every, o_threads;
 static double o_lr = NAN, o_min_lr = NAN, o_beta1 = NAN, o_beta2 = NAN, o_eps = NAN, o_wd = NAN, o_clip = NAN;
@@ -67,6 +68,7 @@ static const dl_opt OPTS[] = {
     { "block-diffusion", 0, DL_OPT_INT, &o_bd3, "0", "B", "BD3LM block diffusion with blocks of B tokens: rows run as x_t (+) x_0 with the three-part mask (noisy block sees itself and the clean blocks before it); mask the data with dllm-mask --block B (t per block); recorded in config.json (0: off)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
     { "precision", 0, DL_OPT_STR, &o_precision, NULL, "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the fp32 master weights (gradients, AdamW and checkpoints stay fp32; cuda or ref) [f32]", NULL },
+    { "xent-chunk", 0, DL_OPT_INT, &o_xent_chunk, "0", "N", "loss head over the vocabulary in chunks of N columns: keeps (M, N) logits instead of (M, vocab), for one more head GEMM in the backward (0: whole vocabulary)", NULL },
     { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
 
     { "LoRA", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
@@ -223,9 +225,11 @@ static void eval_print(run *R, int64_t step) {
                 (long long)step, e.elbo, exp(e.elbo), (unsigned long long)e.rows, (unsigned long long)e.targets);
 }
 
-static void check_precision(void) {
+static void check_compute(void) {
     if (o_precision && strcmp(o_precision, "f32") && strcmp(o_precision, "bf16"))
         dl_die(DL_EXIT_USAGE, "--precision '%s': expected f32 or bf16", o_precision);
+    if (o_xent_chunk < 0 || o_xent_chunk > INT_MAX)
+        dl_die(DL_EXIT_USAGE, "--xent-chunk %lld: expected 0 (off) or a column count", o_xent_chunk);
 }
 
 static void check_usage(void) {
@@ -242,7 +246,7 @@ static void check_usage(void) {
         dl_die(DL_EXIT_USAGE, "--save-every, --eval-every, --eval-rows, --threads must be >= 0");
     if (strcmp(o_device, "cpu") && strcmp(o_device, "cuda") && strcmp(o_device, "ref"))
         dl_die(DL_EXIT_USAGE, "--device '%s': expected cpu, cuda or ref", o_device);
-    check_precision();   /* given on the command line: before any data is read */
+    check_compute();   /* given on the command line: before any data is read */
     if (o_lora < 0 || o_lora > 65536) dl_die(DL_EXIT_USAGE, "--lora R: R must be in [1, 65536] (0: off)");
     if (!o_lora && (o_lora_targets || !isnan(o_lora_alpha)))
         dl_die(DL_EXIT_USAGE, "--lora-alpha and --lora-targets go with --lora R");
@@ -280,7 +284,7 @@ static void check_values(dl_loss_cfg *lc, train_sched_kind *sk) {
     if (!(o_lr >= 0) || !(o_min_lr >= 0) || !(o_beta1 >= 0 && o_beta1 < 1) || !(o_beta2 >= 0 && o_beta2 < 1) ||
         !(o_eps > 0) || !(o_wd >= 0) || !(o_clip >= 0))
         dl_die(DL_EXIT_USAGE, "bad optimizer option: lr, min-lr, weight-decay, clip >= 0; betas in [0,1); eps > 0");
-    check_precision();   /* or from the resumed run */
+    check_compute();   /* or from the resumed run */
     if (train_sched_parse(o_schedule, sk)) dl_die(DL_EXIT_USAGE, "--schedule '%s': cosine, linear or constant", o_schedule);
     memset(lc, 0, sizeof *lc);
     if (dl_loss_norm_parse(o_loss_norm, &lc->norm) || lc->norm == DL_NORM_CAUSAL)
@@ -337,6 +341,18 @@ static int check_data(run *R) {
         R->has_valid = 1;
     }
     return L;
+}
+
+/* Compute precision and the loss head's chunking, before any buffer is
+ * reserved (--steps 0 without --valid only writes the model: nothing
+ * computes). */
+static void setup_compute(run *R) {
+    char err[1024];
+    int rc;
+    if (strcmp(o_precision, "f32") && (o_steps > 0 || o_valid) &&
+        (rc = dl_model_set_compute(&R->m, DL_BF16, err, sizeof err)))
+        dl_die(-rc, "--precision %s: %s", o_precision, err);
+    if ((rc = dl_model_set_xent_chunk(&R->m, (int)o_xent_chunk, err, sizeof err))) dl_die(-rc, "--xent-chunk: %s", err);
 }
 
 /* Gradients, optimizer state, the batch and the step's buffers. */
@@ -514,10 +530,7 @@ int main(int argc, char **argv) {
         dl_warn("block diffusion with blocks of %d, but the data was masked with %s%u (dllm-mask --block %d)",
                 mc->block_diffusion, R.data.block ? "--block " : "one t per row, block ", R.data.block,
                 mc->block_diffusion);
-    /* --steps 0 without --valid only writes the model: nothing computes */
-    if (strcmp(o_precision, "f32") && (o_steps > 0 || o_valid) &&
-        (rc = dl_model_set_compute(&R.m, DL_BF16, err, sizeof err)))
-        dl_die(-rc, "--precision %s: %s", o_precision, err);
+    setup_compute(&R);
     setup_step(&R, L, &lc);
     if ((rc = train_metrics_open(&R.mt, R.dp.rank ? NULL : o_metrics, o_resume != NULL, err, sizeof err)))
         dl_die(-rc, "%s", err);

@@ -17,7 +17,8 @@
  *   summed first, so the sum is the global batch's gradient), and dl_optim.h: global
  *   gradient norm, the clip factor min(1, clip / (norm + 1e-6)) (torch
  *   clip_grad_norm_), AdamW on matrices with weight decay and on norms and
- *   biases without.
+ *   biases without; norm and factor stay on the device until the update
+ *   is queued, then the norm comes back (the step's one synchronisation).
  *
  * Block diffusion (bd3 = B > 0, BD3LM): each row runs as [x_t ; x_0], 2T
  * ids, with the mask DL_ATTN_BD3 (kernels.h: noisy block i sees itself and
@@ -172,23 +173,22 @@ int train_step_run(train_step *s, const train_batch *bt, int64_t step, double lr
         int rc = dl_comm_allreduce_sum(s->comm, ob.grads, ob.n, err, errlen);
         if (rc) return rc;
     }
-    o->grad_norm = dl_optim_grad_norm(m);
-    if (!isfinite(o->grad_norm))
+    /* the norm and clip factor stay on the device: AdamW reads the factor
+     * there (a non-finite norm makes it skip), and the norm comes back after */
+    int rc = dl_optim_clip(m, &s->opt, err, errlen);
+    if (rc) return rc;
+    int r = s->zero_off ? dl_comm_rank(s->comm) : 0;
+    if (!s->zero_off) dl_optim_step(m, &s->opt, lr, step);   /* writes the bf16 compute copy too */
+    else if (s->zero_m)   /* ZeRO-1: AdamW on this rank's share, then every share to every rank */
+        dl_optim_step_shard(m, &s->opt, lr, step, s->zero_off[r], s->zero_off[r + 1], s->zero_m, s->zero_v);
+    else
+        dl_optim_step_range(m, &s->opt, lr, step, s->zero_off[r], s->zero_off[r + 1]);
+    dl_optim_clip_read(m, &o->grad_norm, &o->clip_scale);
+    if (!isfinite(o->grad_norm))   /* the step changed nothing */
         return dl_seterr(err, errlen, -DL_EXIT_DATA, "loss is finite (%g) but the gradient norm is %s", o->loss,
                          isnan(o->grad_norm) ? "nan" : "inf");
-    o->clip_scale = dl_optim_clip_scale(&s->opt, o->grad_norm);
-    dl_model_weights_changed(m);   /* the bf16 compute copy (if any) follows before the next forward */
-    if (!s->zero_off) {
-        dl_optim_step(m, &s->opt, lr, step, o->clip_scale);
-        return 0;
-    }
-    /* ZeRO-1: AdamW on this rank's share, then every share to every rank */
-    int r = dl_comm_rank(s->comm);
-    if (s->zero_m)
-        dl_optim_step_shard(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1], s->zero_m,
-                            s->zero_v);
-    else
-        dl_optim_step_range(m, &s->opt, lr, step, o->clip_scale, s->zero_off[r], s->zero_off[r + 1]);
+    if (!s->zero_off) return 0;
+    dl_model_weights_changed(m);   /* the other shares arrive in fp32: the bf16 compute copy follows */
     return dl_comm_allgather_ranges(s->comm, m->params, s->zero_off, err, errlen);
 }
 

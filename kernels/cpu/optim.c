@@ -5,7 +5,8 @@
  *     the same bits whatever the thread count.
  *   adamw: torch.optim.AdamW (single-tensor path), same operation
  *     order, float32 per element, scalars formed in float64 first:
- *       g  = grad * grad_scale
+ *       g  = grad * grad_scale                        (or (float)dev_scale[0];
+ *                                                      not finite: no change)
  *       p  = p * (1 - lr wd)                          param.mul_(1 - lr*wd)
  *       m  = m + (1 - b1) (g - m)                     exp_avg.lerp_(g, 1-b1)
  *       v  = v b2 + (1 - b2) g g                      mul_(b2).addcmul_(g, g, 1-b2)
@@ -16,6 +17,9 @@
  *   so is every v).  So b1, b2 are first widened to the shortest decimal that
  *   rounds to them (0.999f -> 0.999), which is what PyTorch's Python floats
  *   hold; v then matches torch to float rounding.
+ *   The bf16 compute copy, when asked for, is written in the same pass.
+ *   grad_clip: cpu_sumsq and kernels.h's dl_k_clip_factor (the CPU's
+ *     "device" memory is the host's).
  * Does not: AMSGrad, maximize, fused multi-tensor launches.
  */
 #include <math.h>
@@ -54,6 +58,11 @@ double cpu_sumsq(dl_dev *d, const float *x, size_t n) {
     return s;
 }
 
+void cpu_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
+    norm_scale[0] = sqrt(cpu_sumsq(d, x, n));
+    norm_scale[1] = dl_k_clip_factor(norm_scale[0], clip);
+}
+
 /* the shortest decimal (<= 9 digits) that rounds to x, as a double */
 static double widen(float x) {
     char buf[32];
@@ -67,6 +76,7 @@ static double widen(float x) {
 
 typedef struct {
     float *param, *m, *v;
+    uint16_t *copy;   /* bf16 compute copy or NULL */
     const float *grad;
     float grad_scale, decay, w1, w2, b2, step_size, bc2_sqrt, eps;
 } adamw_job;
@@ -88,13 +98,18 @@ static void adamw_range(void *arg, long lo, long hi, int tid) {
         v[i] = vi;
         param[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
     }
+    if (j->copy)
+        for (long i = lo; i < hi; i++) j->copy[i] = dl_f32_to_bf16(param[i]);
 }
 
 void cpu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                float b1, float b2, float eps, float wd, int step, float grad_scale) {
+                float b1, float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+                uint16_t *bf16_copy) {
+    if (dev_scale) grad_scale = (float)dev_scale[0];
+    if (!isfinite(grad_scale)) return;
     const double B1 = widen(b1), B2 = widen(b2);
     const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
-    adamw_job j = { .param = param, .m = m, .v = v, .grad = grad, .grad_scale = grad_scale,
+    adamw_job j = { .param = param, .m = m, .v = v, .copy = bf16_copy, .grad = grad, .grad_scale = grad_scale,
                     .decay = (float)(1.0 - (double)lr * wd), .w1 = (float)(1.0 - B1), .w2 = (float)(1.0 - B2),
                     .b2 = b2, .step_size = (float)((double)lr / bc1), .bc2_sqrt = (float)sqrt(bc2), .eps = eps };
     cpu_par_range(d, (long)n, n, 32768, adamw_range, &j);

@@ -7,33 +7,47 @@
  *        dw[j]   += sum_n dy[n,j] * xh[n,j]
  *   dx is split over rows; dw over column slices with rows summed in order,
  *   so both are independent of the thread count.
- * Does not: fuse the residual add (dx accumulates instead).
+ *   add_rmsnorm_fwd: per row, sum = a + b, then the forward's own row code
+ *   on the stored sum (one pass over the rows instead of two).
+ * Does not: fuse the residual add into the backward (dx accumulates instead).
  */
 #include <math.h>
 #include "cpu.h"
 
 typedef struct {
     float *y, *rstd_out, *dw;      /* fwd: y, rstd; bwd: dx (in y), dw */
+    float *sum;                    /* add_rmsnorm_fwd: x = sum = a + dy */
     const float *x, *w, *dy, *rstd;
     int N, D;
     float eps;
 } rms_job;
 
+static inline void fwd_row(float *yr, float *rstd, const float *xr, const float *w, int D, float eps) {
+    double ss = 0.0;
+#pragma omp simd reduction(+:ss)
+    for (int j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
+    float r = (float)(1.0 / sqrt(ss / D + (double)eps));
+    *rstd = r;
+#pragma omp simd
+    for (int j = 0; j < D; j++) yr[j] = w[j] * (xr[j] * r);
+}
 static void fwd_rows(void *arg, long lo, long hi, int tid) {
     const rms_job *jb = arg;
     const int D = jb->D;
-    const float *w = jb->w;
+    (void)tid;
+    for (long n = lo; n < hi; n++)
+        fwd_row(jb->y + (size_t)n * D, &jb->rstd_out[n], jb->x + (size_t)n * D, jb->w, D, jb->eps);
+}
+static void add_fwd_rows(void *arg, long lo, long hi, int tid) {
+    const rms_job *jb = arg;
+    const int D = jb->D;
     (void)tid;
     for (long n = lo; n < hi; n++) {
-        const float *xr = jb->x + (size_t)n * D;
-        float *yr = jb->y + (size_t)n * D;
-        double ss = 0.0;
-#pragma omp simd reduction(+:ss)
-        for (int j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
-        float r = (float)(1.0 / sqrt(ss / D + (double)jb->eps));
-        jb->rstd_out[n] = r;
+        const float *ar = jb->x + (size_t)n * D, *br = jb->dy + (size_t)n * D;
+        float *sr = jb->sum + (size_t)n * D;
 #pragma omp simd
-        for (int j = 0; j < D; j++) yr[j] = w[j] * (xr[j] * r);
+        for (int j = 0; j < D; j++) sr[j] = ar[j] + br[j];
+        fwd_row(jb->y + (size_t)n * D, &jb->rstd_out[n], sr, jb->w, D, jb->eps);
     }
 }
 void cpu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *yv, float *rstd, const void *xv, const void *wv, int N, int D,
@@ -41,6 +55,13 @@ void cpu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *yv, float *rstd, const void *
     CPU_F32(dt);
     rms_job j = { .y = yv, .rstd_out = rstd, .x = xv, .w = wv, .D = D, .eps = eps };
     cpu_par_range(d, N, (size_t)N * D, 16384, fwd_rows, &j);
+}
+
+void cpu_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                         const void *w, int N, int D, float eps) {
+    CPU_F32(dt);
+    rms_job j = { .y = y, .rstd_out = rstd, .sum = sum, .x = a, .dy = b, .w = w, .D = D, .eps = eps };
+    cpu_par_range(d, N, 2 * (size_t)N * D, 16384, add_fwd_rows, &j);
 }
 
 #define SLICE 64

@@ -116,7 +116,7 @@ static void cu_close(dl_dev *d) {
 static int cu_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
     (void)d;
     if (wdt != dt) return 0;
-    if (op == DL_OP_SUMSQ || op == DL_OP_SELECT_TOKENS || op == DL_OP_ADAMW || op == DL_OP_SCALE) return dt == DL_F32;
+    if (op == DL_OP_SUMSQ || op == DL_OP_GRAD_CLIP || op == DL_OP_SELECT_TOKENS || op == DL_OP_ADAMW || op == DL_OP_SCALE) return dt == DL_F32;
     return dt == DL_F32 || dt == DL_BF16;
 }
 
@@ -167,15 +167,16 @@ static dl_backend_ops make_ops(void) {
     o.alloc = cu_alloc; o.free = cu_free; o.memset0 = cu_memset0; o.h2d = cu_h2d; o.d2h = cu_d2h; o.d2d = cu_d2d;
     o.sync = cu_sync;
     o.embedding_fwd = cu_embedding_fwd; o.embedding_bwd = cu_embedding_bwd;
-    o.rmsnorm_fwd = cu_rmsnorm_fwd; o.rmsnorm_bwd = cu_rmsnorm_bwd;
+    o.rmsnorm_fwd = cu_rmsnorm_fwd; o.rmsnorm_bwd = cu_rmsnorm_bwd; o.add_rmsnorm_fwd = cu_add_rmsnorm_fwd;
     o.linear_fwd = cu_linear_fwd; o.linear_fwd_split = NULL; o.linear_bwd = cu_linear_bwd; o.rope = cu_rope;
     o.attention_fwd = cu_attention_fwd; o.attention_bwd = cu_attention_bwd;
     o.attention_bwd_scratch_bytes = cu_attention_bwd_scratch_bytes;
     o.attention_kv_fwd = cu_attention_kv_fwd; o.attention_cached_fwd = cu_attention_cached_fwd;
     o.swiglu_fwd = cu_swiglu_fwd; o.swiglu_bwd = cu_swiglu_bwd; o.add = cu_add; o.add_inplace = cu_add_inplace;
     o.gather_rows = cu_gather_rows; o.scatter_add_rows = cu_scatter_add_rows; o.copy_2d = cu_copy_2d;
-    o.convert = cu_convert; o.xent_fwd = cu_xent_fwd; o.xent_bwd = cu_xent_bwd; o.sumsq = cu_sumsq;
-    o.adamw = cu_adamw; o.scale = cu_scale; o.select_tokens = cu_select_tokens;
+    o.convert = cu_convert; o.xent_fwd = cu_xent_fwd; o.xent_bwd = cu_xent_bwd;
+    o.xent_chunk_fwd = cu_xent_chunk_fwd; o.xent_chunk_bwd = cu_xent_chunk_bwd; o.sumsq = cu_sumsq;
+    o.grad_clip = cu_grad_clip;    o.adamw = cu_adamw; o.scale = cu_scale; o.select_tokens = cu_select_tokens;
     return o;
 }
 /* C++ dynamic initialisation: the table is complete before main() */

@@ -125,23 +125,38 @@ __global__ void k_sumsq_part(double *part, const float *x, size_t n) {
     s = cu_block_sum_d(s);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
-/* pass 2: one block adds the partials in a fixed order */
-__global__ void k_sumsq_final(double *part, int nparts) {
+/* pass 2: one block adds the partials in a fixed order; the total goes to
+ * part[nparts], or (grad_clip) the norm and its clip factor to norm_scale */
+__global__ void k_sumsq_final(double *part, int nparts, double *norm_scale, double clip) {
     double s = 0;
     for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += part[i];
     s = cu_block_sum_d(s);
-    if (threadIdx.x == 0) part[nparts] = s;
+    if (threadIdx.x != 0) return;
+    if (!norm_scale) { part[nparts] = s; return; }
+    norm_scale[0] = sqrt(s);
+    norm_scale[1] = dl_k_clip_factor(norm_scale[0], clip);
 }
 double cu_sumsq(dl_dev *d, const float *x, size_t n) {
     if (!n) return 0.0;
     cuda_state *st = cu_state(d);
     CU_LAUNCH(CU_RED_BLOCKS, 256, 0, st->s, k_sumsq_part)(st->red, x, n);
     CUDA_LAUNCHED();
-    CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS);
+    CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS, (double *)NULL, 0.0);
     CUDA_LAUNCHED();
     CUDA_CHECK(cudaMemcpyAsync(st->red_host, st->red + CU_RED_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost, st->s));
     CUDA_CHECK(cudaStreamSynchronize(st->s));
     return *st->red_host;
+}
+
+/* the same two passes, ending on the device: nothing comes back to the host */
+void cu_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
+    cuda_state *st = cu_state(d);
+    if (n) {
+        CU_LAUNCH(CU_RED_BLOCKS, 256, 0, st->s, k_sumsq_part)(st->red, x, n);
+        CUDA_LAUNCHED();
+    } else CUDA_CHECK(cudaMemsetAsync(st->red, 0, CU_RED_BLOCKS * sizeof(double), st->s));
+    CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS, norm_scale, clip);
+    CUDA_LAUNCHED();
 }
 
 /* the shortest decimal (<= 9 digits) that rounds to x, as a double (as
@@ -156,7 +171,10 @@ static double widen(float x) {
     return x;
 }
 __global__ void k_adamw(float *param, const float *grad, float *m, float *v, size_t n, float grad_scale,
-                        float decay, float w1, float w2, float b2, float step_size, float bc2_sqrt, float eps) {
+                        const double *dev_scale, bf16 *copy, float decay, float w1, float w2, float b2,
+                        float step_size, float bc2_sqrt, float eps) {
+    if (dev_scale) grad_scale = (float)*dev_scale;
+    if (!(grad_scale - grad_scale == 0.0f)) return;   /* not finite: kernels.h leaves every weight as it was */
     GRID_STRIDE(i, n) {
         float g = grad[i] * grad_scale;
         float p = param[i] * decay;
@@ -164,15 +182,19 @@ __global__ void k_adamw(float *param, const float *grad, float *m, float *v, siz
         float vi = v[i] * b2 + w2 * g * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        float pn = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        param[i] = pn;
+        if (copy) copy[i] = __float2bfloat16_rn(pn);
     }
 }
 void cu_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
-              float b2, float eps, float wd, int step, float grad_scale) {
+              float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+              uint16_t *bf16_copy) {
     if (!n) return;
     const double B1 = widen(b1), B2 = widen(b2);
     const double bc1 = 1.0 - pow(B1, step), bc2 = 1.0 - pow(B2, step);
-    CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_adamw)(param, grad, m, v, n, grad_scale,
+    CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_adamw)(param, grad, m, v, n, grad_scale, dev_scale,
+                                                          (bf16 *)bf16_copy,
                                                           (float)(1.0 - (double)lr * wd), (float)(1.0 - B1),
                                                           (float)(1.0 - B2), b2, (float)((double)lr / bc1),
                                                           (float)sqrt(bc2), eps);

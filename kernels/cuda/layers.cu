@@ -3,8 +3,9 @@
  * Per-row ops (rmsnorm, xent) run one block per row with a fixed-order block
  * reduction; the reductions over rows (embedding_bwd, rmsnorm dw) give each
  * column one thread that walks the rows in order: deterministic, no atomics.
- * Does not: fuse the residual add into RMSNorm, vectorise loads, chunk the
- * vocabulary (a later version).
+ * add_rmsnorm_fwd is the residual add and the next norm in one kernel.
+ * xent_chunk_fwd / _bwd: the cross-entropy over the vocabulary in chunks.
+ * Does not: fuse the residual add into RMSNorm's backward, vectorise loads.
  */
 #include <math.h>
 #include "cuda.h"
@@ -34,19 +35,42 @@ void cu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, con
     CUDA_LAUNCHED();
 }
 
-template <typename T> __global__ void k_rmsnorm_fwd(T *y, float *rstd, const T *x, const T *w, int D, float eps) {
+/* row blockIdx.x of x normalised into y (one block per row); `add`: x is
+ * first written as a + b, each thread reading back only what it wrote, so
+ * the fused op needs no barrier and sums exactly the values the plain
+ * forward would read */
+template <typename T> __device__ void rmsnorm_row(T *y, float *rstd, T *x, const T *a, const T *b, const T *w, int D,
+                                                  float eps) {
     size_t r = (size_t)blockIdx.x * D;
     double ss = 0;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) { float a = cu_ld(x, r + j); ss += (double)a * a; }
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        if (a) cu_st(x, r + j, cu_ld(a, r + j) + cu_ld(b, r + j));
+        float v = cu_ld(x, r + j);
+        ss += (double)v * v;
+    }
     ss = cu_block_sum_d(ss);
     float rs = (float)(1.0 / sqrt(ss / D + eps));
     if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
     for (int j = threadIdx.x; j < D; j += blockDim.x) cu_st(y, r + j, cu_ld(w, j) * cu_ld(x, r + j) * rs);
 }
+template <typename T> __global__ void k_rmsnorm_fwd(T *y, float *rstd, const T *x, const T *w, int D, float eps) {
+    rmsnorm_row<T>(y, rstd, (T *)x, NULL, NULL, w, D, eps);   /* x is only read */
+}
+template <typename T> __global__ void k_add_rmsnorm_fwd(T *y, float *rstd, T *sum, const T *a, const T *b, const T *w,
+                                                        int D, float eps) {
+    rmsnorm_row<T>(y, rstd, sum, a, b, w, D, eps);
+}
 void cu_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x, const void *w, int N, int D,
                     float eps) {
     if (N <= 0) return;
     CU_DISPATCH(dt, (CU_LAUNCH(N, 256, 0, cu_stream(d), k_rmsnorm_fwd<T>)((T *)y, rstd, (const T *)x, (const T *)w, D, eps)));
+    CUDA_LAUNCHED();
+}
+void cu_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                        const void *w, int N, int D, float eps) {
+    if (N <= 0) return;
+    CU_DISPATCH(dt, (CU_LAUNCH(N, 256, 0, cu_stream(d), k_add_rmsnorm_fwd<T>)((T *)y, rstd, (T *)sum, (const T *)a,
+                                                                            (const T *)b, (const T *)w, D, eps)));
     CUDA_LAUNCHED();
 }
 /* dx[n] += rstd (dy*w - xhat * mean(dy*w*xhat)) : one block per row */
@@ -145,5 +169,55 @@ void cu_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, 
     size_t n = (size_t)M * V;
     if (!n) return;
     CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_xent_bwd<T>)((T *)dlogits_inout, dce, targets, M, V)));
+    CUDA_LAUNCHED();
+}
+
+/* the vocabulary in chunks (kernels.h): one block per row folds its (vc)
+ * logits into the row's running max and float64 sum, as k_xent_fwd does
+ * for a whole row; thread 0 owns the row's stat */
+template <typename T> __global__ void k_xent_chunk_fwd(double *stat, float *ce, const T *z, const uint32_t *targets,
+                                                       int V, int v0, int vc) {
+    size_t r = (size_t)blockIdx.x * vc;
+    double *st = stat + 3 * (size_t)blockIdx.x;
+    float mc = -INFINITY;
+    for (int j = threadIdx.x; j < vc; j += blockDim.x) mc = fmaxf(mc, cu_ld(z, r + j));
+    mc = cu_block_max(mc);
+    double mx = v0 == 0 || mc > st[0] ? (double)mc : st[0];
+    double s = 0;
+    for (int j = threadIdx.x; j < vc; j += blockDim.x) s += exp((double)cu_ld(z, r + j) - mx);
+    s = cu_block_sum_d(s);
+    if (threadIdx.x != 0) return;
+    s += v0 == 0 ? 0.0 : st[1] * exp(st[0] - mx);
+    st[0] = mx; st[1] = s;
+    uint32_t t = targets[blockIdx.x];
+    if (t >= (uint32_t)v0 && t < (uint32_t)(v0 + vc)) st[2] = cu_ld(z, r + t - v0);
+    if (v0 + vc == V) {
+        st[0] = mx + log(s);
+        ce[blockIdx.x] = (float)(st[0] - st[2]);
+    }
+}
+void cu_xent_chunk_fwd(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits, const uint32_t *targets,
+                       int M, int V, int v0, int vc) {
+    if (M <= 0 || vc <= 0) return;
+    CU_DISPATCH(dt, (CU_LAUNCH(M, 256, 0, cu_stream(d), k_xent_chunk_fwd<T>)(stat, ce, (const T *)logits, targets, V,
+                                                                           v0, vc)));
+    CUDA_LAUNCHED();
+}
+template <typename T> __global__ void k_xent_chunk_bwd(T *dl, const double *stat, const float *dce,
+                                                       const uint32_t *targets, int M, int v0, int vc) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)M * vc;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t m = i / vc;
+        uint32_t j = (uint32_t)(v0 + i % vc);
+        float p = (float)exp((double)cu_ld(dl, i) - stat[3 * m]);
+        cu_st(dl, i, dce[m] * (p - (j == targets[m] ? 1.0f : 0.0f)));
+    }
+}
+void cu_xent_chunk_bwd(dl_dev *d, dl_dtype dt, void *dlogits, const double *stat, const float *dce,
+                       const uint32_t *targets, int M, int v0, int vc) {
+    size_t n = (size_t)M * vc;
+    if (!n) return;
+    CU_DISPATCH(dt, (CU_LAUNCH(cu_blocks(n, 256), 256, 0, cu_stream(d), k_xent_chunk_bwd<T>)((T *)dlogits, stat, dce,
+                                                                                           targets, M, v0, vc)));
     CUDA_LAUNCHED();
 }

@@ -22,7 +22,7 @@ static void ref_close(dl_dev *d) { (void)d; }
 static int ref_supports(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt) {
     (void)d;
     if (wdt != dt && op != DL_OP_EMBEDDING_FWD && op != DL_OP_LINEAR_FWD && op != DL_OP_LINEAR_FWD_SPLIT) return 0;
-    if (op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE || op == DL_OP_SELECT_TOKENS) return dt == DL_F32;
+    if (op == DL_OP_SUMSQ || op == DL_OP_GRAD_CLIP || op == DL_OP_ADAMW || op == DL_OP_SCALE || op == DL_OP_SELECT_TOKENS) return dt == DL_F32;
     return dt == DL_F32 || dt == DL_BF16;
 }
 static void *ref_alloc(dl_dev *d, size_t bytes) {
@@ -45,13 +45,15 @@ const dl_backend_ops dl_backend_ref_ops = {
     .d2d = ref_copy, .sync = ref_sync,
     .embedding_fwd = ref_embedding_fwd, .embedding_bwd = ref_embedding_bwd,
     .rmsnorm_fwd = ref_rmsnorm_fwd, .rmsnorm_bwd = ref_rmsnorm_bwd,
+    .add_rmsnorm_fwd = ref_add_rmsnorm_fwd,
     .linear_fwd = ref_linear_fwd, .linear_bwd = ref_linear_bwd, .rope = ref_rope,
     .attention_fwd = ref_attention_fwd, .attention_bwd = ref_attention_bwd,
     .attention_bwd_scratch_bytes = ref_attention_bwd_scratch_bytes, .attention_kv_fwd = ref_attention_kv_fwd,
     .attention_cached_fwd = ref_attention_cached_fwd,
     .swiglu_fwd = ref_swiglu_fwd, .swiglu_bwd = ref_swiglu_bwd, .add = ref_add, .add_inplace = ref_add_inplace,
     .gather_rows = ref_gather_rows, .scatter_add_rows = ref_scatter_add_rows, .copy_2d = ref_copy_2d,
-    .convert = ref_convert, .xent_fwd = ref_xent_fwd, .xent_bwd = ref_xent_bwd, .sumsq = ref_sumsq,
-    .adamw = ref_adamw, .scale = ref_scale,
+    .convert = ref_convert, .xent_fwd = ref_xent_fwd, .xent_bwd = ref_xent_bwd,
+    .xent_chunk_fwd = ref_xent_chunk_fwd, .xent_chunk_bwd = ref_xent_chunk_bwd, .sumsq = ref_sumsq,
+    .grad_clip = ref_grad_clip, .adamw = ref_adamw, .scale = ref_scale,
     .select_tokens = ref_select_tokens,
 };

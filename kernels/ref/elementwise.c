@@ -44,9 +44,16 @@ double ref_sumsq(dl_dev *d, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     return s;
 }
+void ref_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
+    norm_scale[0] = sqrt(ref_sumsq(d, x, n));
+    norm_scale[1] = dl_k_clip_factor(norm_scale[0], clip);
+}
 void ref_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
-               float b2, float eps, float wd, int step, float grad_scale) {
+               float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+               uint16_t *bf16_copy) {
     (void)d;
+    if (dev_scale) grad_scale = (float)dev_scale[0];
+    if (!isfinite(grad_scale)) return;
     double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
     for (size_t i = 0; i < n; i++) {
         double g = (double)grad[i] * grad_scale, p = param[i] * (1.0 - (double)lr * wd);
@@ -54,6 +61,7 @@ void ref_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, s
         m[i] = (float)mi;
         v[i] = (float)vi;
         param[i] = (float)(p - (lr / bc1) * (mi / (sqrt(vi) / sqrt(bc2) + eps)));
+        if (bf16_copy) bf16_copy[i] = dl_f32_to_bf16(param[i]);
     }
 }
 void ref_scale(dl_dev *d, float *x, float s, size_t n) {

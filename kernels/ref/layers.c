@@ -29,6 +29,13 @@ void ref_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x
     }
 }
 
+/* the reference of the fused op is the two ops it fuses */
+void ref_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                         const void *w, int N, int D, float eps) {
+    ref_add(d, dt, sum, a, b, (size_t)N * D);
+    ref_rmsnorm_fwd(d, dt, y, rstd, sum, w, N, D, eps);
+}
+
 void ref_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                      const float *rstd, int N, int D) {
     (void)d;
@@ -136,6 +143,35 @@ void ref_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs, const uint32_t
         ce[m] = (float)(log(s) - (ld(probs, dt, r + targets[m]) - mx));
         for (int j = 0; j < V; j++) st(probs, dt, r + j, exp(ld(probs, dt, r + j) - mx) / s);
     }
+}
+
+/* the chunked pair, in float64 throughout */
+void ref_xent_chunk_fwd(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits, const uint32_t *targets,
+                        int M, int V, int v0, int vc) {
+    (void)d;
+    for (int m = 0; m < M; m++) {
+        double *s = stat + 3 * (size_t)m, mx = v0 == 0 ? -INFINITY : s[0];
+        size_t r = (size_t)m * vc;
+        for (int j = 0; j < vc; j++) mx = fmax(mx, ld(logits, dt, r + j));
+        double sum = v0 == 0 ? 0 : s[1] * exp(s[0] - mx);
+        for (int j = 0; j < vc; j++) sum += exp(ld(logits, dt, r + j) - mx);
+        s[0] = mx; s[1] = sum;
+        if (targets[m] >= (uint32_t)v0 && targets[m] < (uint32_t)(v0 + vc)) s[2] = ld(logits, dt, r + targets[m] - v0);
+        if (v0 + vc == V) {
+            s[0] = mx + log(sum);
+            ce[m] = (float)(s[0] - s[2]);
+        }
+    }
+}
+void ref_xent_chunk_bwd(dl_dev *d, dl_dtype dt, void *dlogits, const double *stat, const float *dce,
+                        const uint32_t *targets, int M, int v0, int vc) {
+    (void)d;
+    for (int m = 0; m < M; m++)
+        for (int j = 0; j < vc; j++) {
+            size_t i = (size_t)m * vc + j;
+            double p = exp(ld(dlogits, dt, i) - stat[3 * (size_t)m]);
+            st(dlogits, dt, i, (double)dce[m] * (p - ((uint32_t)(v0 + j) == targets[m] ? 1.0 : 0.0)));
+        }
 }
 
 void ref_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits, const float *dce, const uint32_t *targets, int M, int V) {

@@ -34,6 +34,8 @@ void ref_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *y, float *rstd, const void *x
                      float eps);
 void ref_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                      const float *rstd, int N, int D);
+void ref_add_rmsnorm_fwd(dl_dev *d, dl_dtype dt, void *sum, void *y, float *rstd, const void *a, const void *b,
+                         const void *w, int N, int D, float eps);
 void ref_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                     int N, int C, int O);
 void ref_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
@@ -66,9 +68,15 @@ void ref_convert(dl_dev *d, void *dst, dl_dtype dst_dt, const void *src, dl_dtyp
 void ref_xent_fwd(dl_dev *d, dl_dtype dt, float *ce, void *probs_inout, const uint32_t *targets, int M, int V);
 void ref_xent_bwd(dl_dev *d, dl_dtype dt, void *dlogits_inout, const float *dce, const uint32_t *targets, int M,
                   int V);
+void ref_xent_chunk_fwd(dl_dev *d, dl_dtype dt, double *stat, float *ce, const void *logits, const uint32_t *targets,
+                        int M, int V, int v0, int vc);
+void ref_xent_chunk_bwd(dl_dev *d, dl_dtype dt, void *dlogits, const double *stat, const float *dce,
+                        const uint32_t *targets, int M, int v0, int vc);
 double ref_sumsq(dl_dev *d, const float *x, size_t n);
+void ref_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip);
 void ref_adamw(dl_dev *d, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
-               float b2, float eps, float wd, int step, float grad_scale);
+               float b2, float eps, float wd, int step, float grad_scale, const double *dev_scale,
+               uint16_t *bf16_copy);
 void ref_scale(dl_dev *d, float *x, float s, size_t n);
 /* the plain reference of token selection (select.c): one position after
  * another, full sorts, no scratch reuse */

@@ -78,7 +78,9 @@ struct dl_acts {
     uint32_t *targets;           /* (M) copy */
     int32_t *lens;               /* (B) copy of the last forward's lens (backward reads them) */
     float *xg, *rstd_h, *hs;     /* (M,D) (M) (M,D) head input gathered / rstd / normed */
-    float *logits;               /* (M,V) logits, then probs, then dlogits */
+    float *logits;               /* (M,V) logits, then probs, then dlogits; (M,xc) with a chunked head */
+    int xc;                      /* the head's chunk of vocabulary columns; V: unchunked */
+    double *xstat;               /* (M,3) chunked head only: running max / sum, target logit; then lse */
     float *logits32;             /* (M,V) f32 logits of a bf16-compute forward without targets (its own
                                     allocation, made by the first such forward): what dl_model_logits gives */
     float *tmp;                  /* (N, max(D, Hq*E)) forward linear output */
@@ -89,6 +91,7 @@ struct dl_acts {
     float *dgate, *dup, *dact;   /* (N,F) */
     float *dq_in, *dk_in;        /* (N,Hq*E) (N,Hk*E) qk_norm only: gradients before the per-head norm */
     float *dhs, *dxg;            /* (M,D) */
+    float *dhs_part;             /* (M,D) chunked head only: one chunk's part of dhs */
     /* the last forward */
     int fB, fT, fM, f_valid, f_has_targets, f_has_lens, f_block, pos_T, pos_N;
     int pos_half;                /* pos holds i mod T/2 (DL_ATTN_BD3: x_t and x_0 share positions) */
@@ -215,6 +218,11 @@ static float *view(dl_model *m, const char *fmt, int l) {
 }
 /* the weight dtype the forward's matrix ops read (kernels.h "Weight dtype") */
 static dl_dtype xwdt(const dl_model *m) { return m->wcomp ? DL_BF16 : m->wdtype; }
+/* rows [v0, ...) of a (V, D) head matrix w in the compute weights' dtype
+ * (the forward's m->xlm_head, or cw(m, m->lm_head)) */
+static const void *head_rows(const dl_model *m, const void *w, int v0) {
+    return (const char *)w + (size_t)v0 * m->cfg.dim * dl_dtype_size(xwdt(m));
+}
 /* the tensor an op reads for master view p: p itself, or its bf16 compute copy */
 static const void *cw(const dl_model *m, const float *p) {
     return p && m->wcomp ? (const void *)((const uint16_t *)m->wcomp + (p - m->params)) : (const void *)p;
@@ -278,7 +286,8 @@ int dl_model_set_tensor(dl_model *m, const dl_tensor *t, const void *src, dl_dty
 static int missing_op(dl_dev *dev, dl_dtype dt) {
     for (int op = 0; op < DL_OP_COUNT; op++) {
         if (op == DL_OP_CONVERT) continue;
-        if (dt != DL_F32 && (op == DL_OP_SUMSQ || op == DL_OP_ADAMW || op == DL_OP_SCALE || op == DL_OP_SELECT_TOKENS))
+        if (dt != DL_F32 && (op == DL_OP_SUMSQ || op == DL_OP_GRAD_CLIP || op == DL_OP_ADAMW || op == DL_OP_SCALE ||
+                             op == DL_OP_SELECT_TOKENS))
             continue;
         if (!dl_dev_supports(dev, (dl_op)op, dt)) return op;
     }
@@ -365,6 +374,7 @@ void dl_model_free(dl_model *m) {
     if (m->grads) dl_dev_free(m->dev, m->grads);
     if (m->adam_m) dl_dev_free(m->dev, m->adam_m);
     if (m->adam_v) dl_dev_free(m->dev, m->adam_v);
+    if (m->gclip) dl_dev_free(m->dev, m->gclip);
     free(m->tensors);
     free(m->layers);
     memset(m, 0, sizeof *m);
@@ -391,6 +401,13 @@ int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen) {
     m->dtype = DL_BF16;
     m->wcomp_stale = 1;
     point_xviews(m);
+    return 0;
+}
+
+int dl_model_set_xent_chunk(dl_model *m, int vc, char *err, size_t errlen) {
+    if (vc < 0) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: a loss-head chunk of %d columns", vc);
+    if (m->acts) return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: set the loss-head chunk before reserving activations");
+    m->xent_chunk = vc;
     return 0;
 }
 
@@ -483,8 +500,9 @@ void dl_model_init_weights(dl_model *m, uint64_t seed) {
 /* att_keep: 1 carves the (B,Hq,T,T) probabilities per layer (the forward
  * stores them, the backward reads them); 0 for a backend that recomputes
  * them (flash-style).  scratch_f: floats of attention-backward scratch. */
+/* xc: vocabulary columns of the head's logits (V: unchunked). */
 static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode, int att_keep,
-                          size_t scratch_f, struct dl_acts *a) {
+                          size_t scratch_f, int xc, struct dl_acts *a) {
     size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
            M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T,
@@ -514,7 +532,8 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
     CARVE(z->ids, uint32_t, N); CARVE(z->pos, int32_t, N); CARVE(z->lens, int32_t, (size_t)B);
     CARVE(z->sel, int32_t, M); CARVE(z->targets, uint32_t, M);
     CARVE(z->xg, float, M * D); CARVE(z->rstd_h, float, M); CARVE(z->hs, float, M * D);
-    CARVE(z->logits, float, M * V);
+    CARVE(z->logits, float, M * (xc < (int)V ? (size_t)xc : V));
+    if (xc < (int)V) { CARVE(z->xstat, double, 6 * M); }   /* 3 doubles a row */
     CARVE(z->tmp, float, N * (D > QD ? D : QD));
     if (train) {
         CARVE(z->dx, float, N * D); CARVE(z->dh, float, N * D); CARVE(z->dh2, float, N * D);
@@ -522,6 +541,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
         CARVE(z->dao, float, N * QD); CARVE(z->datt, float, scratch_f);
         CARVE(z->dgate, float, N * F); CARVE(z->dup, float, N * F); CARVE(z->dact, float, N * F);
         CARVE(z->dhs, float, M * D); CARVE(z->dxg, float, M * D);
+        if (xc < (int)V) { CARVE(z->dhs_part, float, M * D); }
         if (c->qk_norm) { CARVE(z->dq_in, float, N * QD); CARVE(z->dk_in, float, N * KD); }
     }
 #undef CARVE
@@ -531,7 +551,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
 size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
     if (B <= 0 || T <= 0 || M_max < 0) return 0;
     size_t att = (size_t)B * c->n_heads * T * T;   /* the CPU backend's choice: probabilities kept */
-    return acts_layout(c, B, T, M_max, mode, 1, att, NULL) * sizeof(float);
+    return acts_layout(c, B, T, M_max, mode, 1, att, c->vocab_size, NULL) * sizeof(float);
 }
 
 int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, char *err, size_t errlen) {
@@ -562,7 +582,8 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     }
     a->L = L;
     a->B = B; a->T = T; a->M = M_max; a->mode = mode;
-    a->n = acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, NULL);
+    a->xc = m->xent_chunk > 0 && m->xent_chunk < c->vocab_size ? m->xent_chunk : c->vocab_size;
+    a->n = acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, NULL);
     a->block = dl_dev_alloc(m->dev, a->n * sizeof(float));
     if (!a->block) {
         size_t n = a->n;
@@ -570,12 +591,18 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate activations (%.1f MB) "
                          "for batch %d x %d", n * 4.0 / 1e6, B, T);
     }
-    acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a);
+    acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, a);
     m->acts = a;
     return 0;
 }
 
 /* ---------------------------------------------------------------- forward */
+/* the halves of dl_model_qkv_fwd / dl_model_mlp_fwd after their norm (below) */
+static void qkv_proj(dl_model *m, const dl_layer_params *p, const float *h, float *q, float *k, float *v,
+                     const dl_qk_norm_acts *qk, const int32_t *pos, int N);
+static void mlp_body(dl_model *m, const dl_layer_params *p, float *tmp, const float *h, float *gate, float *up,
+                     float *act, int N);
+
 int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int B, int T,
                      const int32_t *sel, const uint32_t *targets, int M, float *ce,
                      dl_attn_mask mask, int block, char *err, size_t errlen) {
@@ -609,30 +636,50 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     const dl_dtype wdt = xwdt(m);
     refresh_compute(m);
     dl_k_embedding_fwd(d, dt, wdt, a->L[0].res_in, a->ids, m->xembed, N, D);
+    dl_k_rmsnorm_fwd(d, dt, a->L[0].h1, a->L[0].rstd1, a->L[0].res_in, cw(m, m->layers[0].attn_norm), N, D,
+                     c->norm_eps);
+    /* each residual add runs fused with the norm that reads its sum */
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         layer_acts *x = &a->L[l];
-        float *out = l + 1 < c->n_layers ? a->L[l + 1].res_in : a->res_out;
-        dl_model_qkv_fwd(m, p, x->h1, x->rstd1, x->q, x->k, x->v, c->qk_norm ? &x->qk : NULL, x->res_in, a->pos, N);
+        qkv_proj(m, p, x->h1, x->q, x->k, x->v, c->qk_norm ? &x->qk : NULL, a->pos, N);
         dl_k_attention_fwd(d, dt, x->ao, x->lse, x->att, x->q, x->k, x->v, lens_c, B, T, Hq, Hk, E, mask, block);
         dl_k_linear_fwd(d, dt, wdt, a->tmp, x->ao, p->xo, NULL, N, QD, D);
         if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_O, a->tmp, x->ao, N);   /* LoRA hook */
-        dl_k_add(d, dt, x->res_mid, x->res_in, a->tmp, (size_t)N * D);
-        dl_model_mlp_fwd(m, p, out, x->res_mid, x->h2, x->rstd2, x->gate, x->up, x->act, a->tmp, N);
+        dl_k_add_rmsnorm_fwd(d, dt, x->res_mid, x->h2, x->rstd2, x->res_in, a->tmp, cw(m, p->mlp_norm), N, D,
+                             c->norm_eps);
+        mlp_body(m, p, a->tmp, x->h2, x->gate, x->up, x->act, N);
+        if (l + 1 < c->n_layers) {
+            layer_acts *nx = &a->L[l + 1];
+            dl_k_add_rmsnorm_fwd(d, dt, nx->res_in, nx->h1, nx->rstd1, x->res_mid, a->tmp,
+                                 cw(m, m->layers[l + 1].attn_norm), N, D, c->norm_eps);
+        } else dl_k_add(d, dt, a->res_out, x->res_mid, a->tmp, (size_t)N * D);
     }
     if (M > 0) {   /* head at the selected rows only */
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
         dl_k_gather_rows(d, dt, a->xg, a->res_out, a->sel, M, D);
         dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, cw(m, m->final_norm), M, D, c->norm_eps);
-        dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
-        if (targets) {
-            dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
+        if (targets) dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
+        if (a->xc < V) {   /* the loss block by block: no (M, V) logits */
+            if (!targets)
+                return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: a chunked loss head keeps no logits "
+                                 "(forward with targets, or set no chunk)");
+            for (int v0 = 0; v0 < V; v0 += a->xc) {
+                int n = V - v0 < a->xc ? V - v0 : a->xc;
+                dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, head_rows(m, m->xlm_head, v0), NULL, M, D, n);
+                dl_k_xent_chunk_fwd(d, dt, a->xstat, ce, a->logits, a->targets, M, V, v0, n);
+            }
+        } else if (targets) {
+            dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
             dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
-        } else if (m->dtype == DL_BF16) {   /* the f32 logits samplers read, made on first need (training never does) */
-            if (!a->logits32 && !(a->logits32 = dl_dev_alloc(d, (size_t)a->M * V * sizeof(float))))
-                return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
-                                 (double)a->M * V * 4 / 1e6);
-            dl_k_convert(d, a->logits32, DL_F32, a->logits, DL_BF16, (size_t)M * V);
+        } else {
+            dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
+            if (m->dtype == DL_BF16) {   /* the f32 logits samplers read, made on first need (training never does) */
+                if (!a->logits32 && !(a->logits32 = dl_dev_alloc(d, (size_t)a->M * V * sizeof(float))))
+                    return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
+                                     (double)a->M * V * 4 / 1e6);
+                dl_k_convert(d, a->logits32, DL_F32, a->logits, DL_BF16, (size_t)M * V);
+            }
         }
     }
     a->f_has_lens = lens != NULL; a->f_mask = mask; a->f_block = block;
@@ -684,8 +731,20 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const dl_dtype dt = m->dtype;
     const int32_t *lens = a->f_has_lens ? a->lens : NULL;
     /* head: probs -> dlogits -> d hs -> d xg (final norm) -> scatter into dx */
-    dl_k_softmax_xent_bwd(d, dt, a->logits, dce, a->targets, M, V);
-    dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, cw(m, m->lm_head), M, D, V);
+    if (a->xc < V)   /* block by block, each block's logits made again */
+        for (int v0 = 0; v0 < V; v0 += a->xc) {
+            int n = V - v0 < a->xc ? V - v0 : a->xc;
+            const void *w = head_rows(m, cw(m, m->lm_head), v0);
+            float *gw = m->grads ? G(m->lm_head) + (size_t)v0 * D : NULL;
+            dl_k_linear_fwd(d, dt, xwdt(m), a->logits, a->hs, w, NULL, M, D, n);
+            dl_k_xent_chunk_bwd(d, dt, a->logits, a->xstat, dce, a->targets, M, v0, n);
+            dl_k_linear_bwd(d, dt, v0 ? a->dhs_part : a->dhs, gw, NULL, a->logits, a->hs, w, M, D, n);
+            if (v0) dl_k_add_inplace(d, dt, a->dhs, a->dhs_part, (size_t)M * D);
+        }
+    else {
+        dl_k_softmax_xent_bwd(d, dt, a->logits, dce, a->targets, M, V);
+        dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, cw(m, m->lm_head), M, D, V);
+    }
     dl_dev_memset0(d, a->dxg, (size_t)M * D * sizeof(float));
     dl_k_rmsnorm_bwd(d, dt, a->dxg, G(m->final_norm), a->dhs, a->xg, cw(m, m->final_norm), a->rstd_h, M, D);
     dl_dev_memset0(d, a->dx, (size_t)N * D * sizeof(float));
@@ -748,15 +807,15 @@ static void qk_norm_fwd(dl_model *m, const dl_layer_params *p, const dl_qk_norm_
                      c->norm_eps);
 }
 
-void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
-                      const dl_qk_norm_acts *qk, const float *x, const int32_t *pos, int N) {
+/* q, k, v from the normed input h (the rest of dl_model_qkv_fwd) */
+static void qkv_proj(dl_model *m, const dl_layer_params *p, const float *h, float *q, float *k, float *v,
+                     const dl_qk_norm_acts *qk, const int32_t *pos, int N) {
     const dl_config *c = &m->cfg;
     const dl_dtype dt = m->dtype;
     int D = c->dim, E = c->head_dim, QD = c->n_heads * E, KD = c->n_kv_heads * E;
     DL_ASSERT(!c->qk_norm || (qk && p->q_norm && p->k_norm));
     void *const outs[3] = { c->qk_norm ? qk->q_in : q, c->qk_norm ? qk->k_in : k, v };
     const int parts[3] = { QD, KD, KD };
-    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, x, cw(m, p->attn_norm), N, D, c->norm_eps);
     dl_k_linear_fwd_split(m->dev, dt, xwdt(m), outs, parts, 3, h, p->xq, cw(m, p->bq), N, D);
     if (m->lora) {   /* LoRA hook: on the projections themselves (before q_norm/k_norm and RoPE, as PEFT) */
         int l = (int)(p - m->layers);
@@ -769,12 +828,19 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
     dl_k_rope(m->dev, dt, k, pos, N, c->n_kv_heads, E, c->rope_theta, c->rope_layout, 0);
 }
 
-void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
-                      float *gate, float *up, float *act, float *tmp, int N) {
+void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rstd, float *q, float *k, float *v,
+                      const dl_qk_norm_acts *qk, const float *x, const int32_t *pos, int N) {
+    const dl_config *c = &m->cfg;
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, h, rstd, x, cw(m, p->attn_norm), N, c->dim, c->norm_eps);
+    qkv_proj(m, p, h, q, k, v, qk, pos, N);
+}
+
+/* tmp = the MLP's output for the normed input h (before the residual add) */
+static void mlp_body(dl_model *m, const dl_layer_params *p, float *tmp, const float *h, float *gate, float *up,
+                     float *act, int N) {
     const dl_config *c = &m->cfg;
     const dl_dtype dt = m->dtype;
     int D = c->dim, F = c->hidden_dim;
-    dl_k_rmsnorm_fwd(m->dev, dt, h, rstd, res, cw(m, p->mlp_norm), N, D, c->norm_eps);
     void *const outs[2] = { gate, up };
     const int parts[2] = { F, F };
     dl_k_linear_fwd_split(m->dev, dt, xwdt(m), outs, parts, 2, h, p->xgate, NULL, N, D);
@@ -786,5 +852,12 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
     dl_k_swiglu_fwd(m->dev, dt, act, gate, up, N, F);
     dl_k_linear_fwd(m->dev, dt, xwdt(m), tmp, act, p->xdown, NULL, N, F, D);
     if (m->lora) m->lora_ops->fwd(m->lora, l, DL_LORA_DOWN, tmp, act, N);   /* LoRA hook */
-    dl_k_add(m->dev, dt, out, res, tmp, (size_t)N * D);
+}
+
+void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
+                      float *gate, float *up, float *act, float *tmp, int N) {
+    const dl_config *c = &m->cfg;
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, h, rstd, res, cw(m, p->mlp_norm), N, c->dim, c->norm_eps);
+    mlp_body(m, p, tmp, h, gate, up, act, N);
+    dl_k_add(m->dev, m->dtype, out, res, tmp, (size_t)N * c->dim);
 }

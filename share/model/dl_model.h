@@ -142,6 +142,8 @@ typedef struct {
     float *params;            /* (n_params) master fp32, device */
     float *grads;             /* (n_params) or NULL until dl_model_alloc_grads */
     float *adam_m, *adam_v;   /* (n_params) or NULL until dl_model_alloc_optimizer */
+    double *gclip;            /* (2) gradient norm, clip factor (dl_optim_clip), device */
+    int xent_chunk;           /* vocabulary columns per loss-head chunk; 0: all (dl_model_set_xent_chunk) */
     /* views into params (and the same offsets into grads) */
     float *embed;             /* (V, D) */
     dl_layer_params *layers;  /* (n_layers) */
@@ -178,6 +180,15 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
  * has none: use cuda, or ref for a slow check), -DL_EXIT_USAGE for a
  * bf16-weight (inference) model or one with a LoRA adapter. */
 int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen);
+/* The loss head over the vocabulary in chunks of vc columns (before
+ * reserve; 0 or vc >= vocab_size: the whole vocabulary at once, the
+ * default).  Only an (M, vc) block of logits is then reserved instead of
+ * (M, V); a forward with targets computes each block and folds it into
+ * the loss (kernels.h dl_k_xent_chunk_fwd), and the backward computes each
+ * block again (one more head GEMM) for its gradient.  A forward without
+ * targets (logits for a sampler) is refused while chunked.
+ * -DL_EXIT_USAGE for vc < 0 or after reserve. */
+int dl_model_set_xent_chunk(dl_model *m, int vc, char *err, size_t errlen);
 /* The caller wrote the masters (params) behind the model's back (optimizer
  * step, all-gather, broadcast, checkpoint load): the compute copy is
  * refreshed before the next forward.  No-op without a compute copy. */

@@ -3,11 +3,14 @@
  * two calls (matrices with weight decay over [0, n_decay_params), norms and
  * biases without over the rest; dl_model.h lays them out so).
  *
- *   norm  = sqrt(sum grads^2)                    (float64, dl_k_sumsq)
+ *   norm  = sqrt(sum grads^2)                    (float64, dl_k_grad_clip)
  *   scale = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1
  *   AdamW(lr, b1, b2, eps, wd | 0, step, scale)   (kernels.h dl_k_adamw)
- * exactly the order and the float32 casts train/step.c used, so results are
- * bit-identical.
+ * Norm and scale stay on the device (m->gclip): AdamW reads the scale
+ * there, so the host never waits for the norm before the update; it reads
+ * the norm afterwards (dl_optim_clip_read), with the step's one
+ * synchronisation.  A norm that is not finite makes the scale NaN, and
+ * AdamW then changes nothing (kernels.h dl_k_clip_factor).
  *
  * Does not: reduce gradients across processes (dl_comm.h, before the
  * norm), schedule the learning rate, check the loss.
@@ -29,23 +32,28 @@ typedef struct {
 typedef struct { float *params, *grads, *adam_m, *adam_v; size_t n, n_decay; } dl_optim_block;
 dl_optim_block dl_optim_trained(const dl_model *m);
 
-/* sqrt of the sum of squares of the trained gradients (synchronises). */
-double dl_optim_grad_norm(dl_model *m);
-/* The clip factor for a gradient norm. */
-double dl_optim_clip_scale(const dl_optim_cfg *c, double grad_norm);
+/* Queues the global norm of the trained gradients and its clip factor
+ * into m->gclip (allocated on the first call): 0, or -DL_EXIT_IO with err
+ * set when the device has no memory for it.  Does not synchronise. */
+int dl_optim_clip(dl_model *m, const dl_optim_cfg *c, char *err, size_t errlen);
+/* What the last dl_optim_clip computed: the norm, and the factor the
+ * steps applied (NaN when the norm is not finite: the steps changed
+ * nothing).  Synchronises. */
+void dl_optim_clip_read(dl_model *m, double *grad_norm, double *clip_scale);
 /* AdamW over every parameter at learning rate lr, optimizer step `step`
- * (1-based), gradients scaled by clip_scale; waits for the device. */
-void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale);
+ * (1-based), gradients scaled by the factor of the last dl_optim_clip;
+ * writes the bf16 compute copy (m->wcomp) of what it updates; waits for
+ * the device. */
+void dl_optim_step(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step);
 /* The same over the elements [lo, hi) of the parameter block only (ZeRO-1:
  * each rank updates its share); elements outside are untouched. */
-void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
-                         size_t hi);
+void dl_optim_step_range(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, size_t lo, size_t hi);
 /* The same range with the moments held apart (ZeRO-1 with sharded
  * state): sm, sv (hi-lo) are the AdamW moments of elements [lo, hi);
  * m->adam_m / adam_v are not used (may be NULL).  Bit-identical to
  * dl_optim_step_range over whole moments. */
-void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, double clip_scale, size_t lo,
-                         size_t hi, float *sm, float *sv);
+void dl_optim_step_shard(dl_model *m, const dl_optim_cfg *c, double lr, int64_t step, size_t lo, size_t hi, float *sm,
+                         float *sv);
 
 /* ZeRO-1's sharded moments, kept on m's device so callers above the model
  * layer never touch the device themselves.

@@ -13,6 +13,8 @@
 #      (losses rel 2e-2, weights 2e-2), and its resume bit for bit;
 #   2c. 10 bf16 steps of a head-dim-64 model (the tensor-core attention)
 #      against the CPU's f32 (losses rel 2e-2);
+#   2d. the chunked loss head (--xent-chunk 100), f32 and bf16, against
+#      the CPU's unchunked f32 run (losses rel 1e-3 / 2e-2);
 #   3. sampling at temperature 0 from the CPU-trained model: the share of
 #      equal token ids >= 0.95 (f32 compute: near-ties can flip, and one flip
 #      changes what follows; the measured share is printed);
@@ -97,6 +99,15 @@ if run train64-cpu "$B/dllm-train" -q --device cpu $A64 --metrics c64.jsonl -o t
    run train64-bf16 "$B/dllm-train" -q --device $D2 --precision bf16 $A64 --metrics g64.jsonl -o t64_g; then
     $C losses c64.jsonl g64.jsonl 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16 head dim 64 (tensor-core attention): /'
 fi
+# 2d. the loss head over the vocabulary in chunks of 100 (513 = 5 x 100
+#     + 13), f32 and bf16, against the CPU's unchunked f32 run
+for p in f32:1e-3 bf16:2e-2; do
+    pr=${p%%:*}; tol=${p#*:}
+    if run "train-chunk-$pr" "$B/dllm-train" -q --device $D2 --precision $pr $A --steps 20 --xent-chunk 100 \
+           --metrics "x$pr.jsonl" -o "x_$pr"; then
+        $C losses c.jsonl "x$pr.jsonl" $tol | sed "s/^\(n*o*t* *ok - \)/\1$pr, --xent-chunk 100: /"
+    fi
+done
 # 3. sampling at temperature 0 (greedy): CPU vs CUDA ids
 P="Once upon a time"
 for td in c:cpu g:$D2; do

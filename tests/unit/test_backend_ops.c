@@ -61,9 +61,8 @@ static void *dalloc(ctx *c, size_t bytes) {
     c->buf[c->nbuf++] = p;
     return p;
 }
-/* host floats -> device in dtype dt */
-static void *up_dt(ctx *c, dl_dtype dt, const float *x, size_t n) {
-    void *p = dalloc(c, n * dl_dtype_size(dt));
+/* host floats -> the device buffer p in dtype dt */
+static void h2d_dt(ctx *c, dl_dtype dt, void *p, const float *x, size_t n) {
     if (dt == DL_F32) dl_dev_h2d(c->d, p, x, n * 4);
     else {
         uint16_t *h = malloc(2 * (n ? n : 1));
@@ -71,6 +70,11 @@ static void *up_dt(ctx *c, dl_dtype dt, const float *x, size_t n) {
         dl_dev_h2d(c->d, p, h, n * 2);
         free(h);
     }
+}
+/* host floats -> a new device buffer in dtype dt */
+static void *up_dt(ctx *c, dl_dtype dt, const float *x, size_t n) {
+    void *p = dalloc(c, n * dl_dtype_size(dt));
+    h2d_dt(c, dt, p, x, n);
     return p;
 }
 static void *up(ctx *c, const float *x, size_t n) { return up_dt(c, c->dt, x, n); }   /* storage dtype */
@@ -146,6 +150,29 @@ static void run_rmsnorm(ctx *c, const case_s *k, res *r, float garbage) {
     float *dx0 = hrand((size_t)N * D, -1, 1), *dw0 = hrand(D, -1, 1);
     void *X = up(c, x, (size_t)N * D), *W = up(c, w, D), *Y = junk(c, (size_t)N * D, garbage);
     float *R = upf(c, x, N);   /* rstd: overwritten by the forward */
+    if (k->op == DL_OP_ADD_RMSNORM_FWD) {   /* x + dy, summed into a fresh buffer, or into x itself (k->i[2]) */
+        size_t nd = (size_t)N * D;
+        void *B = up(c, dy, nd), *S = k->i[2] ? X : junk(c, nd, garbage);
+        void *S2 = junk(c, nd, garbage), *Y2 = junk(c, nd, garbage);
+        float *R2 = upf(c, x, N);
+        dl_k_add(c->d, c->dt, S2, X, B, nd);   /* the two ops it fuses, on the same device: the same bits */
+        dl_k_rmsnorm_fwd(c->d, c->dt, Y2, R2, S2, W, N, D, 1e-5f);
+        dl_k_add_rmsnorm_fwd(c->d, c->dt, S, Y, R, X, B, W, N, D, 1e-5f);
+        down(c, r, "sum", S, nd);
+        down(c, r, "y", Y, nd);
+        downf(c, r, "rstd", R, N);
+        res u = { 0 };
+        down(c, &u, "", S2, nd);
+        down(c, &u, "", Y2, nd);
+        downf(c, &u, "", R2, N);
+        int same = 1;
+        for (int o = 0; o < 3; o++) same &= !memcmp(u.v[o], r->v[r->k - 3 + o], u.n[o] * sizeof(float));
+        DL_CHECK(same, "%s add_rmsnorm_fwd %s N=%d D=%d%s: the same bits as add then rmsnorm_fwd", dl_dev_describe(c->d),
+                 dl_dtype_name(c->dt), N, D, k->i[2] ? " (sum aliasing a)" : "");
+        res_free(&u);
+        free(x); free(w); free(dy); free(dx0); free(dw0);
+        return;
+    }
     dl_k_rmsnorm_fwd(c->d, c->dt, Y, R, X, W, N, D, 1e-5f);
     if (k->op == DL_OP_RMSNORM_FWD) {
         down(c, r, "y", Y, (size_t)N * D);
@@ -328,6 +355,15 @@ static void run_elementwise(ctx *c, const case_s *k, res *r, float garbage) {
         r->name[r->k] = "sum"; r->v[r->k] = malloc(sizeof(float)); r->v[r->k][0] = s; r->n[r->k] = 1; r->k++;
         break;
     }
+    case DL_OP_GRAD_CLIP: {   /* clip k->i[1] / 10: above and below the norm */
+        float *A = upf(c, a, n);
+        double *S = dalloc(c, 2 * sizeof(double)), h[2];
+        dl_k_grad_clip(c->d, S, A, n, k->i[1] / 10.0);
+        dl_dev_d2h(c->d, h, S, sizeof h);
+        r->name[r->k] = "norm, factor"; r->v[r->k] = malloc(2 * sizeof(float));
+        r->v[r->k][0] = (float)h[0]; r->v[r->k][1] = (float)h[1]; r->n[r->k] = 2; r->k++;
+        break;
+    }
     case DL_OP_CONVERT: {   /* f32 -> dt -> f32 */
         float *A = upf(c, a, n);
         void *X = junk(c, n, garbage);
@@ -373,16 +409,97 @@ static void run_xent(ctx *c, const case_s *k, res *r, float garbage) {
     free(z); free(dce); free(t);
 }
 
-/* i: n step */
-static void run_adamw(ctx *c, const case_s *k, res *r, float garbage) {
+/* the max |a - b| / (1 + max |b|) of two host arrays */
+static double rel_dist(const float *a, const float *b, size_t n) {
+    double mad = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs((double)a[i] - b[i]) > mad) mad = fabs((double)a[i] - b[i]);
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mad / (1 + mb);
+}
+
+/* i: M V vc.  The chunked loss: each (M, vc) block of the logits uploaded
+ * alone, as the model's head makes it; the forward gives ce and lse, the
+ * backward the whole (M, V) dlogits put together from the blocks.  Also
+ * against the unchunked pair on the same device (a looser tolerance:
+ * the online max rounds differently). */
+static void run_xent_chunk(ctx *c, const case_s *k, res *r, float garbage) {
     (void)garbage;
+    int M = k->i[0], V = k->i[1], vc = k->i[2];
+    float *z = hrand((size_t)M * V, -8, 8), *dce = hrand(M, -1, 1), *blk = malloc(sizeof(float) * (size_t)M * vc);
+    uint32_t *t = rand_ids(M, V);
+    uint32_t *Tg = upraw(c, t, 4 * (size_t)M);
+    float *CE = upf(c, dce, M), *G = upf(c, dce, M), *CE1 = upf(c, dce, M);   /* ce: overwritten */
+    double *S = dalloc(c, 3 * sizeof(double) * (size_t)M);
+    void *Z = up(c, z, (size_t)M * V), *B = dalloc(c, (size_t)M * vc * dl_dtype_size(c->dt));
+    float *dl = malloc(sizeof(float) * (size_t)M * V);
+    for (int pass = 0; pass < 2; pass++)   /* 0: forward; 1: backward (needs the forward's lse) */
+        for (int v0 = 0; v0 < V; v0 += vc) {
+            int n = V - v0 < vc ? V - v0 : vc;
+            for (int m = 0; m < M; m++) memcpy(blk + (size_t)m * n, z + (size_t)m * V + v0, sizeof(float) * n);
+            h2d_dt(c, c->dt, B, blk, (size_t)M * n);
+            if (pass == 0) dl_k_xent_chunk_fwd(c->d, c->dt, S, CE, B, Tg, M, V, v0, n);
+            else {
+                dl_k_xent_chunk_bwd(c->d, c->dt, B, S, G, Tg, M, v0, n);
+                res u = { 0 };
+                down(c, &u, "", B, (size_t)M * n);
+                for (int m = 0; m < M; m++) memcpy(dl + (size_t)m * V + v0, u.v[0] + (size_t)m * n, sizeof(float) * n);
+                res_free(&u);
+            }
+        }
+    downf(c, r, "ce", CE, M);
+    double *lse = malloc(3 * sizeof(double) * (size_t)M);
+    dl_dev_d2h(c->d, lse, S, 3 * sizeof(double) * (size_t)M);
+    r->name[r->k] = "lse"; r->v[r->k] = malloc(sizeof(float) * M); r->n[r->k] = M;
+    for (int m = 0; m < M; m++) r->v[r->k][m] = (float)lse[3 * (size_t)m];
+    r->k++;
+    r->name[r->k] = "dlogits (the blocks put together)"; r->v[r->k] = dl; r->n[r->k] = (size_t)M * V; r->k++;
+    /* the unchunked pair on the same device */
+    dl_k_softmax_xent_fwd(c->d, c->dt, CE1, Z, Tg, M, V);
+    dl_k_softmax_xent_bwd(c->d, c->dt, Z, G, Tg, M, V);
+    res u = { 0 };
+    downf(c, &u, "", CE1, M);
+    down(c, &u, "", Z, (size_t)M * V);
+    double tol = c->dt == DL_BF16 ? 2e-2 : 1e-5, dce_ = rel_dist(r->v[0], u.v[0], M), ddl = rel_dist(dl, u.v[1], (size_t)M * V);
+    DL_CHECK(dce_ <= tol && ddl <= tol, "%s xent_chunk %s M=%d V=%d vc=%d: against the unchunked pair, ce %.1e, "
+             "dlogits %.1e (tol %.0e)", dl_dev_describe(c->d), dl_dtype_name(c->dt), M, V, vc, dce_, ddl, tol);
+    res_free(&u);
+    free(z); free(dce); free(blk); free(t); free(lse);
+}
+
+/* i: n step scale; scale 0: 0.5 from the host; 1: grad_clip's factor on
+ * the device (clip 1), and the bf16 compute copy; 2: a NaN factor on the
+ * device (a non-finite norm): nothing may change */
+static void run_adamw(ctx *c, const case_s *k, res *r, float garbage) {
     size_t n = (size_t)k->i[0];
     float *p = hrand(n, -1, 1), *g = hrand(n, -1, 1), *m = hrand(n, -0.1f, 0.1f), *v = hrand(n, 0, 0.01f);
     float *P = upf(c, p, n), *G = upf(c, g, n), *Mm = upf(c, m, n), *Vv = upf(c, v, n);
-    dl_k_adamw(c->d, P, G, Mm, Vv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, k->i[1], 0.5f);
+    double *S = NULL, nan2[2] = { NAN, NAN };
+    uint16_t *W = NULL;
+    if (k->i[2] == 1) {
+        S = dalloc(c, 2 * sizeof(double));
+        dl_k_grad_clip(c->d, S, G, n, 1.0);
+        W = junk(c, n, garbage);
+    } else if (k->i[2] == 2) S = upraw(c, nan2, sizeof nan2);
+    dl_k_adamw(c->d, P, G, Mm, Vv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, k->i[1], 0.5f, S ? S + 1 : NULL, W);
     downf(c, r, "param", P, n);
     downf(c, r, "m", Mm, n);
     downf(c, r, "v", Vv, n);
+    if (W) {
+        down_dt(c, r, "bf16 copy", DL_BF16, W, n);
+        float *pb = r->v[r->k - 1], *pf = r->v[0];
+        int same = 1;
+        for (size_t i = 0; i < n; i++) same &= pb[i] == dl_bf16_to_f32(dl_f32_to_bf16(pf[i]));
+        DL_CHECK(same, "%s adamw n=%zu: the bf16 copy is the rounded update", dl_dev_describe(c->d), n);
+    }
+    if (k->i[2] == 2) {
+        float *back = malloc(sizeof(float) * (n ? n : 1));
+        dl_dev_d2h(c->d, back, P, n * sizeof(float));
+        DL_CHECK(!memcmp(back, p, n * sizeof(float)), "%s adamw n=%zu: a NaN clip factor changes nothing",
+                 dl_dev_describe(c->d), n);
+        free(back);
+    }
     free(p); free(g); free(m); free(v);
 }
 
@@ -450,12 +567,20 @@ static void build_cases(void) {
         ADD(DL_OP_EMBEDDING_BWD, run_embedding, "N=%d D=%d V=%d (repeated ids)", nd[s][0], nd[s][1], nd[s][2]);
         ADD(DL_OP_RMSNORM_FWD, run_rmsnorm, "N=%d D=%d", nd[s][0], nd[s][1]);
         ADD(DL_OP_RMSNORM_BWD, run_rmsnorm, "N=%d D=%d", nd[s][0], nd[s][1]);
+        for (int alias = 0; alias < 2; alias++)
+            ADD(DL_OP_ADD_RMSNORM_FWD, run_rmsnorm, "N=%d D=%d sum aliasing a=%d", nd[s][0], nd[s][1], alias);
         ADD(DL_OP_SWIGLU_FWD, run_swiglu, "N=%d F=%d", nd[s][0], nd[s][1]);
         ADD(DL_OP_SWIGLU_BWD, run_swiglu, "N=%d F=%d", nd[s][0], nd[s][1]);
         ADD(DL_OP_GATHER_ROWS, run_rows, "M=%d D=%d of N=%d", nd[s][0], nd[s][1], nd[s][2]);
         ADD(DL_OP_SCATTER_ADD_ROWS, run_rows, "M=%d D=%d into N=%d (a repeated index)", nd[s][0], nd[s][1], nd[s][2]);
         ADD(DL_OP_XENT_FWD, run_xent, "M=%d V=%d", nd[s][0], nd[s][2]);
         ADD(DL_OP_XENT_BWD, run_xent, "M=%d V=%d", nd[s][0], nd[s][2]);
+    }
+    /* M V vc: one chunk, chunks that divide V, a ragged last chunk, vc 1 */
+    static const int xc[][3] = { { 3, 11, 11 }, { 7, 50, 10 }, { 37, 300, 64 }, { 5, 1000, 333 }, { 2, 9, 1 } };
+    for (int s = 0; s < 5; s++) {
+        ADD(DL_OP_XENT_CHUNK_FWD, run_xent_chunk, "M=%d V=%d vc=%d", xc[s][0], xc[s][1], xc[s][2]);
+        ADD(DL_OP_XENT_CHUNK_BWD, run_xent_chunk, "M=%d V=%d vc=%d", xc[s][0], xc[s][1], xc[s][2]);
     }
     static const int lin[][3] = { { 1, 1, 1 }, { 7, 5, 3 }, { 37, 67, 19 }, { 70, 33, 130 } };   /* N C O */
     for (int s = 0; s < 4; s++)
@@ -515,7 +640,13 @@ static void build_cases(void) {
         ADD(DL_OP_SCALE, run_elementwise, "n=%d", ne[s]);
         ADD(DL_OP_SUMSQ, run_elementwise, "n=%d", ne[s]);
         ADD(DL_OP_CONVERT, run_elementwise, "n=%d", ne[s]);
-        ADD(DL_OP_ADAMW, run_adamw, "n=%d step=%d", ne[s], 1 + 2 * s);
+        for (int sc = 0; sc < 3; sc++) {
+            const int iv[] = { ne[s], 1 + 2 * s, sc };
+            add(DL_OP_ADAMW, run_adamw, iv, 3, "n=%d step=%d scale %s", ne[s], 1 + 2 * s,
+                sc == 0 ? "0.5 (host)" : sc == 1 ? "grad_clip's (device) + bf16 copy" : "NaN (device)");
+        }
+        for (int clip = 1; clip <= 20000; clip *= 100)
+            ADD(DL_OP_GRAD_CLIP, run_elementwise, "n=%d clip=%d/10", ne[s], clip);
     }
     ADD(DL_OP_COPY_2D, run_elementwise, "rows=%d cols=%d ld_src=%d ld_dst=%d", 7, 5, 13, 6);
     ADD(DL_OP_COPY_2D, run_elementwise, "rows=%d cols=%d ld_src=%d ld_dst=%d", 1, 1, 1, 1);

@@ -652,7 +652,7 @@ static void test_optim(void) {
             double mh = hm[i] / (1 - pow(0.9, st)), vh = hv[i] / (1 - pow(0.999, st));
             hp[i] -= 0.1 * (mh / (sqrt(vh) + 1e-8) + 0.01 * hp[i]);
         }
-    for (int st = 1; st <= 2; st++) dl_k_adamw(D, p, g[st - 1], m, v, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, st, 1.0f);
+    for (int st = 1; st <= 2; st++) dl_k_adamw(D, p, g[st - 1], m, v, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, st, 1.0f, NULL, NULL);
     float hpf[4]; for (int i = 0; i < 4; i++) hpf[i] = (float)hp[i];
     dl_tcheck("adamw two steps vs hand computation", p, hpf, 4, 1e-6f, 1e-6f, 1e-12);
     /* torch.optim.AdamW (torch 2.x, CPU, float32) on the same example */
@@ -665,8 +665,8 @@ static void test_optim(void) {
     /* grad_scale: scaling the gradient = passing a scaled gradient */
     float p1[4] = { 1, 2, 3, 4 }, m1[4] = { 0 }, v1[4] = { 0 }, p2[4] = { 1, 2, 3, 4 }, m2[4] = { 0 }, v2[4] = { 0 };
     float gs[4]; for (int i = 0; i < 4; i++) gs[i] = g[0][i] * 0.25f;
-    dl_k_adamw(D, p1, g[0], m1, v1, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 0.25f);
-    dl_k_adamw(D, p2, gs, m2, v2, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f);
+    dl_k_adamw(D, p1, g[0], m1, v1, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 0.25f, NULL, NULL);
+    dl_k_adamw(D, p2, gs, m2, v2, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f, NULL, NULL);
     DL_CHECK(same_bits(p1, p2, 4) && same_bits(m1, m2, 4) && same_bits(v1, v2, 4), "adamw grad_scale = pre-scaled gradient");
 }
 

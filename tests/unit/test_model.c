@@ -532,10 +532,10 @@ static void test_adamw(const dl_config *ca) {
         gnorms[s] = (float)gn;
         float scale = (float)fmin(1.0, 1.0 / (gn + 1e-6));   /* torch.nn.utils.clip_grad_norm_ */
         dl_k_adamw(dev, m.params, m.grads, m.adam_m, m.adam_v, m.n_decay_params, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f,
-                   s + 1, scale);
+                   s + 1, scale, NULL, NULL);
         size_t o = m.n_decay_params;
         dl_k_adamw(dev, m.params + o, m.grads + o, m.adam_m + o, m.adam_v + o, m.n_params - o, 1e-2f, 0.9f, 0.95f,
-                   1e-8f, 0.0f, s + 1, scale);
+                   1e-8f, 0.0f, s + 1, scale, NULL, NULL);
     }
     size_t n;
     const float *ref = arr("adamw_loss", &n);
