@@ -3,7 +3,8 @@
 # PyTorch's on the same GPU in the same run, and the ratio (ours / torch;
 # above 1 is faster, except where a line says otherwise).  tests/run-cuda.sh
 # runs it after the GPU tests; by hand: `make && bench/gpu.sh`.
-#   1. ops: GEMM TFLOP/s at the 124M model's shapes (build/bench/ops_bench
+#   1. ops: GEMM TFLOP/s at the 124M model's shapes (cuBLASLt, and
+#      cublasGemmEx with DLLM_CUDA_GEMM=ex, build/bench/ops_bench
 #      vs bench/ops_ref.py: F.linear / matmul), attention forward and
 #      backward (ours without probabilities, as the model calls it on a GPU:
 #      the tensor-core kernels in bf16; and with them kept, the FMA
@@ -71,15 +72,21 @@ say "# torch: $("$PY" -c 'import torch; print(torch.__version__, torch.cuda.get_
 SHAPE="--dim $D --hidden $F --heads $H --kv-heads $K --head-dim $E --vocab $V --batch $B --seq $T --reps $REPS"
 timeout 120 build/bench/ops_bench --device "$DEV" --dtype bf16 $SHAPE > "$O/ops_ours.jsonl" 2> "$O/ops_ours.err" ||
     fail "ops (ours)" "exit $?: $(tail -n 1 "$O/ops_ours.err")"
+DLLM_CUDA_GEMM=ex timeout 120 build/bench/ops_bench --device "$DEV" --dtype bf16 $SHAPE > "$O/ops_ours_ex.jsonl" \
+    2> "$O/ops_ours_ex.err" || fail "ops (ours, cublasGemmEx)" "exit $?: $(tail -n 1 "$O/ops_ours_ex.err")"
 timeout 120 "$PY" bench/ops_ref.py --device "$PYDEV" --dtype bf16 $SHAPE > "$O/ops_ref.jsonl" 2> "$O/ops_ref.err" ||
     fail "ops (torch)" "exit $?: $(tail -n 1 "$O/ops_ref.err")"
-"$PY" - "$O/ops_ours.jsonl" "$O/ops_ref.jsonl" <<'EOF' | tee -a "$S"
+"$PY" - "$O/ops_ours.jsonl" "$O/ops_ref.jsonl" "$O/ops_ours_ex.jsonl" <<'EOF' | tee -a "$S"
 import json, sys
 ours = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 ref = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
 def key(r):
     return (r["op"], r.get("name", ""))
 rmap = {key(r): r for r in ref}
+try:   # the same GEMMs through cublasGemmEx (DLLM_CUDA_GEMM=ex): what cuBLASLt gains
+    emap = {key(r): r for r in (json.loads(l) for l in open(sys.argv[3]) if l.startswith("{"))}
+except (OSError, ValueError):
+    emap = {}
 for r in ours:
     t = rmap.get(key(r))
     shape = f'{r["M"]}x{r["N"]}x{r["K"]}' if "M" in r else f'B{r["B"]} T{r["T"]} H{r["Hq"]}/{r["Hk"]} E{r["E"]}' + \
@@ -87,7 +94,9 @@ for r in ours:
     fl = r["tflops"] * r["ms"]          # the FLOPs (x 1e9), the same for both sides
     tv = f'{fl / t["ms"]:.3g}' if t else "-"
     ra = f'{t["ms"] / r["ms"]:.2f}' if t and r["ms"] > 0 else "-"
-    print(f'{r["op"]} {r.get("name", "")} {shape} {r["dtype"]} TFLOP/s: ours {r["tflops"]:.3g}, torch {tv}, ratio {ra}')
+    e = emap.get(key(r)) if r["op"].startswith("linear") else None
+    ex = f', cublasGemmEx {e["tflops"]:.3g}' if e else ""
+    print(f'{r["op"]} {r.get("name", "")} {shape} {r["dtype"]} TFLOP/s: ours {r["tflops"]:.3g}{ex}, torch {tv}, ratio {ra}')
 lin = [r for r in ours if r["op"].startswith("linear")]
 ms = sum(r["ms"] for r in lin)
 if lin and ms > 0:

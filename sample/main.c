@@ -82,7 +82,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
-    { "precision", 0, DL_OPT_STR, &o_precision, "f32", "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the weights (cuda or ref; not with the KV / window caches)", NULL },
+    { "precision", 0, DL_OPT_STR, &o_precision, "f32", "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the weights (cuda or ref)", NULL },
     { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
     { "show", 0, DL_OPT_FLAG, &o_show, NULL, NULL, "redraw the first row's canvas on the terminal as it unmasks (never on stdout)", NULL },

@@ -3,8 +3,8 @@
  * Memory: cudaMalloc (256-byte aligned, zero-filled on the stream);
  * h2d / d2h are synchronous with respect to the stream (d2h returns with
  * the data on the host), d2d is asynchronous.
- * supports(): every op in F32 and BF16 storage with wdt == dt (cuBLAS
- * GemmEx has no mixed f32-activation x bf16-weight GEMM), the fp32-only ops
+ * supports(): every op in F32 and BF16 storage with wdt == dt (no mixed
+ * f32-activation x bf16-weight GEMM), the fp32-only ops
  * in F32 (select_tokens too: its logits are f32).  An op that is not
  * done answers 0 here, and the model then refuses the device at init
  * rather than ever giving a wrong answer.
@@ -18,25 +18,48 @@
 #endif
 
 cu_cublas_api cu_blas;
+cu_cublaslt_api cu_lt;
 
 int cu_cublas_load(char *why, size_t n) {
-#ifdef DL_CU_EMU   /* tests/cuda/emu: its GemmEx on the CPU */
+#ifdef DL_CU_EMU   /* tests/cuda/emu: its GemmEx and cuBLASLt on the CPU */
     (void)why; (void)n;
     cu_blas = { cublasCreate_v2, cublasDestroy_v2, cublasSetStream_v2, cublasSetMathMode, cublasGemmEx };
+    cu_lt = { cublasLtCreate, cublasLtDestroy, cublasLtMatmulDescCreate, cublasLtMatmulDescDestroy,
+              cublasLtMatmulDescSetAttribute, cublasLtMatrixLayoutCreate, cublasLtMatrixLayoutDestroy,
+              cublasLtMatmulPreferenceCreate, cublasLtMatmulPreferenceDestroy, cublasLtMatmulPreferenceSetAttribute,
+              cublasLtMatmulAlgoGetHeuristic, cublasLtMatmul };
     return 0;
 #endif
-    static void *lib;   /* loaded once per process, never closed (cuBLAS keeps state in it) */
-    if (lib) return 0;
-    char name[64], path[512];
+    static void *lib, *liblt;   /* loaded once per process, never closed (cuBLAS keeps state in them) */
+    if (lib && liblt) return 0;
+    char name[64], path[512], ltname[64], ltpath[512];
     snprintf(name, sizeof name, "libcublas.so.%d", CUBLAS_VER_MAJOR);
     snprintf(path, sizeof path, "%s/%s", DL_CUDA_LIBDIR, name);
-    const char *names[] = { name, path };
+    snprintf(ltname, sizeof ltname, "libcublasLt.so.%d", CUBLAS_VER_MAJOR);
+    snprintf(ltpath, sizeof ltpath, "%s/%s", DL_CUDA_LIBDIR, ltname);
+    const char *names[] = { name, path }, *ltnames[] = { ltname, ltpath };
     const dl_k_sym want[] = {
         { (void **)&cu_blas.create, "cublasCreate_v2" },   { (void **)&cu_blas.destroy, "cublasDestroy_v2" },
         { (void **)&cu_blas.set_stream, "cublasSetStream_v2" }, { (void **)&cu_blas.set_math_mode, "cublasSetMathMode" },
         { (void **)&cu_blas.gemm_ex, "cublasGemmEx" },
     };
-    lib = dl_k_dlopen(names, 2, RTLD_NOW, want, (int)(sizeof want / sizeof *want), why, n);
+    const dl_k_sym want_lt[] = {
+        { (void **)&cu_lt.create, "cublasLtCreate" }, { (void **)&cu_lt.destroy, "cublasLtDestroy" },
+        { (void **)&cu_lt.desc_create, "cublasLtMatmulDescCreate" },
+        { (void **)&cu_lt.desc_destroy, "cublasLtMatmulDescDestroy" },
+        { (void **)&cu_lt.desc_set, "cublasLtMatmulDescSetAttribute" },
+        { (void **)&cu_lt.layout_create, "cublasLtMatrixLayoutCreate" },
+        { (void **)&cu_lt.layout_destroy, "cublasLtMatrixLayoutDestroy" },
+        { (void **)&cu_lt.pref_create, "cublasLtMatmulPreferenceCreate" },
+        { (void **)&cu_lt.pref_destroy, "cublasLtMatmulPreferenceDestroy" },
+        { (void **)&cu_lt.pref_set, "cublasLtMatmulPreferenceSetAttribute" },
+        { (void **)&cu_lt.heuristic, "cublasLtMatmulAlgoGetHeuristic" }, { (void **)&cu_lt.matmul, "cublasLtMatmul" },
+    };
+    /* libcublasLt first: libcublas needs it, and the run path finds both beside each other */
+    if (!liblt) liblt = dl_k_dlopen(ltnames, 2, RTLD_NOW, want_lt, (int)(sizeof want_lt / sizeof *want_lt),
+                                    why, n);
+    if (!liblt) return -1;
+    if (!lib) lib = dl_k_dlopen(names, 2, RTLD_NOW, want, (int)(sizeof want / sizeof *want), why, n);
     return lib ? 0 : -1;
 }
 
@@ -69,9 +92,14 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
         return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cannot load cuBLAS (%s)", index, why);
     }
     if (cu_blas.create(&st->blas) != CUBLAS_STATUS_SUCCESS ||
-        cu_blas.set_stream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS) {
+        cu_blas.set_stream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS || cu_lt.create(&st->lt) != CUBLAS_STATUS_SUCCESS ||
+        cudaMalloc(&st->lt_ws, CU_LT_WS) != cudaSuccess || cu_gemm_open(st)) {
+        cudaGetLastError();
+        if (st->lt_ws) cudaFree(st->lt_ws);
+        if (st->lt) cu_lt.destroy(st->lt);
+        if (st->blas) cu_blas.destroy(st->blas);
         cudaFreeHost(st->red_host); cudaFree(st->red); cudaStreamDestroy(st->s); free(st);
-        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS could not start", index);
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS / cuBLASLt could not start", index);
     }
     /* pure fp32 GEMMs for f32 storage (no TF32): f32 results stay within the
      * reference's float tolerances */
@@ -80,6 +108,8 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
     st->smem_optin = prop.sharedMemPerBlockOptin;
     const char *ak = getenv("DLLM_CUDA_ATTN");
     st->attn_fma = ak && !strcmp(ak, "fma");
+    const char *gk = getenv("DLLM_CUDA_GEMM");
+    st->gemm_ex = gk && !strcmp(gk, "ex");
     d->be = st;
     d->threads = 1;
     snprintf(d->desc, sizeof d->desc, "cuda:%d (%.96s, sm_%d%d, %.0f GiB)", index, prop.name, prop.major, prop.minor,
@@ -105,6 +135,9 @@ static void cu_close(dl_dev *d) {
     if (!st) return;
     cudaStreamSynchronize(st->s);
     if (st->scratch) cudaFree(st->scratch);
+    cu_gemm_close(st);
+    cudaFree(st->lt_ws);
+    cu_lt.destroy(st->lt);
     cu_blas.destroy(st->blas);
     cudaFreeHost(st->red_host);
     cudaFree(st->red);

@@ -18,6 +18,7 @@
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
+#include <cublasLt.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,23 @@ struct cu_cublas_api {
                               cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 };
 extern cu_cublas_api cu_blas;   /* valid once cu_cublas_load returned 0 */
+/* ... and cuBLASLt's (libcublasLt.so.<major>, loaded with it), which every
+ * GEMM goes through (gemm.cu) unless DLLM_CUDA_GEMM=ex */
+struct cu_cublaslt_api {
+    decltype(&cublasLtCreate) create;
+    decltype(&cublasLtDestroy) destroy;
+    decltype(&cublasLtMatmulDescCreate) desc_create;
+    decltype(&cublasLtMatmulDescDestroy) desc_destroy;
+    decltype(&cublasLtMatmulDescSetAttribute) desc_set;
+    decltype(&cublasLtMatrixLayoutCreate) layout_create;
+    decltype(&cublasLtMatrixLayoutDestroy) layout_destroy;
+    decltype(&cublasLtMatmulPreferenceCreate) pref_create;
+    decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy;
+    decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set;
+    decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
+    decltype(&cublasLtMatmul) matmul;
+};
+extern cu_cublaslt_api cu_lt;
 /* Loads libcublas.so.<major it was built with> (the programs' run path, then
  * DL_CUDA_LIBDIR); 0, or -1 with the reason in why. */
 int cu_cublas_load(char *why, size_t n);
@@ -72,12 +90,20 @@ struct cuda_state {
     size_t smem_optin;    /* the most dynamic shared memory a block may opt in to */
     cudaStream_t s;
     cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    int gemm_ex;          /* DLLM_CUDA_GEMM=ex: cublasGemmEx only (cuBLASLt off) */
+    void *lt_ws;          /* cuBLASLt workspace (CU_LT_WS bytes) */
+    struct cu_lt_cache *lt_plans;   /* gemm.cu: the descriptors and algorithm of each GEMM shape seen */
     double *red;          /* (CU_RED_BLOCKS + 1) doubles: sumsq partials, then the total */
     double *red_host;     /* pinned: the total comes back here */
     void *scratch;        /* cu_scratch's buffer (scratch_bytes), grown, never shrunk */
     size_t scratch_bytes;
 };
 enum { CU_RED_BLOCKS = 256 };
+enum { CU_LT_WS = 32 << 20 };   /* NVIDIA's advice for Hopper */
+/* gemm.cu: the plan cache's life (0, or -1 when out of host memory) */
+int cu_gemm_open(cuda_state *st);
+void cu_gemm_close(cuda_state *st);
 static inline cuda_state *cu_state(dl_dev *d) { return (cuda_state *)d->be; }
 static inline cudaStream_t cu_stream(dl_dev *d) { return cu_state(d)->s; }
 /* At least `bytes` of device scratch for one op, ordered on the stream like

@@ -421,6 +421,12 @@ static void refresh_compute(dl_model *m) {
     m->wcomp_stale = 0;
 }
 
+dl_dtype dl_model_compute_begin(dl_model *m) {
+    refresh_compute(m);
+    return xwdt(m);
+}
+const void *dl_model_cview(const dl_model *m, const float *p) { return cw(m, p); }
+
 /* a bf16-weight model has no fp32 masters to train */
 static int refuse_low(const dl_model *m, const char *what, char *err, size_t errlen) {
     return dl_seterr(err, errlen, -DL_EXIT_USAGE, "model: %s needs fp32 weights (this model holds %s matrices "

@@ -264,6 +264,13 @@ void dl_model_qkv_fwd(dl_model *m, const dl_layer_params *p, float *h, float *rs
                       const dl_qk_norm_acts *qk, const float *x, const int32_t *pos, int N);
 void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const float *res, float *h, float *rstd,
                       float *gate, float *up, float *act, float *tmp, int N);
+/* For the cache forwards (dl_model_kv.c, dl_model_dcache.c), which run the
+ * same blocks in m->dtype: dl_model_compute_begin makes the bf16 compute
+ * copy current (if any) and returns the dtype of the matrix views m->x*;
+ * dl_model_cview is the tensor an op reads for the master view p (p, or
+ * its place in the compute copy). */
+dl_dtype dl_model_compute_begin(dl_model *m);
+const void *dl_model_cview(const dl_model *m, const float *p);
 
 /* ---------------------------------------------------------------- KV cache
  * Incremental causal (autoregressive) inference, dl_model_kv.c: a cache of

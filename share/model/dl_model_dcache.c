@@ -29,6 +29,9 @@
  *  - Forward row b uses cache row rows[b] (the sampler's lockstep batch may
  *    leave finished rows out).  Padding slots (j >= n_valid[b]) are
  *    computed but never written to the cache.
+ * dtype: the model's compute dtype (m->dtype): with bf16 compute the cache
+ * holds bf16 keys / values and the activations are bf16; the logits come
+ * out in f32 (a bf16 head GEMM, then one conversion), as samplers read.
  * Does not: causal or block masks, backward, sharing a prefix between rows.
  */
 #include <stdlib.h>
@@ -46,6 +49,7 @@ struct dl_dcache {
     float **kc, **vc;                /* host (n_layers) views (R, T_max, KD) */
     float *x, *h, *rstd, *q, *k, *v, *ao, *tmp, *gate, *up, *act;   /* (N, ...) */
     float *xg, *hs, *rstd_h, *logits;   /* (M, D) (M, D) (M) (M, V) */
+    float *logits16;                    /* bf16 compute only: (M, V) bf16 logits before the f32 copy */
     int32_t *pos, *rows, *nkeys, *sel;  /* device (N) (B) (B) (M) */
     int32_t *h_pos;                     /* host (N) */
     dl_qk_norm_acts qk;                 /* qk_norm only: (N, QD) (N, KD) (N*Hq) (N*Hk), else NULLs */
@@ -55,9 +59,6 @@ int dl_model_dcache_init(dl_dcache **out, const dl_model *m, int R, int T_max, i
                          size_t errlen) {
     *out = NULL;
     const dl_config *c = &m->cfg;
-    if (m->dtype != DL_F32)   /* its buffers and copies are f32; bf16 compute is for training */
-        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "window cache: the model computes in %s; the cache runs in f32 only",
-                         dl_dtype_name(m->dtype));
     if (R <= 0 || T_max <= 0 || B_max <= 0 || M_max <= 0)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "diffusion cache: bad shape R=%d T_max=%d B=%d M=%d", R,
                          T_max, B_max, M_max);
@@ -89,6 +90,7 @@ int dl_model_dcache_init(dl_dcache **out, const dl_model *m, int R, int T_max, i
         CARVE(kv->gate, float, N * F); CARVE(kv->up, float, N * F); CARVE(kv->act, float, N * F);
         CARVE(kv->xg, float, M * D); CARVE(kv->hs, float, M * D); CARVE(kv->rstd_h, float, M);
         CARVE(kv->logits, float, M * kv->V);
+        if (m->dtype == DL_BF16) { CARVE(kv->logits16, float, (M * kv->V + 1) / 2); }
         CARVE(kv->pos, int32_t, N); CARVE(kv->rows, int32_t, (size_t)B_max); CARVE(kv->nkeys, int32_t, (size_t)B_max);
         CARVE(kv->sel, int32_t, M);
         if (c->qk_norm) {
@@ -146,28 +148,37 @@ int dl_model_forward_window(dl_model *m, dl_dcache *kv, const uint32_t *ids, int
     if (M) dl_dev_h2d(d, kv->sel, sel, (size_t)M * sizeof *kv->sel);
     dl_dev_h2d(d, kv->tmp, ids, (size_t)N * sizeof *ids);   /* ids staged in tmp, embedded into x */
 
-    const dl_dtype dt = m->dtype;
-    dl_k_embedding_fwd(d, dt, m->wdtype, kv->x, (const uint32_t *)kv->tmp, m->xembed, N, D);
+    /* activations and cache in m->dtype (es bytes an element); bf16 logits come out as f32 */
+    const dl_dtype dt = m->dtype, wdt = dl_model_compute_begin(m);
+    const size_t es = dl_dtype_size(dt);
+    if (dt != DL_F32 && !kv->logits16)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "window cache: made for an f32 model, used with %s compute",
+                         dl_dtype_name(dt));
+    dl_k_embedding_fwd(d, dt, wdt, kv->x, (const uint32_t *)kv->tmp, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, c->qk_norm ? &kv->qk : NULL, kv->x, kv->pos, N);
         for (int b = 0; b < B; b++) {
             if (!n_valid[b]) continue;
-            size_t dst = ((size_t)rows[b] * Tm + q0[b]) * KD, src = (size_t)b * n * KD,
-                   bytes = (size_t)n_valid[b] * KD * sizeof(float);
-            dl_dev_d2d(d, kv->kc[l] + dst, kv->k + src, bytes);
-            dl_dev_d2d(d, kv->vc[l] + dst, kv->v + src, bytes);
+            size_t dst = ((size_t)rows[b] * Tm + q0[b]) * KD * es, src = (size_t)b * n * KD * es,
+                   bytes = (size_t)n_valid[b] * KD * es;
+            dl_dev_d2d(d, (char *)kv->kc[l] + dst, (const char *)kv->k + src, bytes);
+            dl_dev_d2d(d, (char *)kv->vc[l] + dst, (const char *)kv->v + src, bytes);
         }
         dl_k_attention_cached_fwd(d, dt, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->rows, kv->nkeys, B, n, Tm, Hq, Hk,
                                   E);
-        dl_k_linear_fwd(d, dt, m->wdtype, kv->tmp, kv->ao, p->xo, NULL, N, QD, D);
+        dl_k_linear_fwd(d, dt, wdt, kv->tmp, kv->ao, p->xo, NULL, N, QD, D);
         dl_k_add(d, dt, kv->x, kv->x, kv->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
     if (M) {
         dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, M, D);
-        dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, m->final_norm, M, D, c->norm_eps);
-        dl_k_linear_fwd(d, dt, m->wdtype, kv->logits, kv->hs, m->xlm_head, NULL, M, D, V);
+        dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, dl_model_cview(m, m->final_norm), M, D, c->norm_eps);
+        if (dt == DL_F32) dl_k_linear_fwd(d, dt, wdt, kv->logits, kv->hs, m->xlm_head, NULL, M, D, V);
+        else {
+            dl_k_linear_fwd(d, dt, wdt, kv->logits16, kv->hs, m->xlm_head, NULL, M, D, V);
+            dl_k_convert(d, kv->logits, DL_F32, kv->logits16, dt, (size_t)M * V);
+        }
     }
     *logits = kv->logits;
     return 0;

@@ -21,6 +21,9 @@
  *    cache, so a row with a shorter prompt is not disturbed; their own
  *    attention reads whatever the cache holds past the row's end (finite:
  *    zero-filled at allocation, later stale values) and is discarded.
+ * dtype: the model's compute dtype (m->dtype): with bf16 compute the cache
+ * holds bf16 keys / values and the activations are bf16; the logits come
+ * out in f32 (a bf16 head GEMM, then one conversion), as samplers read.
  * Does not: training / backward, bidirectional or block masks, cache
  * eviction or sliding windows, sharing a prefix between rows.
  */
@@ -40,6 +43,7 @@ struct dl_kv {
     float **kc, **vc;                /* host arrays (n_layers) of device views (B, T_max, KD) */
     float *x, *h, *rstd, *q, *k, *v, *ao, *tmp, *gate, *up, *act;   /* (N, ...) activations */
     float *xg, *hs, *rstd_h;         /* (B, D) (B, D) (B) head at the last valid token */
+    float *logits16;                 /* bf16 compute only: (B, V) bf16 logits before the f32 copy out */
     dl_qk_norm_acts qk;              /* qk_norm only: (N, QD) (N, KD) (N*Hq) (N*Hk), else NULLs */
     int32_t *pos, *past, *sel;       /* device (N) (B) (B) */
     int32_t *h_pos, *h_sel;          /* host (N) (B) */
@@ -48,9 +52,6 @@ struct dl_kv {
 int dl_model_kv_init(dl_kv **out, const dl_model *m, int B, int T_max, int n_max, char *err, size_t errlen) {
     *out = NULL;
     const dl_config *c = &m->cfg;
-    if (m->dtype != DL_F32)   /* its buffers and copies are f32; bf16 compute is for training */
-        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: the model computes in %s; the cache runs in f32 only",
-                         dl_dtype_name(m->dtype));
     if (B <= 0 || T_max <= 0 || n_max <= 0 || n_max > T_max)
         return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: bad shape B=%d T_max=%d n_max=%d", B, T_max, n_max);
     dl_kv *kv = calloc(1, sizeof *kv);
@@ -80,6 +81,7 @@ int dl_model_kv_init(dl_kv **out, const dl_model *m, int B, int T_max, int n_max
         CARVE(kv->ao, float, N * QD); CARVE(kv->tmp, float, N * D);
         CARVE(kv->gate, float, N * F); CARVE(kv->up, float, N * F); CARVE(kv->act, float, N * F);
         CARVE(kv->xg, float, (size_t)B * D); CARVE(kv->hs, float, (size_t)B * D); CARVE(kv->rstd_h, float, (size_t)B);
+        if (m->dtype == DL_BF16) { CARVE(kv->logits16, float, ((size_t)B * kv->V + 1) / 2); }
         if (c->qk_norm) {
             CARVE(kv->qk.q_in, float, N * QD); CARVE(kv->qk.k_in, float, N * KD);
             CARVE(kv->qk.rstd_q, float, N * c->n_heads); CARVE(kv->qk.rstd_k, float, N * c->n_kv_heads);
@@ -139,26 +141,36 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
     dl_dev_h2d(d, kv->past, pos0, (size_t)B * sizeof *kv->past);
     dl_dev_h2d(d, kv->sel, kv->h_sel, (size_t)B * sizeof *kv->sel);
 
-    const dl_dtype dt = m->dtype;
-    dl_k_embedding_fwd(d, dt, m->wdtype, kv->x, ids, m->xembed, N, D);
+    /* activations and cache in m->dtype (es bytes an element); bf16 logits come out as f32 */
+    const dl_dtype dt = m->dtype, wdt = dl_model_compute_begin(m);
+    const size_t es = dl_dtype_size(dt);
+    if (dt != DL_F32 && !kv->logits16)
+        return dl_seterr(err, errlen, -DL_EXIT_USAGE, "kv cache: made for an f32 model, used with %s compute",
+                         dl_dtype_name(dt));
+    dl_k_embedding_fwd(d, dt, wdt, kv->x, ids, m->xembed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         const dl_layer_params *p = &m->layers[l];
         dl_model_qkv_fwd(m, p, kv->h, kv->rstd, kv->q, kv->k, kv->v, c->qk_norm ? &kv->qk : NULL, kv->x, kv->pos, N);
         for (int b = 0; b < B; b++) {   /* a row's valid new tokens are contiguous in the cache too */
             int nv = n_valid ? n_valid[b] : n_new;
             if (!nv) continue;
-            size_t dst = ((size_t)b * Tm + pos0[b]) * KD, src = (size_t)b * n_new * KD, bytes = (size_t)nv * KD * sizeof(float);
-            dl_dev_d2d(d, kv->kc[l] + dst, kv->k + src, bytes);
-            dl_dev_d2d(d, kv->vc[l] + dst, kv->v + src, bytes);
+            size_t dst = ((size_t)b * Tm + pos0[b]) * KD * es, src = (size_t)b * n_new * KD * es,
+                   bytes = (size_t)nv * KD * es;
+            dl_dev_d2d(d, (char *)kv->kc[l] + dst, (const char *)kv->k + src, bytes);
+            dl_dev_d2d(d, (char *)kv->vc[l] + dst, (const char *)kv->v + src, bytes);
         }
         dl_k_attention_kv_fwd(d, dt, kv->ao, kv->q, kv->kc[l], kv->vc[l], kv->past, B, n_new, Tm, Hq, Hk, E);
-        dl_k_linear_fwd(d, dt, m->wdtype, kv->tmp, kv->ao, p->xo, NULL, N, QD, D);
+        dl_k_linear_fwd(d, dt, wdt, kv->tmp, kv->ao, p->xo, NULL, N, QD, D);
         dl_k_add(d, dt, kv->x, kv->x, kv->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
     dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, B, D);
-    dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, m->final_norm, B, D, c->norm_eps);
-    dl_k_linear_fwd(d, dt, m->wdtype, logits, kv->hs, m->xlm_head, NULL, B, D, V);
+    dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, dl_model_cview(m, m->final_norm), B, D, c->norm_eps);
+    if (dt == DL_F32) dl_k_linear_fwd(d, dt, wdt, logits, kv->hs, m->xlm_head, NULL, B, D, V);
+    else {
+        dl_k_linear_fwd(d, dt, wdt, kv->logits16, kv->hs, m->xlm_head, NULL, B, D, V);
+        dl_k_convert(d, logits, DL_F32, kv->logits16, dt, (size_t)B * V);
+    }
     return 0;
 }
 

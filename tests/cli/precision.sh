@@ -25,9 +25,11 @@
 #     broken logits would share ~0), and scoring (ELBO, --mc 4), the
 #     precise check of the bf16 forward: every summary number within rel
 #     2e-2 (measured 5e-3);
+#   - the window cache in bf16 (--cache dual): >= 50% of the f32 cached
+#     run's ids (tests/unit/test_kv.c and test_dcache.c check the bf16
+#     caches' logits against the full bf16 forward);
 #   - refusals: the CPU backend (no bf16 ops: exit 4, names the op), an
-#     unknown precision (exit 2), LoRA with bf16 (exit 2), the KV cache
-#     with bf16 (exit 2).
+#     unknown precision (exit 2), LoRA with bf16 (exit 2).
 . "$(dirname "$0")/lib.sh"
 C="python3 $ROOT/tests/cuda/compare.py"
 S=$DATA/stories260K
@@ -66,9 +68,13 @@ for p in f32 bf16; do
 done
 $C ids "$T/s-f32.txt" "$T/s-bf16.txt" 0.5 | sed 's/^\(n*o*t* *ok - \)/\1sample bf16 vs f32: /'
 $C summary "$T/e-f32.json" "$T/e-bf16.json" 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1score bf16 vs f32: /'
-expect_exit 2 "sample --precision bf16 --cache prefix: exit 2" "dllm-sample -q --device ref --precision bf16 -m '$T/t-ref' -p Once --gen-length 32 --cache prefix -o '$T/x4.msgpack'"
-expect_err "cache runs in f32 only" "  says the cache is f32 only"
-no_file "$T/x4.msgpack" "  no output"
+# the window cache in bf16 (its keys / values, activations and head in bf16): against the f32 cached run
+for p in f32 bf16; do
+    dllm-sample -q --device ref --precision $p -m "$T/t-ref" -p "Once upon a time" --gen-length 32 --steps 32 \
+        --block-length 16 --cache dual -o "$T/sc-$p.msgpack" 2> "$ERR" && dllm-cat "$T/sc-$p.msgpack" > "$T/sc-$p.txt" ||
+        notok "sample --cache dual $p" "$(head -n 2 "$ERR")"
+done
+$C ids "$T/sc-f32.txt" "$T/sc-bf16.txt" 0.5 | sed 's/^\(n*o*t* *ok - \)/\1sample --cache dual, bf16 vs f32: /'
 
 # refusals
 expect_exit 4 "--device cpu --precision bf16: exit 4" "dllm-train -q $A --steps 1 --precision bf16 -o '$T/x1'"

@@ -5,7 +5,9 @@
 #      backend (its "cuda" lines; a GPU that is visible but does not open
 #      is a failure), one process per op, so an abort costs one op's lines;
 #      attention once more with DLLM_CUDA_ATTN=fma ("cuda(fma)" lines): both
-#      twins, the FMA kernels and the tensor-core ones, against ref;
+#      twins, the FMA kernels and the tensor-core ones, against ref; and
+#      the linear ops with DLLM_CUDA_GEMM=ex ("cuda(gemmex)" lines):
+#      cublasGemmEx, the fallback of a shape cuBLASLt has no algorithm for;
 #   2. tests/cuda/e2e.sh: train / resume / sample / score, CPU vs CUDA.
 # Results (every log) under OUTDIR (default build/cuda-test).  Last line
 # "N passed, N failed, 0 skipped" like tests/run.sh; exit 1 on any failure.
@@ -31,6 +33,8 @@ ops() {   # ops LABEL OP [VAR=VALUE...]: OP's CUDA cases, "cuda" relabelled LABE
 for op in $(DLLM_OPS_LIST=1 build/tests/test_backend_ops); do ops cuda "$op"; done
 # the attention ops again with the tensor-core twin off: the FMA kernels on the bf16 cases too
 for op in attention_fwd attention_bwd; do ops "cuda(fma)" "$op" DLLM_CUDA_ATTN=fma; done
+# the linear ops again through cublasGemmEx (every GEMM goes through cuBLASLt otherwise)
+for op in linear_fwd linear_bwd; do ops "cuda(gemmex)" "$op" DLLM_CUDA_GEMM=ex; done
 grep '^skip - cuda\|^not ok - cuda' "$O/backend_ops.txt" | head -n 40
 bp=$(grep -c '^ok - cuda' "$O/backend_ops.txt"); bf=$(grep -c '^not ok - cuda\|^skip - cuda' "$O/backend_ops.txt")
 echo "# backend ops: $bp cuda cases ok, $bf not"

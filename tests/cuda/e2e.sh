@@ -13,14 +13,15 @@
 #      (losses rel 2e-2, weights 2e-2), and its resume bit for bit;
 #   2c. 10 bf16 steps of a head-dim-64 model (the tensor-core attention)
 #      against the CPU's f32 (losses rel 2e-2);
-#   2d. the chunked loss head (--xent-chunk 100), f32 and bf16, against
-#      the CPU's unchunked f32 run (losses rel 1e-3 / 2e-2);
+#   2d. the chunked loss head (--xent-chunk 100), f32 and bf16, 8 steps
+#      against the CPU's unchunked f32 run (losses rel 1e-3 / 2e-2);
 #   3. sampling at temperature 0 from the CPU-trained model: the share of
 #      equal token ids >= 0.95 (f32 compute: near-ties can flip, and one flip
 #      changes what follows; the measured share is printed);
 #   4. scoring (ELBO --mc 4, and AR with --causal): summary numbers within
 #      rel 1e-4;
-#   5. sampling and scoring with --precision bf16 against the CPU's f32;
+#   5. sampling (uncached, the AR KV cache, the window cache) and scoring
+#      with --precision bf16 against the CPU's f32;
 #   6. --comm nccl with one rank: losses bit for bit as without NCCL.
 # Every file goes under OUTDIR (kept for the report).  Prints ok / not ok
 # lines; exit 0 always (check.sh counts the lines).
@@ -100,12 +101,13 @@ if run train64-cpu "$B/dllm-train" -q --device cpu $A64 --metrics c64.jsonl -o t
     $C losses c64.jsonl g64.jsonl 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16 head dim 64 (tensor-core attention): /'
 fi
 # 2d. the loss head over the vocabulary in chunks of 100 (513 = 5 x 100
-#     + 13), f32 and bf16, against the CPU's unchunked f32 run
+#     + 13), f32 and bf16, 8 steps against the CPU's unchunked f32 run
+run train-chunk-cpu "$B/dllm-train" -q --device cpu $A --steps 8 --metrics x.jsonl -o x_c
 for p in f32:1e-3 bf16:2e-2; do
     pr=${p%%:*}; tol=${p#*:}
-    if run "train-chunk-$pr" "$B/dllm-train" -q --device $D2 --precision $pr $A --steps 20 --xent-chunk 100 \
-           --metrics "x$pr.jsonl" -o "x_$pr"; then
-        $C losses c.jsonl "x$pr.jsonl" $tol | sed "s/^\(n*o*t* *ok - \)/\1$pr, --xent-chunk 100: /"
+    if run "train-chunk-$pr" "$B/dllm-train" -q --device $D2 --precision $pr $A --steps 8 --xent-chunk 100 \
+           --metrics "x$pr.jsonl" -o "x_$pr" && [ -s x.jsonl ]; then
+        $C losses x.jsonl "x$pr.jsonl" $tol | sed "s/^\(n*o*t* *ok - \)/\1$pr, --xent-chunk 100: /"
     fi
 done
 # 3. sampling at temperature 0 (greedy): CPU vs CUDA ids
@@ -153,6 +155,17 @@ fi
 if run sample-bf16 "$B/dllm-sample" -q --device $D2 --precision bf16 -m t_c -p "$P" --gen-length 32 --steps 32 \
        --block-length 16 -o s_b.msgpack && "$B/dllm-cat" s_b.msgpack > s_b.txt 2>&1; then
     $C ids s_c.txt s_b.txt 0.5 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'
+fi
+# ... and the caches in bf16: the AR sampler's KV cache, the diffusion window cache (--cache dual)
+if run sample-ar-bf16 "$B/dllm-sample" -q --device $D2 --precision bf16 -m s260 --causal --bos -p "$P" --gen-length 40 \
+       -o sa_b.msgpack && "$B/dllm-cat" sa_b.msgpack > sa_b.txt 2>&1 && [ -s sa_c.txt ]; then
+    $C ids sa_c.txt sa_b.txt 0.5 | sed 's/^\(n*o*t* *ok - \)/\1bf16 KV cache: /'
+fi
+if run sample-dual-cpu "$B/dllm-sample" -q --device cpu -m t_c -p "$P" --gen-length 32 --steps 32 --block-length 16 \
+       --cache dual -o sd_c.msgpack && "$B/dllm-cat" sd_c.msgpack > sd_c.txt 2>&1 &&
+   run sample-dual-bf16 "$B/dllm-sample" -q --device $D2 --precision bf16 -m t_c -p "$P" --gen-length 32 --steps 32 \
+       --block-length 16 --cache dual -o sd_b.msgpack && "$B/dllm-cat" sd_b.msgpack > sd_b.txt 2>&1; then
+    $C ids sd_c.txt sd_b.txt 0.5 | sed 's/^\(n*o*t* *ok - \)/\1bf16 window cache (--cache dual): /'
 fi
 run score-bf16 "$B/dllm-score" -q --device $D2 --precision bf16 -m t_c --mc 4 --seed 1 rows.valid.msgpack \
     -o e_b.msgpack --summary e_b.json && $C summary e_c.json e_b.json 2e-2 | sed 's/^\(n*o*t* *ok - \)/\1bf16: /'

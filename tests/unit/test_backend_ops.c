@@ -724,6 +724,7 @@ int main(void) {
      * that aborts loses only its own op.  DLLM_OPS_LIST=1 prints the op
      * names and exits. */
     const char *only = getenv("DLLM_OPS_ONLY"), *only_be = getenv("DLLM_OPS_BACKEND");
+    if (only && !*only) only = NULL;   /* set but empty: every op */
     if (getenv("DLLM_OPS_LIST")) {
         for (int op = 0; op < DL_OP_COUNT; op++)
             for (int i = 0; i < ncases; i++)

@@ -16,6 +16,8 @@
  *  3. dual: the window [s, e) (prefix and suffix from the cache), same;
  *  4. cache rows: the same window through cache row 1 for forward row 0
  *     (rows[] mapping) gives row 1's logits.
+ * 5. bf16 compute on the reference backend: the refresh and prefix windows
+ *    against the full bf16 forward (test_bf16).
  * 1-3 run twice: on the GEMM path, then with packed weights
  * (dl_model_pack_weights, what dllm-sample's diffusion sampler runs), where
  * the window's logits are also bit-identical to the full forward's (each
@@ -27,6 +29,55 @@
 #include <string.h>
 #include "dl_test.h"
 #include "dl_model.h"
+
+/* 5. bf16 compute on the reference backend (the only one here with bf16
+ * ops): the cache, the activations and the head in bf16, logits handed out
+ * in f32.  The refresh and prefix windows against the full bf16 forward,
+ * within 5e-2 abs + 2e-2 rel (logits of size ~20: both sides round the
+ * same ops to bf16, the attention's sums in another order). */
+static void test_bf16(const dl_config *c) {
+    char err[256];
+    dl_dev *dev = NULL;
+    if (dl_dev_open(&dev, DL_DEV_REF, 0, err, sizeof err)) { DL_CHECK(0, "ref device (%s)", err); return; }
+    dl_model m = { 0 };
+    int rc = dl_model_init(&m, c, dev, err, sizeof err);
+    DL_CHECK(rc == 0, "bf16: model init (%s)", rc ? err : "ok");
+    if (rc) { dl_dev_close(dev); return; }
+    dl_model_init_weights(&m, 9);
+    for (size_t i = 0; i < m.n_decay_params; i++) m.params[i] *= 8.0f;   /* ref memory is the host's */
+    enum { T = 16 };
+    const int V = c->vocab_size;
+    uint32_t ids[T], wids[T];
+    int32_t sel[T], rows[1] = { 0 }, q0[1], nv[1], nk[1] = { T }, wsel[T];
+    for (int i = 0; i < T; i++) { ids[i] = (uint32_t)(i * 7 + 3) % (uint32_t)V; sel[i] = i; }
+    dl_dcache *dc = NULL;
+    if ((rc = dl_model_set_compute(&m, DL_BF16, err, sizeof err)) ||
+        (rc = dl_model_reserve(&m, 1, T, T, DL_ACTS_INFER, err, sizeof err)) ||
+        (rc = dl_model_forward(&m, ids, NULL, 1, T, sel, NULL, T, NULL, DL_ATTN_BIDIR, 0, err, sizeof err)) ||
+        (rc = dl_model_dcache_init(&dc, &m, 1, T, 1, T, err, sizeof err))) {
+        DL_CHECK(0, "bf16: compute, reserve, full forward, cache (%s)", err);
+        dl_model_free(&m);
+        dl_dev_close(dev);
+        return;
+    }
+    float *full = malloc(sizeof(float) * (size_t)T * V);
+    memcpy(full, dl_model_logits(&m), sizeof(float) * (size_t)T * V);
+    const float *lg = NULL;
+    for (int k = 0; k < 2; k++) {   /* refresh [0, T), then prefix [6, T) from the cache */
+        q0[0] = k ? 6 : 0;
+        nv[0] = T - q0[0];
+        for (int j = 0; j < nv[0]; j++) { wids[j] = ids[q0[0] + j]; wsel[j] = j; }
+        rc = dl_model_forward_window(&m, dc, wids, 1, nv[0], rows, q0, nv, nk, wsel, nv[0], &lg, err, sizeof err);
+        char name[128];
+        snprintf(name, sizeof name, "bf16 %s: window logits == the full bf16 forward's", k ? "prefix [6, T)" : "refresh");
+        if (rc) DL_CHECK(0, "%s (%s)", name, err);
+        else dl_tcheck(name, lg, full + (size_t)q0[0] * V, (size_t)nv[0] * V, 5e-2f, 2e-2f, 1e-4);
+    }
+    free(full);
+    dl_model_dcache_free(dc);
+    dl_model_free(&m);
+    dl_dev_close(dev);
+}
 
 int main(void) {
     char err[256];
@@ -113,5 +164,6 @@ int main(void) {
     dl_model_dcache_free(dc);
     dl_model_free(&m);
     dl_dev_close(dev);
+    test_bf16(&c);
     return dl_test_end();
 }

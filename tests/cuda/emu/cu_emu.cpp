@@ -5,13 +5,17 @@
  * fiber in lane order.  A barrier opens when every thread still in it has
  * arrived; a returned thread leaves its barriers.  When no fiber can run
  * and some have not returned, the block is deadlocked: reported, abort.
+ * cuBLASLt's heuristic finds nothing with DLLM_CU_EMU_LT_NONE=1 (so that
+ * gemm.cu's GemmEx fallback runs too).
  * Lane order: first to last, or last to first with DLLM_CU_EMU_ORDER=reverse
  * (make test-cuda-emu runs the op tests both ways: a missing barrier between
  * one lane's write and another's read shows in one of the two orders).
  * Context switch: a few lines of x86-64 assembly (callee-saved registers
  * and the stack pointer), elsewhere ucontext (slower).
  */
+#include <atomic>
 #include <cmath>
+#include <mutex>
 #include <deque>
 #include <map>
 #include <memory>
@@ -287,7 +291,18 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (void *)1; return cudaSuccess; }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+/* DLLM_CU_EMU_MALLOC_COUNT=1: the number of device allocations goes to
+ * stderr at exit ("cu_emu: N device allocations"), so a test can show that
+ * a longer run allocates no more than a shorter one (nothing per step) */
+static std::atomic<long> n_mallocs;
+static void print_mallocs() { fprintf(stderr, "cu_emu: %ld device allocations\n", n_mallocs.load()); }
 cudaError_t cudaMalloc(void **p, size_t n) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const char *e = getenv("DLLM_CU_EMU_MALLOC_COUNT");
+        if (e && *e == '1') atexit(print_mallocs);
+    });
+    n_mallocs++;
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (*p) memset(*p, 0xff, n);   /* NaN in f32 and bf16: the backend must write (or zero) what it reads */
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
@@ -328,10 +343,21 @@ static float ld(const void *p, cudaDataType t, size_t i) {
     b.x = ((const uint16_t *)p)[i];
     return __bfloat162float(b);
 }
+static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                           const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
+                           const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t ctype,
+                           const void *bias);
 cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
                             int ldb, const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t ctype,
                             cublasGemmAlgo_t) {
+    return gemm(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, ctype, NULL);
+}
+/* the GEMM of both APIs; bias (m, type ct, or NULL): added to every column before the one rounding */
+static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                           const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
+                           const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t ctype,
+                           const void *bias) {
     /* cuBLAS's argument rules (a violation is an error there too) */
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) || lda < 1 || ldb < (tb == CUBLAS_OP_N ? k : n) ||
         ldb < 1 || ldc < m || ldc < 1 || ctype != CUBLAS_COMPUTE_32F)
@@ -354,8 +380,101 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
             for (int l = 0; l < k; l++) s += (double)x[l] * y[l];
             size_t ci = (size_t)i + (size_t)j * ldc;
             double r = a * s + (b != 0 ? b * ld(C, ct, ci) : 0.0);   /* beta 0: C is not read (may be garbage) */
+            if (bias) r += ld(bias, ct, (size_t)i);
             if (ct == CUDA_R_32F) ((float *)C)[ci] = (float)r;
             else ((uint16_t *)C)[ci] = __float2bfloat16_rn((float)r).x;
         }
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- cuBLASLt */
+struct cu_emu_lt { int unused; };
+struct cu_emu_lt_desc { cublasComputeType_t ct; int ta, tb; uint32_t epi; const void *bias; };
+struct cu_emu_lt_layout { cudaDataType t; uint64_t rows, cols; int64_t ld; };
+struct cu_emu_lt_pref { uint64_t ws; uint32_t align[4]; };   /* A B C D, bytes (cuBLASLt's default 256) */
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) { *h = new cu_emu_lt(); return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t ct, cudaDataType_t scale) {
+    if (scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    *d = new cu_emu_lt_desc{ ct, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL };
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) { delete d; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *buf,
+                                              size_t n) {
+    switch (a) {   /* the real sizes: int32_t, int32_t, uint32_t, a pointer */
+    case CUBLASLT_MATMUL_DESC_TRANSA: if (n != 4) return CUBLAS_STATUS_INVALID_VALUE; d->ta = *(const int32_t *)buf; break;
+    case CUBLASLT_MATMUL_DESC_TRANSB: if (n != 4) return CUBLAS_STATUS_INVALID_VALUE; d->tb = *(const int32_t *)buf; break;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: if (n != 4) return CUBLAS_STATUS_INVALID_VALUE; d->epi = *(const uint32_t *)buf; break;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        if (n != sizeof(void *)) return CUBLAS_STATUS_INVALID_VALUE;
+        d->bias = *(const void *const *)buf;
+        break;
+    default: return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t rows, uint64_t cols,
+                                          int64_t ld) {
+    if (ld < (int64_t)rows || ld < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    *l = new cu_emu_lt_layout{ t, rows, cols, ld };
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) { delete l; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = new cu_emu_lt_pref{ 0, { 256, 256, 256, 256 } };
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) { delete p; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
+                                                    cublasLtMatmulPreferenceAttributes_t a, const void *buf, size_t n) {
+    if (a == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
+        if (n != 8) return CUBLAS_STATUS_INVALID_VALUE;
+        p->ws = *(const uint64_t *)buf;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    if (a < CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES || a > CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES || n != 4)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    p->align[a - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES] = *(const uint32_t *)buf;
+    return CUBLAS_STATUS_SUCCESS;
+}
+static uint32_t align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    return a ? (uint32_t)(a & (~a + 1)) : 256u;
+}
+/* the algorithm remembers the alignments it may assume (data[0..3]) and the bias alignment (data[4]) */
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                                              cublasLtMatrixLayout_t d, cublasLtMatmulPreference_t pref, int want,
+                                              cublasLtMatmulHeuristicResult_t *res, int *got) {
+    if (want < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    *got = 0;
+    const char *none = getenv("DLLM_CU_EMU_LT_NONE");   /* no algorithm for anything: gemm.cu's fallback path */
+    if (none && *none == '1') return CUBLAS_STATUS_SUCCESS;
+    if (op->ct != CUBLAS_COMPUTE_32F || a->t != b->t || c->t != d->t || c->rows != d->rows || c->cols != d->cols)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (op->epi != CUBLASLT_EPILOGUE_DEFAULT && op->epi != CUBLASLT_EPILOGUE_BIAS) return CUBLAS_STATUS_NOT_SUPPORTED;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < 4; i++) res->algo.data[i] = pref->align[i];
+    res->algo.data[4] = op->epi == CUBLASLT_EPILOGUE_BIAS ? align_of(op->bias) : 0;
+    res->state = CUBLAS_STATUS_SUCCESS;
+    *got = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t a, const void *B, cublasLtMatrixLayout_t b, const void *beta,
+                              const void *C, cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t d,
+                              const cublasLtMatmulAlgo_t *algo, void *, size_t, cudaStream_t) {
+    if (!algo || C != D || c->t != d->t || c->ld != d->ld) return CUBLAS_STATUS_INVALID_VALUE;
+    const void *ptr[4] = { A, B, C, D };
+    for (int i = 0; i < 4; i++)
+        if (align_of(ptr[i]) < algo->data[i]) return CUBLAS_STATUS_INVALID_VALUE;   /* less aligned than planned */
+    int bias = op->epi == CUBLASLT_EPILOGUE_BIAS;
+    if (bias && (!op->bias || align_of(op->bias) < algo->data[4])) return CUBLAS_STATUS_INVALID_VALUE;
+    int m = (int)d->rows, n = (int)d->cols, k = (int)(op->ta == CUBLAS_OP_N ? a->cols : a->rows);
+    if ((op->ta == CUBLAS_OP_N ? a->rows : a->cols) != (uint64_t)m || (op->tb == CUBLAS_OP_N ? b->rows : b->cols) != (uint64_t)k ||
+        (op->tb == CUBLAS_OP_N ? b->cols : b->rows) != (uint64_t)n)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return gemm((cublasOperation_t)op->ta, (cublasOperation_t)op->tb, m, n, k, alpha, A, a->t, (int)a->ld, B, b->t,
+                (int)b->ld, beta, D, d->t, (int)d->ld, op->ct, bias ? op->bias : NULL);
 }
