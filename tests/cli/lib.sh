@@ -58,6 +58,17 @@ tiny_train_data() {
     dllm-pack -q -L 32 --seed 1 "$T/tok.msgpack" -o "$T/rows.msgpack"
     dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
 }
+# s260_train_data BYTES: stories260K converted into $T/s260, the first BYTES
+# of the TinyStories sample tokenized with it and packed into rows of 64
+# ($T/rows.msgpack), 2 masked copies ($T/train.msgpack); sets $A to the
+# training arguments the bf16 / chunked-head tests share
+s260_train_data() {
+    dllm-train -q --init "$DATA/stories260K/stories260K.bin" -o "$T/s260" --steps 0 || notok "convert stories260K"
+    head -c "$1" "$DATA/tinystories/tinystories_sample.txt" |
+        dllm-tok -q -t "$T/s260/tokenizer.json" | dllm-pack -q -L 64 --shuffle --seed 1 -o "$T/rows.msgpack"
+    dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
+    A="--init $T/s260 $T/train.msgpack --batch 4 --seed 3"
+}
 # tiny32_config OUT [SED-ARGS...]: share/configs/tiny.json shrunk to dim 32,
 # MLP 64, 2 layers (plus the caller's own sed -e expressions) into OUT
 tiny32_config() {

@@ -32,14 +32,9 @@
 #     unknown precision (exit 2), LoRA with bf16 (exit 2).
 . "$(dirname "$0")/lib.sh"
 C="python3 $ROOT/tests/cuda/compare.py"
-S=$DATA/stories260K
 dtypes() { head -c 100000 "$1" | tr ',{' '\n\n' | sed -n 's/.*"dtype":"\([A-Z0-9]*\)".*/\1/p' | sort -u | tr '\n' ' '; }
 
-dllm-train -q --init "$S/stories260K.bin" -o "$T/s260" --steps 0 || notok "convert stories260K"
-head -c 100000 "$DATA/tinystories/tinystories_sample.txt" |
-    dllm-tok -q -t "$T/s260/tokenizer.json" | dllm-pack -q -L 64 --shuffle --seed 1 -o "$T/rows.msgpack"
-dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
-A="--init $T/s260 $T/train.msgpack --batch 4 --seed 3"
+s260_train_data 100000
 
 check "cpu f32, 20 steps" "dllm-train -q --device cpu $A --steps 20 --metrics '$T/cpu.jsonl' -o '$T/t-cpu'"
 check "ref f32, 20 steps" "dllm-train -q --device ref $A --steps 20 --metrics '$T/ref.jsonl' -o '$T/t-ref'"

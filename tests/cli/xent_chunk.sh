@@ -14,13 +14,8 @@
 #   - a negative chunk exits 2.
 . "$(dirname "$0")/lib.sh"
 C="python3 $ROOT/tests/cuda/compare.py"
-S=$DATA/stories260K
 
-dllm-train -q --init "$S/stories260K.bin" -o "$T/s260" --steps 0 || notok "convert stories260K"
-head -c 60000 "$DATA/tinystories/tinystories_sample.txt" |
-    dllm-tok -q -t "$T/s260/tokenizer.json" | dllm-pack -q -L 64 --shuffle --seed 1 -o "$T/rows.msgpack"
-dllm-mask -q --seed 1 --copies 2 "$T/rows.msgpack" -o "$T/train.msgpack"
-A="--init $T/s260 $T/train.msgpack --batch 4 --seed 3"
+s260_train_data 60000
 
 check "whole vocabulary, 20 steps" "dllm-train -q $A --steps 20 --metrics '$T/w.jsonl' -o '$T/w'"
 for n in 100 1; do
