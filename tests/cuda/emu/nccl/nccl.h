@@ -1,8 +1,8 @@
 /* tests/cuda/emu/nccl/nccl.h — the NCCL calls of share/model/dl_comm_nccl.c,
  * emulated over MPI by tests/cuda/emu/nccl_emu.c (ranks are MPI ranks; the
  * buffers are host memory, as the emulated CUDA backend's "device" memory).
- * The communicator is blocking underneath: calls return ncclSuccess when
- * done, and ncclCommGetAsyncError reports success. */
+ * Collectives are posted and complete later (cudaStreamQuery on the
+ * stream says when); ncclCommGetAsyncError reports success. */
 #ifndef DL_CU_EMU_NCCL_H
 #define DL_CU_EMU_NCCL_H
 #include <stddef.h>
