@@ -46,7 +46,7 @@ int train_step_init(train_step *s, dl_model *m, int B, int b, int T, int bd3, ch
     int rc = s->row && s->tpos ? dl_batch_reserve(&s->bt, m, b, b * T2, (int)n, err, errlen)
                                : dl_seterr(err, errlen, -DL_EXIT_IO, "out of memory (micro-batch of %d rows x %d)",
                                            b, T);
-    if (rc) { train_step_free(s); return rc; }
+    if (rc || (rc = dl_optim_reserve(m, err, errlen))) { train_step_free(s); return rc; }
     return dl_model_reserve(m, b, (int)T2, (int)n, DL_ACTS_TRAIN, err, errlen);
 }
 

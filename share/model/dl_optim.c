@@ -1,6 +1,6 @@
 /* dl_optim.c — gradient norm, clip factor and the two AdamW calls
- * (dl_optim.h).  Allocates only m->gclip (2 doubles, on the first
- * dl_optim_clip); m->grads, adam_m, adam_v come from dl_model_alloc_grads /
+ * (dl_optim.h).  Allocates only m->gclip (2 doubles, dl_optim_reserve or
+ * the first dl_optim_clip); m->grads, adam_m, adam_v come from dl_model_alloc_grads /
  * dl_model_alloc_optimizer.
  */
 #include <math.h>
@@ -15,9 +15,15 @@ dl_optim_block dl_optim_trained(const dl_model *m) {
     return (dl_optim_block){ m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->n_decay_params };
 }
 
-int dl_optim_clip(dl_model *m, const dl_optim_cfg *c, char *err, size_t errlen) {
+int dl_optim_reserve(dl_model *m, char *err, size_t errlen) {
     if (!m->gclip && !(m->gclip = dl_dev_alloc(m->dev, 2 * sizeof(double))))
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: out of device memory (2 doubles for the gradient norm)");
+    return 0;
+}
+
+int dl_optim_clip(dl_model *m, const dl_optim_cfg *c, char *err, size_t errlen) {
+    int rc = dl_optim_reserve(m, err, errlen);
+    if (rc) return rc;
     dl_optim_block b = dl_optim_trained(m);
     dl_k_grad_clip(m->dev, m->gclip, b.grads, b.n, c->clip);
     return 0;

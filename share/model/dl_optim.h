@@ -32,8 +32,11 @@ typedef struct {
 typedef struct { float *params, *grads, *adam_m, *adam_v; size_t n, n_decay; } dl_optim_block;
 dl_optim_block dl_optim_trained(const dl_model *m);
 
+/* Allocates m->gclip, the device home of the norm and the clip factor,
+ * before the step loop (0, or -DL_EXIT_IO with err set). */
+int dl_optim_reserve(dl_model *m, char *err, size_t errlen);
 /* Queues the global norm of the trained gradients and its clip factor
- * into m->gclip (allocated on the first call): 0, or -DL_EXIT_IO with err
+ * into m->gclip (dl_optim_reserve if not yet): 0, or -DL_EXIT_IO with err
  * set when the device has no memory for it.  Does not synchronise. */
 int dl_optim_clip(dl_model *m, const dl_optim_cfg *c, char *err, size_t errlen);
 /* What the last dl_optim_clip computed: the norm, and the factor the

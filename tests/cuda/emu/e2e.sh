@@ -37,7 +37,7 @@ for cfg in "f32:" "bf16 --micro-batch 2 --xent-chunk 100:--precision bf16 --micr
     done
     set -- $counts
     if [ $# -eq 2 ] && [ "$1" = "$2" ]; then
-        echo "ok - $name: 1 and 3 training steps make the same $1 device allocations (none inside the step loop)" >> "$O/e2e.txt"
+        echo "ok - $name: 1 and 3 training steps make the same $1 device allocations (none after the first step)" >> "$O/e2e.txt"
     else
         echo "not ok - $name: device allocations of 1 and 3 training steps:$counts" >> "$O/e2e.txt"
     fi
