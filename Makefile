@@ -170,7 +170,7 @@ FAULT_SO := $(BUILD)/tests/fault/inject.so
 # bench/ops_bench: kernel throughput through kernels.h (bench/gpu.sh); built
 # with everything so that CI compiles it
 OPS_BENCH := $(BUILD)/bench/ops_bench
-EMU_TEST  := $(if $(filter 1,$(EMU_OK)),$(BUILD)/tests/test_attn_mma_emu $(BUILD)/tests/test_backend_ops_emu,)
+EMU_TEST  := $(if $(filter 1,$(EMU_OK)),$(BUILD)/tests/test_backend_ops_emu,)
 
 # Unit tests that need a program's code: test name -> program folders whose
 # archives it links (and whose headers it sees).  Others link libdllm only.
@@ -230,7 +230,7 @@ $(OPS_BENCH): bench/ops_bench.c $(LIB) $(CONFIG_STAMP)
 # tests/cuda/emu: the CUDA backend compiled for the host (DL_CU_EMU: cu_emu.h
 # stands for the CUDA runtime, cuBLAS and the execution model), whatever
 # nvcc says: test_backend_ops_emu runs every CUDA op against the reference
-# backend, test_attn_mma_emu the tensor-core attention's own cases.
+# backend (the tensor-core attention on its bf16 cases without probabilities).
 EMU_CXX   = $(CXX) -std=c++20 $(CFLAGS) -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -DDL_CU_EMU \
             -DDL_HAVE_CUDA -Ikernels -Ikernels/cuda -Itests/cuda/emu
 EMU_HDR   := tests/cuda/emu/cu_emu.h tests/cuda/emu/mma.h $(wildcard kernels/cuda/*.h) kernels/kernels.h \
@@ -274,10 +274,6 @@ $(BUILD)/emu/bin/dllm-$(1): $(BUILD)/$(1)/main.o $(call PROG_LIB,$(1)) $(EMU_OBJ
 	$$(CXX) $$(CFLAGS) -fopenmp $$^ -o $$@ $$(filter-out -lnccl -lcudart_static,$$(LDLIBS) $$(LDLIBS_$(1)))
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call emu_prog_rule,$(d))))
-$(BUILD)/tests/test_attn_mma_emu: tests/cuda/emu/test_attn_mma_emu.cpp $(EMU_HDR) kernels/cuda/attention_mma.cu \
-                                  $(EMU_OBJ) $(LIB)
-	@mkdir -p $(dir $@)
-	$(EMU_CXX) -fopenmp $< $(EMU_OBJ) $(LIB) -o $@ $(filter-out -lcudart_static,$(LDLIBS))
 
 # The fault-injection shim (LD_PRELOAD) used by tests/cli/fault.sh and kill.sh.
 $(FAULT_SO): tests/fault/inject.c $(CONFIG_STAMP)

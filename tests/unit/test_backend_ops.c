@@ -602,12 +602,13 @@ static void build_cases(void) {
             ADD(DL_OP_ROPE, run_rope, "N=%d H=%d E=%d layout=%d (1 pairs) inverse=%d", 1, 1, 2, lay, inv);
         }
     /* attention: B T Hq Hk E, block; masks x lens x att */
-    /* the last two: head dims 64 and 128 (and 16 above), which bf16 runs on
-     * CUDA's tensor-core twin (kernels/cuda/attention_mma.cu) when att = 0,
-     * several 64-row tiles with a ragged last one */
+    /* head dims 16, 64 and 128, which bf16 runs on CUDA's tensor-core twin
+     * (kernels/cuda/attention_mma.cu) when att = 0: several 64-row tiles with
+     * a ragged last one, and T = 1 (one partial tile) */
     static const int at[][6] = { { 1, 1, 1, 1, 2, 1 }, { 2, 5, 4, 2, 4, 2 }, { 3, 67, 4, 1, 8, 16 },
-                                 { 2, 130, 2, 2, 16, 48 }, { 2, 150, 4, 2, 64, 40 }, { 1, 70, 2, 1, 128, 32 } };
-    for (int s = 0; s < 6; s++)
+                                 { 2, 130, 2, 2, 16, 48 }, { 2, 150, 4, 2, 64, 40 }, { 1, 70, 2, 1, 128, 32 },
+                                 { 1, 1, 1, 1, 16, 1 } };
+    for (int s = 0; s < 7; s++)
         for (int mk = 0; mk < 3; mk++)
             for (int ln = 0; ln < 2; ln++)
                 for (int ka = 0; ka < 2; ka++) {
