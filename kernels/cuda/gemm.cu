@@ -22,7 +22,7 @@
  * linear_fwd_split, mixed f32 x bf16-weight GEMMs.
  */
 #include <string.h>
-#include "cuda.h"
+#include "colsum.h"
 
 enum { CU_LT_PLANS = 96 };
 struct cu_lt_key {   /* everything the plan depends on; compared with memcmp, so no padding */
@@ -157,14 +157,12 @@ static void gemm(dl_dev *d, cublasOperation_t ta, cublasOperation_t tb, int m, i
                                  D, cu_dtype(dt), ldd, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-/* dbias[o] += sum_n dout[n][o], one thread per column, rows in order */
-template <typename T> __global__ void k_bias_grad(float *dbias, const T *dout, int N, int O) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= O) return;
-    float s = 0;
-    for (int n = 0; n < N; n++) s += cu_ld(dout, (size_t)n * O + o);
-    dbias[o] += s;
-}
+/* dbias[o] += sum_n dout[n][o] (cu_colsum's term) */
+template <typename T> struct bias_term {
+    const T *dout;
+    int O;
+    __device__ float operator()(int n, int o) const { return cu_ld(dout, (size_t)n * O + o); }
+};
 
 void cu_linear_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const void *inp, const void *w, const void *bias,
                    int N, int C, int O) {
@@ -195,8 +193,5 @@ void cu_linear_bwd(dl_dev *d, dl_dtype dt, void *dinp, float *dw, float *dbias, 
     if (dw && O > 0 && C > 0)
         /* col-major: dw (C x O, ld C) += inp (C x N, ld C) * dout^T (N x O from O x N, ld O) */
         gemm(d, CUBLAS_OP_N, CUBLAS_OP_T, C, O, N, inp, C, dout, O, dt, 1.0f, dw, DL_F32, C, NULL);
-    if (dbias && O > 0) {
-        CU_DISPATCH(dt, (CU_LAUNCH((O + 127) / 128, 128, 0, st->s, k_bias_grad<T>)(dbias, (const T *)dout, N, O)));
-        CUDA_LAUNCHED();
-    }
+    if (dbias && O > 0) CU_DISPATCH(dt, (cu_colsum(d, dbias, bias_term<T>{ (const T *)dout, O }, N, O)));
 }

@@ -1,14 +1,15 @@
 /* kernels/cuda/layers.cu — embedding forward / backward, RMSNorm forward /
  * backward, RoPE (both layouts) and softmax cross-entropy.
  * Per-row ops (rmsnorm, xent) run one block per row with a fixed-order block
- * reduction; the reductions over rows (embedding_bwd, rmsnorm dw) give each
- * column one thread that walks the rows in order: deterministic, no atomics.
+ * reduction; RMSNorm's dw sums over rows in fixed chunks (colsum.h), and
+ * embedding_bwd gives each column one thread that walks the rows in order
+ * (rows with the same id must add in order): deterministic, no atomics.
  * add_rmsnorm_fwd is the residual add and the next norm in one kernel.
  * xent_chunk_fwd / _bwd: the cross-entropy over the vocabulary in chunks.
  * Does not: fuse the residual add into RMSNorm's backward, vectorise loads.
  */
 #include <math.h>
-#include "cuda.h"
+#include "colsum.h"
 
 template <typename T> __global__ void k_embedding_fwd(T *out, const uint32_t *ids, const T *wte, int N, int D) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)N * D;
@@ -88,25 +89,22 @@ template <typename T> __global__ void k_rmsnorm_bwd_dx(T *dx, const T *dy, const
     }
 }
 /* dw[j] += sum_n dy x rstd : one thread per column, rows in order */
-template <typename T> __global__ void k_rmsnorm_bwd_dw(float *dw, const T *dy, const T *x, const float *rstd, int N,
-                                                       int D) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= D) return;
-    float s = 0;
-    for (int n = 0; n < N; n++) s += cu_ld(dy, (size_t)n * D + j) * cu_ld(x, (size_t)n * D + j) * rstd[n];
-    dw[j] += s;
-}
+/* dw[j] += sum_n dy[n][j] * x[n][j] * rstd[n] (cu_colsum's term) */
+template <typename T> struct rms_dw_term {
+    const T *dy, *x;
+    const float *rstd;
+    int D;
+    __device__ float operator()(int n, int j) const {
+        return cu_ld(dy, (size_t)n * D + j) * cu_ld(x, (size_t)n * D + j) * rstd[n];
+    }
+};
 void cu_rmsnorm_bwd(dl_dev *d, dl_dtype dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
                     const float *rstd, int N, int D) {
     if (N <= 0) return;
     CU_DISPATCH(dt, (CU_LAUNCH(N, 256, 0, cu_stream(d), k_rmsnorm_bwd_dx<T>)((T *)dx, (const T *)dy, (const T *)x,
                                                                      (const T *)w, rstd, D)));
     CUDA_LAUNCHED();
-    if (dw) {
-        CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_rmsnorm_bwd_dw<T>)(dw, (const T *)dy,
-                                                                                       (const T *)x, rstd, N, D)));
-        CUDA_LAUNCHED();
-    }
+    if (dw) CU_DISPATCH(dt, (cu_colsum(d, dw, rms_dw_term<T>{ (const T *)dy, (const T *)x, rstd, D }, N, D)));
 }
 
 /* thread per (n, j): angle = pos * f_j in float32 (HF / llama2.c), cos / sin

@@ -486,12 +486,14 @@ static void run_adamw(ctx *c, const case_s *k, res *r, float garbage) {
     downf(c, r, "param", P, n);
     downf(c, r, "m", Mm, n);
     downf(c, r, "v", Vv, n);
-    if (W) {
-        down_dt(c, r, "bf16 copy", DL_BF16, W, n);
-        float *pb = r->v[r->k - 1], *pf = r->v[0];
+    if (W) {   /* on the same device, exactly (against ref, param's f32 rounding can cross a bf16 boundary) */
+        res u = { 0 };
+        down_dt(c, &u, "", DL_BF16, W, n);
+        float *pb = u.v[0], *pf = r->v[0];
         int same = 1;
         for (size_t i = 0; i < n; i++) same &= pb[i] == dl_bf16_to_f32(dl_f32_to_bf16(pf[i]));
         DL_CHECK(same, "%s adamw n=%zu: the bf16 copy is the rounded update", dl_dev_describe(c->d), n);
+        res_free(&u);
     }
     if (k->i[2] == 2) {
         float *back = malloc(sizeof(float) * (n ? n : 1));
@@ -576,6 +578,9 @@ static void build_cases(void) {
         ADD(DL_OP_XENT_FWD, run_xent, "M=%d V=%d", nd[s][0], nd[s][2]);
         ADD(DL_OP_XENT_BWD, run_xent, "M=%d V=%d", nd[s][0], nd[s][2]);
     }
+    /* many rows: CUDA sums dw / dbias over rows in chunks (kernels/cuda/colsum.h), the last one ragged */
+    ADD(DL_OP_RMSNORM_BWD, run_rmsnorm, "N=%d D=%d (row chunks)", 1000, 67);
+    ADD(DL_OP_LINEAR_BWD, run_linear, "N=%d C=%d O=%d bias=%d dinp=%d (row chunks)", 9000, 5, 40, 1, 0);
     /* M V vc: one chunk, chunks that divide V, a ragged last chunk, vc 1 */
     static const int xc[][3] = { { 3, 11, 11 }, { 7, 50, 10 }, { 37, 300, 64 }, { 5, 1000, 333 }, { 2, 9, 1 } };
     for (int s = 0; s < 5; s++) {
