@@ -1,15 +1,16 @@
 /* kernels/cuda/elementwise.cu — add, add_inplace, gather / scatter-add rows,
  * 2-D copy, dtype conversion, SwiGLU, and the fp32 optimizer pieces (scale,
  * sumsq, AdamW).  Elementwise kernels are grid-stride loops over n.
- * Determinism: scatter_add_rows gives each output column one thread that
- * walks m = 0..M-1 in order (no atomics), as the reference does; sumsq
+ * Determinism: scatter_add_rows gives each output row to one block that
+ * adds its source rows in order of m (rowscatter.h; no atomics), as the
+ * reference does; sumsq
  * reduces fixed per-block partials in a fixed order, then one sync.
  * AdamW is the CPU backend's float32 chain (kernels/cpu/optim.c), the
  * constants computed on the host the same way.
  * Does not: vectorised loads (a later version), fusion.
  */
 #include <math.h>
-#include "cuda.h"
+#include "rowscatter.h"
 
 #define GRID_STRIDE(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
                                i += (size_t)gridDim.x * blockDim.x)
@@ -41,19 +42,9 @@ void cu_gather_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int
     CUDA_LAUNCHED();
 }
 
-/* one thread per column j, rows in order: repeated idx add in serial order */
-template <typename T> __global__ void k_scatter_add(T *out, const T *in, const int32_t *idx, int M, int D) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= D) return;
-    for (int m = 0; m < M; m++) {
-        size_t o = (size_t)idx[m] * D + j;
-        cu_st(out, o, cu_ld(out, o) + cu_ld(in, (size_t)m * D + j));
-    }
-}
+/* a repeated idx adds its rows in order of m (rowscatter.h) */
 void cu_scatter_add_rows(dl_dev *d, dl_dtype dt, void *out, const void *in, const int32_t *idx, int M, int D) {
-    if (M <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_scatter_add<T>)((T *)out, (const T *)in, idx, M, D)));
-    CUDA_LAUNCHED();
+    CU_DISPATCH(dt, (cu_row_scatter_add(d, (T *)out, (const T *)in, idx, M, D)));
 }
 
 void cu_copy_2d(dl_dev *d, dl_dtype dt, void *dst, size_t ld_dst, const void *src, size_t ld_src, int rows,

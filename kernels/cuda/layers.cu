@@ -2,14 +2,15 @@
  * backward, RoPE (both layouts) and softmax cross-entropy.
  * Per-row ops (rmsnorm, xent) run one block per row with a fixed-order block
  * reduction; RMSNorm's dw sums over rows in fixed chunks (colsum.h), and
- * embedding_bwd gives each column one thread that walks the rows in order
- * (rows with the same id must add in order): deterministic, no atomics.
+ * embedding_bwd gives each vocabulary row to one block that adds its rows
+ * in order (rowscatter.h): deterministic, no atomics.
  * add_rmsnorm_fwd is the residual add and the next norm in one kernel.
  * xent_chunk_fwd / _bwd: the cross-entropy over the vocabulary in chunks.
  * Does not: fuse the residual add into RMSNorm's backward, vectorise loads.
  */
 #include <math.h>
 #include "colsum.h"
+#include "rowscatter.h"
 
 template <typename T> __global__ void k_embedding_fwd(T *out, const uint32_t *ids, const T *wte, int N, int D) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)N * D;
@@ -24,16 +25,9 @@ void cu_embedding_fwd(dl_dev *d, dl_dtype dt, dl_dtype wdt, void *out, const uin
                         (T *)out, ids, (const T *)wte, N, D)));
     CUDA_LAUNCHED();
 }
-/* column j: dwte[ids[n]][j] += dout[n][j] for n in order (the reference's order) */
-template <typename T> __global__ void k_embedding_bwd(float *dwte, const T *dout, const uint32_t *ids, int N, int D) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= D) return;
-    for (int n = 0; n < N; n++) dwte[(size_t)ids[n] * D + j] += cu_ld(dout, (size_t)n * D + j);
-}
+/* dwte[ids[n]] += dout[n], a repeated id's rows in order of n (the reference's order): rowscatter.h */
 void cu_embedding_bwd(dl_dev *d, dl_dtype dt, float *dwte, const void *dout, const uint32_t *ids, int N, int D) {
-    if (N <= 0 || D <= 0) return;
-    CU_DISPATCH(dt, (CU_LAUNCH((D + 127) / 128, 128, 0, cu_stream(d), k_embedding_bwd<T>)(dwte, (const T *)dout, ids, N, D)));
-    CUDA_LAUNCHED();
+    CU_DISPATCH(dt, (cu_row_scatter_add(d, dwte, (const T *)dout, ids, N, D)));
 }
 
 /* row blockIdx.x of x normalised into y (one block per row); `add`: x is
