@@ -135,6 +135,15 @@ if timeout 240 bin/dllm-train -q --device "$DEV" --precision bf16 --config "$W/c
 else
     fail "train (ours)" "exit $?: $(tail -n 1 "$W/ours.err")"
 fi
+# where our step's time goes: 3 more steps with --profile (each op waits for
+# the device, so its time is its own; the table is not a speed figure)
+if timeout 120 bin/dllm-train --device "$DEV" --precision bf16 --config "$W/config.json" "$W/train.msgpack" \
+       -o "$W/pf" --steps 3 --batch $B --profile 2> "$W/profile.err"; then
+    say "train step, device time per op (--profile, 3 steps; each op synchronised):"
+    sed -n 's/^dllm-train:   /  /p' "$W/profile.err" | tee -a "$S"
+else
+    fail "train --profile (ours)" "exit $?: $(tail -n 1 "$W/profile.err")"
+fi
 ref_train() {   # ref_train eager|compile
     mode=$1; flag=""; [ $mode = compile ] && flag=--compile
     if timeout 300 "$PY" bench/train_ref.py --config "$O/train/config.json" --seq-len $T --batch $B --steps $STEPS \

@@ -99,6 +99,7 @@ struct dl_dev {
     int threads;          /* CPU: OpenMP threads every op uses (>= 1); others 1 */
     char desc[160];       /* dl_dev_describe */
     void *be;             /* backend-private state (cpu: struct cpu_state) */
+    struct dl_dev_prof *prof;   /* dl_dev_profile's table, or NULL (off) */
 };
 
 /* Backend constructors (dispatch.c calls the one of the requested kind):

@@ -86,6 +86,13 @@ int dl_dev_supports(const dl_dev *d, dl_op op, dl_dtype dt);
  * wdt (see "Weight dtype" above); dl_dev_supports(d, op, dt) is
  * dl_dev_supports_w(d, op, dt, dt). */
 int dl_dev_supports_w(const dl_dev *d, dl_op op, dl_dtype dt, dl_dtype wdt);
+/* A blocking profile: while on, every dl_k_* op waits for the device
+ * after it runs, and its wall time adds to that op's row (so each op's
+ * time is its own, and the run is slower).  on = 1 starts it (a zeroed
+ * table), 0 stops it; 0, or -1 when out of memory.  dl_dev_profile_get:
+ * the seconds and calls of op so far (0 and 0 when never on). */
+int dl_dev_profile(dl_dev *d, int on);
+void dl_dev_profile_get(const dl_dev *d, dl_op op, double *seconds, long *calls);
 void *dl_dev_alloc(dl_dev *d, size_t bytes);    /* zero-filled, 64-byte aligned; NULL on failure */
 void dl_dev_free(dl_dev *d, void *p);
 void dl_dev_memset0(dl_dev *d, void *p, size_t bytes);

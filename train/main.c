@@ -40,6 +40,7 @@ static const char *o_device = "cpu", *o_schedule, *o_loss_norm, *o_weight, *o_dt
 static dl_st_dtype save_dtype;   /* model.safetensors storage: --dtype, else the source's (main) */
 static long long o_steps = LLONG_MIN, o_batch = LLONG_MIN, o_micro = LLONG_MIN, o_seq_len = LLONG_MIN;
 static long long o_xent_chunk;            /* loss-head vocabulary chunk, 0 = whole */
+static int o_profile;                     /* --profile: per-op device times at the end */
 static long long o_warmup = LLONG_MIN, o_seed = LLONG_MIN, o_mask_seed = LLONG_MIN;
 static long long o_eval_every, o_eval_rows, o_save_every, o_threads;
 static double o_lr = NAN, o_min_lr = NAN, o_beta1 = NAN, o_beta2 = NAN, o_eps = NAN, o_wd = NAN, o_clip = NAN;
@@ -68,6 +69,7 @@ static const dl_opt OPTS[] = {
     { "block-diffusion", 0, DL_OPT_INT, &o_bd3, "0", "B", "BD3LM block diffusion with blocks of B tokens: rows run as x_t (+) x_0 with the three-part mask (noisy block sees itself and the clean blocks before it); mask the data with dllm-mask --block B (t per block); recorded in config.json (0: off)", NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
     { "precision", 0, DL_OPT_STR, &o_precision, NULL, "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the fp32 master weights (gradients, AdamW and checkpoints stay fp32; cuda or ref) [f32]", NULL },
+    { "profile", 0, DL_OPT_FLAG, &o_profile, NULL, NULL, "time every device op (each waits for the device, so the run is slower) and print a table per op at the end (rank 0)", NULL },
     { "xent-chunk", 0, DL_OPT_INT, &o_xent_chunk, "0", "N", "loss head over the vocabulary in chunks of N columns: keeps (M, N) logits instead of (M, vocab), for one more head GEMM in the backward (0: whole vocabulary)", NULL },
     { "threads", 0, DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
 
@@ -353,6 +355,16 @@ static void setup_compute(run *R) {
         (rc = dl_model_set_compute(&R->m, DL_BF16, err, sizeof err)))
         dl_die(-rc, "--precision %s: %s", o_precision, err);
     if ((rc = dl_model_set_xent_chunk(&R->m, (int)o_xent_chunk, err, sizeof err))) dl_die(-rc, "--xent-chunk: %s", err);
+    if (o_profile && dl_model_profile(&R->m, 1)) dl_die(DL_EXIT_IO, "--profile: out of memory");
+}
+
+/* --profile: the per-op table, on rank 0 */
+static void print_profile(run *R) {
+    if (!o_profile || R->dp.rank) return;
+    char tab[8192];
+    dl_model_profile_table(&R->m, tab, sizeof tab);
+    dl_info("device time per op (--profile):");
+    for (char *line = strtok(tab, "\n"); line; line = strtok(NULL, "\n")) dl_info("  %s", line);
 }
 
 /* Gradients, optimizer state, the batch and the step's buffers. */
@@ -624,6 +636,7 @@ int main(int argc, char **argv) {
     if (L > 0) { train_step_free(&R.ts); train_batch_free(&R.bt); }
     if (R.has_data) train_data_close(&R.data);
     if (R.has_valid) train_data_close(&R.valid);
+    print_profile(&R);
     train_dp_close(&R.dp);   /* first: it frees ZeRO-1's moments on the model's device */
     dl_model_close(&R.m);
     free(paths);

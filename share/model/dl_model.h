@@ -180,6 +180,14 @@ int dl_model_init_w(dl_model *m, const dl_config *c, dl_dev *dev, dl_dtype wdtyp
  * has none: use cuda, or ref for a slow check), -DL_EXIT_USAGE for a
  * bf16-weight (inference) model or one with a LoRA adapter. */
 int dl_model_set_compute(dl_model *m, dl_dtype dt, char *err, size_t errlen);
+/* A blocking per-op profile of the model's device (kernels.h
+ * dl_dev_profile: each op waits for the device, so its time is its own and
+ * the run is slower): on = 1 starts it, 0 stops; 0, or -1 when out of
+ * memory.  dl_model_profile_table writes the ops that ran, the slowest
+ * first (op, calls, total ms, ms per call, share), one line each, into buf
+ * (dl_model_prof.c). */
+int dl_model_profile(dl_model *m, int on);
+void dl_model_profile_table(const dl_model *m, char *buf, size_t n);
 /* The loss head over the vocabulary in chunks of vc columns (before
  * reserve; 0 or vc >= vocab_size: the whole vocabulary at once, the
  * default).  Only an (M, vc) block of logits is then reserved instead of
