@@ -187,6 +187,14 @@ if timeout 180 "$PY" bench/gpu_sample_ref.py make "$W/ckpt" --dim $SD --layers $
     gen=$(sed -n 's/.*"generate": "\([^"]*\)".*/\1/p' "$W/ref_bf16.json" 2>/dev/null)
     say "sample tokens/s (NFE $GEN, f32): ours ${ours_f32:--}, torch ${ref_f32:--} ($gen), ratio $(ratio "${ours_f32:-0}" "${ref_f32:-0}")"
     say "sample tokens/s (NFE $GEN, bf16): ours ${ours_bf16:--}, torch ${ref_bf16:--}, ratio $(ratio "${ours_bf16:-0}" "${ref_bf16:-0}")"
+    # where our bf16 sampling's time goes (--profile: each op synchronised; not a speed figure)
+    if timeout 120 bin/dllm-sample --device $DEV --precision bf16 -m "$W/ckpt" "$W/prompts.msgpack" $SA --profile \
+           -o "$W/pf.msgpack" 2> "$W/profile.err"; then
+        say "sample (bf16), device time per op (--profile; each op synchronised):"
+        sed -n 's/^dllm-sample:   /  /p' "$W/profile.err" | tee -a "$S"
+    else
+        fail "sample --profile (ours)" "exit $?: $(tail -n 1 "$W/profile.err")"
+    fi
     if [ -s "$W/ref_f32.txt" ] && [ -s "$W/ours_f32.msgpack" ]; then
         bin/dllm-cat "$W/ours_f32.msgpack" > "$W/ours_f32.txt"
         "$PY" - "$W/ours_f32.txt" "$W/ref_f32.txt" <<'EOF' | tee -a "$S"

@@ -41,6 +41,7 @@
 static dl_common common;
 static const char *o_adapter;
 static const char *o_precision = "f32";
+static int o_profile;   /* --profile: per-op device times at the end */
 static const char *o_model, *o_device = "cpu", *o_remask, *o_alg, *o_suppress, *o_noise, *o_trace, *o_preset, *o_cache;
 static const char *o_chat_tmpl;
 static dl_strlist o_prompts;
@@ -82,6 +83,7 @@ static const dl_opt OPTS[] = {
     { "shift-logits", 0, DL_OPT_FLAG, &o_shift, NULL, NULL, "position i is predicted from hidden i-1 (default: the checkpoint's shift_logits)", NULL },
     { "Runtime", 0, DL_OPT_HEADING, NULL, NULL, NULL, NULL, NULL },
     { "device", 0, DL_OPT_STR, &o_device, "cpu", "cpu|cuda|ref", "compute device (ref: the slow readable reference backend, for checks)", NULL },
+    { "profile", 0, DL_OPT_FLAG, &o_profile, NULL, NULL, "time every device op (each waits for the device, so sampling is slower) and print a table per op at the end", NULL },
     { "precision", 0, DL_OPT_STR, &o_precision, "f32", "f32|bf16", "compute precision: bf16 runs activations and matrix products in bf16 on a bf16 copy of the weights (cuda or ref)", NULL },
     { "threads", 'j', DL_OPT_THREADS, &o_threads, "0", "N", "CPU threads (0: OMP_NUM_THREADS, else the cores this process may use)", NULL },
     { "trace", 0, DL_OPT_STR, &o_trace, NULL, "FILE", "JSON Lines, one per step and row: {row, step, nfe, block, committed: [[pos, token, confidence]...]}", NULL },
@@ -452,6 +454,14 @@ static void apply_preset(int argc, char **argv, char ***paths, int *npaths) {
     free(v);   /* the options point into argv and the preset table, not into v */
 }
 
+/* --profile: the per-op table */
+static void print_profile(const dl_model *m) {
+    char tab[8192];
+    dl_model_profile_table(m, tab, sizeof tab);
+    dl_info("device time per op (--profile):");
+    dl_info_lines(tab);
+}
+
 int main(int argc, char **argv) {
     char err[1024];
     char **paths = NULL;
@@ -479,7 +489,7 @@ int main(int argc, char **argv) {
     dl_infer_info mi;
     dl_infer_opts mo = { .dir = o_model, .device = o_device, .threads = (int)o_threads, .force_causal = o_causal,
                          .mask_id = -1, .what = "sampling", .adapter = o_adapter,
-                         .bf16 = !strcmp(o_precision, "bf16") };
+                         .bf16 = !strcmp(o_precision, "bf16"), .profile = o_profile };
     if ((rc = dl_model_open_infer(&m, &mi, &mo, err, sizeof err))) dl_die(-rc, "%s", err);
     if ((o_prompts.n || o_show) && !mi.tok) dl_die(DL_EXIT_USAGE, "%s has no tokenizer.json (needed by %s)", o_model, o_prompts.n ? "-p" : "--show");
     model_options(&o, &m.cfg, mi.causal);
@@ -541,6 +551,7 @@ int main(int argc, char **argv) {
             (unsigned long long)n_prompts, (unsigned long long)n_gen, (unsigned long long)n_nfe,
             n_prompts ? (double)n_nfe / n_prompts : 0.0, t_sample > 0 ? n_gen / t_sample : 0.0,
             n_iters ? 1000.0 * t_sample / (double)n_iters : 0.0);
+    if (o_profile) print_profile(&m);
 
     batch_free(&bt);
     free((void *)o.suppress); free(paths);

@@ -364,7 +364,7 @@ static void print_profile(run *R) {
     char tab[8192];
     dl_model_profile_table(&R->m, tab, sizeof tab);
     dl_info("device time per op (--profile):");
-    for (char *line = strtok(tab, "\n"); line; line = strtok(NULL, "\n")) dl_info("  %s", line);
+    dl_info_lines(tab);
 }
 
 /* Gradients, optimizer state, the batch and the step's buffers. */

@@ -102,6 +102,14 @@ void dl_error(const char *fmt, ...) { DL_VMSG("error: ", 0); }
 void dl_warn(const char *fmt, ...) { DL_VMSG("warning: ", 1); }
 void dl_info(const char *fmt, ...) { DL_VMSG("", 1); }
 void dl_verbose(const char *fmt, ...) { DL_VMSG("", 2); }
+void dl_info_lines(const char *text) {
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        int n = e ? (int)(e - p) : (int)strlen(p);
+        dl_info("  %.*s", n, p);
+        p += n + (e != NULL);
+    }
+}
 void dl_debug(const char *fmt, ...) { DL_VMSG("debug: ", 3); }
 
 _Noreturn void dl_die(int code, const char *fmt, ...) {

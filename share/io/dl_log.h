@@ -27,6 +27,7 @@ void dl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "
 void dl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* verbosity >= 1 */
 void dl_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* verbosity >= 1, "PROG: ..." (summaries) */
 void dl_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));/* verbosity >= 2 */
+void dl_info_lines(const char *text);   /* dl_info("  LINE") for each line of text (a table) */
 void dl_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* verbosity >= 3 */
 /* Print "PROG: error: ..." and exit(code).  Only main() may call it. */
 _Noreturn void dl_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

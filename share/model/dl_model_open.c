@@ -110,6 +110,8 @@ int dl_model_open_infer(dl_model *m, dl_infer_info *info, const dl_infer_opts *o
         dl_err_prefix(err, errlen, "--adapter %s (on %s)", o->adapter, o->dir);
     if (!rc && o->bf16 && (rc = dl_model_set_compute(m, DL_BF16, err, errlen)))
         dl_err_prefix(err, errlen, "--precision bf16");
+    if (!rc && o->profile && dl_model_profile(m, 1))
+        rc = dl_seterr(err, errlen, -DL_EXIT_IO, "--profile: out of memory");
     if (rc) {
         dl_tok_free(info->tok);
         info->tok = NULL;

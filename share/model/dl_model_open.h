@@ -52,7 +52,8 @@ typedef struct {
     const char *adapter;      /* a PEFT LoRA adapter directory folded into the weights at load
                                  (dl_lora_fold: W += s B A, rounded once to the weights' dtype), or NULL */
     int bf16;                 /* 1: compute in bf16 (dl_model_set_compute) on fp32 masters loaded from any
-                                 checkpoint dtype; the KV / window caches refuse such a model */
+                                 checkpoint dtype (the KV / window caches then hold bf16 too) */
+    int profile;              /* 1: the blocking per-op profile from the start (dl_model_profile) */
 } dl_infer_opts;
 typedef struct {
     dl_tok *tok;              /* DIR/tokenizer.json, or NULL when the checkpoint has none (caller frees) */

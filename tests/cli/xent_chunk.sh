@@ -11,9 +11,7 @@
 #   - bf16 compute on ref, chunked against unchunked: losses rel 2e-2;
 #   - resume with chunks is bit-exact (10 + 10 steps == 20);
 #   - LoRA (the head frozen, no gradient buffer) trains with chunks;
-#   - a negative chunk exits 2;
-#   - --profile prints the per-op table (the chunked ops called once per
-#     chunk: 6 chunks x 20 steps) and changes no result.
+#   - a negative chunk exits 2.
 . "$(dirname "$0")/lib.sh"
 C="python3 $ROOT/tests/cuda/compare.py"
 
@@ -37,11 +35,6 @@ check "chunks of 100, 20 steps, saved at 10" "dllm-train -q $A --steps 20 --xent
 check "--resume at 10 with chunks" "dllm-train -q --resume '$T/r1-step10' '$T/train.msgpack' --steps 20 --xent-chunk 100 -o '$T/r2'"
 same "$T/r1/model.safetensors" "$T/r2/model.safetensors" "chunked resume: weights bit-exact against the uninterrupted run"
 
-# --profile: the per-op table of the device time, and the same weights as without it
-check "--profile: 20 steps, chunks of 100" "dllm-train $A --steps 20 --xent-chunk 100 --profile -o '$T/pf' 2> '$T/pf.err'"
-check "  a table row for the chunked head's ops and for linear_bwd" \
-    "grep -q 'xent_chunk_fwd  *120 ' '$T/pf.err' && grep -q 'xent_chunk_bwd  *120 ' '$T/pf.err' && grep -q 'linear_bwd ' '$T/pf.err'"
-same "$T/c100/model.safetensors" "$T/pf/model.safetensors" "  profiling changes no result"
 check "LoRA with chunks of 100" "dllm-train -q $A --steps 3 --lora 4 --xent-chunk 100 -o '$T/lora'"
 expect_exit 2 "--xent-chunk -1: exit 2" "dllm-train -q $A --steps 1 --xent-chunk -1 -o '$T/x1'"
 expect_err "xent-chunk" "  names the option"
