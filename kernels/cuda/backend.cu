@@ -92,14 +92,16 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
         return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cannot load cuBLAS (%s)", index, why);
     }
     if (cu_blas.create(&st->blas) != CUBLAS_STATUS_SUCCESS ||
-        cu_blas.set_stream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS || cu_lt.create(&st->lt) != CUBLAS_STATUS_SUCCESS ||
-        cudaMalloc(&st->lt_ws, CU_LT_WS) != cudaSuccess || cu_gemm_open(st)) {
-        cudaGetLastError();
-        if (st->lt_ws) cudaFree(st->lt_ws);
-        if (st->lt) cu_lt.destroy(st->lt);
+        cu_blas.set_stream(st->blas, st->s) != CUBLAS_STATUS_SUCCESS || cu_gemm_open(st)) {
         if (st->blas) cu_blas.destroy(st->blas);
         cudaFreeHost(st->red_host); cudaFree(st->red); cudaStreamDestroy(st->s); free(st);
-        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS / cuBLASLt could not start", index);
+        return dl_k_seterr(err, errlen, -DL_K_EDEVICE, "CUDA device %d: cuBLAS could not start", index);
+    }
+    /* cuBLASLt, or (it does not start, or no room for its workspace) every GEMM through cublasGemmEx */
+    if (cu_lt.create(&st->lt) != CUBLAS_STATUS_SUCCESS) st->lt = NULL;
+    else if (cudaMalloc(&st->lt_ws, CU_LT_WS) != cudaSuccess) {
+        cudaGetLastError();
+        st->lt_ws = NULL;
     }
     /* pure fp32 GEMMs for f32 storage (no TF32): f32 results stay within the
      * reference's float tolerances */
@@ -109,7 +111,7 @@ extern "C" int dl_backend_cuda_open(dl_dev *d, int index, char *err, size_t errl
     const char *ak = getenv("DLLM_CUDA_ATTN");
     st->attn_fma = ak && !strcmp(ak, "fma");
     const char *gk = getenv("DLLM_CUDA_GEMM");
-    st->gemm_ex = gk && !strcmp(gk, "ex");
+    st->gemm_ex = (gk && !strcmp(gk, "ex")) || !st->lt || !st->lt_ws;
     d->be = st;
     d->threads = 1;
     snprintf(d->desc, sizeof d->desc, "cuda:%d (%.96s, sm_%d%d, %.0f GiB)", index, prop.name, prop.major, prop.minor,
@@ -136,8 +138,8 @@ static void cu_close(dl_dev *d) {
     cudaStreamSynchronize(st->s);
     if (st->scratch) cudaFree(st->scratch);
     cu_gemm_close(st);
-    cudaFree(st->lt_ws);
-    cu_lt.destroy(st->lt);
+    if (st->lt_ws) cudaFree(st->lt_ws);
+    if (st->lt) cu_lt.destroy(st->lt);
     cu_blas.destroy(st->blas);
     cudaFreeHost(st->red_host);
     cudaFree(st->red);

@@ -91,7 +91,7 @@ struct cuda_state {
     cudaStream_t s;
     cublasHandle_t blas;
     cublasLtHandle_t lt;
-    int gemm_ex;          /* DLLM_CUDA_GEMM=ex: cublasGemmEx only (cuBLASLt off) */
+    int gemm_ex;          /* cublasGemmEx only: DLLM_CUDA_GEMM=ex, or cuBLASLt did not start */
     void *lt_ws;          /* cuBLASLt workspace (CU_LT_WS bytes) */
     struct cu_lt_cache *lt_plans;   /* gemm.cu: the descriptors and algorithm of each GEMM shape seen */
     double *red;          /* (CU_RED_BLOCKS + 1) doubles: sumsq partials, then the total */
@@ -117,6 +117,9 @@ __device__ __forceinline__ float cu_ld(const float *p, size_t i) { return p[i]; 
 __device__ __forceinline__ float cu_ld(const bf16 *p, size_t i) { return __bfloat162float(p[i]); }
 __device__ __forceinline__ void cu_st(float *p, size_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void cu_st(bf16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+/* v as a store to p's type would leave it (a value kept in a register must round as memory would) */
+__device__ __forceinline__ float cu_round(const float *, float v) { return v; }
+__device__ __forceinline__ float cu_round(const bf16 *, float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 /* run the body (the variadic part: it may hold commas) with T the element type of dt (float or bf16) */
 #define CU_DISPATCH(dt, ...) do { \

@@ -11,9 +11,12 @@
  * depend on its shape, dtypes, epilogue and on how the pointers are
  * aligned (the heuristic may assume 256-byte alignment; a kernel chosen
  * so would misread a view into the middle of a tensor).  Each distinct
- * key is planned once and kept (CU_LT_PLANS, the oldest replaced beyond);
- * a training step sees a few dozen shapes, so the loop plans nothing after
- * its first step.  A key the heuristic has no algorithm for is kept as
+ * key is planned once and kept (CU_LT_PLANS, the least recently used
+ * replaced beyond).  A training step's layers share a dozen shapes, planned
+ * in its first step; only the head's GEMMs, whose row count is the number
+ * of loss positions in the micro-batch, meet new shapes later (a few
+ * heuristic calls per micro-batch, host time only), and recency keeps the
+ * layers' plans from being pushed out by them.  A key the heuristic has no algorithm for is kept as
  * "none" and runs through cublasGemmEx, as every GEMM does with
  * DLLM_CUDA_GEMM=ex (bias then by filling the output first, beta = 1).
  * Does not: activation epilogues (SwiGLU is two GEMM outputs, not one
@@ -32,11 +35,12 @@ struct cu_lt_key {   /* everything the plan depends on; compared with memcmp, so
 struct cu_lt_plan {
     cu_lt_key key;
     int usable;   /* 0: the heuristic found no algorithm (GemmEx runs it) */
+    unsigned long long used;   /* the cache's clock at its last use (least recently used goes first) */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
 };
-struct cu_lt_cache { cu_lt_plan p[CU_LT_PLANS]; int n, next; };
+struct cu_lt_cache { cu_lt_plan p[CU_LT_PLANS]; int n; unsigned long long clock; };
 
 static cudaDataType_t cu_dtype(dl_dtype dt) { return dt == DL_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
@@ -58,11 +62,11 @@ void cu_gemm_close(cuda_state *st) {
     st->lt_plans = NULL;
 }
 
-/* the largest power of two (<= 256) that divides the address */
+/* the largest power of two (<= 256) that divides the address (capped
+ * before narrowing: an address aligned to 4 GiB must not give 0) */
 static uint32_t align_of(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    uint32_t al = a ? (uint32_t)(a & (~a + 1)) : 256u;
-    return al > 256u ? 256u : al;
+    uintptr_t a = (uintptr_t)p, al = a & (~a + 1);
+    return !a || al >= 256u ? 256u : (uint32_t)al;
 }
 
 /* descriptors + heuristic for key k (bias: the pointer the heuristic sees) */
@@ -110,16 +114,19 @@ static void plan_make(cuda_state *st, cu_lt_plan *p, const cu_lt_key *k, const v
 
 static const cu_lt_plan *plan_for(cuda_state *st, const cu_lt_key *k, const void *bias) {
     cu_lt_cache *c = st->lt_plans;
+    c->clock++;
     for (int i = 0; i < c->n; i++)
-        if (!memcmp(&c->p[i].key, k, sizeof *k)) return &c->p[i];
+        if (!memcmp(&c->p[i].key, k, sizeof *k)) { c->p[i].used = c->clock; return &c->p[i]; }
     cu_lt_plan *p;
     if (c->n < CU_LT_PLANS) p = &c->p[c->n++];
-    else {   /* full: replace the oldest (a matmul reads its descriptors when called, not when it runs) */
-        p = &c->p[c->next];
-        c->next = (c->next + 1) % CU_LT_PLANS;
+    else {   /* full: replace the least recently used (a matmul reads its descriptors when called, not when it runs) */
+        p = &c->p[0];
+        for (int i = 1; i < c->n; i++)
+            if (c->p[i].used < p->used) p = &c->p[i];
         plan_free(p);
     }
     plan_make(st, p, k, bias);
+    p->used = c->clock;
     return p;
 }
 

@@ -7,7 +7,7 @@
  *   in order (a block-wide prefix sum of the match flags, warp shuffles
  *   then the warp totals), and adds those rows, thread t on columns t,
  *   t + RS_THREADS, ...: the adds into one element come from one thread,
- *   in order of m.
+ *   in order of m.  dst and src must not overlap.
  * Before, one thread per column walked all M rows: D threads in all (768
  * for a 124M model), a serial loop of M read-modify-writes each.
  */
@@ -38,10 +38,23 @@ __global__ void k_row_scatter_add(TD *dst, const TS *src, const TI *idx, int M, 
         }
         if (flag) mine[base + x - 1] = m;
         __syncthreads();
-        for (int i = 0; i < total; i++) {
-            int r = mine[i];
-            size_t o = (size_t)idx[r] * D, s = (size_t)r * D;
-            for (int j = t; j < D; j += RS_THREADS) cu_st(dst, o + j, cu_ld(dst, o + j) + cu_ld(src, s + j));
+        /* a run of rows with the same destination adds in a register and is
+         * stored once, rounded to TD after every add, so the bits are those of
+         * adding in memory (the mask token: half of a diffusion batch's ids) */
+        for (int j = t; j < D; j += RS_THREADS) {
+            long long cur = -1;
+            float acc = 0;
+            for (int i = 0; i < total; i++) {
+                int r = mine[i];
+                long long id = (long long)idx[r];
+                if (id != cur) {
+                    if (cur >= 0) cu_st(dst, (size_t)cur * D + j, acc);
+                    cur = id;
+                    acc = cu_ld(dst, (size_t)cur * D + j);
+                }
+                acc = cu_round(dst, acc + cu_ld(src, (size_t)r * D + j));
+            }
+            if (cur >= 0) cu_st(dst, (size_t)cur * D + j, acc);
         }
         __syncthreads();   /* mine and warp_sum are reused by the next tile */
     }

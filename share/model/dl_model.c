@@ -92,6 +92,7 @@ struct dl_acts {
     float *dq_in, *dk_in;        /* (N,Hq*E) (N,Hk*E) qk_norm only: gradients before the per-head norm */
     float *dhs, *dxg;            /* (M,D) */
     float *dhs_part;             /* (M,D) chunked head only: one chunk's part of dhs */
+    float *dhs_acc, *dhs_part32; /* (M,D) f32 each, chunked head in bf16 only: the sum over chunks in f32 */
     /* the last forward */
     int fB, fT, fM, f_valid, f_has_targets, f_has_lens, f_block, pos_T, pos_N;
     int pos_half;                /* pos holds i mod T/2 (DL_ATTN_BD3: x_t and x_0 share positions) */
@@ -506,9 +507,10 @@ void dl_model_init_weights(dl_model *m, uint64_t seed) {
 /* att_keep: 1 carves the (B,Hq,T,T) probabilities per layer (the forward
  * stores them, the backward reads them); 0 for a backend that recomputes
  * them (flash-style).  scratch_f: floats of attention-backward scratch. */
-/* xc: vocabulary columns of the head's logits (V: unchunked). */
+/* xc: vocabulary columns of the head's logits (V: unchunked); acc32: the
+ * chunked head's f32 accumulator for dhs (bf16 compute). */
 static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode, int att_keep,
-                          size_t scratch_f, int xc, struct dl_acts *a) {
+                          size_t scratch_f, int xc, int acc32, struct dl_acts *a) {
     size_t N = (size_t)B * T, D = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
            M = M_max > 0 ? (size_t)M_max : 1, ATT = (size_t)B * c->n_heads * T * T,
@@ -548,6 +550,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
         CARVE(z->dgate, float, N * F); CARVE(z->dup, float, N * F); CARVE(z->dact, float, N * F);
         CARVE(z->dhs, float, M * D); CARVE(z->dxg, float, M * D);
         if (xc < (int)V) { CARVE(z->dhs_part, float, M * D); }
+        if (xc < (int)V && acc32) { CARVE(z->dhs_acc, float, M * D); CARVE(z->dhs_part32, float, M * D); }
         if (c->qk_norm) { CARVE(z->dq_in, float, N * QD); CARVE(z->dk_in, float, N * KD); }
     }
 #undef CARVE
@@ -557,7 +560,7 @@ static size_t acts_layout(const dl_config *c, int B, int T, int M_max, dl_acts_m
 size_t dl_model_acts_bytes(const dl_config *c, int B, int T, int M_max, dl_acts_mode mode) {
     if (B <= 0 || T <= 0 || M_max < 0) return 0;
     size_t att = (size_t)B * c->n_heads * T * T;   /* the CPU backend's choice: probabilities kept */
-    return acts_layout(c, B, T, M_max, mode, 1, att, c->vocab_size, NULL) * sizeof(float);
+    return acts_layout(c, B, T, M_max, mode, 1, att, c->vocab_size, 0, NULL) * sizeof(float);
 }
 
 int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, char *err, size_t errlen) {
@@ -589,7 +592,7 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
     a->L = L;
     a->B = B; a->T = T; a->M = M_max; a->mode = mode;
     a->xc = m->xent_chunk > 0 && m->xent_chunk < c->vocab_size ? m->xent_chunk : c->vocab_size;
-    a->n = acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, NULL);
+    a->n = acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, m->dtype == DL_BF16, NULL);
     a->block = dl_dev_alloc(m->dev, a->n * sizeof(float));
     if (!a->block) {
         size_t n = a->n;
@@ -597,7 +600,7 @@ int dl_model_reserve(dl_model *m, int B, int T, int M_max, dl_acts_mode mode, ch
         return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate activations (%.1f MB) "
                          "for batch %d x %d", n * 4.0 / 1e6, B, T);
     }
-    acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, a);
+    acts_layout(c, B, T, M_max, mode, att_keep, scratch_f, a->xc, m->dtype == DL_BF16, a);
     m->acts = a;
     return 0;
 }
@@ -737,7 +740,8 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
     const dl_dtype dt = m->dtype;
     const int32_t *lens = a->f_has_lens ? a->lens : NULL;
     /* head: probs -> dlogits -> d hs -> d xg (final norm) -> scatter into dx */
-    if (a->xc < V)   /* block by block, each block's logits made again */
+    if (a->xc < V) {   /* block by block, each block's logits made again; in bf16 the blocks' parts add in f32 */
+        const size_t MD = (size_t)M * D;
         for (int v0 = 0; v0 < V; v0 += a->xc) {
             int n = V - v0 < a->xc ? V - v0 : a->xc;
             const void *w = head_rows(m, cw(m, m->lm_head), v0);
@@ -745,9 +749,15 @@ int dl_model_backward(dl_model *m, const float *dce, char *err, size_t errlen) {
             dl_k_linear_fwd(d, dt, xwdt(m), a->logits, a->hs, w, NULL, M, D, n);
             dl_k_xent_chunk_bwd(d, dt, a->logits, a->xstat, dce, a->targets, M, v0, n);
             dl_k_linear_bwd(d, dt, v0 ? a->dhs_part : a->dhs, gw, NULL, a->logits, a->hs, w, M, D, n);
-            if (v0) dl_k_add_inplace(d, dt, a->dhs, a->dhs_part, (size_t)M * D);
+            if (dt == DL_F32) { if (v0) dl_k_add_inplace(d, dt, a->dhs, a->dhs_part, MD); }
+            else if (!v0) dl_k_convert(d, a->dhs_acc, DL_F32, a->dhs, dt, MD);
+            else {
+                dl_k_convert(d, a->dhs_part32, DL_F32, a->dhs_part, dt, MD);
+                dl_k_add_inplace(d, DL_F32, a->dhs_acc, a->dhs_part32, MD);
+            }
         }
-    else {
+        if (dt != DL_F32) dl_k_convert(d, a->dhs, dt, a->dhs_acc, DL_F32, MD);
+    } else {
         dl_k_softmax_xent_bwd(d, dt, a->logits, dce, a->targets, M, V);
         dl_k_linear_bwd(d, dt, a->dhs, G(m->lm_head), NULL, a->logits, a->hs, cw(m, m->lm_head), M, D, V);
     }

@@ -580,6 +580,7 @@ static void build_cases(void) {
     }
     /* many rows and repeated indices: CUDA's row scatter (kernels/cuda/rowscatter.h) works in tiles of 256 */
     ADD(DL_OP_EMBEDDING_BWD, run_embedding, "N=%d D=%d V=%d (repeated ids, several tiles)", 1000, 67, 50);
+    ADD(DL_OP_EMBEDDING_BWD, run_embedding, "N=%d D=%d V=%d (several ids per CUDA block, interleaved)", 1500, 9, 3000);
     ADD(DL_OP_SCATTER_ADD_ROWS, run_rows, "M=%d D=%d into N=%d (repeated indices, several tiles)", 700, 33, 80);
     /* many rows: CUDA sums dw / dbias over rows in chunks (kernels/cuda/colsum.h), the last one ragged */
     ADD(DL_OP_RMSNORM_BWD, run_rmsnorm, "N=%d D=%d (row chunks)", 1000, 67);

@@ -438,9 +438,9 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     p->align[a - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES] = *(const uint32_t *)buf;
     return CUBLAS_STATUS_SUCCESS;
 }
-static uint32_t align_of(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    return a ? (uint32_t)(a & (~a + 1)) : 256u;
+static uint32_t align_of(const void *p) {   /* capped at 256 before narrowing, as gemm.cu's */
+    uintptr_t a = (uintptr_t)p, al = a & (~a + 1);
+    return !a || al >= 256u ? 256u : (uint32_t)al;
 }
 /* the algorithm remembers the alignments it may assume (data[0..3]) and the bias alignment (data[4]) */
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a,
