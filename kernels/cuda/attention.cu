@@ -42,8 +42,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_fwd(a
     const int g = h / (a.Hq / a.Hk);
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
     const size_t krow = a.mode == MODE_CACHED && a.rows ? (size_t)a.rows[b] : (size_t)b;
-    const T *qb = a.q + (size_t)b * a.nq * ldq + (size_t)h * E;
-    const T *kb = a.k + krow * a.Tk * ldk + (size_t)g * E, *vb = a.v + krow * a.Tk * ldk + (size_t)g * E;
+    const T *qb = attn_q_head(a, a.q, b, h), *kb = attn_k_head(a, a.k, krow, g), *vb = attn_k_head(a, a.v, krow, g);
     const float sc = 1.0f / sqrtf((float)E);
     load_tile(Qs, qb, ldq, i0, QB, a.nq, E);
     int jm[QPW];
@@ -205,8 +204,8 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dq(at
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * QB, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int g = h / (a.Hq / a.Hk);
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
-    const T *qb = a.q + (size_t)b * Tn * ldq + (size_t)h * E, *db = dout + (size_t)b * Tn * ldq + (size_t)h * E;
-    const T *kb = a.k + (size_t)b * a.Tk * ldk + (size_t)g * E, *vb = a.v + (size_t)b * a.Tk * ldk + (size_t)g * E;
+    const T *qb = attn_q_head(a, a.q, b, h), *db = attn_q_head(a, dout, b, h);
+    const T *kb = attn_k_head(a, a.k, b, g), *vb = attn_k_head(a, a.v, b, g);
     const float sc = 1.0f / sqrtf((float)E);
     load_tile(Qs, qb, ldq, i0, QB, Tn, E);
     load_tile(dOs, db, ldq, i0, QB, Tn, E);
@@ -272,7 +271,7 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dkdv(
     const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * KB, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int rep = a.Hq / a.Hk;
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
-    const T *kb = a.k + (size_t)b * a.Tk * ldk + (size_t)g * E, *vb = a.v + (size_t)b * a.Tk * ldk + (size_t)g * E;
+    const T *kb = attn_k_head(a, a.k, b, g), *vb = attn_k_head(a, a.v, b, g);
     const float sc = 1.0f / sqrtf((float)E);
     load_tile(Ks, kb, ldk, k0, KB, a.Tk, E);
     load_tile(Vs, vb, ldk, k0, KB, a.Tk, E);
@@ -281,11 +280,9 @@ template <typename T> __global__ void __launch_bounds__(NWARP * 32) k_attn_dkdv(
     for (int kk = 0; kk < KPW; kk++)
 #pragma unroll
         for (int r = 0; r < EPL; r++) ak[kk][r] = av[kk][r] = 0.0f;
-    /* the first query that can see key k0 (causal: k0; block: k0's block start) */
-    int ifirst = a.mask == DL_ATTN_CAUSAL ? k0 : a.mask == DL_ATTN_BLOCK ? k0 / a.block * a.block : 0;
-    ifirst = ifirst / QT * QT;
+    const int ifirst = attn_first_query_tile(a, k0, QT);
     for (int h = g * rep; h < (g + 1) * rep; h++) {
-        const T *qb = a.q + (size_t)b * Tn * ldq + (size_t)h * E, *db = dout + (size_t)b * Tn * ldq + (size_t)h * E;
+        const T *qb = attn_q_head(a, a.q, b, h), *db = attn_q_head(a, dout, b, h);
         for (int i0 = ifirst; i0 < Tn; i0 += QT) {
             __syncthreads();
             load_tile(Qs, qb, ldq, i0, QT, Tn, E);

@@ -99,8 +99,7 @@ __global__ void __launch_bounds__(MW * 32) k_mma_fwd(attn_args<bf16> a) {
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * MT, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int g = h / (a.Hq / a.Hk);
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
-    const bf16 *qb = a.q + (size_t)b * a.nq * ldq + (size_t)h * E;
-    const bf16 *kb = a.k + (size_t)b * a.Tk * ldk + (size_t)g * E, *vb = a.v + (size_t)b * a.Tk * ldk + (size_t)g * E;
+    const bf16 *qb = attn_q_head(a, a.q, b, h), *kb = attn_k_head(a, a.k, b, g), *vb = attn_k_head(a, a.v, b, g);
     const float sc = 1.0f / sqrtf((float)E);
     /* this lane's row of the warp's 16: two lanes a row, `half` takes the
      * columns (and values of E) of its parity, so the pair's accesses fall
@@ -175,8 +174,8 @@ __global__ void __launch_bounds__(MW * 32) k_mma_dq(attn_args<bf16> a, bf16 *dq,
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * MT, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int g = h / (a.Hq / a.Hk);
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
-    const bf16 *qb = a.q + (size_t)b * Tn * ldq + (size_t)h * E, *db = dout + (size_t)b * Tn * ldq + (size_t)h * E;
-    const bf16 *kb = a.k + (size_t)b * a.Tk * ldk + (size_t)g * E, *vb = a.v + (size_t)b * a.Tk * ldk + (size_t)g * E;
+    const bf16 *qb = attn_q_head(a, a.q, b, h), *db = attn_q_head(a, dout, b, h);
+    const bf16 *kb = attn_k_head(a, a.k, b, g), *vb = attn_k_head(a, a.v, b, g);
     const float sc = 1.0f / sqrtf((float)E);
     const int r = w * 16 + (lane >> 1), half = lane & 1, i = i0 + r;
     const int jm = i < Tn ? jmax_of(a, b, i) : 0;
@@ -240,18 +239,16 @@ __global__ void __launch_bounds__(MW * 32) k_mma_dkdv(attn_args<bf16> a, bf16 *d
     const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * MT, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int rep = a.Hq / a.Hk;
     const size_t ldq = (size_t)a.Hq * E, ldk = (size_t)a.Hk * E;
-    const bf16 *kb = a.k + (size_t)b * a.Tk * ldk + (size_t)g * E, *vb = a.v + (size_t)b * a.Tk * ldk + (size_t)g * E;
+    const bf16 *kb = attn_k_head(a, a.k, b, g), *vb = attn_k_head(a, a.v, b, g);
     const float sc = 1.0f / sqrtf((float)E);
     /* this lane: key row kr of the block (j = k0 + kr), 32 of the NT query columns */
     const int kr = w * 16 + (lane >> 1), half = lane & 1, j = k0 + kr;
     for (int e = half; e < E; e += 2) dKs[(size_t)kr * lo + e] = dVs[(size_t)kr * lo + e] = 0.0f;
     load_rows(Ks, lb, kb, ldk, k0, a.Tk, E);
     load_rows(Vs, lb, vb, ldk, k0, a.Tk, E);
-    /* the first query that can see key k0 (causal: k0; block: k0's block start) */
-    int ifirst = a.mask == DL_ATTN_CAUSAL ? k0 : a.mask == DL_ATTN_BLOCK ? k0 / a.block * a.block : 0;
-    ifirst = ifirst / NT * NT;
+    const int ifirst = attn_first_query_tile(a, k0, NT);
     for (int h = g * rep; h < (g + 1) * rep; h++) {
-        const bf16 *qb = a.q + (size_t)b * Tn * ldq + (size_t)h * E, *db = dout + (size_t)b * Tn * ldq + (size_t)h * E;
+        const bf16 *qb = attn_q_head(a, a.q, b, h), *db = attn_q_head(a, dout, b, h);
         for (int q0 = ifirst; q0 < Tn; q0 += NT) {
             __syncthreads();   /* the previous Q / dO tiles and L / D / J are no longer read */
             load_rows(Qs, lb, qb, ldq, q0, Tn, E);

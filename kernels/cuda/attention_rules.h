@@ -36,6 +36,23 @@ template <typename T> __device__ __forceinline__ int jmax_of(const attn_args<T> 
     return j < len ? j : len;
 }
 
+/* head h's first element of batch row b in a query-side tensor (q, dout,
+ * dq: (B, nq, Hq*E) row-major), and head g's of cache / batch row `row` in
+ * a key-side one (k, v: (rows, Tk, Hk*E)); both twins address heads so */
+template <typename T, typename P> __device__ __forceinline__ P *attn_q_head(const attn_args<T> &a, P *x, int b, int h) {
+    return x + (size_t)b * a.nq * ((size_t)a.Hq * a.E) + (size_t)h * a.E;
+}
+template <typename T, typename P> __device__ __forceinline__ P *attn_k_head(const attn_args<T> &a, P *x, size_t row,
+                                                                            int g) {
+    return x + row * a.Tk * ((size_t)a.Hk * a.E) + (size_t)g * a.E;
+}
+/* the first tile (of tile queries) holding a query that can see key k0:
+ * causal k0's, block the start of k0's block, else 0 (BD3 included) */
+template <typename T> __device__ __forceinline__ int attn_first_query_tile(const attn_args<T> &a, int k0, int tile) {
+    int i = a.mask == DL_ATTN_CAUSAL ? k0 : a.mask == DL_ATTN_BLOCK ? k0 / a.block * a.block : 0;
+    return i / tile * tile;
+}
+
 template <typename T> __device__ __forceinline__ bool vis(const attn_args<T> &a, int b, int i, int j) {
     return a.mask != DL_ATTN_BD3 ||
            dl_attn_visible(i, j, a.lens ? a.lens[b] : a.Tk, a.Tk, DL_ATTN_BD3, a.block);
