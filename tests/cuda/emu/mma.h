@@ -36,23 +36,23 @@ inline void check(const void *p, const void *last, unsigned ldm, unsigned mult, 
     }
 }
 
+/* a bf16 tile into v (v[x][y] at p[x*ldm + y], or at p[y*ldm + x] when transposed), the rules checked */
+inline void load_bf16_tile(float (*v)[16], const __nv_bfloat16 *p, unsigned ldm, bool transposed, const char *what) {
+    check(p, p + 15 * ldm + 15, ldm, 8, what);
+    for (int x = 0; x < 16; x++)
+        for (int y = 0; y < 16; y++) v[x][y] = __bfloat162float(transposed ? p[y * ldm + x] : p[x * ldm + y]);
+}
 template <int M, int N, int K>
 void load_matrix_sync(fragment<matrix_a, M, N, K, __nv_bfloat16, row_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
-    check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_a");
-    for (int r = 0; r < 16; r++)
-        for (int k = 0; k < 16; k++) f.v[r][k] = __bfloat162float(p[r * ldm + k]);
+    load_bf16_tile(f.v, p, ldm, false, "load matrix_a");
 }
 template <int M, int N, int K>
 void load_matrix_sync(fragment<matrix_b, M, N, K, __nv_bfloat16, row_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
-    check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_b row_major");
-    for (int k = 0; k < 16; k++)
-        for (int n = 0; n < 16; n++) f.v[k][n] = __bfloat162float(p[k * ldm + n]);
+    load_bf16_tile(f.v, p, ldm, false, "load matrix_b row_major");
 }
 template <int M, int N, int K>
 void load_matrix_sync(fragment<matrix_b, M, N, K, __nv_bfloat16, col_major> &f, const __nv_bfloat16 *p, unsigned ldm) {
-    check(p, p + 15 * ldm + 15, ldm, 8, "load matrix_b col_major");
-    for (int k = 0; k < 16; k++)
-        for (int n = 0; n < 16; n++) f.v[k][n] = __bfloat162float(p[n * ldm + k]);
+    load_bf16_tile(f.v, p, ldm, true, "load matrix_b col_major");
 }
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t l) {
