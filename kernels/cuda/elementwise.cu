@@ -127,27 +127,27 @@ __global__ void k_sumsq_final(double *part, int nparts, double *norm_scale, doub
     norm_scale[0] = sqrt(s);
     norm_scale[1] = dl_k_clip_factor(norm_scale[0], clip);
 }
-double cu_sumsq(dl_dev *d, const float *x, size_t n) {
-    if (!n) return 0.0;
-    cuda_state *st = cu_state(d);
-    CU_LAUNCH(CU_RED_BLOCKS, 256, 0, st->s, k_sumsq_part)(st->red, x, n);
-    CUDA_LAUNCHED();
-    CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS, (double *)NULL, 0.0);
-    CUDA_LAUNCHED();
-    CUDA_CHECK(cudaMemcpyAsync(st->red_host, st->red + CU_RED_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost, st->s));
-    CUDA_CHECK(cudaStreamSynchronize(st->s));
-    return *st->red_host;
-}
-
-/* the same two passes, ending on the device: nothing comes back to the host */
-void cu_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
-    cuda_state *st = cu_state(d);
+/* both passes on the stream: the total into st->red[CU_RED_BLOCKS], or
+ * (norm_scale) the norm and its clip factor there */
+static void sumsq_passes(cuda_state *st, const float *x, size_t n, double *norm_scale, double clip) {
     if (n) {
         CU_LAUNCH(CU_RED_BLOCKS, 256, 0, st->s, k_sumsq_part)(st->red, x, n);
         CUDA_LAUNCHED();
     } else CUDA_CHECK(cudaMemsetAsync(st->red, 0, CU_RED_BLOCKS * sizeof(double), st->s));
     CU_LAUNCH(1, 256, 0, st->s, k_sumsq_final)(st->red, CU_RED_BLOCKS, norm_scale, clip);
     CUDA_LAUNCHED();
+}
+double cu_sumsq(dl_dev *d, const float *x, size_t n) {
+    if (!n) return 0.0;
+    cuda_state *st = cu_state(d);
+    sumsq_passes(st, x, n, (double *)NULL, 0.0);
+    CUDA_CHECK(cudaMemcpyAsync(st->red_host, st->red + CU_RED_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost, st->s));
+    CUDA_CHECK(cudaStreamSynchronize(st->s));
+    return *st->red_host;
+}
+/* the same two passes, ending on the device: nothing comes back to the host */
+void cu_grad_clip(dl_dev *d, double *norm_scale, const float *x, size_t n, double clip) {
+    sumsq_passes(cu_state(d), x, n, norm_scale, clip);
 }
 
 /* the shortest decimal (<= 9 digits) that rounds to x, as a double (as
