@@ -426,7 +426,22 @@ dl_dtype dl_model_compute_begin(dl_model *m) {
     refresh_compute(m);
     return xwdt(m);
 }
-const void *dl_model_cview(const dl_model *m, const float *p) { return cw(m, p); }
+
+void dl_model_head_rows(dl_model *m, float *xg, float *hs, float *rstd, const float *x, const int32_t *sel, int M) {
+    const dl_config *c = &m->cfg;
+    dl_k_gather_rows(m->dev, m->dtype, xg, x, sel, M, c->dim);
+    dl_k_rmsnorm_fwd(m->dev, m->dtype, hs, rstd, xg, cw(m, m->final_norm), M, c->dim, c->norm_eps);
+}
+
+void dl_model_head_logits_f32(dl_model *m, float *logits, void *scratch, const float *hs, int M) {
+    const dl_config *c = &m->cfg;
+    if (m->dtype == DL_F32) {
+        dl_k_linear_fwd(m->dev, DL_F32, xwdt(m), logits, hs, m->xlm_head, NULL, M, c->dim, c->vocab_size);
+        return;
+    }
+    dl_k_linear_fwd(m->dev, m->dtype, xwdt(m), scratch, hs, m->xlm_head, NULL, M, c->dim, c->vocab_size);
+    dl_k_convert(m->dev, logits, DL_F32, scratch, m->dtype, (size_t)M * c->vocab_size);
+}
 
 /* a bf16-weight model has no fp32 masters to train */
 static int refuse_low(const dl_model *m, const char *what, char *err, size_t errlen) {
@@ -666,8 +681,7 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
     }
     if (M > 0) {   /* head at the selected rows only */
         dl_dev_d2d(d, a->sel, sel, (size_t)M * sizeof *sel);
-        dl_k_gather_rows(d, dt, a->xg, a->res_out, a->sel, M, D);
-        dl_k_rmsnorm_fwd(d, dt, a->hs, a->rstd_h, a->xg, cw(m, m->final_norm), M, D, c->norm_eps);
+        dl_model_head_rows(m, a->xg, a->hs, a->rstd_h, a->res_out, a->sel, M);
         if (targets) dl_dev_d2d(d, a->targets, targets, (size_t)M * sizeof *targets);
         if (a->xc < V) {   /* the loss block by block: no (M, V) logits */
             if (!targets)
@@ -681,14 +695,11 @@ int dl_model_forward(dl_model *m, const uint32_t *ids, const int32_t *lens, int 
         } else if (targets) {
             dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
             dl_k_softmax_xent_fwd(d, dt, ce, a->logits, a->targets, M, V);
-        } else {
-            dl_k_linear_fwd(d, dt, wdt, a->logits, a->hs, m->xlm_head, NULL, M, D, V);
-            if (m->dtype == DL_BF16) {   /* the f32 logits samplers read, made on first need (training never does) */
-                if (!a->logits32 && !(a->logits32 = dl_dev_alloc(d, (size_t)a->M * V * sizeof(float))))
-                    return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
-                                     (double)a->M * V * 4 / 1e6);
-                dl_k_convert(d, a->logits32, DL_F32, a->logits, DL_BF16, (size_t)M * V);
-            }
+        } else {   /* bf16: the f32 logits samplers read get their own buffer, made on first need (training never does) */
+            if (dt != DL_F32 && !a->logits32 && !(a->logits32 = dl_dev_alloc(d, (size_t)a->M * V * sizeof(float))))
+                return dl_seterr(err, errlen, -DL_EXIT_IO, "model: cannot allocate f32 logits (%.1f MB)",
+                                 (double)a->M * V * 4 / 1e6);
+            dl_model_head_logits_f32(m, dt == DL_F32 ? a->logits : a->logits32, a->logits, a->hs, M);
         }
     }
     a->f_has_lens = lens != NULL; a->f_mask = mask; a->f_block = block;

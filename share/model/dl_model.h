@@ -274,11 +274,15 @@ void dl_model_mlp_fwd(dl_model *m, const dl_layer_params *p, float *out, const f
                       float *gate, float *up, float *act, float *tmp, int N);
 /* For the cache forwards (dl_model_kv.c, dl_model_dcache.c), which run the
  * same blocks in m->dtype: dl_model_compute_begin makes the bf16 compute
- * copy current (if any) and returns the dtype of the matrix views m->x*;
- * dl_model_cview is the tensor an op reads for the master view p (p, or
- * its place in the compute copy). */
+ * copy current (if any) and returns the dtype of the matrix views m->x*. */
 dl_dtype dl_model_compute_begin(dl_model *m);
-const void *dl_model_cview(const dl_model *m, const float *p);
+/* The head's input at the M selected rows sel of x (N, D): xg = x[sel],
+ * hs = the final norm of xg (rstd (M)); in m->dtype, as every forward. */
+void dl_model_head_rows(dl_model *m, float *xg, float *hs, float *rstd, const float *x, const int32_t *sel, int M);
+/* logits (M, V, f32) = the head of hs (M, D): in bf16 compute the GEMM
+ * writes bf16 into scratch (M*V bf16), then one conversion (what the
+ * samplers read is f32 whatever the compute). */
+void dl_model_head_logits_f32(dl_model *m, float *logits, void *scratch, const float *hs, int M);
 
 /* ---------------------------------------------------------------- KV cache
  * Incremental causal (autoregressive) inference, dl_model_kv.c: a cache of

@@ -172,13 +172,8 @@ int dl_model_forward_window(dl_model *m, dl_dcache *kv, const uint32_t *ids, int
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
     if (M) {
-        dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, M, D);
-        dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, dl_model_cview(m, m->final_norm), M, D, c->norm_eps);
-        if (dt == DL_F32) dl_k_linear_fwd(d, dt, wdt, kv->logits, kv->hs, m->xlm_head, NULL, M, D, V);
-        else {
-            dl_k_linear_fwd(d, dt, wdt, kv->logits16, kv->hs, m->xlm_head, NULL, M, D, V);
-            dl_k_convert(d, kv->logits, DL_F32, kv->logits16, dt, (size_t)M * V);
-        }
+        dl_model_head_rows(m, kv->xg, kv->hs, kv->rstd_h, kv->x, kv->sel, M);
+        dl_model_head_logits_f32(m, kv->logits, kv->logits16, kv->hs, M);
     }
     *logits = kv->logits;
     return 0;

@@ -164,13 +164,8 @@ int dl_model_forward_kv(dl_model *m, dl_kv *kv, const uint32_t *ids, int B, int 
         dl_k_add(d, dt, kv->x, kv->x, kv->tmp, (size_t)N * D);
         dl_model_mlp_fwd(m, p, kv->x, kv->x, kv->h, kv->rstd, kv->gate, kv->up, kv->act, kv->tmp, N);
     }
-    dl_k_gather_rows(d, dt, kv->xg, kv->x, kv->sel, B, D);
-    dl_k_rmsnorm_fwd(d, dt, kv->hs, kv->rstd_h, kv->xg, dl_model_cview(m, m->final_norm), B, D, c->norm_eps);
-    if (dt == DL_F32) dl_k_linear_fwd(d, dt, wdt, logits, kv->hs, m->xlm_head, NULL, B, D, V);
-    else {
-        dl_k_linear_fwd(d, dt, wdt, kv->logits16, kv->hs, m->xlm_head, NULL, B, D, V);
-        dl_k_convert(d, logits, DL_F32, kv->logits16, dt, (size_t)B * V);
-    }
+    dl_model_head_rows(m, kv->xg, kv->hs, kv->rstd_h, kv->x, kv->sel, B);
+    dl_model_head_logits_f32(m, logits, kv->logits16, kv->hs, B);
     return 0;
 }
 
